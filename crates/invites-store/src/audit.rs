@@ -1,0 +1,105 @@
+//! The audit log: one row for every invitation created, changed, accepted or removed.
+
+use chrono::{DateTime, Utc};
+use invites_domain::Principal;
+
+use crate::{Result, Store};
+
+/// Who did what to which invitation, from where. Written in the same transaction as the change.
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    pub actor_kind: String,
+    pub actor_id: String,
+    pub actor_display: String,
+    pub remote_addr: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl AuditEntry {
+    pub fn by(principal: &Principal, remote_addr: Option<String>, at: DateTime<Utc>) -> Self {
+        AuditEntry {
+            actor_kind: principal.kind.as_str().to_owned(),
+            actor_id: principal.id.to_string(),
+            actor_display: principal.display.clone(),
+            remote_addr,
+            at,
+        }
+    }
+
+    /// An entry for changes made by an operator through the command line.
+    pub fn operator(at: DateTime<Utc>) -> Self {
+        AuditEntry {
+            actor_kind: "operator".into(),
+            actor_id: "cli".into(),
+            actor_display: "invites admin".into(),
+            remote_addr: None,
+            at,
+        }
+    }
+}
+
+/// A stored audit row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub at_ms: i64,
+    pub actor_kind: String,
+    pub actor_display: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub remote_addr: Option<String>,
+    pub detail: String,
+}
+
+pub(crate) async fn write(
+    conn: &mut sqlx::SqliteConnection,
+    entry: &AuditEntry,
+    action: &str,
+    target_kind: &str,
+    target_id: &str,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(entry.at.timestamp_millis())
+    .bind(&entry.actor_kind)
+    .bind(&entry.actor_id)
+    .bind(&entry.actor_display)
+    .bind(action)
+    .bind(target_kind)
+    .bind(target_id)
+    .bind(&entry.remote_addr)
+    .bind(detail.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The audit rows about one target, oldest first.
+    pub async fn audit_for(&self, target_kind: &str, target_id: &str) -> Result<Vec<AuditRecord>> {
+        let rows: Vec<(i64, String, String, String, String, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT at, actor_kind, actor_display, action, target_kind, target_id, remote_addr, detail \
+             FROM audit_log WHERE target_kind = $1 AND target_id = $2 ORDER BY id",
+        )
+        .bind(target_kind)
+        .bind(target_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(at_ms, actor_kind, actor_display, action, target_kind, target_id, remote_addr, detail)| AuditRecord {
+                at_ms,
+                actor_kind,
+                actor_display,
+                action,
+                target_kind,
+                target_id,
+                remote_addr,
+                detail,
+            })
+            .collect())
+    }
+}

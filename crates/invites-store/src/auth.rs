@@ -1,0 +1,202 @@
+//! Credential and role lookups used to authenticate and authorize requests.
+
+use chrono::{DateTime, Utc};
+use invites_domain::{GroupRole, ObjectId, OrgRole, Principal, PrincipalKind};
+
+use crate::{parse_object_id, OrgRecord, ProjectRecord, Result, Store, StoreError};
+
+/// What Digest verification needs to know about an API key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyAuth {
+    pub principal_id: ObjectId,
+    pub org_id: ObjectId,
+    pub public_key: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+    /// Addresses or CIDR blocks the key may be used from; empty means anywhere.
+    pub access_list: Vec<String>,
+}
+
+/// What the OAuth2 token endpoint needs to know about a service account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccountAuth {
+    pub principal_id: ObjectId,
+    pub org_id: ObjectId,
+    pub client_id: String,
+    pub secret_sha256: String,
+}
+
+impl Store {
+    pub async fn api_key_by_public_key(&self, public_key: &str) -> Result<Option<ApiKeyAuth>> {
+        let row: Option<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT principal_id, org_id, public_key, ha1_md5, ha1_sha256 FROM api_keys WHERE public_key = $1",
+        )
+        .bind(public_key)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((principal, org, public_key, ha1_md5, ha1_sha256)) = row else {
+            return Ok(None);
+        };
+        let access_list: Vec<(String,)> =
+            sqlx::query_as("SELECT cidr FROM api_key_access_list WHERE api_key_id = $1 ORDER BY cidr")
+                .bind(&principal)
+                .fetch_all(self.pool())
+                .await?;
+        Ok(Some(ApiKeyAuth {
+            principal_id: parse_object_id(&principal)?,
+            org_id: parse_object_id(&org)?,
+            public_key,
+            ha1_md5,
+            ha1_sha256,
+            access_list: access_list.into_iter().map(|(c,)| c).collect(),
+        }))
+    }
+
+    pub async fn service_account_by_client_id(&self, client_id: &str) -> Result<Option<ServiceAccountAuth>> {
+        let row: Option<(String, String, String, String)> = sqlx::query_as(
+            "SELECT principal_id, org_id, client_id, secret_sha256 FROM service_accounts WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|(p, o, client_id, secret_sha256)| {
+            Ok(ServiceAccountAuth {
+                principal_id: parse_object_id(&p)?,
+                org_id: parse_object_id(&o)?,
+                client_id,
+                secret_sha256,
+            })
+        })
+        .transpose()
+    }
+
+    /// The principal an unexpired access token (given as its SHA-256 hex) belongs to.
+    pub async fn principal_by_token(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<Principal>> {
+        let row: Option<(String, String, Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT p.id, p.kind, sa.client_id, u.username, u.id \
+             FROM access_tokens t \
+             JOIN principals p ON p.id = t.principal_id \
+             LEFT JOIN service_accounts sa ON sa.principal_id = p.id \
+             LEFT JOIN users u ON u.principal_id = p.id \
+             WHERE t.token_sha256 = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+        )
+        .bind(token_sha256)
+        .bind(now.timestamp_millis())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((id, kind, client_id, username, user_id)) = row else {
+            return Ok(None);
+        };
+        let kind = match kind.as_str() {
+            "service_account" => PrincipalKind::ServiceAccount,
+            "user" => PrincipalKind::User,
+            "api_key" => PrincipalKind::ApiKey,
+            other => return Err(StoreError::Corrupt(format!("principal kind {other:?}"))),
+        };
+        Ok(Some(Principal {
+            kind,
+            id: parse_object_id(&id)?,
+            display: client_id.or(username).unwrap_or_else(|| id.clone()),
+            user_id,
+        }))
+    }
+
+    /// The roles `principal` holds in `org_id` (empty when none, or when the org does not exist).
+    pub async fn org_roles(&self, principal: ObjectId, org_id: ObjectId) -> Result<Vec<OrgRole>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT role FROM org_roles WHERE principal_id = $1 AND org_id = $2 ORDER BY role")
+                .bind(principal.to_string())
+                .bind(org_id.to_string())
+                .fetch_all(self.pool())
+                .await?;
+        rows.into_iter()
+            .map(|(r,)| r.parse().map_err(|_| StoreError::Corrupt(format!("org role {r:?}"))))
+            .collect()
+    }
+
+    /// The roles `principal` holds in `project_id`.
+    pub async fn project_roles(&self, principal: ObjectId, project_id: ObjectId) -> Result<Vec<GroupRole>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT role FROM project_roles WHERE principal_id = $1 AND project_id = $2 ORDER BY role",
+        )
+        .bind(principal.to_string())
+        .bind(project_id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(r,)| r.parse().map_err(|_| StoreError::Corrupt(format!("project role {r:?}"))))
+            .collect()
+    }
+
+    pub async fn org(&self, org_id: ObjectId) -> Result<Option<OrgRecord>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT name FROM orgs WHERE id = $1")
+            .bind(org_id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|(name,)| OrgRecord { id: org_id, name }))
+    }
+
+    pub async fn project(&self, project_id: ObjectId) -> Result<Option<ProjectRecord>> {
+        let row: Option<(String, String)> = sqlx::query_as("SELECT org_id, name FROM projects WHERE id = $1")
+            .bind(project_id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|(org, name)| {
+            Ok(ProjectRecord {
+                id: project_id,
+                org_id: parse_object_id(&org)?,
+                name,
+            })
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::fresh;
+    use chrono::Duration;
+
+    #[tokio::test]
+    async fn tokens_resolve_until_they_expire() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let org = store.create_org("Acme", now).await.unwrap();
+        let sa = store.create_service_account(org.id, "mdb_sa_id_1", "robot", "ff", now).await.unwrap();
+        store
+            .create_access_token(sa.principal_id, "aa11", Some(now + Duration::seconds(3600)), now)
+            .await
+            .unwrap();
+        let p = store.principal_by_token("aa11", now).await.unwrap().unwrap();
+        assert_eq!(p.kind, PrincipalKind::ServiceAccount);
+        assert_eq!(p.display, "mdb_sa_id_1");
+        assert!(store.principal_by_token("aa11", now + Duration::seconds(3601)).await.unwrap().is_none());
+        assert!(store.principal_by_token("bb22", now).await.unwrap().is_none());
+        assert_eq!(store.purge_expired_tokens(now + Duration::seconds(3601)).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn api_keys_carry_their_access_list() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let org = store.create_org("Acme", now).await.unwrap();
+        let key = store.create_api_key(org.id, "pubkey01", "", "m", "s", now).await.unwrap();
+        store.add_access_list_entry(key.principal_id, "127.0.0.1/32").await.unwrap();
+        let auth = store.api_key_by_public_key("pubkey01").await.unwrap().unwrap();
+        assert_eq!(auth.access_list, vec!["127.0.0.1/32".to_owned()]);
+        assert_eq!(auth.ha1_md5, "m");
+        assert!(store.api_key_by_public_key("nope").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn community_users_resolve_with_their_integer_id() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let user = store.create_user("m@example.com", "M", now).await.unwrap();
+        store.create_access_token(user.principal_id, "cc33", None, now).await.unwrap();
+        let p = store.principal_by_token("cc33", now).await.unwrap().unwrap();
+        assert_eq!(p.kind, PrincipalKind::User);
+        assert_eq!(p.user_id, Some(user.id));
+    }
+}
