@@ -1,1 +1,109 @@
-//! placeholder
+//! The HTTP API of the invitation service: operation definitions (the source of the generated
+//! OpenAPI document), the error body, authentication and the edge middleware.
+//!
+//! This crate compiles without a database: handlers reach data only through [`Backend`], which
+//! the server crate implements. [`spec_json`] therefore needs nothing but this crate, and
+//! [`app`] is the one application constructor shared by `invites serve`, tests and benchmarks.
+
+pub mod atlas;
+pub mod auth;
+pub mod backend;
+pub mod edge;
+pub mod error;
+pub mod model;
+pub mod oauth;
+pub mod params;
+
+use std::sync::Arc;
+
+use poem::endpoint::make_sync;
+use poem::web::Html;
+use poem::{get, Endpoint, EndpointExt, IntoResponse, Route};
+use poem_openapi::OpenApiService;
+
+pub use auth::{AuthConfig, REALM};
+pub use backend::{ApiKeyCredential, Backend, Caller, IssuedToken, Scope};
+
+/// Largest request body accepted, in bytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+type Apis = (atlas::AtlasApi, oauth::ServiceApi);
+
+fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (atlas::AtlasApi, oauth::ServiceApi),
+        "Invitation service",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Invitation management for three API families in one server: the MongoDB Atlas \
+             Administration API v2 (`/api/atlas/v2`, Digest API keys or service-account tokens), \
+             the Ops Manager Public API v1.0 (`/api/public/v1.0`, Digest API keys) and a community \
+             platform's API v2 (`/api/v2`, Bearer tokens). Every error is an `ApiError`; \
+             `envelope=true` wraps any answer as `{\"status\", \"content\"}` with HTTP 200 and \
+             `pretty=true` indents JSON.",
+    )
+    .server("http://127.0.0.1:8080")
+}
+
+/// The OpenAPI document, exactly as committed under `openapi/invites.json`.
+///
+/// poem-openapi's output is adjusted in one place here where OpenAPI 3.0 requires what poem-openapi
+/// omits (an OAuth2 flow's `scopes` object even when empty).
+pub fn spec_json() -> String {
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&service().spec()).expect("poem-openapi emits valid JSON");
+    if let Some(flows) = spec
+        .pointer_mut("/components/securitySchemes/ServiceAccounts/flows")
+        .and_then(|f| f.as_object_mut())
+    {
+        for flow in flows.values_mut() {
+            if let Some(flow) = flow.as_object_mut() {
+                flow.entry("scopes")
+                    .or_insert_with(|| serde_json::json!({}));
+            }
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&spec).expect("JSON values serialize");
+    text.push('\n');
+    text
+}
+
+/// Settings of the HTTP application.
+#[derive(Clone)]
+pub struct AppConfig {
+    pub auth: AuthConfig,
+    pub max_body_bytes: usize,
+}
+
+/// The whole HTTP application over a backend.
+pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
+    let service = service();
+    let docs = Html(service.swagger_ui_html());
+    let spec = spec_json();
+    let methods = Arc::new(edge::MethodTable::from_spec(
+        &serde_json::from_str(&spec).expect("spec_json emits valid JSON"),
+    ));
+    let spec_endpoint = make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json")
+            .body(spec.clone())
+    });
+    let docs_endpoint = make_sync(move |_| {
+        docs.0
+            .clone()
+            .into_response()
+            .with_content_type("text/html; charset=utf-8")
+    });
+    Route::new()
+        .at("/openapi.json", get(spec_endpoint))
+        .at("/docs", get(docs_endpoint))
+        .nest("/", service)
+        .with(edge::BodyLimit(config.max_body_bytes))
+        .with(auth::Authenticate {
+            backend: backend.clone(),
+            config: config.auth,
+        })
+        .data(backend)
+        .with(edge::Edge { methods })
+}

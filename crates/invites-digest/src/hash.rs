@@ -109,14 +109,32 @@ mod tests {
     #[test]
     fn rfc7616_md5_vector() {
         let ha1 = ha1(Algorithm::Md5, USER, REALM, PASS);
-        let r = response(Algorithm::Md5, &ha1, NONCE, "00000001", CNONCE, "auth", "GET", URI);
+        let r = response(
+            Algorithm::Md5,
+            &ha1,
+            NONCE,
+            "00000001",
+            CNONCE,
+            "auth",
+            "GET",
+            URI,
+        );
         assert_eq!(r, "8ca523f5e9506fed4657c9700eebdbec");
     }
 
     #[test]
     fn rfc7616_sha256_vector() {
         let ha1 = ha1(Algorithm::Sha256, USER, REALM, PASS);
-        let r = response(Algorithm::Sha256, &ha1, NONCE, "00000001", CNONCE, "auth", "GET", URI);
+        let r = response(
+            Algorithm::Sha256,
+            &ha1,
+            NONCE,
+            "00000001",
+            CNONCE,
+            "auth",
+            "GET",
+            URI,
+        );
         assert_eq!(
             r,
             "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"

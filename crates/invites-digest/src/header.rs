@@ -156,11 +156,21 @@ pub fn parse_authorization(header: &str) -> Result<Credentials<'_>, ParseError> 
                 c.nc_text = value;
                 c.nc = u32::from_str_radix(value, 16).ok();
             }),
-            "userhash" => set!(10, "userhash", c.userhash = value.eq_ignore_ascii_case("true")),
+            "userhash" => set!(
+                10,
+                "userhash",
+                c.userhash = value.eq_ignore_ascii_case("true")
+            ),
             _ => {}
         }
     }
-    for (bit, label) in [(0, "username"), (1, "realm"), (2, "nonce"), (3, "uri"), (4, "response")] {
+    for (bit, label) in [
+        (0, "username"),
+        (1, "realm"),
+        (2, "nonce"),
+        (3, "uri"),
+        (4, "response"),
+    ] {
         if seen & (1 << bit) == 0 {
             return Err(ParseError::Missing(label));
         }

@@ -183,7 +183,13 @@ mod tests {
     const REALM: &str = "MMS Public API";
 
     fn client_header(v: &Verifier, challenge: &str, method: &str, uri: &str, nc: &str) -> String {
-        let nonce = challenge.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
+        let nonce = challenge
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         let ha1 = ha1(Algorithm::Md5, "pubkey", REALM, "secret");
         let resp = response(Algorithm::Md5, &ha1, nonce, nc, "abc", "auth", method, uri);
         let _ = v;
@@ -193,7 +199,13 @@ mod tests {
         )
     }
 
-    fn run(v: &Verifier, header: &str, method: &str, target: &str, now: u64) -> Result<(), Failure> {
+    fn run(
+        v: &Verifier,
+        header: &str,
+        method: &str,
+        target: &str,
+        now: u64,
+    ) -> Result<(), Failure> {
         let creds = parse_authorization(header).map_err(Failure::Malformed)?;
         v.precheck(&creds, target)?;
         let ha1 = ha1(Algorithm::Md5, "pubkey", REALM, "secret");
@@ -245,7 +257,10 @@ mod tests {
         let h = client_header(&other, &ch, "GET", "/a", "00000001");
         let creds = parse_authorization(&h).unwrap();
         let ha1 = ha1(Algorithm::Md5, "pubkey", REALM, "secret");
-        assert_eq!(v.verify(&creds, &ha1, "GET", 1_500), Err(Failure::InvalidNonce));
+        assert_eq!(
+            v.verify(&creds, &ha1, "GET", 1_500),
+            Err(Failure::InvalidNonce)
+        );
     }
 
     #[test]
@@ -253,7 +268,10 @@ mod tests {
         let v = Verifier::new(REALM, b"k", 300_000);
         let ch = v.challenge(1_000, Algorithm::Md5, false);
         let h = client_header(&v, &ch, "GET", "/a", "00000001");
-        assert_eq!(run(&v, &h, "DELETE", "/a", 1_500), Err(Failure::WrongResponse));
+        assert_eq!(
+            run(&v, &h, "DELETE", "/a", 1_500),
+            Err(Failure::WrongResponse)
+        );
     }
 
     #[test]
@@ -264,7 +282,10 @@ mod tests {
         assert!(ch.contains("algorithm=SHA-256"));
         assert!(ch.contains("stale=true"));
         for part in ch.trim_start_matches("Digest ").split(", ") {
-            assert!(part.contains('='), "challenge part {part:?} was split inside a value");
+            assert!(
+                part.contains('='),
+                "challenge part {part:?} was split inside a value"
+            );
         }
     }
 }

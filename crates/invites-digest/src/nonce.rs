@@ -104,15 +104,27 @@ mod tests {
         let n = k.mint(10_000);
         assert_eq!(n.len(), 43);
         assert!(!n.contains(',') && !n.contains('"'));
-        assert!(matches!(k.check(&n, 10_500, 1_000), NonceCheck::Fresh { issued_ms: 10_000, .. }));
-        assert!(matches!(k.check(&n, 11_001, 1_000), NonceCheck::Stale { .. }));
+        assert!(matches!(
+            k.check(&n, 10_500, 1_000),
+            NonceCheck::Fresh {
+                issued_ms: 10_000,
+                ..
+            }
+        ));
+        assert!(matches!(
+            k.check(&n, 11_001, 1_000),
+            NonceCheck::Stale { .. }
+        ));
     }
 
     #[test]
     fn another_key_or_tampering_is_invalid() {
         let k = NonceKey::new(b"secret");
         let n = k.mint(10_000);
-        assert_eq!(NonceKey::new(b"other").check(&n, 10_000, 1_000), NonceCheck::Invalid);
+        assert_eq!(
+            NonceKey::new(b"other").check(&n, 10_000, 1_000),
+            NonceCheck::Invalid
+        );
         let mut tampered = n.into_bytes();
         tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();

@@ -83,11 +83,18 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidAttribute | ValidationError | InvalidObjectId | CannotDeleteGroupInvitation
-            | InvitationAlreadyExists | InvalidUserIds => 400,
+            InvalidAttribute
+            | ValidationError
+            | InvalidObjectId
+            | CannotDeleteGroupInvitation
+            | InvitationAlreadyExists
+            | InvalidUserIds => 400,
             NotAuthenticated => 401,
             UserUnauthorized | IpAddressNotOnAccessList => 403,
-            ResourceNotFound | OrgNotFound | GroupNotFound | InvitationNotFound
+            ResourceNotFound
+            | OrgNotFound
+            | GroupNotFound
+            | InvitationNotFound
             | CommunityResourceNotFound => 404,
             MethodNotAllowed => 405,
             RequestTooLarge => 413,
@@ -203,8 +210,11 @@ impl Error {
     }
 
     pub fn group_not_found(id: &str) -> Self {
-        Error::new(ErrorCode::GroupNotFound, format!("No group with ID {id} exists."))
-            .with_parameters([id.to_owned()])
+        Error::new(
+            ErrorCode::GroupNotFound,
+            format!("No group with ID {id} exists."),
+        )
+        .with_parameters([id.to_owned()])
     }
 
     pub fn invitation_not_found(id: &str) -> Self {

@@ -48,7 +48,10 @@ impl FromStr for ObjectId {
         if s.len() != 24 {
             return Err(ParseObjectIdError::Length(s.chars().count()));
         }
-        if !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(ParseObjectIdError::NotLowerHex);
         }
         let mut bytes = [0u8; 12];
@@ -86,7 +89,10 @@ mod tests {
             "32B6E34B3D91647ABB20E7B8".parse::<ObjectId>(),
             Err(ParseObjectIdError::NotLowerHex)
         );
-        assert_eq!("abc".parse::<ObjectId>(), Err(ParseObjectIdError::Length(3)));
+        assert_eq!(
+            "abc".parse::<ObjectId>(),
+            Err(ParseObjectIdError::Length(3))
+        );
         assert_eq!(
             "zzzzzzzzzzzzzzzzzzzzzzzz".parse::<ObjectId>(),
             Err(ParseObjectIdError::NotLowerHex)
@@ -98,7 +104,9 @@ mod tests {
         let a = ObjectId::generate(1_700_000_000);
         let b = ObjectId::generate(1_700_000_000);
         assert_ne!(a, b);
-        assert!(a.to_string().starts_with(&format!("{:08x}", 1_700_000_000u32)));
+        assert!(a
+            .to_string()
+            .starts_with(&format!("{:08x}", 1_700_000_000u32)));
     }
 
     proptest! {

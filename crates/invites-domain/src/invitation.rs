@@ -1,6 +1,9 @@
 //! Invitation rules shared by all three API families.
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ObjectId;
 
 /// How long an invitation stays valid: Atlas invitations expire 30 days after they are sent.
 pub const INVITATION_LIFETIME: Duration = Duration::days(30);
@@ -34,6 +37,46 @@ impl InvitationStatus {
     }
 }
 
+/// A project the user joins with a role when accepting an organization invitation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRoleAssignment {
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    #[serde(rename = "groupRole")]
+    pub group_role: String,
+}
+
+/// What a caller supplies to create an Atlas or Ops Manager invitation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewInvitation {
+    pub org_id: ObjectId,
+    /// None: an organization invitation; Some: a project invitation.
+    pub project_id: Option<ObjectId>,
+    pub username: String,
+    pub inviter_username: String,
+    pub roles: Vec<String>,
+    pub team_ids: Vec<String>,
+    pub group_role_assignments: Vec<GroupRoleAssignment>,
+}
+
+/// An Atlas or Ops Manager invitation with the names of what it invites to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invitation {
+    pub id: ObjectId,
+    pub org_id: ObjectId,
+    pub org_name: String,
+    pub project_id: Option<ObjectId>,
+    pub project_name: Option<String>,
+    pub username: String,
+    pub inviter_username: String,
+    pub roles: Vec<String>,
+    pub team_ids: Vec<String>,
+    pub group_role_assignments: Vec<GroupRoleAssignment>,
+    pub status: InvitationStatus,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// Formats a timestamp the way Atlas does: ISO 8601, UTC, whole seconds, `Z` suffix.
 pub fn format_timestamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -64,7 +107,10 @@ mod tests {
         let created = DateTime::parse_from_rfc3339("2024-01-31T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        assert_eq!(format_timestamp(expires_at(created)), "2024-03-01T10:00:00Z");
+        assert_eq!(
+            format_timestamp(expires_at(created)),
+            "2024-03-01T10:00:00Z"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Every other crate speaks these types. Nothing here knows about HTTP, SQL or the clock: callers pass
 //! the current time in, so the rules are plain functions that unit tests and property tests can drive.
 
+pub mod authz;
 pub mod error;
 pub mod ids;
 pub mod invitation;
@@ -11,6 +12,8 @@ pub mod roles;
 
 pub use error::{Error, ErrorCode, FieldViolation};
 pub use ids::{ObjectId, ParseObjectIdError};
-pub use invitation::{InvitationStatus, INVITATION_LIFETIME};
+pub use invitation::{
+    GroupRoleAssignment, Invitation, InvitationStatus, NewInvitation, INVITATION_LIFETIME,
+};
 pub use principal::{Principal, PrincipalKind};
 pub use roles::{CommunityRole, GroupRole, OrgRole};

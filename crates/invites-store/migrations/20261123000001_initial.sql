@@ -4,6 +4,12 @@
 -- Secrets are never stored: API keys keep the Digest HA1 values RFC 7616 needs, service-account
 -- secrets and access tokens keep a SHA-256 of a 256-bit random value.
 
+-- Server-wide settings shared by every replica (the nonce-signing secret, the demo marker).
+CREATE TABLE server_settings (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+
 CREATE TABLE principals (
     id          TEXT PRIMARY KEY,
     kind        TEXT NOT NULL CHECK (kind IN ('user', 'api_key', 'service_account')),

@@ -105,7 +105,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<UserRecord> {
         let mut tx = self.pool().begin().await?;
-        let principal_id = self.insert_principal(&mut tx, PrincipalKind::User, now).await?;
+        let principal_id = self
+            .insert_principal(&mut tx, PrincipalKind::User, now)
+            .await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO users (principal_id, username, real_name, created_at) \
              VALUES ($1, $2, $3, $4) RETURNING id",
@@ -123,6 +125,18 @@ impl Store {
             username: username.to_owned(),
             real_name: real_name.to_owned(),
         })
+    }
+
+    /// Finds a user by community id.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT username FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        match row {
+            Some((username,)) => self.user_by_username(&username).await,
+            None => Ok(None),
+        }
     }
 
     /// Finds a user by username.
@@ -156,7 +170,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord> {
         let mut tx = self.pool().begin().await?;
-        let principal_id = self.insert_principal(&mut tx, PrincipalKind::ApiKey, now).await?;
+        let principal_id = self
+            .insert_principal(&mut tx, PrincipalKind::ApiKey, now)
+            .await?;
         sqlx::query(
             "INSERT INTO api_keys (principal_id, org_id, public_key, description, ha1_md5, ha1_sha256, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -178,6 +194,38 @@ impl Store {
             public_key: public_key.to_owned(),
             description: description.to_owned(),
         })
+    }
+
+    /// Replaces an API key's Digest HA1 values (a new private key). Returns false if no such key.
+    pub async fn rotate_api_key(
+        &self,
+        public_key: &str,
+        ha1_md5: &str,
+        ha1_sha256: &str,
+    ) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET ha1_md5 = $2, ha1_sha256 = $3 WHERE public_key = $1")
+                .bind(public_key)
+                .bind(ha1_md5)
+                .bind(ha1_sha256)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces a service account's secret digest. Returns false if no such account.
+    pub async fn rotate_service_account_secret(
+        &self,
+        client_id: &str,
+        secret_sha256: &str,
+    ) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE service_accounts SET secret_sha256 = $2 WHERE client_id = $1")
+                .bind(client_id)
+                .bind(secret_sha256)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Adds an address or CIDR block to an API key's access list.
@@ -248,14 +296,21 @@ impl Store {
 
     /// Removes expired access tokens; returns how many.
     pub async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM access_tokens WHERE expires_at IS NOT NULL AND expires_at <= $1")
-            .bind(now.timestamp_millis())
-            .execute(self.pool())
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM access_tokens WHERE expires_at IS NOT NULL AND expires_at <= $1",
+        )
+        .bind(now.timestamp_millis())
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected())
     }
 
-    pub async fn grant_org_role(&self, org_id: ObjectId, principal: ObjectId, role: OrgRole) -> Result<()> {
+    pub async fn grant_org_role(
+        &self,
+        org_id: ObjectId,
+        principal: ObjectId,
+        role: OrgRole,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO org_roles (org_id, principal_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(org_id.to_string())
             .bind(principal.to_string())
@@ -284,7 +339,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_community_group_role(&self, group_id: i64, user_id: i64, role: CommunityRole) -> Result<()> {
+    pub async fn set_community_group_role(
+        &self,
+        group_id: i64,
+        user_id: i64,
+        role: CommunityRole,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO community_group_members (group_id, user_id, role) VALUES ($1, $2, $3) \
              ON CONFLICT (group_id, user_id) DO UPDATE SET role = excluded.role",
@@ -298,7 +358,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_course_role(&self, course_id: i64, user_id: i64, role: CommunityRole) -> Result<()> {
+    pub async fn set_course_role(
+        &self,
+        course_id: i64,
+        user_id: i64,
+        role: CommunityRole,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO course_members (course_id, user_id, role) VALUES ($1, $2, $3) \
              ON CONFLICT (course_id, user_id) DO UPDATE SET role = excluded.role",
@@ -338,13 +403,19 @@ mod tests {
             .create_api_key(org.id, "abcdefgh", "ci key", "aa", "bb", now)
             .await
             .unwrap();
-        store.grant_org_role(org.id, key.principal_id, OrgRole::Owner).await.unwrap();
+        store
+            .grant_org_role(org.id, key.principal_id, OrgRole::Owner)
+            .await
+            .unwrap();
         store
             .grant_project_role(project.id, key.principal_id, GroupRole::Owner)
             .await
             .unwrap();
         // Granting twice is harmless.
-        store.grant_org_role(org.id, key.principal_id, OrgRole::Owner).await.unwrap();
+        store
+            .grant_org_role(org.id, key.principal_id, OrgRole::Owner)
+            .await
+            .unwrap();
         assert_eq!(
             store.org_roles(key.principal_id, org.id).await.unwrap(),
             vec![OrgRole::Owner]

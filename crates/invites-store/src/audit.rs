@@ -39,7 +39,7 @@ impl AuditEntry {
 }
 
 /// A stored audit row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditRecord {
     pub at_ms: i64,
     pub actor_kind: String,
@@ -80,26 +80,14 @@ pub(crate) async fn write(
 impl Store {
     /// The audit rows about one target, oldest first.
     pub async fn audit_for(&self, target_kind: &str, target_id: &str) -> Result<Vec<AuditRecord>> {
-        let rows: Vec<(i64, String, String, String, String, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT at, actor_kind, actor_display, action, target_kind, target_id, remote_addr, detail \
+        let rows: Vec<AuditRecord> = sqlx::query_as(
+            "SELECT at AS at_ms, actor_kind, actor_display, action, target_kind, target_id, remote_addr, detail \
              FROM audit_log WHERE target_kind = $1 AND target_id = $2 ORDER BY id",
         )
         .bind(target_kind)
         .bind(target_id)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(at_ms, actor_kind, actor_display, action, target_kind, target_id, remote_addr, detail)| AuditRecord {
-                at_ms,
-                actor_kind,
-                actor_display,
-                action,
-                target_kind,
-                target_id,
-                remote_addr,
-                detail,
-            })
-            .collect())
+        Ok(rows)
     }
 }

@@ -26,6 +26,9 @@ pub struct ServiceAccountAuth {
     pub secret_sha256: String,
 }
 
+/// Principal id, kind, service-account client id, username and community user id.
+type TokenRow = (String, String, Option<String>, Option<String>, Option<i64>);
+
 impl Store {
     pub async fn api_key_by_public_key(&self, public_key: &str) -> Result<Option<ApiKeyAuth>> {
         let row: Option<(String, String, String, String, String)> = sqlx::query_as(
@@ -37,11 +40,12 @@ impl Store {
         let Some((principal, org, public_key, ha1_md5, ha1_sha256)) = row else {
             return Ok(None);
         };
-        let access_list: Vec<(String,)> =
-            sqlx::query_as("SELECT cidr FROM api_key_access_list WHERE api_key_id = $1 ORDER BY cidr")
-                .bind(&principal)
-                .fetch_all(self.pool())
-                .await?;
+        let access_list: Vec<(String,)> = sqlx::query_as(
+            "SELECT cidr FROM api_key_access_list WHERE api_key_id = $1 ORDER BY cidr",
+        )
+        .bind(&principal)
+        .fetch_all(self.pool())
+        .await?;
         Ok(Some(ApiKeyAuth {
             principal_id: parse_object_id(&principal)?,
             org_id: parse_object_id(&org)?,
@@ -52,7 +56,10 @@ impl Store {
         }))
     }
 
-    pub async fn service_account_by_client_id(&self, client_id: &str) -> Result<Option<ServiceAccountAuth>> {
+    pub async fn service_account_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceAccountAuth>> {
         let row: Option<(String, String, String, String)> = sqlx::query_as(
             "SELECT principal_id, org_id, client_id, secret_sha256 FROM service_accounts WHERE client_id = $1",
         )
@@ -71,8 +78,12 @@ impl Store {
     }
 
     /// The principal an unexpired access token (given as its SHA-256 hex) belongs to.
-    pub async fn principal_by_token(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<Principal>> {
-        let row: Option<(String, String, Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+    pub async fn principal_by_token(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>> {
+        let row: Option<TokenRow> = sqlx::query_as(
             "SELECT p.id, p.kind, sa.client_id, u.username, u.id \
              FROM access_tokens t \
              JOIN principals p ON p.id = t.principal_id \
@@ -103,19 +114,27 @@ impl Store {
 
     /// The roles `principal` holds in `org_id` (empty when none, or when the org does not exist).
     pub async fn org_roles(&self, principal: ObjectId, org_id: ObjectId) -> Result<Vec<OrgRole>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT role FROM org_roles WHERE principal_id = $1 AND org_id = $2 ORDER BY role")
-                .bind(principal.to_string())
-                .bind(org_id.to_string())
-                .fetch_all(self.pool())
-                .await?;
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT role FROM org_roles WHERE principal_id = $1 AND org_id = $2 ORDER BY role",
+        )
+        .bind(principal.to_string())
+        .bind(org_id.to_string())
+        .fetch_all(self.pool())
+        .await?;
         rows.into_iter()
-            .map(|(r,)| r.parse().map_err(|_| StoreError::Corrupt(format!("org role {r:?}"))))
+            .map(|(r,)| {
+                r.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("org role {r:?}")))
+            })
             .collect()
     }
 
     /// The roles `principal` holds in `project_id`.
-    pub async fn project_roles(&self, principal: ObjectId, project_id: ObjectId) -> Result<Vec<GroupRole>> {
+    pub async fn project_roles(
+        &self,
+        principal: ObjectId,
+        project_id: ObjectId,
+    ) -> Result<Vec<GroupRole>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT role FROM project_roles WHERE principal_id = $1 AND project_id = $2 ORDER BY role",
         )
@@ -124,7 +143,10 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.into_iter()
-            .map(|(r,)| r.parse().map_err(|_| StoreError::Corrupt(format!("project role {r:?}"))))
+            .map(|(r,)| {
+                r.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("project role {r:?}")))
+            })
             .collect()
     }
 
@@ -137,10 +159,11 @@ impl Store {
     }
 
     pub async fn project(&self, project_id: ObjectId) -> Result<Option<ProjectRecord>> {
-        let row: Option<(String, String)> = sqlx::query_as("SELECT org_id, name FROM projects WHERE id = $1")
-            .bind(project_id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT org_id, name FROM projects WHERE id = $1")
+                .bind(project_id.to_string())
+                .fetch_optional(self.pool())
+                .await?;
         row.map(|(org, name)| {
             Ok(ProjectRecord {
                 id: project_id,
@@ -163,17 +186,43 @@ mod tests {
         let (store, _d) = fresh().await;
         let now = Utc::now();
         let org = store.create_org("Acme", now).await.unwrap();
-        let sa = store.create_service_account(org.id, "mdb_sa_id_1", "robot", "ff", now).await.unwrap();
-        store
-            .create_access_token(sa.principal_id, "aa11", Some(now + Duration::seconds(3600)), now)
+        let sa = store
+            .create_service_account(org.id, "mdb_sa_id_1", "robot", "ff", now)
             .await
             .unwrap();
-        let p = store.principal_by_token("aa11", now).await.unwrap().unwrap();
+        store
+            .create_access_token(
+                sa.principal_id,
+                "aa11",
+                Some(now + Duration::seconds(3600)),
+                now,
+            )
+            .await
+            .unwrap();
+        let p = store
+            .principal_by_token("aa11", now)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(p.kind, PrincipalKind::ServiceAccount);
         assert_eq!(p.display, "mdb_sa_id_1");
-        assert!(store.principal_by_token("aa11", now + Duration::seconds(3601)).await.unwrap().is_none());
-        assert!(store.principal_by_token("bb22", now).await.unwrap().is_none());
-        assert_eq!(store.purge_expired_tokens(now + Duration::seconds(3601)).await.unwrap(), 1);
+        assert!(store
+            .principal_by_token("aa11", now + Duration::seconds(3601))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
+            .principal_by_token("bb22", now)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            store
+                .purge_expired_tokens(now + Duration::seconds(3601))
+                .await
+                .unwrap(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -181,9 +230,19 @@ mod tests {
         let (store, _d) = fresh().await;
         let now = Utc::now();
         let org = store.create_org("Acme", now).await.unwrap();
-        let key = store.create_api_key(org.id, "pubkey01", "", "m", "s", now).await.unwrap();
-        store.add_access_list_entry(key.principal_id, "127.0.0.1/32").await.unwrap();
-        let auth = store.api_key_by_public_key("pubkey01").await.unwrap().unwrap();
+        let key = store
+            .create_api_key(org.id, "pubkey01", "", "m", "s", now)
+            .await
+            .unwrap();
+        store
+            .add_access_list_entry(key.principal_id, "127.0.0.1/32")
+            .await
+            .unwrap();
+        let auth = store
+            .api_key_by_public_key("pubkey01")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(auth.access_list, vec!["127.0.0.1/32".to_owned()]);
         assert_eq!(auth.ha1_md5, "m");
         assert!(store.api_key_by_public_key("nope").await.unwrap().is_none());
@@ -194,8 +253,15 @@ mod tests {
         let (store, _d) = fresh().await;
         let now = Utc::now();
         let user = store.create_user("m@example.com", "M", now).await.unwrap();
-        store.create_access_token(user.principal_id, "cc33", None, now).await.unwrap();
-        let p = store.principal_by_token("cc33", now).await.unwrap().unwrap();
+        store
+            .create_access_token(user.principal_id, "cc33", None, now)
+            .await
+            .unwrap();
+        let p = store
+            .principal_by_token("cc33", now)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(p.kind, PrincipalKind::User);
         assert_eq!(p.user_id, Some(user.id));
     }

@@ -18,20 +18,30 @@ pub struct CourseRecord {
 }
 
 impl Store {
-    pub async fn create_community_group(&self, name: &str, now: DateTime<Utc>) -> Result<CommunityGroupRecord> {
-        let (id,): (i64,) =
-            sqlx::query_as("INSERT INTO community_groups (name, created_at) VALUES ($1, $2) RETURNING id")
-                .bind(name)
-                .bind(now.timestamp_millis())
-                .fetch_one(self.pool())
-                .await?;
+    pub async fn create_community_group(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CommunityGroupRecord> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO community_groups (name, created_at) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(name)
+        .bind(now.timestamp_millis())
+        .fetch_one(self.pool())
+        .await?;
         Ok(CommunityGroupRecord {
             id,
             name: name.to_owned(),
         })
     }
 
-    pub async fn create_course(&self, name: &str, creator_user_id: i64, now: DateTime<Utc>) -> Result<CourseRecord> {
+    pub async fn create_course(
+        &self,
+        name: &str,
+        creator_user_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<CourseRecord> {
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO courses (name, creator_user_id, created_at) VALUES ($1, $2, $3) RETURNING id",
         )

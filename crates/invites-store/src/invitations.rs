@@ -1,8 +1,10 @@
 //! Atlas and Ops Manager invitations: to an organization (no project) or to a project.
 
-use chrono::{DateTime, Utc};
-use invites_domain::{invitation::expires_at, InvitationStatus, ObjectId};
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use chrono::Utc;
+use invites_domain::invitation::expires_at;
+use invites_domain::{GroupRoleAssignment, Invitation, InvitationStatus, NewInvitation, ObjectId};
+use serde::Serialize;
 
 use crate::audit::{self, AuditEntry};
 use crate::{from_millis, parse_object_id, Result, Store, StoreError};
@@ -12,45 +14,6 @@ use crate::{from_millis, parse_object_id, Result, Store, StoreError};
 pub enum InvitationScope {
     Org(ObjectId),
     Project(ObjectId),
-}
-
-/// A project the user joins with a role when accepting an organization invitation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupRoleAssignment {
-    #[serde(rename = "groupId")]
-    pub group_id: String,
-    #[serde(rename = "groupRole")]
-    pub group_role: String,
-}
-
-/// What a caller supplies to create an invitation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewInvitation {
-    pub org_id: ObjectId,
-    pub project_id: Option<ObjectId>,
-    pub username: String,
-    pub inviter_username: String,
-    pub roles: Vec<String>,
-    pub team_ids: Vec<String>,
-    pub group_role_assignments: Vec<GroupRoleAssignment>,
-}
-
-/// A stored invitation with the names of what it invites to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invitation {
-    pub id: ObjectId,
-    pub org_id: ObjectId,
-    pub org_name: String,
-    pub project_id: Option<ObjectId>,
-    pub project_name: Option<String>,
-    pub username: String,
-    pub inviter_username: String,
-    pub roles: Vec<String>,
-    pub team_ids: Vec<String>,
-    pub group_role_assignments: Vec<GroupRoleAssignment>,
-    pub status: InvitationStatus,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
 }
 
 type Row = (
@@ -69,12 +32,27 @@ type Row = (
     i64,
 );
 
-const SELECT: &str = "SELECT i.id, i.org_id, o.name, i.project_id, p.name, i.username, i.inviter_username, \
+const SELECT: &str =
+    "SELECT i.id, i.org_id, o.name, i.project_id, p.name, i.username, i.inviter_username, \
      i.roles, i.team_ids, i.group_role_assignments, i.status, i.created_at, i.expires_at \
      FROM invitations i JOIN orgs o ON o.id = i.org_id LEFT JOIN projects p ON p.id = i.project_id";
 
 fn decode(row: Row) -> Result<Invitation> {
-    let (id, org, org_name, project, project_name, username, inviter, roles, teams, gra, status, created, expires) = row;
+    let (
+        id,
+        org,
+        org_name,
+        project,
+        project_name,
+        username,
+        inviter,
+        roles,
+        teams,
+        gra,
+        status,
+        created,
+        expires,
+    ) = row;
     let json = |what: &str, s: &str| StoreError::Corrupt(format!("invitation {id} {what}: {s:?}"));
     Ok(Invitation {
         id: parse_object_id(&id)?,
@@ -86,7 +64,8 @@ fn decode(row: Row) -> Result<Invitation> {
         inviter_username: inviter,
         roles: serde_json::from_str(&roles).map_err(|_| json("roles", &roles))?,
         team_ids: serde_json::from_str(&teams).map_err(|_| json("team_ids", &teams))?,
-        group_role_assignments: serde_json::from_str(&gra).map_err(|_| json("group_role_assignments", &gra))?,
+        group_role_assignments: serde_json::from_str(&gra)
+            .map_err(|_| json("group_role_assignments", &gra))?,
         status: InvitationStatus::parse(&status).ok_or_else(|| json("status", &status))?,
         created_at: from_millis(created)?,
         expires_at: from_millis(expires)?,
@@ -99,7 +78,11 @@ fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
 
 impl Store {
     /// Creates a pending invitation and its audit row in one transaction.
-    pub async fn create_invitation(&self, new: &NewInvitation, audit_entry: &AuditEntry) -> Result<Invitation> {
+    pub async fn create_invitation(
+        &self,
+        new: &NewInvitation,
+        audit_entry: &AuditEntry,
+    ) -> Result<Invitation> {
         let now = audit_entry.at;
         let id = ObjectId::generate(now.timestamp());
         let mut tx = self.pool().begin().await?;
@@ -146,7 +129,11 @@ impl Store {
 
     /// Pending invitations in a scope, oldest first, optionally for one username. An org scope lists
     /// only organization invitations, a project scope only that project's.
-    pub async fn pending_invitations(&self, scope: InvitationScope, username: Option<&str>) -> Result<Vec<Invitation>> {
+    pub async fn pending_invitations(
+        &self,
+        scope: InvitationScope,
+        username: Option<&str>,
+    ) -> Result<Vec<Invitation>> {
         let (clause, id) = match scope {
             InvitationScope::Org(o) => ("i.org_id = $1 AND i.project_id IS NULL", o),
             InvitationScope::Project(p) => ("i.project_id = $1", p),
@@ -201,7 +188,11 @@ impl Store {
 
     /// Deletes a pending invitation and writes the audit row. Returns false when no pending
     /// invitation had that id (already removed, accepted, or never there).
-    pub async fn delete_pending_invitation(&self, id: ObjectId, audit_entry: &AuditEntry) -> Result<bool> {
+    pub async fn delete_pending_invitation(
+        &self,
+        id: ObjectId,
+        audit_entry: &AuditEntry,
+    ) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query("DELETE FROM invitations WHERE id = $1 AND status = 'PENDING'")
             .bind(id.to_string())
@@ -210,8 +201,15 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        audit::write(&mut tx, audit_entry, "invitation.removed", "invitation", &id.to_string(), &serde_json::json!({}))
-            .await?;
+        audit::write(
+            &mut tx,
+            audit_entry,
+            "invitation.removed",
+            "invitation",
+            &id.to_string(),
+            &serde_json::json!({}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -227,8 +225,15 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        audit::write(&mut tx, audit_entry, "invitation.accepted", "invitation", &id.to_string(), &serde_json::json!({}))
-            .await?;
+        audit::write(
+            &mut tx,
+            audit_entry,
+            "invitation.accepted",
+            "invitation",
+            &id.to_string(),
+            &serde_json::json!({}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -258,16 +263,25 @@ mod tests {
         let org = store.create_org("Acme", now).await.unwrap();
         let project = store.create_project(org.id, "web", now).await.unwrap();
         let a = AuditEntry::operator(now);
-        let org_inv = store.create_invitation(&new(org.id, None, "u@example.com"), &a).await.unwrap();
+        let org_inv = store
+            .create_invitation(&new(org.id, None, "u@example.com"), &a)
+            .await
+            .unwrap();
         let proj_inv = store
             .create_invitation(&new(org.id, Some(project.id), "u@example.com"), &a)
             .await
             .unwrap();
         assert_eq!(org_inv.org_name, "Acme");
         assert_eq!(proj_inv.project_name.as_deref(), Some("web"));
-        assert_eq!(org_inv.expires_at - org_inv.created_at, chrono::Duration::days(30));
+        assert_eq!(
+            org_inv.expires_at - org_inv.created_at,
+            chrono::Duration::days(30)
+        );
 
-        let org_list = store.pending_invitations(InvitationScope::Org(org.id), None).await.unwrap();
+        let org_list = store
+            .pending_invitations(InvitationScope::Org(org.id), None)
+            .await
+            .unwrap();
         assert_eq!(org_list, vec![org_inv.clone()]);
         let proj_list = store
             .pending_invitations(InvitationScope::Project(project.id), Some("u@example.com"))
@@ -276,18 +290,33 @@ mod tests {
         assert_eq!(proj_list, vec![proj_inv.clone()]);
 
         // Removing the project invitation leaves the organization invitation in place.
-        assert!(store.delete_pending_invitation(proj_inv.id, &a).await.unwrap());
-        assert!(!store.delete_pending_invitation(proj_inv.id, &a).await.unwrap());
+        assert!(store
+            .delete_pending_invitation(proj_inv.id, &a)
+            .await
+            .unwrap());
+        assert!(!store
+            .delete_pending_invitation(proj_inv.id, &a)
+            .await
+            .unwrap());
         assert!(store.invitation(org_inv.id).await.unwrap().is_some());
 
         // An accepted invitation can no longer be removed.
         assert!(store.accept_invitation(org_inv.id, &a).await.unwrap());
-        assert!(!store.delete_pending_invitation(org_inv.id, &a).await.unwrap());
+        assert!(!store
+            .delete_pending_invitation(org_inv.id, &a)
+            .await
+            .unwrap());
 
-        let trail = store.audit_for("invitation", &org_inv.id.to_string()).await.unwrap();
+        let trail = store
+            .audit_for("invitation", &org_inv.id.to_string())
+            .await
+            .unwrap();
         let actions: Vec<_> = trail.iter().map(|r| r.action.as_str()).collect();
         assert_eq!(actions, ["invitation.created", "invitation.accepted"]);
-        let removed = store.audit_for("invitation", &proj_inv.id.to_string()).await.unwrap();
+        let removed = store
+            .audit_for("invitation", &proj_inv.id.to_string())
+            .await
+            .unwrap();
         assert_eq!(removed.last().unwrap().action, "invitation.removed");
     }
 
@@ -297,11 +326,22 @@ mod tests {
         let now = Utc::now();
         let org = store.create_org("Acme", now).await.unwrap();
         let a = AuditEntry::operator(now);
-        let inv = store.create_invitation(&new(org.id, None, "u@example.com"), &a).await.unwrap();
+        let inv = store
+            .create_invitation(&new(org.id, None, "u@example.com"), &a)
+            .await
+            .unwrap();
         let roles = vec!["ORG_OWNER".to_owned()];
-        let updated = store.update_invitation(inv.id, Some(&roles), None, None, &a).await.unwrap().unwrap();
+        let updated = store
+            .update_invitation(inv.id, Some(&roles), None, None, &a)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(updated.roles, roles);
         store.accept_invitation(inv.id, &a).await.unwrap();
-        assert!(store.update_invitation(inv.id, Some(&roles), None, None, &a).await.unwrap().is_none());
+        assert!(store
+            .update_invitation(inv.id, Some(&roles), None, None, &a)
+            .await
+            .unwrap()
+            .is_none());
     }
 }

@@ -23,7 +23,7 @@ pub use admin::{ApiKeyRecord, OrgRecord, ProjectRecord, ServiceAccountRecord, Us
 pub use audit::{AuditEntry, AuditRecord};
 pub use auth::{ApiKeyAuth, ServiceAccountAuth};
 pub use community::{CommunityGroupRecord, CourseRecord};
-pub use invitations::{GroupRoleAssignment, Invitation, InvitationScope, NewInvitation};
+pub use invitations::InvitationScope;
 
 /// The migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -66,7 +66,8 @@ impl From<sqlx::Error> for StoreError {
                     _ => {}
                 }
             }
-            if db.is_unique_violation() || db.is_foreign_key_violation() || db.is_check_violation() {
+            if db.is_unique_violation() || db.is_foreign_key_violation() || db.is_check_violation()
+            {
                 return StoreError::Conflict(db.message().to_owned());
             }
         }
@@ -137,6 +138,39 @@ impl Store {
             sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
             other => StoreError::Database(sqlx::Error::Migrate(Box::new(other))),
         })
+    }
+
+    /// Reads a server setting.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT value FROM server_settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(v,)| v))
+    }
+
+    /// Stores `value` under `name` unless a value is there already; returns the stored value.
+    /// Replicas racing to initialise a setting all end up with the first writer's value.
+    pub async fn setting_or_init(&self, name: &str, value: &str) -> Result<String> {
+        sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        self.setting(name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("setting {name} vanished")))
+    }
+
+    /// Sets a server setting, replacing any value.
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Checks that the database answers, for health checks.
@@ -222,6 +256,15 @@ mod tests {
         .await
         .unwrap();
         let err = store.migrate().await.unwrap_err();
-        assert!(matches!(err, StoreError::SchemaTooNew { found: 99990101000000, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                StoreError::SchemaTooNew {
+                    found: 99990101000000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -1,1 +1,194 @@
-fn main(){}
+//! `invites`: run the invitation service, administer its data, print its OpenAPI document.
+
+mod admin;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use invites_digest::Algorithm;
+use invites_server::ServiceConfig;
+use invites_store::Store;
+
+/// The invitation service: Atlas v2, Ops Manager v1.0 and community invitation APIs in one server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Create organizations, projects, users, roles, API keys, service accounts and tokens (prints JSON).
+    Admin(admin::AdminArgs),
+    /// Print the OpenAPI document generated from the code.
+    Openapi,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DigestAlgorithm {
+    Md5,
+    Sha256,
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "INVITES_LISTEN")]
+    listen: String,
+    /// Database: an SQLite file path or `sqlite://path` URL (created and migrated on start).
+    #[arg(long, default_value = "invites.db", env = "INVITES_DATABASE_URL")]
+    database_url: String,
+    /// Seed demo data (or rotate its credentials) and print the demo credentials.
+    #[arg(long)]
+    demo: bool,
+    /// Also write the demo credentials as JSON to this file.
+    #[arg(long, requires = "demo")]
+    demo_out: Option<PathBuf>,
+    /// Digest algorithm offered in challenges.
+    #[arg(long, value_enum, default_value = "md5")]
+    digest_algorithm: DigestAlgorithm,
+    /// Seconds a Digest nonce stays fresh.
+    #[arg(long, default_value_t = 300)]
+    nonce_lifetime_secs: u64,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = invites_api::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("INVITES_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Admin(args) => admin::run(args).await,
+        Command::Openapi => {
+            print!("{}", invites_api::spec_json());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = Store::open(&args.database_url)
+        .await
+        .with_context(|| format!("opening database {}", args.database_url))?;
+    let demo = if args.demo {
+        Some(
+            invites_server::demo::seed(&store)
+                .await
+                .context("seeding demo data")?,
+        )
+    } else {
+        None
+    };
+    let config = ServiceConfig {
+        nonce_lifetime: Duration::from_secs(args.nonce_lifetime_secs),
+        challenge_algorithm: match args.digest_algorithm {
+            DigestAlgorithm::Md5 => Algorithm::Md5,
+            DigestAlgorithm::Sha256 => Algorithm::Sha256,
+        },
+        max_body_bytes: args.max_body_bytes,
+    };
+    let running = invites_server::start(store.clone(), &args.listen, &config)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let base = format!("http://{}", running.addr);
+    println!(
+        "invites listening on {base} (database {})",
+        args.database_url
+    );
+    println!("  OpenAPI document: {base}/openapi.json   docs: {base}/docs");
+    if let Some(creds) = &demo {
+        print_demo(&base, creds);
+        if let Some(path) = &args.demo_out {
+            std::fs::write(path, serde_json::to_string_pretty(creds)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("  demo credentials written to {}", path.display());
+        }
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await?;
+    store.close().await;
+    Ok(())
+}
+
+fn print_demo(base: &str, c: &invites_server::demo::DemoCredentials) {
+    println!("\nDemo data (org {}, project {}):", c.org_id, c.project_id);
+    for k in &c.api_keys {
+        println!(
+            "  API key ({:<10}) public {}  private {}",
+            k.role, k.public_key, k.private_key
+        );
+    }
+    println!(
+        "  service account  client_id {}  client_secret {}",
+        c.service_account.client_id, c.service_account.client_secret
+    );
+    println!(
+        "  community group {}, course {}",
+        c.community_group_id, c.course_id
+    );
+    for u in &c.community_users {
+        println!(
+            "  community {:<8} user {} ({})  Bearer {}",
+            u.role, u.user_id, u.username, u.token
+        );
+    }
+    let owner = &c.api_keys[0];
+    println!("\nTry:");
+    println!(
+        "  curl --digest --user {}:{} -H 'Accept: application/vnd.atlas.2023-01-01+json' '{base}/api/atlas/v2/orgs/{}/invites?pretty=true'",
+        owner.public_key, owner.private_key, c.org_id
+    );
+    println!(
+        "  curl --digest --user {}:{} -X DELETE '{base}/api/atlas/v2/groups/{}/invites/{}'",
+        owner.public_key, owner.private_key, c.project_id, c.pending_project_invitation_id
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,379 @@
+//! Authentication at the edge: HTTP Digest and service-account Bearer tokens for the Atlas and
+//! Ops Manager families, Bearer tokens for the community family.
+//!
+//! [`Authenticate`] runs before routing and before any body is read (curl's `--digest` first sends
+//! a bodiless request and expects the challenge). It puts the [`Principal`] into the request's
+//! extensions; the security extractors ([`AtlasAuth`], [`OpsManagerAuth`], [`CommunityAuth`]) take it
+//! from there and register the security schemes in the generated spec. poem-openapi has no Digest
+//! scheme, so it is registered by hand.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use invites_digest::{parse_authorization, Algorithm, Failure, Verifier};
+use invites_domain::{Error, Principal, PrincipalKind};
+use poem::http::{header, HeaderValue};
+use poem::{Endpoint, Middleware, Request, Response};
+use poem_openapi::registry::{MetaOAuthFlow, MetaOAuthFlows, MetaSecurityScheme, Registry};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+
+use crate::backend::Backend;
+use crate::error::error_response;
+
+/// The Digest realm of Atlas and Ops Manager.
+pub const REALM: &str = "MMS Public API";
+
+/// Which credentials a path prefix takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    /// Digest API keys or service-account Bearer tokens.
+    Atlas,
+    /// Digest API keys only.
+    OpsManager,
+    /// Community user Bearer tokens only.
+    Community,
+    /// No credentials needed.
+    Public,
+}
+
+fn family_of(path: &str) -> Family {
+    if path.starts_with("/api/atlas/") {
+        Family::Atlas
+    } else if path.starts_with("/api/public/") {
+        Family::OpsManager
+    } else if path.starts_with("/api/v2/") {
+        Family::Community
+    } else {
+        Family::Public
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Settings of the authentication middleware.
+#[derive(Clone)]
+pub struct AuthConfig {
+    pub verifier: Arc<Verifier>,
+    /// The algorithm offered in challenges (clients answer with the one offered).
+    pub challenge_algorithm: Algorithm,
+}
+
+/// The middleware that authenticates every request under an API family's prefix.
+pub struct Authenticate {
+    pub backend: Arc<dyn Backend>,
+    pub config: AuthConfig,
+}
+
+impl<E: Endpoint> Middleware<E> for Authenticate {
+    type Output = AuthenticateEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        AuthenticateEndpoint {
+            inner: ep,
+            backend: self.backend.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+pub struct AuthenticateEndpoint<E> {
+    inner: E,
+    backend: Arc<dyn Backend>,
+    config: AuthConfig,
+}
+
+/// The outcome of checking a request's credentials.
+enum Verdict {
+    Allowed(Principal),
+    /// 401 with a challenge; `stale` sets `stale=true` on a Digest challenge.
+    Challenge {
+        detail: &'static str,
+        stale: bool,
+    },
+    /// Any other error (403 off the access list, 5xx from the backend).
+    Refused(Error),
+}
+
+impl<E: Endpoint> AuthenticateEndpoint<E> {
+    async fn check(&self, req: &Request, family: Family) -> Verdict {
+        let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+            return Verdict::Challenge {
+                detail: "You are not authorized for this resource.",
+                stale: false,
+            };
+        };
+        let Ok(value) = value.to_str() else {
+            return Verdict::Challenge {
+                detail: "The Authorization header is malformed.",
+                stale: false,
+            };
+        };
+        let scheme = value.split_ascii_whitespace().next().unwrap_or("");
+        if scheme.eq_ignore_ascii_case("bearer") && family != Family::OpsManager {
+            return self.check_bearer(value, family).await;
+        }
+        if scheme.eq_ignore_ascii_case("digest") && family != Family::Community {
+            return self.check_digest(req, value).await;
+        }
+        Verdict::Challenge {
+            detail: "The Authorization scheme is not accepted here.",
+            stale: false,
+        }
+    }
+
+    async fn check_bearer(&self, value: &str, family: Family) -> Verdict {
+        let token = value[6..].trim();
+        if token.is_empty() || token.len() > 512 {
+            return Verdict::Challenge {
+                detail: "The Bearer token is malformed.",
+                stale: false,
+            };
+        }
+        let principal = match self.backend.bearer(token).await {
+            Ok(p) => p,
+            Err(e) => return Verdict::Refused(e),
+        };
+        let wanted = match family {
+            Family::Community => PrincipalKind::User,
+            _ => PrincipalKind::ServiceAccount,
+        };
+        match principal {
+            Some(p) if p.kind == wanted => Verdict::Allowed(p),
+            _ => Verdict::Challenge {
+                detail: "The Bearer token is invalid or expired.",
+                stale: false,
+            },
+        }
+    }
+
+    async fn check_digest(&self, req: &Request, value: &str) -> Verdict {
+        let failed = |f: Failure| Verdict::Challenge {
+            detail: f.client_text(),
+            stale: f.is_stale(),
+        };
+        let creds = match parse_authorization(value) {
+            Ok(c) => c,
+            Err(e) => return failed(Failure::Malformed(e)),
+        };
+        let target = req
+            .original_uri()
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let verifier = &self.config.verifier;
+        if let Err(f) = verifier.precheck(&creds, target) {
+            return failed(f);
+        }
+        let key = match self.backend.api_key(creds.username).await {
+            Ok(k) => k,
+            Err(e) => return Verdict::Refused(e),
+        };
+        let Some(key) = key else {
+            return failed(Failure::UnknownUser);
+        };
+        let ha1 = match Algorithm::parse(creds.algorithm) {
+            Some(Algorithm::Sha256) => &key.ha1_sha256,
+            _ => &key.ha1_md5,
+        };
+        if let Err(f) = verifier.verify(&creds, ha1, req.method().as_str(), now_ms()) {
+            return failed(f);
+        }
+        if !key.access_list.is_empty() {
+            let addr: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
+            let allowed =
+                addr.is_some_and(|ip| key.access_list.iter().any(|net| net.contains(&ip)));
+            if !allowed {
+                let shown = addr
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                return Verdict::Refused(
+                    Error::new(
+                        invites_domain::ErrorCode::IpAddressNotOnAccessList,
+                        format!("IP address {shown} is not allowed to access this resource."),
+                    )
+                    .with_parameters([shown]),
+                );
+            }
+        }
+        Verdict::Allowed(key.principal)
+    }
+
+    fn challenge(&self, family: Family, detail: &str, stale: bool) -> Response {
+        let mut resp = error_response(&Error::new(
+            invites_domain::ErrorCode::NotAuthenticated,
+            detail,
+        ));
+        let value = match family {
+            Family::Community => "Bearer realm=\"community\"".to_owned(),
+            _ => self
+                .config
+                .verifier
+                .challenge(now_ms(), self.config.challenge_algorithm, stale),
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+}
+
+impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Self::Output> {
+        let family = family_of(req.uri().path());
+        if family == Family::Public {
+            return self
+                .inner
+                .call(req)
+                .await
+                .map(poem::IntoResponse::into_response);
+        }
+        match self.check(&req, family).await {
+            Verdict::Allowed(principal) => {
+                req.extensions_mut().insert(principal);
+                self.inner
+                    .call(req)
+                    .await
+                    .map(poem::IntoResponse::into_response)
+            }
+            Verdict::Challenge { detail, stale } => Ok(self.challenge(family, detail, stale)),
+            Verdict::Refused(e) => Ok(error_response(&e)),
+        }
+    }
+}
+
+fn principal_from(req: &Request) -> poem::Result<Principal> {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::UNAUTHORIZED))
+}
+
+fn register_digest(registry: &mut Registry) {
+    registry.create_security_scheme(
+        "DigestAuth",
+        MetaSecurityScheme {
+            ty: "http",
+            description: Some("HTTP Digest (RFC 7616), realm `MMS Public API`, qop `auth`, MD5 or SHA-256: username = API public key, password = private key."),
+            name: None,
+            key_in: None,
+            scheme: Some("digest"),
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
+macro_rules! security_extractor {
+    ($(#[$meta:meta])* $name:ident, [$($scheme:literal),+], $register:expr) => {
+        $(#[$meta])*
+        pub struct $name(pub Principal);
+
+        impl<'a> ApiExtractor<'a> for $name {
+            const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+            type ParamType = ();
+            type ParamRawType = ();
+
+            fn register(registry: &mut Registry) {
+                ($register)(registry)
+            }
+
+            fn security_schemes() -> Vec<&'static str> {
+                vec![$($scheme),+]
+            }
+
+            async fn from_request(
+                req: &'a Request,
+                _body: &mut poem::RequestBody,
+                _opts: ExtractParamOptions<Self::ParamType>,
+            ) -> poem::Result<Self> {
+                principal_from(req).map($name)
+            }
+        }
+    };
+}
+
+security_extractor!(
+    /// A caller of the Atlas family: a Digest API key or a service account.
+    AtlasAuth,
+    ["ServiceAccounts", "DigestAuth"],
+    |registry: &mut Registry| {
+        register_digest(registry);
+        registry.create_security_scheme(
+            "ServiceAccounts",
+            MetaSecurityScheme {
+                ty: "oauth2",
+                description: Some("OAuth2 client credentials: exchange a service account's client id and secret at `POST /api/oauth/token` for a Bearer token valid 3600 s."),
+                name: None,
+                key_in: None,
+                scheme: None,
+                bearer_format: None,
+                flows: Some(MetaOAuthFlows {
+                    implicit: None,
+                    password: None,
+                    client_credentials: Some(MetaOAuthFlow {
+                        authorization_url: None,
+                        token_url: Some("/api/oauth/token"),
+                        refresh_url: None,
+                        scopes: Vec::new(),
+                    }),
+                    authorization_code: None,
+                }),
+                openid_connect_url: None,
+            },
+        );
+    }
+);
+
+security_extractor!(
+    /// A caller of the Ops Manager family: a Digest API key.
+    OpsManagerAuth,
+    ["DigestAuth"],
+    register_digest
+);
+
+security_extractor!(
+    /// A caller of the community family: a user with a Bearer access token.
+    CommunityAuth,
+    ["BearerAuth"],
+    |registry: &mut Registry| {
+        registry.create_security_scheme(
+            "BearerAuth",
+            MetaSecurityScheme {
+                ty: "http",
+                description: Some("A community user's access token: `Authorization: Bearer <token>`."),
+                name: None,
+                key_in: None,
+                scheme: Some("bearer"),
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_by_prefix() {
+        assert_eq!(family_of("/api/atlas/v2/orgs/x/invites"), Family::Atlas);
+        assert_eq!(
+            family_of("/api/public/v1.0/groups/x/invites"),
+            Family::OpsManager
+        );
+        assert_eq!(family_of("/api/v2/group/1/invite/"), Family::Community);
+        assert_eq!(family_of("/api/oauth/token"), Family::Public);
+        assert_eq!(family_of("/openapi.json"), Family::Public);
+    }
+}

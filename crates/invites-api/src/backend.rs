@@ -1,0 +1,81 @@
+//! The interface between the HTTP edge and the service behind it.
+//!
+//! Handlers parse and answer; everything that needs data (credentials, roles, invitations) goes
+//! through [`Backend`], which the server crate implements over the store. Keeping the trait here
+//! lets this crate, and so the generated spec, build without a database.
+
+use async_trait::async_trait;
+use invites_domain::{Error, Invitation, ObjectId, Principal};
+
+/// What the Digest check needs about an API key.
+#[derive(Clone, Debug)]
+pub struct ApiKeyCredential {
+    pub principal: Principal,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+    /// Networks the key may be used from; empty means anywhere.
+    pub access_list: Vec<ipnet::IpNet>,
+}
+
+/// A newly issued OAuth2 access token.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+/// The caller of an operation: who, and from where.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    pub remote_addr: Option<String>,
+}
+
+/// Where an Atlas-style invitation lives, as named by the request path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// `/api/atlas/v2/orgs/{orgId}/...`
+    AtlasOrg(ObjectId),
+    /// `/api/atlas/v2/groups/{groupId}/...`
+    AtlasProject(ObjectId),
+    /// `/api/public/v1.0/groups/{GROUP-ID}/...`
+    OpsManagerProject(ObjectId),
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The API key with this public key, if any.
+    async fn api_key(&self, public_key: &str) -> Result<Option<ApiKeyCredential>, Error>;
+    /// The principal owning this Bearer token, if it is valid and unexpired.
+    async fn bearer(&self, token: &str) -> Result<Option<Principal>, Error>;
+    /// Exchanges service-account client credentials for an access token (None: wrong credentials).
+    async fn issue_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Option<IssuedToken>, Error>;
+    /// Checks that the database answers.
+    async fn health(&self) -> Result<(), Error>;
+
+    /// Pending invitations in `scope`, optionally for one username.
+    async fn list_invitations(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        username: Option<&str>,
+    ) -> Result<Vec<Invitation>, Error>;
+    /// One pending invitation in `scope`.
+    async fn get_invitation(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        id: ObjectId,
+    ) -> Result<Invitation, Error>;
+    /// Removes one pending invitation in `scope`.
+    async fn delete_invitation(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        id: ObjectId,
+    ) -> Result<(), Error>;
+}

@@ -1,0 +1,212 @@
+//! The Atlas `ApiError` body, the one error shape of every family, and its HTTP responses.
+
+use invites_domain::{Error, ErrorCode};
+use poem::http::{header, HeaderValue, StatusCode};
+use poem_openapi::{payload::Json, ApiResponse, Object};
+use serde::Serialize;
+
+/// One offending request element.
+#[derive(Object, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// A description of why the request element is bad.
+    pub description: String,
+    /// A path that leads to a field in the request body.
+    pub field: String,
+}
+
+/// Bad request detail.
+#[derive(Object, Serialize, Clone, Debug, PartialEq, Eq)]
+#[oai(read_only_all)]
+pub struct BadRequestDetail {
+    /// Describes all violations in a client request.
+    pub fields: Vec<FieldViolation>,
+}
+
+/// The error body of every operation.
+#[derive(Object, Serialize, Clone, Debug, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct ApiError {
+    /// Bad request detail.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bad_request_detail: Option<BadRequestDetail>,
+    /// Describes the specific conditions or reasons that cause each type of error.
+    pub detail: Option<String>,
+    /// HTTP status code returned with this error.
+    #[oai(read_only)]
+    pub error: i32,
+    /// Application error code returned with this error.
+    #[oai(read_only)]
+    pub error_code: String,
+    /// Parameters used to give more information about the error.
+    #[oai(read_only)]
+    pub parameters: Vec<serde_json::Value>,
+    /// Application error message returned with this error.
+    #[oai(read_only)]
+    pub reason: Option<String>,
+}
+
+impl From<&Error> for ApiError {
+    fn from(e: &Error) -> Self {
+        ApiError {
+            bad_request_detail: (!e.fields.is_empty()).then(|| BadRequestDetail {
+                fields: e
+                    .fields
+                    .iter()
+                    .map(|f| FieldViolation {
+                        description: f.description.clone(),
+                        field: f.field.clone(),
+                    })
+                    .collect(),
+            }),
+            detail: Some(e.detail.clone()),
+            error: i32::from(e.status()),
+            error_code: e.code.as_str().to_owned(),
+            parameters: e
+                .parameters
+                .iter()
+                .cloned()
+                .map(serde_json::Value::String)
+                .collect(),
+            reason: Some(e.code.reason().to_owned()),
+        }
+    }
+}
+
+/// Builds a complete `application/json` error response outside poem-openapi (middleware, fallbacks).
+pub fn error_response(e: &Error) -> poem::Response {
+    let body = serde_json::to_vec(&ApiError::from(e)).expect("ApiError serializes");
+    let mut resp = poem::Response::builder()
+        .status(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .content_type("application/json")
+        .body(body);
+    if let Some(s) = e.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp
+}
+
+/// Declares an error-response enum for a set of documented statuses, and its conversion from a
+/// domain [`Error`]. A status outside the set is a server bug: it is logged and answered as 500,
+/// which every operation documents.
+macro_rules! error_responses {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $status:literal : $desc:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(ApiResponse, Debug)]
+        pub enum $name {
+            $(
+                #[doc = $desc]
+                #[oai(status = $status)]
+                $variant(Json<ApiError>, #[oai(header = "Retry-After")] Option<u64>),
+            )+
+            /// Internal Server Error.
+            #[oai(status = 500)]
+            Internal(Json<ApiError>),
+        }
+
+        impl From<Error> for $name {
+            fn from(e: Error) -> Self {
+                let body = Json(ApiError::from(&e));
+                match e.status() {
+                    $($status => $name::$variant(body, e.retry_after),)+
+                    500 => $name::Internal(body),
+                    other => {
+                        tracing::error!(status = other, code = %e.code, "{} cannot answer status {other}", stringify!($name));
+                        $name::Internal(Json(ApiError::from(&Error::internal())))
+                    }
+                }
+            }
+        }
+    };
+}
+
+error_responses!(
+    /// The errors of operations that document 400, 401, 403, 404 and 429.
+    ErrorsWith400 {
+        BadRequest = 400: "Bad Request.",
+        Unauthorized = 401: "Unauthorized.",
+        Forbidden = 403: "Forbidden.",
+        NotFound = 404: "Not Found.",
+        TooManyRequests = 429: "Too Many Requests.",
+    }
+);
+
+error_responses!(
+    /// The errors of operations that document 401, 403, 404 and 429 but not 400.
+    ErrorsWithout400 {
+        Unauthorized = 401: "Unauthorized.",
+        Forbidden = 403: "Forbidden.",
+        NotFound = 404: "Not Found.",
+        TooManyRequests = 429: "Too Many Requests.",
+    }
+);
+
+error_responses!(
+    /// The errors of the OAuth2 token endpoint.
+    TokenErrors {
+        BadRequest = 400: "Bad Request: grant type or body not accepted.",
+        Unauthorized = 401: "Unauthorized: unknown client or wrong secret.",
+        TooManyRequests = 429: "Too Many Requests.",
+    }
+);
+
+error_responses!(
+    /// The errors of the health check.
+    HealthErrors {
+        Unavailable = 503: "Service Unavailable: the database does not answer.",
+    }
+);
+
+/// Maps a status seen at the edge (outside handlers) to the error code that explains it.
+pub fn code_for_status(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        400 => ErrorCode::ValidationError,
+        401 => ErrorCode::NotAuthenticated,
+        403 => ErrorCode::UserUnauthorized,
+        404 => ErrorCode::ResourceNotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::RequestTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        429 => ErrorCode::RateLimited,
+        503 => ErrorCode::ServiceUnavailable,
+        _ => ErrorCode::UnexpectedError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_error_has_the_atlas_field_names() {
+        let e = Error::invalid_object_id("orgId", "xyz");
+        let v = serde_json::to_value(ApiError::from(&e)).unwrap();
+        insta::assert_json_snapshot!(v, @r###"
+        {
+          "badRequestDetail": {
+            "fields": [
+              {
+                "description": "must be a 24-character lowercase hexadecimal string",
+                "field": "orgId"
+              }
+            ]
+          },
+          "detail": "An invalid ID xyz was specified for orgId.",
+          "error": 400,
+          "errorCode": "INVALID_OBJECT_ID",
+          "parameters": [
+            "xyz"
+          ],
+          "reason": "Bad Request"
+        }
+        "###);
+    }
+
+    #[test]
+    fn a_status_outside_the_documented_set_becomes_500() {
+        let r = ErrorsWithout400::from(Error::invalid_object_id("groupId", "x"));
+        assert!(matches!(r, ErrorsWithout400::Internal(_)));
+    }
+}

@@ -1,0 +1,151 @@
+//! The OAuth2 client-credentials token endpoint for service accounts, and the health check.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use invites_domain::{Error, ErrorCode};
+use poem::web::Data;
+use poem::Request;
+use poem_openapi::payload::{Form, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+
+use crate::backend::Backend;
+use crate::error::{HealthErrors, TokenErrors};
+
+#[derive(Tags)]
+pub enum ServiceTags {
+    /// Service-account authentication (OAuth2 client credentials).
+    #[oai(rename = "OAuth")]
+    OAuth,
+    /// Operational endpoints.
+    Operations,
+}
+
+/// A token request: `grant_type=client_credentials`, with the client id and secret in an HTTP
+/// Basic `Authorization` header (preferred) or in the body.
+#[derive(Object, Debug, serde::Deserialize)]
+pub struct TokenRequest {
+    /// Must be `client_credentials`.
+    pub grant_type: String,
+    /// The service account's client id, when not sent with HTTP Basic.
+    pub client_id: Option<String>,
+    /// The service account's secret, when not sent with HTTP Basic.
+    pub client_secret: Option<String>,
+}
+
+/// An issued access token.
+#[derive(Object, Debug)]
+pub struct TokenResponse {
+    /// The Bearer token to send as `Authorization: Bearer <token>`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+}
+
+#[derive(ApiResponse)]
+pub enum TokenIssued {
+    /// The token.
+    #[oai(status = 200)]
+    Ok(Json<TokenResponse>),
+}
+
+/// Health of the service.
+#[derive(Object, Debug)]
+pub struct Health {
+    /// `ok` when the database answers.
+    pub status: String,
+}
+
+#[derive(ApiResponse)]
+pub enum Healthy {
+    /// The service and its database answer.
+    #[oai(status = 200)]
+    Ok(Json<Health>),
+}
+
+fn basic_credentials(req: &Request) -> Option<(String, String)> {
+    let value = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(rest.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+pub struct ServiceApi;
+
+#[OpenApi]
+impl ServiceApi {
+    /// Issue a service-account access token
+    ///
+    /// OAuth2 client credentials grant (RFC 6749 section 4.4). Send the service account's client id
+    /// and secret with HTTP Basic authentication and `grant_type=client_credentials` as a form body;
+    /// the answer is a Bearer token valid for 3600 seconds on the Atlas family.
+    #[oai(
+        path = "/api/oauth/token",
+        method = "post",
+        operation_id = "createServiceAccountToken",
+        tag = "ServiceTags::OAuth"
+    )]
+    async fn token(
+        &self,
+        backend: Data<&Arc<dyn Backend>>,
+        req: &Request,
+        body: Form<TokenRequest>,
+    ) -> Result<TokenIssued, TokenErrors> {
+        if body.grant_type != "client_credentials" {
+            return Err(Error::new(
+                ErrorCode::InvalidAttribute,
+                "grant_type must be client_credentials.",
+            )
+            .with_field("grant_type", "must be client_credentials")
+            .into());
+        }
+        let (id, secret) =
+            match (basic_credentials(req), &body.client_id, &body.client_secret) {
+                (Some(pair), _, _) => pair,
+                (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
+                _ => return Err(Error::new(
+                    ErrorCode::NotAuthenticated,
+                    "Client credentials are required (HTTP Basic or client_id and client_secret).",
+                )
+                .into()),
+            };
+        match backend.issue_token(&id, &secret).await? {
+            Some(t) => Ok(TokenIssued::Ok(Json(TokenResponse {
+                access_token: t.access_token,
+                token_type: "Bearer".to_owned(),
+                expires_in: t.expires_in,
+            }))),
+            None => {
+                Err(Error::new(ErrorCode::NotAuthenticated, "Invalid client credentials.").into())
+            }
+        }
+    }
+
+    /// Health check
+    ///
+    /// Answers 200 when the service and its database answer, 503 otherwise.
+    #[oai(
+        path = "/health",
+        method = "get",
+        operation_id = "health",
+        tag = "ServiceTags::Operations"
+    )]
+    async fn health(&self, backend: Data<&Arc<dyn Backend>>) -> Result<Healthy, HealthErrors> {
+        backend.health().await?;
+        Ok(Healthy::Ok(Json(Health {
+            status: "ok".to_owned(),
+        })))
+    }
+}

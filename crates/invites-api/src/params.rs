@@ -1,0 +1,55 @@
+//! Parameter types whose documented schema is strict but whose parsing is left to the handler,
+//! so each operation chooses the status a malformed value gets (400 where the contract lists it,
+//! 404 where it does not).
+
+use std::borrow::Cow;
+
+use invites_domain::{Error, ObjectId};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseFromParameter, ParseResult, Type};
+
+/// A path segment documented as a 24-hex id (`^([a-f0-9]{24})$`), accepted as any string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HexId(pub String);
+
+impl HexId {
+    /// Parses the id, answering a malformed one with `on_malformed(raw)`.
+    pub fn parse_or(&self, on_malformed: impl FnOnce(&str) -> Error) -> Result<ObjectId, Error> {
+        self.0.parse().map_err(|_| on_malformed(&self.0))
+    }
+}
+
+impl Type for HexId {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        "string(hex24)".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut schema = MetaSchema::new("string");
+        schema.pattern = Some("^([a-f0-9]{24})$".to_owned());
+        schema.example = Some(serde_json::Value::String(
+            "32b6e34b3d91647abb20e7b8".to_owned(),
+        ));
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ParseFromParameter for HexId {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Ok(HexId(value.to_owned()))
+    }
+}
