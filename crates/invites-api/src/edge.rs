@@ -115,12 +115,18 @@ pub struct EdgeEndpoint<E> {
 impl<E> EdgeEndpoint<E> {
     fn error_response(&self, e: poem::Error, method: &Method, path: &str) -> Response {
         let status = e.status();
+        let message = e.to_string();
+        // Errors the handlers answered carry their ApiError body already; keep it.
+        let resp = e.into_response();
+        if is_json(&resp) {
+            return resp;
+        }
         let code = code_for_status(status);
         let err = if status.is_server_error() {
-            tracing::error!(%method, path, error = %e, "request failed");
+            tracing::error!(%method, path, error = %message, "request failed");
             Error::internal()
         } else {
-            Error::new(code, client_detail(code, &e))
+            Error::new(code, client_detail(code, message))
         };
         let mut resp = error_response(&err);
         if status == StatusCode::METHOD_NOT_ALLOWED {
@@ -137,22 +143,23 @@ impl<E> EdgeEndpoint<E> {
 }
 
 /// What the client is told about an error raised outside the handlers.
-fn client_detail(code: ErrorCode, e: &poem::Error) -> String {
+fn client_detail(code: ErrorCode, message: String) -> String {
     match code {
         ErrorCode::ResourceNotFound => "Cannot find resource.".to_owned(),
         ErrorCode::MethodNotAllowed => "The method is not allowed on this resource.".to_owned(),
         ErrorCode::RequestTooLarge => "The request body is too large.".to_owned(),
         // Parameter, payload and content-type errors from poem-openapi name the offending input
         // and carry no internal state.
-        _ => e.to_string(),
+        _ => message,
     }
 }
 
 impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Response> {
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let started = Instant::now();
+        strip_trailing_slash(&mut req);
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let flags = Flags::from_query(req.uri().query());
@@ -169,6 +176,22 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             latency_us = started.elapsed().as_micros() as u64,
         );
         Ok(resp)
+    }
+}
+
+/// Real clients add a trailing slash to API paths (`.../invites/`): route them as without it.
+/// The Digest check still compares against the target exactly as sent (`original_uri`).
+fn strip_trailing_slash(req: &mut Request) {
+    let path = req.uri().path();
+    if path.len() > 5 && path.starts_with("/api/") && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let pq = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_owned(),
+        };
+        if let Ok(uri) = pq.parse() {
+            *req.uri_mut() = uri;
+        }
     }
 }
 

@@ -98,11 +98,11 @@ macro_rules! error_responses {
         pub enum $name {
             $(
                 #[doc = $desc]
-                #[oai(status = $status)]
+                #[oai(status = $status, content_type = "application/json")]
                 $variant(Json<ApiError>, #[oai(header = "Retry-After")] Option<u64>),
             )+
             /// Internal Server Error.
-            #[oai(status = 500)]
+            #[oai(status = 500, content_type = "application/json")]
             Internal(Json<ApiError>),
         }
 

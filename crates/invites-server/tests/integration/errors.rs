@@ -1,0 +1,163 @@
+//! The error model at the edge: oversized and malformed bodies, unknown paths and methods,
+//! `envelope` and `pretty`.
+
+use reqwest::{Method, StatusCode};
+
+use crate::support::{api_error, DigestAnswer, TestServer};
+
+#[tokio::test]
+async fn an_oversized_body_is_413_with_an_api_error() {
+    let s = TestServer::start().await;
+    let path = format!(
+        "/api/atlas/v2/orgs/{}/invites/{}",
+        s.demo.org_id, s.demo.pending_org_invitation_id
+    );
+    let key = s.key("owner");
+    let answer = DigestAnswer::new(&s.challenge(&path).await, &key.0, &key.1);
+    let r = s
+        .client
+        .delete(s.url(&path))
+        .header("Authorization", answer.header("DELETE", &path, 1))
+        .header("Content-Type", "application/json")
+        .body(vec![b' '; invites_api::DEFAULT_MAX_BODY_BYTES + 1])
+        .send()
+        .await
+        .unwrap();
+    let body = api_error(r, 413, "REQUEST_TOO_LARGE").await;
+    insta::assert_json_snapshot!("oversized_body", body);
+    // Nothing was removed.
+    let r = s.digest(Method::GET, &path, &key).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_body_limit_is_not_applied_before_authentication() {
+    let s = TestServer::start().await;
+    let path = format!("/api/atlas/v2/orgs/{}/invites", s.demo.org_id);
+    let r = s
+        .client
+        .get(s.url(&path))
+        .body(vec![b'x'; invites_api::DEFAULT_MAX_BODY_BYTES + 1])
+        .send()
+        .await
+        .unwrap();
+    api_error(r, 401, "NOT_AUTHENTICATED").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_with_an_api_error() {
+    let s = TestServer::start().await;
+    // (body, errorCode): unparsable or incomplete forms are VALIDATION_ERROR, a parsed form with a
+    // wrong value is INVALID_ATTRIBUTE.
+    let cases: [(&[u8], &str); 4] = [
+        (b"", "VALIDATION_ERROR"),
+        (b"\xff\xfe=\x00", "VALIDATION_ERROR"),
+        (b"client_id=a&client_secret=b", "VALIDATION_ERROR"),
+        (b"grant_type", "INVALID_ATTRIBUTE"),
+    ];
+    for (body, code) in cases {
+        let r = s
+            .client
+            .post(s.url("/api/oauth/token"))
+            .basic_auth("x", Some("y"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let err = api_error(r, 400, code).await;
+        assert!(!err["detail"].as_str().unwrap().is_empty(), "{err}");
+    }
+    let r = s
+        .client
+        .post(s.url("/api/oauth/token"))
+        .header("Content-Type", "application/json")
+        .body("{\"grant_type\": \"client_credentials\"}")
+        .send()
+        .await
+        .unwrap();
+    let body = api_error(r, 415, "UNSUPPORTED_MEDIA_TYPE").await;
+    insta::assert_json_snapshot!("wrong_content_type", body);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
+    let s = TestServer::start().await;
+    let r = s.anonymous(Method::GET, "/no/such/thing").await;
+    let body = api_error(r, 404, "RESOURCE_NOT_FOUND").await;
+    insta::assert_json_snapshot!("unknown_path", body);
+
+    let path = format!(
+        "/api/atlas/v2/orgs/{}/invites/{}",
+        s.demo.org_id, s.demo.pending_org_invitation_id
+    );
+    for method in [Method::PUT, Method::TRACE, Method::POST] {
+        let r = s.digest(method.clone(), &path, &s.key("owner")).await;
+        assert_eq!(r.headers()["allow"], "DELETE, GET, HEAD", "{method}");
+        api_error(r, 405, "METHOD_NOT_ALLOWED").await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn envelope_wraps_errors_and_successes_with_http_200() {
+    let s = TestServer::start().await;
+    let r = s
+        .anonymous(
+            Method::GET,
+            &format!("/api/atlas/v2/orgs/{}/invites?envelope=true", s.demo.org_id),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], 401);
+    assert_eq!(body["content"]["errorCode"], "NOT_AUTHENTICATED");
+
+    let path = format!(
+        "/api/atlas/v2/groups/{}/invites/{}?envelope=true",
+        s.demo.project_id, s.demo.pending_project_invitation_id
+    );
+    let r = s.digest(Method::DELETE, &path, &s.key("owner")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": 204}));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn pretty_indents_json_and_plain_answers_are_compact() {
+    let s = TestServer::start().await;
+    let base = format!("/api/atlas/v2/orgs/{}/invites", s.demo.org_id);
+    let pretty = s
+        .digest(Method::GET, &format!("{base}?pretty=true"), &s.key("owner"))
+        .await;
+    let text = pretty.text().await.unwrap();
+    assert!(text.starts_with("[\n  {\n    \"createdAt\""), "{text}");
+    let compact = s
+        .digest(
+            Method::GET,
+            &format!("{base}?pretty=false&envelope=false"),
+            &s.key("owner"),
+        )
+        .await;
+    let text = compact.text().await.unwrap();
+    assert!(text.starts_with("[{\"createdAt\""), "{text}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_spec_and_docs_are_served() {
+    let s = TestServer::start().await;
+    let r = s.anonymous(Method::GET, "/openapi.json").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), invites_api::spec_json());
+    let r = s.anonymous(Method::GET, "/docs").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("swagger"));
+    let r = s.anonymous(Method::GET, "/health").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    s.stop().await;
+}

@@ -1,0 +1,281 @@
+//! Atlas invitation reads and removals: bodies, authorization and the removal rules.
+
+use reqwest::{Method, StatusCode};
+
+use crate::support::{api_error, TestServer, VND};
+
+fn redact(mut v: serde_json::Value, s: &TestServer) -> serde_json::Value {
+    let text = v.to_string().replace(&s.base, "http://[host]");
+    v = serde_json::from_str(&text).unwrap();
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    match k.as_str() {
+                        "id" | "orgId" | "groupId" => *x = "[id]".into(),
+                        "createdAt" | "expiresAt" => *x = "[timestamp]".into(),
+                        "href" => {
+                            *x = serde_json::Value::String(redact_ids(x.as_str().unwrap_or("")))
+                        }
+                        _ => walk(x),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    fn redact_ids(s: &str) -> String {
+        s.split('/')
+            .map(|seg| {
+                if seg.len() == 24 && seg.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    "[id]"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+    walk(&mut v);
+    v
+}
+
+#[tokio::test]
+async fn org_invitations_list_and_get_with_atlas_fields() {
+    let s = TestServer::start().await;
+    let r = s
+        .digest(
+            Method::GET,
+            &format!("/api/atlas/v2/orgs/{}/invites", s.demo.org_id),
+            &s.key("owner"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], VND);
+    let list: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "only the pending org invitation: {list}"
+    );
+    let created = list[0]["createdAt"].as_str().unwrap();
+    let expires = list[0]["expiresAt"].as_str().unwrap();
+    let days = chrono::DateTime::parse_from_rfc3339(expires).unwrap()
+        - chrono::DateTime::parse_from_rfc3339(created).unwrap();
+    assert_eq!(days.num_days(), 30);
+    insta::assert_json_snapshot!("org_invitation_list", redact(list, &s));
+
+    let path = format!(
+        "/api/atlas/v2/orgs/{}/invites/{}",
+        s.demo.org_id, s.demo.pending_org_invitation_id
+    );
+    let one: serde_json::Value = s
+        .digest(Method::GET, &path, &s.key("owner"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["id"], s.demo.pending_org_invitation_id.as_str());
+    assert_eq!(one["orgName"], "Demo-Org");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn project_invitations_list_with_group_fields() {
+    let s = TestServer::start().await;
+    let path = format!(
+        "/api/atlas/v2/groups/{}/invites?username=invitee@demo.example",
+        s.demo.project_id
+    );
+    let r = s.digest(Method::GET, &path, &s.key("owner")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let list: serde_json::Value = r.json().await.unwrap();
+    insta::assert_json_snapshot!("group_invitation_list", redact(list, &s));
+    let none = s
+        .digest(
+            Method::GET,
+            &format!(
+                "/api/atlas/v2/groups/{}/invites?username=nobody@demo.example",
+                s.demo.project_id
+            ),
+            &s.key("owner"),
+        )
+        .await;
+    assert_eq!(
+        none.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!([])
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn removing_a_project_invitation_leaves_the_org_invitation_and_writes_audit() {
+    let s = TestServer::start().await;
+    let path = format!(
+        "/api/atlas/v2/groups/{}/invites/{}",
+        s.demo.project_id, s.demo.pending_project_invitation_id
+    );
+    let r = s.digest(Method::DELETE, &path, &s.key("owner")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.content_length(), Some(0));
+    assert!(r.bytes().await.unwrap().is_empty());
+    let again = s.digest(Method::DELETE, &path, &s.key("owner")).await;
+    api_error(again, 404, "INVITATION_NOT_FOUND").await;
+    let org = format!(
+        "/api/atlas/v2/orgs/{}/invites/{}",
+        s.demo.org_id, s.demo.pending_org_invitation_id
+    );
+    assert_eq!(
+        s.digest(Method::GET, &org, &s.key("owner")).await.status(),
+        StatusCode::OK
+    );
+    let trail = s
+        .store
+        .audit_for("invitation", &s.demo.pending_project_invitation_id)
+        .await
+        .unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!(last.action, "invitation.removed");
+    assert_eq!(last.actor_kind, "api_key");
+    assert_eq!(last.actor_display, s.key("owner").0);
+    assert_eq!(last.remote_addr.as_deref(), Some("127.0.0.1"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn org_path_refuses_project_invitations_and_accepted_ones_are_gone() {
+    let s = TestServer::start().await;
+    let wrong = format!(
+        "/api/atlas/v2/orgs/{}/invites/{}",
+        s.demo.org_id, s.demo.pending_project_invitation_id
+    );
+    let body = api_error(
+        s.digest(Method::DELETE, &wrong, &s.key("owner")).await,
+        400,
+        "CANNOT_DELETE_GROUP_INVITATION",
+    )
+    .await;
+    insta::assert_json_snapshot!("cannot_delete_group_invitation", body, {".detail" => "[detail]", ".parameters" => "[ids]"});
+    let accepted = format!(
+        "/api/atlas/v2/orgs/{}/invites/{}",
+        s.demo.org_id, s.demo.accepted_org_invitation_id
+    );
+    api_error(
+        s.digest(Method::DELETE, &accepted, &s.key("owner")).await,
+        404,
+        "INVITATION_NOT_FOUND",
+    )
+    .await;
+    // The reverse: an org invitation through a project path is not there.
+    let reverse = format!(
+        "/api/atlas/v2/groups/{}/invites/{}",
+        s.demo.project_id, s.demo.pending_org_invitation_id
+    );
+    api_error(
+        s.digest(Method::DELETE, &reverse, &s.key("owner")).await,
+        404,
+        "INVITATION_NOT_FOUND",
+    )
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn roles_decide_between_403_and_404() {
+    let s = TestServer::start().await;
+    let org = format!(
+        "/api/atlas/v2/orgs/{}/invites/{}",
+        s.demo.org_id, s.demo.pending_org_invitation_id
+    );
+    let project = format!(
+        "/api/atlas/v2/groups/{}/invites/{}",
+        s.demo.project_id, s.demo.pending_project_invitation_id
+    );
+    // A member of the org without the owner role: 403.
+    api_error(
+        s.digest(Method::DELETE, &org, &s.key("member")).await,
+        403,
+        "USER_UNAUTHORIZED",
+    )
+    .await;
+    api_error(
+        s.digest(Method::DELETE, &project, &s.key("member")).await,
+        403,
+        "USER_UNAUTHORIZED",
+    )
+    .await;
+    // A project user admin is not a project owner on the Atlas family.
+    api_error(
+        s.digest(Method::DELETE, &project, &s.key("user-admin"))
+            .await,
+        403,
+        "USER_UNAUTHORIZED",
+    )
+    .await;
+    // Another tenant's owner learns nothing: 404.
+    api_error(
+        s.digest(Method::DELETE, &org, &s.foreign_key).await,
+        404,
+        "ORG_NOT_FOUND",
+    )
+    .await;
+    api_error(
+        s.digest(Method::GET, &project, &s.foreign_key).await,
+        404,
+        "GROUP_NOT_FOUND",
+    )
+    .await;
+    // Nothing was removed by any of them.
+    assert_eq!(
+        s.digest(Method::GET, &org, &s.key("owner")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.digest(Method::GET, &project, &s.key("owner"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_ids_follow_each_operations_documented_statuses() {
+    let s = TestServer::start().await;
+    // deleteOrgInvite documents 400.
+    let r = s
+        .digest(
+            Method::DELETE,
+            &format!("/api/atlas/v2/orgs/{}/invites/XYZ", s.demo.org_id),
+            &s.key("owner"),
+        )
+        .await;
+    api_error(r, 400, "INVALID_OBJECT_ID").await;
+    let r = s
+        .digest(
+            Method::DELETE,
+            "/api/atlas/v2/orgs/not-an-id/invites/0123456789abcdef01234567",
+            &s.key("owner"),
+        )
+        .await;
+    api_error(r, 400, "INVALID_OBJECT_ID").await;
+    // deleteGroupInvite does not: a malformed id names nothing, 404.
+    let r = s
+        .digest(
+            Method::DELETE,
+            &format!("/api/atlas/v2/groups/{}/invites/XYZ", s.demo.project_id),
+            &s.key("owner"),
+        )
+        .await;
+    api_error(r, 404, "INVITATION_NOT_FOUND").await;
+    let r = s
+        .digest(
+            Method::DELETE,
+            "/api/atlas/v2/groups/NOPE/invites/0123456789abcdef01234567",
+            &s.key("owner"),
+        )
+        .await;
+    api_error(r, 404, "GROUP_NOT_FOUND").await;
+    s.stop().await;
+}

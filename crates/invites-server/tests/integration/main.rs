@@ -1,0 +1,8 @@
+//! Integration tests of the running service: one binary, every test on its own server bound to
+//! `127.0.0.1:0` over its own fresh SQLite file.
+
+mod auth;
+mod errors;
+mod invitations;
+mod real_clients;
+mod support;

@@ -1,0 +1,165 @@
+//! The clients people really use, run unchanged against the server: `curl --digest` and Python
+//! `requests` with `HTTPDigestAuth`. The test command provides both (curl from Debian, requests in
+//! a virtualenv whose interpreter is named by `INVITES_TEST_PYTHON`).
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+
+use crate::support::TestServer;
+
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "20",
+            "--write-out",
+            "\n%{http_code}",
+        ])
+        .args(args)
+        .output()
+        .expect("curl must be installed to run this test");
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_owned())
+}
+
+#[tokio::test]
+async fn curl_digest_lists_and_deletes() {
+    let s = TestServer::start().await;
+    let (public, private) = s.key("owner");
+    let user = format!("{public}:{private}");
+    let list = s.url(&format!(
+        "/api/atlas/v2/orgs/{}/invites?pretty=true",
+        s.demo.org_id
+    ));
+    let url = list.clone();
+    let (code, body) = tokio::task::spawn_blocking(move || {
+        curl(&[
+            "--digest",
+            "--user",
+            &user,
+            "-H",
+            "Accept: application/vnd.atlas.2023-01-01+json",
+            &url,
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"orgName\": \"Demo-Org\""), "{body}");
+
+    let user = format!("{public}:{private}");
+    let del = s.url(&format!(
+        "/api/atlas/v2/groups/{}/invites/{}",
+        s.demo.project_id, s.demo.pending_project_invitation_id
+    ));
+    let (code, body) = tokio::task::spawn_blocking(move || {
+        curl(&[
+            "--digest",
+            "--user",
+            &user,
+            "--request",
+            "DELETE",
+            "-H",
+            "Accept: application/json",
+            &del,
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 204, "{body}");
+    assert!(body.is_empty());
+
+    // Without credentials curl sees the challenge and the ApiError body.
+    let (code, body) = tokio::task::spawn_blocking(move || curl(&[&list]))
+        .await
+        .unwrap();
+    assert_eq!(code, 401);
+    assert!(body.contains("NOT_AUTHENTICATED"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn curl_digest_with_sha256() {
+    let s = TestServer::start_with(invites_server::ServiceConfig {
+        challenge_algorithm: invites_digest::Algorithm::Sha256,
+        ..Default::default()
+    })
+    .await;
+    let (public, private) = s.key("owner");
+    let user = format!("{public}:{private}");
+    let url = s.url(&format!("/api/atlas/v2/orgs/{}/invites", s.demo.org_id));
+    let (code, body) =
+        tokio::task::spawn_blocking(move || curl(&["--digest", "--user", &user, &url]))
+            .await
+            .unwrap();
+    assert_eq!(code, 200, "{body}");
+    s.stop().await;
+}
+
+const PYTHON_CLIENT: &str = r#"
+import json, sys
+import requests
+from requests.auth import HTTPDigestAuth
+base, org, project, inv, user, password = sys.argv[1:7]
+auth = HTTPDigestAuth(user, password)
+s = requests.Session()
+headers = {"Accept": "application/vnd.atlas.2023-01-01+json"}
+r = s.get(f"{base}/api/atlas/v2/orgs/{org}/invites", auth=auth, headers=headers, params={"pretty": "true"})
+out = {"list": r.status_code, "orgName": r.json()[0]["orgName"]}
+r = s.delete(f"{base}/api/atlas/v2/groups/{project}/invites/{inv}/", auth=auth, headers=headers)
+out["delete_trailing_slash"] = r.status_code
+r = s.delete(f"{base}/api/atlas/v2/groups/{project}/invites/{inv}", auth=auth, headers=headers)
+out["delete"] = r.status_code
+r = s.delete(f"{base}/api/atlas/v2/groups/{project}/invites/{inv}", auth=auth, headers=headers)
+out["delete_again"] = r.status_code
+out["delete_again_code"] = r.json()["errorCode"]
+r = s.get(f"{base}/api/atlas/v2/orgs/{org}/invites", auth=HTTPDigestAuth(user, "wrong"), headers=headers)
+out["wrong"] = r.status_code
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn python_requests_http_digest_auth() {
+    let s = TestServer::start().await;
+    let python = std::env::var("INVITES_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let (public, private) = s.key("owner");
+    let args = vec![
+        "-c".to_owned(),
+        PYTHON_CLIENT.to_owned(),
+        s.base.clone(),
+        s.demo.org_id.clone(),
+        s.demo.project_id.clone(),
+        s.demo.pending_project_invitation_id.clone(),
+        public,
+        private,
+    ];
+    let out = tokio::task::spawn_blocking(move || Command::new(&python).args(&args).output())
+        .await
+        .unwrap()
+        .expect("python3 must be installed (the test command provides a virtualenv with requests)");
+    assert!(
+        out.status.success(),
+        "python client failed (is `requests` installed? the test command sets INVITES_TEST_PYTHON):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        result,
+        serde_json::json!({
+            "list": 200, "orgName": "Demo-Org",
+            "delete_trailing_slash": 204, "delete": 404, "delete_again": 404,
+            "delete_again_code": "INVITATION_NOT_FOUND", "wrong": 401
+        })
+    );
+    let _ = StatusCode::OK;
+    s.stop().await;
+}
