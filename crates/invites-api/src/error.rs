@@ -89,18 +89,30 @@ pub fn error_response(e: &Error) -> poem::Response {
 }
 
 /// Declares an error-response enum for a set of documented statuses, and its conversion from a
-/// domain [`Error`]. A status outside the set is a server bug: it is logged and answered as 500,
-/// which every operation documents.
+/// domain [`Error`]. Variants under `retry` also carry `Retry-After` (429 and 503). A status outside
+/// the set is a server bug: it is logged and answered as 500, which every operation documents.
 macro_rules! error_responses {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $status:literal : $desc:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident {
+        $($variant:ident = $status:literal : $desc:literal),* $(,)?
+        $(; retry $($rvariant:ident = $rstatus:literal : $rdesc:literal),+ $(,)?)?
+    }) => {
         $(#[$meta])*
         #[derive(ApiResponse, Debug)]
         pub enum $name {
             $(
                 #[doc = $desc]
                 #[oai(status = $status, content_type = "application/json")]
-                $variant(Json<ApiError>, #[oai(header = "Retry-After")] Option<u64>),
-            )+
+                $variant(Json<ApiError>),
+            )*
+            $($(
+                #[doc = $rdesc]
+                #[oai(status = $rstatus, content_type = "application/json")]
+                $rvariant(
+                    Json<ApiError>,
+                    /// The minimum time you should wait, in seconds, before retrying the API request.
+                    #[oai(header = "Retry-After")] Option<u64>,
+                ),
+            )+)?
             /// Internal Server Error.
             #[oai(status = 500, content_type = "application/json")]
             Internal(Json<ApiError>),
@@ -110,7 +122,8 @@ macro_rules! error_responses {
             fn from(e: Error) -> Self {
                 let body = Json(ApiError::from(&e));
                 match e.status() {
-                    $($status => $name::$variant(body, e.retry_after),)+
+                    $($status => $name::$variant(body),)*
+                    $($($rstatus => $name::$rvariant(body, e.retry_after),)+)?
                     500 => $name::Internal(body),
                     other => {
                         tracing::error!(status = other, code = %e.code, "{} cannot answer status {other}", stringify!($name));
@@ -128,8 +141,8 @@ error_responses!(
         BadRequest = 400: "Bad Request.",
         Unauthorized = 401: "Unauthorized.",
         Forbidden = 403: "Forbidden.",
-        NotFound = 404: "Not Found.",
-        TooManyRequests = 429: "Too Many Requests.",
+        NotFound = 404: "Not Found.";
+        retry TooManyRequests = 429: "Too Many Requests.",
     }
 );
 
@@ -138,8 +151,8 @@ error_responses!(
     ErrorsWithout400 {
         Unauthorized = 401: "Unauthorized.",
         Forbidden = 403: "Forbidden.",
-        NotFound = 404: "Not Found.",
-        TooManyRequests = 429: "Too Many Requests.",
+        NotFound = 404: "Not Found.";
+        retry TooManyRequests = 429: "Too Many Requests.",
     }
 );
 
@@ -147,15 +160,15 @@ error_responses!(
     /// The errors of the OAuth2 token endpoint.
     TokenErrors {
         BadRequest = 400: "Bad Request: grant type or body not accepted.",
-        Unauthorized = 401: "Unauthorized: unknown client or wrong secret.",
-        TooManyRequests = 429: "Too Many Requests.",
+        Unauthorized = 401: "Unauthorized: unknown client or wrong secret.";
+        retry TooManyRequests = 429: "Too Many Requests.",
     }
 );
 
 error_responses!(
     /// The errors of the health check.
     HealthErrors {
-        Unavailable = 503: "Service Unavailable: the database does not answer.",
+        ; retry Unavailable = 503: "Service Unavailable: the database does not answer.",
     }
 );
 

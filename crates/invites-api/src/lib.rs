@@ -46,13 +46,52 @@ fn service() -> OpenApiService<Apis, ()> {
     .server("http://127.0.0.1:8080")
 }
 
+/// Response header names as the HTTP and Atlas documents spell them (poem-openapi upper-cases them).
+const HEADER_SPELLINGS: &[&str] = &[
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "Deprecation",
+    "Sunset",
+    "Allow",
+];
+
 /// The OpenAPI document, exactly as committed under `openapi/invites.json`.
 ///
-/// poem-openapi's output is adjusted in one place here where OpenAPI 3.0 requires what poem-openapi
-/// omits (an OAuth2 flow's `scopes` object even when empty).
+/// poem-openapi's output is adjusted in one place, here: OpenAPI 3.0 requires an OAuth2 flow's
+/// `scopes` object even when empty (poem-openapi omits it), and response header names get their
+/// usual spelling back.
 pub fn spec_json() -> String {
     let mut spec: serde_json::Value =
         serde_json::from_str(&service().spec()).expect("poem-openapi emits valid JSON");
+    if let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for op in paths
+            .values_mut()
+            .filter_map(|i| i.as_object_mut())
+            .flat_map(|i| i.values_mut())
+        {
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            for headers in responses
+                .values_mut()
+                .filter_map(|r| r.get_mut("headers"))
+                .filter_map(|h| h.as_object_mut())
+            {
+                let names: Vec<String> = headers.keys().cloned().collect();
+                for name in names {
+                    if let Some(spelled) = HEADER_SPELLINGS
+                        .iter()
+                        .find(|s| s.eq_ignore_ascii_case(&name))
+                    {
+                        if let Some(v) = headers.remove(&name) {
+                            headers.insert((*spelled).to_owned(), v);
+                        }
+                    }
+                }
+            }
+        }
+    }
     if let Some(flows) = spec
         .pointer_mut("/components/securitySchemes/ServiceAccounts/flows")
         .and_then(|f| f.as_object_mut())
@@ -106,4 +145,35 @@ pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
         })
         .data(backend)
         .with(edge::Edge { methods })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed document is what the code generates. To rewrite it: `cargo xtask openapi`.
+    #[test]
+    fn committed_spec_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi/invites.json");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == spec_json(),
+            "openapi/invites.json is stale: run `cargo xtask openapi` and commit the result"
+        );
+    }
+
+    #[test]
+    fn spec_documents_the_security_schemes() {
+        let spec: serde_json::Value = serde_json::from_str(&spec_json()).unwrap();
+        let schemes = &spec["components"]["securitySchemes"];
+        assert_eq!(schemes["DigestAuth"]["scheme"], "digest");
+        assert_eq!(
+            schemes["ServiceAccounts"]["flows"]["clientCredentials"]["scopes"],
+            serde_json::json!({})
+        );
+        let delete = &spec["paths"]["/api/atlas/v2/orgs/{orgId}/invites/{invitationId}"]["delete"];
+        assert_eq!(delete["operationId"], "deleteOrgInvite");
+        assert!(delete["responses"]["429"]["headers"]["Retry-After"].is_object());
+    }
 }
