@@ -1,12 +1,14 @@
-//! Family A: the Atlas Administration API v2 invitation operations under `/api/atlas/v2`.
+//! Family A: the twelve Atlas Administration API v2 invitation operations under `/api/atlas/v2`.
 //!
-//! Paths, operationIds, parameters, schemas and media types follow the reference contract
-//! (`shared/reference/atlas-v2-invitations.openapi.json`). Handlers only parse and answer;
-//! authorization and data rules live behind [`Backend`].
+//! Paths, operationIds, parameters, schemas, media types and status sets follow the reference
+//! contract (`shared/reference/atlas-v2-invitations.openapi.json`); `fidelity_allowlist.txt`
+//! beside the committed spec lists, with reasons, the few places where our document differs.
+//! Handlers only parse and answer: authorization and data rules live behind [`Backend`]. Every
+//! error goes through the operation's error enum, which answers only the documented statuses.
 
 use std::sync::Arc;
 
-use invites_domain::{Error, ObjectId};
+use invites_domain::{Error, Invitation, ObjectId};
 use poem::web::Data;
 use poem::Request;
 use poem_openapi::param::{Path, Query};
@@ -15,11 +17,16 @@ use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use crate::auth::AtlasAuth;
 use crate::backend::{Backend, Caller, Scope};
+use crate::body::AtlasBody;
 use crate::error::{ErrorsWith400, ErrorsWithout400};
-use crate::model::{GroupInvitation, OrganizationInvitation};
-use crate::params::HexId;
+use crate::model::{
+    GroupInvitation, GroupInvitationRequest, GroupInvitationUpdateRequest, OrganizationInvitation,
+    OrganizationInvitationRequest, OrganizationInvitationUpdateRequest,
+};
+use crate::params::{Flag, HexId};
+use crate::ratelimit::RateInfo;
 
-/// The versioned media type of every successful Atlas answer.
+/// The versioned media type of every successful Atlas answer and request body.
 pub const ATLAS_MEDIA_TYPE: &str = "application/vnd.atlas.2023-01-01+json";
 const PREFIX: &str = "/api/atlas/v2";
 
@@ -31,39 +38,41 @@ pub enum AtlasTags {
     Projects,
 }
 
-#[derive(ApiResponse)]
-pub enum OrgInvitationList {
-    /// OK
-    #[oai(status = 200, content_type = "application/vnd.atlas.2023-01-01+json")]
-    Ok(Json<Vec<OrganizationInvitation>>),
+macro_rules! ok_response {
+    ($(#[$meta:meta])* $name:ident, $body:ty) => {
+        $(#[$meta])*
+        #[derive(ApiResponse)]
+        pub enum $name {
+            /// OK
+            #[oai(status = 200, content_type = "application/vnd.atlas.2023-01-01+json")]
+            Ok(
+                Json<$body>,
+                /// The maximum number of requests that a user can make within a specific time window.
+                #[oai(header = "RateLimit-Limit")] i64,
+                /// The number of requests remaining in the current rate limit window before the limit is reached.
+                #[oai(header = "RateLimit-Remaining")] i64,
+            ),
+        }
+    };
 }
 
-#[derive(ApiResponse)]
-pub enum OrgInvitationOne {
-    /// OK
-    #[oai(status = 200, content_type = "application/vnd.atlas.2023-01-01+json")]
-    Ok(Json<OrganizationInvitation>),
-}
-
-#[derive(ApiResponse)]
-pub enum GroupInvitationList {
-    /// OK
-    #[oai(status = 200, content_type = "application/vnd.atlas.2023-01-01+json")]
-    Ok(Json<Vec<GroupInvitation>>),
-}
-
-#[derive(ApiResponse)]
-pub enum GroupInvitationOne {
-    /// OK
-    #[oai(status = 200, content_type = "application/vnd.atlas.2023-01-01+json")]
-    Ok(Json<GroupInvitation>),
-}
+ok_response!(OrgInvitationList, Vec<OrganizationInvitation>);
+ok_response!(OrgInvitationOne, OrganizationInvitation);
+ok_response!(GroupInvitationList, Vec<GroupInvitation>);
+ok_response!(GroupInvitationOne, GroupInvitation);
 
 #[derive(ApiResponse)]
 pub enum Removed {
     /// This endpoint does not return a response body.
     #[oai(status = 204)]
-    NoContent,
+    NoContent(
+        /// The maximum number of requests that a user can make within a specific time window.
+        #[oai(header = "RateLimit-Limit")]
+        i64,
+        /// The number of requests remaining in the current rate limit window before the limit is reached.
+        #[oai(header = "RateLimit-Remaining")]
+        i64,
+    ),
 }
 
 /// `http://host` as the client addressed us, for `links`.
@@ -87,32 +96,45 @@ pub(crate) fn caller(auth: AtlasAuth, req: &Request) -> Caller {
     }
 }
 
-fn malformed_org(raw: &str) -> Error {
-    Error::invalid_object_id("orgId", raw)
+fn org_scope(id: &HexId) -> Result<Scope, Error> {
+    Ok(Scope::AtlasOrg(
+        id.parse_or(|raw| Error::invalid_object_id("orgId", raw))?,
+    ))
 }
 
-fn malformed_invitation_400(raw: &str) -> Error {
-    Error::invalid_object_id("invitationId", raw)
+fn group_scope(id: &HexId) -> Result<Scope, Error> {
+    Ok(Scope::AtlasProject(id.parse_or(|raw| {
+        Error::invalid_object_id("groupId", raw)
+    })?))
 }
 
-/// Where 400 is not documented, a malformed id names nothing that exists: 404.
-fn group_not_found(raw: &str) -> Error {
-    Error::group_not_found(raw)
+fn invitation_id(raw: &str) -> Result<ObjectId, Error> {
+    raw.parse()
+        .map_err(|_| Error::invalid_object_id("invitationId", raw))
 }
 
-fn invitation_not_found(raw: &str) -> Error {
-    Error::invitation_not_found(raw)
+fn org_one(inv: &Invitation, req: &Request, rate: &RateInfo) -> OrgInvitationOne {
+    OrgInvitationOne::Ok(
+        Json(OrganizationInvitation::from_domain(inv, &base_url(req))),
+        rate.limit,
+        rate.remaining,
+    )
 }
 
-fn org_of(id: &HexId) -> Result<ObjectId, Error> {
-    id.parse_or(malformed_org)
+fn group_one(inv: &Invitation, req: &Request, rate: &RateInfo) -> GroupInvitationOne {
+    GroupInvitationOne::Ok(
+        Json(GroupInvitation::from_domain(inv, &base_url(req), PREFIX)),
+        rate.limit,
+        rate.remaining,
+    )
 }
 
 pub struct AtlasApi;
 
+#[allow(clippy::too_many_arguments)]
 #[OpenApi(prefix_path = "/api/atlas/v2")]
 impl AtlasApi {
-    /// Return All Organization Invitations
+    /// Return All Invitations in One Organization
     ///
     /// Returns all pending invitations to the specified organization. To use this resource, the
     /// requesting Service Account or API Key must have the Organization Owner role.
@@ -123,42 +145,154 @@ impl AtlasApi {
         tag = "AtlasTags::Organizations",
         deprecated
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn list_org_invites(
         &self,
         auth: AtlasAuth,
         backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
         req: &Request,
+        /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
+        envelope: Query<Option<Flag>>,
         /// Unique 24-hexadecimal digit string that identifies the organization that contains your projects.
         #[oai(name = "orgId")]
         org_id: Path<HexId>,
-        /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
-        #[oai(default)]
-        envelope: Query<bool>,
         /// Flag that indicates whether the response body should be in the prettyprint format.
-        #[oai(default)]
-        pretty: Query<bool>,
+        pretty: Query<Option<Flag>>,
         /// Email address of the user account invited to this organization. If you exclude this parameter, this resource returns all pending invitations.
         username: Query<Option<String>>,
     ) -> Result<OrgInvitationList, ErrorsWith400> {
         let _ = (envelope, pretty);
-        let org = org_of(&org_id.0)?;
         let list = backend
             .list_invitations(
                 &caller(auth, req),
-                Scope::AtlasOrg(org),
+                org_scope(&org_id)?,
                 username.0.as_deref(),
             )
             .await?;
         let base = base_url(req);
-        Ok(OrgInvitationList::Ok(Json(
-            list.iter()
-                .map(|i| OrganizationInvitation::from_domain(i, &base))
-                .collect(),
-        )))
+        let body = list
+            .iter()
+            .map(|i| OrganizationInvitation::from_domain(i, &base))
+            .collect();
+        Ok(OrgInvitationList::Ok(
+            Json(body),
+            rate.limit,
+            rate.remaining,
+        ))
     }
 
-    /// Return One Organization Invitation
+    /// Update One Invitation in One Organization
+    ///
+    /// Updates the details of one pending invitation to the specified organization. To specify
+    /// which invitation, provide the username of the invited user. Roles are replaced, not merged.
+    #[oai(
+        path = "/orgs/:orgId/invites",
+        method = "patch",
+        operation_id = "updateOrgInvites",
+        tag = "AtlasTags::Organizations",
+        deprecated
+    )]
+    async fn update_org_invites(
+        &self,
+        auth: AtlasAuth,
+        backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
+        req: &Request,
+        /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
+        envelope: Query<Option<Flag>>,
+        /// Unique 24-hexadecimal digit string that identifies the organization that contains your projects.
+        #[oai(name = "orgId")]
+        org_id: Path<HexId>,
+        /// Flag that indicates whether the response body should be in the prettyprint format.
+        pretty: Query<Option<Flag>>,
+        /// Updates the details of one pending invitation to the specified organization.
+        body: AtlasBody<OrganizationInvitationRequest>,
+    ) -> Result<OrgInvitationOne, ErrorsWith400> {
+        let _ = (envelope, pretty);
+        let scope = org_scope(&org_id)?;
+        let input = body.0?.into();
+        let inv = backend
+            .update_invitation_by_username(&caller(auth, req), scope, input)
+            .await?;
+        Ok(org_one(&inv, req, &rate))
+    }
+
+    /// Create Invitation for One MongoDB Cloud User in One Organization
+    ///
+    /// Invites one MongoDB Cloud user to join the specified organization. The user must accept the
+    /// invitation to access information within the specified organization. If the user already
+    /// has a pending invitation to the organization, it is updated with the roles given.
+    #[oai(
+        path = "/orgs/:orgId/invites",
+        method = "post",
+        operation_id = "createOrgInvite",
+        tag = "AtlasTags::Organizations",
+        deprecated
+    )]
+    async fn create_org_invite(
+        &self,
+        auth: AtlasAuth,
+        backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
+        req: &Request,
+        /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
+        envelope: Query<Option<Flag>>,
+        /// Unique 24-hexadecimal digit string that identifies the organization that contains your projects.
+        #[oai(name = "orgId")]
+        org_id: Path<HexId>,
+        /// Flag that indicates whether the response body should be in the prettyprint format.
+        pretty: Query<Option<Flag>>,
+        /// Invites one MongoDB Cloud user to join the specified organization.
+        body: AtlasBody<OrganizationInvitationRequest>,
+    ) -> Result<OrgInvitationOne, ErrorsWith400> {
+        let _ = (envelope, pretty);
+        let scope = org_scope(&org_id)?;
+        let input = body.0?.into();
+        let inv = backend
+            .create_invitation(&caller(auth, req), scope, input)
+            .await?;
+        Ok(org_one(&inv, req, &rate))
+    }
+
+    /// Remove One Invitation from One Organization
+    ///
+    /// Cancels one pending invitation sent to the specified MongoDB Cloud user to join an
+    /// organization. You can't cancel an invitation that the user accepted. To use this resource,
+    /// the requesting Service Account or API Key must have the Organization Owner role. A project
+    /// invitation is never removed through this path (`CANNOT_DELETE_GROUP_INVITATION`).
+    #[oai(
+        path = "/orgs/:orgId/invites/:invitationId",
+        method = "delete",
+        operation_id = "deleteOrgInvite",
+        tag = "AtlasTags::Organizations",
+        deprecated
+    )]
+    async fn delete_org_invite(
+        &self,
+        auth: AtlasAuth,
+        backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
+        req: &Request,
+        /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
+        envelope: Query<Option<Flag>>,
+        /// Unique 24-hexadecimal digit string that identifies the organization that contains your projects.
+        #[oai(name = "orgId")]
+        org_id: Path<HexId>,
+        /// Flag that indicates whether the response body should be in the prettyprint format.
+        pretty: Query<Option<Flag>>,
+        /// Unique 24-hexadecimal digit string that identifies the invitation.
+        #[oai(name = "invitationId")]
+        invitation: Path<String>,
+    ) -> Result<Removed, ErrorsWith400> {
+        let _ = (envelope, pretty);
+        let scope = org_scope(&org_id)?;
+        backend
+            .delete_invitation(&caller(auth, req), scope, invitation_id(&invitation)?)
+            .await?;
+        Ok(Removed::NoContent(rate.limit, rate.remaining))
+    }
+
+    /// Return One Invitation in One Organization by Invitation ID
     ///
     /// Returns the details of one pending invitation to the specified organization. To use this
     /// resource, the requesting Service Account or API Key must have the Organization Owner role.
@@ -173,69 +307,67 @@ impl AtlasApi {
         &self,
         auth: AtlasAuth,
         backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
         req: &Request,
         /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
-        #[oai(default)]
-        envelope: Query<bool>,
+        envelope: Query<Option<Flag>>,
         /// Unique 24-hexadecimal digit string that identifies the organization that contains your projects.
         #[oai(name = "orgId")]
         org_id: Path<HexId>,
         /// Unique 24-hexadecimal digit string that identifies the invitation.
         #[oai(name = "invitationId")]
-        invitation_id: Path<String>,
+        invitation: Path<String>,
     ) -> Result<OrgInvitationOne, ErrorsWith400> {
         let _ = envelope;
-        let org = org_of(&org_id.0)?;
-        let id = HexId(invitation_id.0).parse_or(malformed_invitation_400)?;
+        let scope = org_scope(&org_id)?;
         let inv = backend
-            .get_invitation(&caller(auth, req), Scope::AtlasOrg(org), id)
+            .get_invitation(&caller(auth, req), scope, invitation_id(&invitation)?)
             .await?;
-        Ok(OrgInvitationOne::Ok(Json(
-            OrganizationInvitation::from_domain(&inv, &base_url(req)),
-        )))
+        Ok(org_one(&inv, req, &rate))
     }
 
-    /// Remove One Invitation from One Organization
+    /// Update One Invitation in One Organization by Invitation ID
     ///
-    /// Cancels one pending invitation sent to the specified MongoDB Cloud user to join an
-    /// organization. You can't cancel an invitation that the user accepted. To use this resource,
-    /// the requesting Service Account or API Key must have the Organization Owner role.
+    /// Updates the details of one pending invitation to the specified organization. To specify
+    /// which invitation, provide the unique identification string for that invitation. Roles are
+    /// replaced, not merged.
     #[oai(
         path = "/orgs/:orgId/invites/:invitationId",
-        method = "delete",
-        operation_id = "deleteOrgInvite",
+        method = "patch",
+        operation_id = "updateOrgInviteById",
         tag = "AtlasTags::Organizations",
         deprecated
     )]
-    #[allow(clippy::too_many_arguments)]
-    async fn delete_org_invite(
+    async fn update_org_invite_by_id(
         &self,
         auth: AtlasAuth,
         backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
         req: &Request,
         /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
-        #[oai(default)]
-        envelope: Query<bool>,
+        envelope: Query<Option<Flag>>,
         /// Unique 24-hexadecimal digit string that identifies the organization that contains your projects.
         #[oai(name = "orgId")]
         org_id: Path<HexId>,
         /// Flag that indicates whether the response body should be in the prettyprint format.
-        #[oai(default)]
-        pretty: Query<bool>,
+        pretty: Query<Option<Flag>>,
         /// Unique 24-hexadecimal digit string that identifies the invitation.
         #[oai(name = "invitationId")]
-        invitation_id: Path<String>,
-    ) -> Result<Removed, ErrorsWith400> {
+        invitation: Path<HexId>,
+        /// Updates the details of one pending invitation to the specified organization.
+        body: AtlasBody<OrganizationInvitationUpdateRequest>,
+    ) -> Result<OrgInvitationOne, ErrorsWith400> {
         let _ = (envelope, pretty);
-        let org = org_of(&org_id.0)?;
-        let id = HexId(invitation_id.0).parse_or(malformed_invitation_400)?;
-        backend
-            .delete_invitation(&caller(auth, req), Scope::AtlasOrg(org), id)
+        let scope = org_scope(&org_id)?;
+        let id = invitation_id(&invitation.0 .0)?;
+        let input = body.0?.into();
+        let inv = backend
+            .update_invitation(&caller(auth, req), scope, id, input)
             .await?;
-        Ok(Removed::NoContent)
+        Ok(org_one(&inv, req, &rate))
     }
 
-    /// Return All Project Invitations
+    /// Return All Invitations in One Project
     ///
     /// Returns all pending invitations to the specified project. To use this resource, the
     /// requesting Service Account or API Key must have the Project Owner role.
@@ -246,85 +378,116 @@ impl AtlasApi {
         tag = "AtlasTags::Projects",
         deprecated
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn list_group_invites(
         &self,
         auth: AtlasAuth,
         backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
         req: &Request,
         /// Unique 24-hexadecimal digit string that identifies your project.
         #[oai(name = "groupId")]
         group_id: Path<HexId>,
         /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
-        #[oai(default)]
-        envelope: Query<bool>,
+        envelope: Query<Option<Flag>>,
         /// Flag that indicates whether the response body should be in the prettyprint format.
-        #[oai(default)]
-        pretty: Query<bool>,
+        pretty: Query<Option<Flag>>,
         /// Email address of the user account invited to this project.
         username: Query<Option<String>>,
     ) -> Result<GroupInvitationList, ErrorsWithout400> {
         let _ = (envelope, pretty);
-        let group = group_id.0.parse_or(group_not_found)?;
         let list = backend
             .list_invitations(
                 &caller(auth, req),
-                Scope::AtlasProject(group),
+                group_scope(&group_id)?,
                 username.0.as_deref(),
             )
             .await?;
         let base = base_url(req);
-        Ok(GroupInvitationList::Ok(Json(
-            list.iter()
-                .map(|i| GroupInvitation::from_domain(i, &base, PREFIX))
-                .collect(),
-        )))
+        let body = list
+            .iter()
+            .map(|i| GroupInvitation::from_domain(i, &base, PREFIX))
+            .collect();
+        Ok(GroupInvitationList::Ok(
+            Json(body),
+            rate.limit,
+            rate.remaining,
+        ))
     }
 
-    /// Return One Project Invitation
+    /// Update One Invitation in One Project
     ///
-    /// Returns the details of one pending invitation to the specified project. To use this
-    /// resource, the requesting Service Account or API Key must have the Project Owner role.
+    /// Updates the details of one pending invitation to the specified project. To specify which
+    /// invitation to update, provide the username of the invited user. Roles are replaced.
     #[oai(
-        path = "/groups/:groupId/invites/:invitationId",
-        method = "get",
-        operation_id = "getGroupInvite",
+        path = "/groups/:groupId/invites",
+        method = "patch",
+        operation_id = "updateGroupInvites",
         tag = "AtlasTags::Projects",
         deprecated
     )]
-    #[allow(clippy::too_many_arguments)]
-    async fn get_group_invite(
+    async fn update_group_invites(
         &self,
         auth: AtlasAuth,
         backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
         req: &Request,
         /// Unique 24-hexadecimal digit string that identifies your project.
         #[oai(name = "groupId")]
         group_id: Path<HexId>,
         /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
-        #[oai(default)]
-        envelope: Query<bool>,
+        envelope: Query<Option<Flag>>,
         /// Flag that indicates whether the response body should be in the prettyprint format.
-        #[oai(default)]
-        pretty: Query<bool>,
-        /// Unique 24-hexadecimal digit string that identifies the invitation.
-        #[oai(name = "invitationId")]
-        invitation_id: Path<String>,
-    ) -> Result<GroupInvitationOne, ErrorsWithout400> {
+        pretty: Query<Option<Flag>>,
+        /// Updates the details of one pending invitation to the specified project.
+        body: AtlasBody<GroupInvitationRequest>,
+    ) -> Result<GroupInvitationOne, ErrorsWith400> {
         let _ = (envelope, pretty);
-        let group = group_id.0.parse_or(group_not_found)?;
-        let id = HexId(invitation_id.0).parse_or(invitation_not_found)?;
+        let scope = group_scope(&group_id)?;
+        let input = body.0?.into();
         let inv = backend
-            .get_invitation(&caller(auth, req), Scope::AtlasProject(group), id)
+            .update_invitation_by_username(&caller(auth, req), scope, input)
             .await?;
-        Ok(GroupInvitationOne::Ok(Json(GroupInvitation::from_domain(
-            &inv,
-            &base_url(req),
-            PREFIX,
-        ))))
+        Ok(group_one(&inv, req, &rate))
     }
 
-    /// Remove One Project Invitation
+    /// Create Invitation for One MongoDB Cloud User in One Project
+    ///
+    /// Invites one MongoDB Cloud user to join the specified project. The MongoDB Cloud user must
+    /// accept the invitation to access information within the specified project. This operation
+    /// documents no 400: a body it cannot act on is answered 404 with the errorCode that says why.
+    #[oai(
+        path = "/groups/:groupId/invites",
+        method = "post",
+        operation_id = "createGroupInvite",
+        tag = "AtlasTags::Projects",
+        deprecated
+    )]
+    async fn create_group_invite(
+        &self,
+        auth: AtlasAuth,
+        backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
+        req: &Request,
+        /// Unique 24-hexadecimal digit string that identifies your project.
+        #[oai(name = "groupId")]
+        group_id: Path<HexId>,
+        /// Flag that indicates whether the response body should be in the prettyprint format.
+        pretty: Query<Option<Flag>>,
+        /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
+        envelope: Query<Option<Flag>>,
+        /// Invites one MongoDB Cloud user to join the specified project.
+        body: AtlasBody<GroupInvitationRequest>,
+    ) -> Result<GroupInvitationOne, ErrorsWithout400> {
+        let _ = (envelope, pretty);
+        let scope = group_scope(&group_id)?;
+        let input = body.0?.into();
+        let inv = backend
+            .create_invitation(&caller(auth, req), scope, input)
+            .await?;
+        Ok(group_one(&inv, req, &rate))
+    }
+
+    /// Remove One Invitation from One Project
     ///
     /// Cancels one pending invitation sent to the specified MongoDB Cloud user to join a project.
     /// You can't cancel an invitation that the user accepted. To use this resource, the requesting
@@ -341,23 +504,97 @@ impl AtlasApi {
         &self,
         auth: AtlasAuth,
         backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
         req: &Request,
         /// Unique 24-hexadecimal digit string that identifies your project.
         #[oai(name = "groupId")]
         group_id: Path<HexId>,
         /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
-        #[oai(default)]
-        envelope: Query<bool>,
+        envelope: Query<Option<Flag>>,
         /// Unique 24-hexadecimal digit string that identifies the invitation.
         #[oai(name = "invitationId")]
-        invitation_id: Path<String>,
+        invitation: Path<String>,
     ) -> Result<Removed, ErrorsWithout400> {
         let _ = envelope;
-        let group = group_id.0.parse_or(group_not_found)?;
-        let id = HexId(invitation_id.0).parse_or(invitation_not_found)?;
+        let scope = group_scope(&group_id)?;
         backend
-            .delete_invitation(&caller(auth, req), Scope::AtlasProject(group), id)
+            .delete_invitation(&caller(auth, req), scope, invitation_id(&invitation)?)
             .await?;
-        Ok(Removed::NoContent)
+        Ok(Removed::NoContent(rate.limit, rate.remaining))
+    }
+
+    /// Return One Invitation in One Project by Invitation ID
+    ///
+    /// Returns the details of one pending invitation to the specified project. To use this
+    /// resource, the requesting Service Account or API Key must have the Project Owner role.
+    #[oai(
+        path = "/groups/:groupId/invites/:invitationId",
+        method = "get",
+        operation_id = "getGroupInvite",
+        tag = "AtlasTags::Projects",
+        deprecated
+    )]
+    async fn get_group_invite(
+        &self,
+        auth: AtlasAuth,
+        backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
+        req: &Request,
+        /// Unique 24-hexadecimal digit string that identifies your project.
+        #[oai(name = "groupId")]
+        group_id: Path<HexId>,
+        /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
+        envelope: Query<Option<Flag>>,
+        /// Flag that indicates whether the response body should be in the prettyprint format.
+        pretty: Query<Option<Flag>>,
+        /// Unique 24-hexadecimal digit string that identifies the invitation.
+        #[oai(name = "invitationId")]
+        invitation: Path<String>,
+    ) -> Result<GroupInvitationOne, ErrorsWithout400> {
+        let _ = (envelope, pretty);
+        let scope = group_scope(&group_id)?;
+        let inv = backend
+            .get_invitation(&caller(auth, req), scope, invitation_id(&invitation)?)
+            .await?;
+        Ok(group_one(&inv, req, &rate))
+    }
+
+    /// Update One Invitation in One Project by Invitation ID
+    ///
+    /// Updates the details of one pending invitation to the specified project. To specify which
+    /// invitation to update, provide the unique identification string for that invitation. Roles
+    /// are replaced, not merged.
+    #[oai(
+        path = "/groups/:groupId/invites/:invitationId",
+        method = "patch",
+        operation_id = "updateGroupInviteById",
+        tag = "AtlasTags::Projects",
+        deprecated
+    )]
+    async fn update_group_invite_by_id(
+        &self,
+        auth: AtlasAuth,
+        backend: Data<&Arc<dyn Backend>>,
+        rate: Data<&RateInfo>,
+        req: &Request,
+        /// Unique 24-hexadecimal digit string that identifies your project.
+        #[oai(name = "groupId")]
+        group_id: Path<HexId>,
+        /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
+        envelope: Query<Option<Flag>>,
+        /// Unique 24-hexadecimal digit string that identifies the invitation.
+        #[oai(name = "invitationId")]
+        invitation: Path<HexId>,
+        /// Updates the details of one pending invitation to the specified project.
+        body: AtlasBody<GroupInvitationUpdateRequest>,
+    ) -> Result<GroupInvitationOne, ErrorsWith400> {
+        let _ = envelope;
+        let scope = group_scope(&group_id)?;
+        let id = invitation_id(&invitation.0 .0)?;
+        let input = body.0?.into();
+        let inv = backend
+            .update_invitation(&caller(auth, req), scope, id, input)
+            .await?;
+        Ok(group_one(&inv, req, &rate))
     }
 }

@@ -5,6 +5,7 @@
 //! lets this crate, and so the generated spec, build without a database.
 
 use async_trait::async_trait;
+use invites_domain::invitation::InvitationInput;
 use invites_domain::{Error, Invitation, ObjectId, Principal};
 
 /// What the Digest check needs about an API key.
@@ -78,4 +79,27 @@ pub trait Backend: Send + Sync + 'static {
         scope: Scope,
         id: ObjectId,
     ) -> Result<(), Error>;
+    /// Invites a user to `scope`; a pending invitation of the same user there gets the new roles.
+    async fn create_invitation(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        input: InvitationInput,
+    ) -> Result<Invitation, Error>;
+    /// Replaces the roles (and teams, project assignments) of the pending invitation of the
+    /// username the input names.
+    async fn update_invitation_by_username(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        input: InvitationInput,
+    ) -> Result<Invitation, Error>;
+    /// Replaces the roles (and teams, project assignments) of one pending invitation.
+    async fn update_invitation(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        id: ObjectId,
+        input: InvitationInput,
+    ) -> Result<Invitation, Error>;
 }

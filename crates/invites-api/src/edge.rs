@@ -64,6 +64,7 @@ impl MethodTable {
                 if methods.contains("GET") && !methods.contains("HEAD") {
                     all.push("HEAD");
                 }
+                all.sort_unstable();
                 all.join(", ")
             })
         })

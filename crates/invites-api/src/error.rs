@@ -89,12 +89,21 @@ pub fn error_response(e: &Error) -> poem::Response {
 }
 
 /// Declares an error-response enum for a set of documented statuses, and its conversion from a
-/// domain [`Error`]. Variants under `retry` also carry `Retry-After` (429 and 503). A status outside
-/// the set is a server bug: it is logged and answered as 500, which every operation documents.
+/// domain [`Error`].
+///
+/// - Variants under `retry` also carry `Retry-After`, `RateLimit-Limit` and `RateLimit-Remaining`
+///   (429 and 503).
+/// - `fold S => Variant = T` answers an error whose natural status S the operation does not
+///   document with status T instead, keeping its `errorCode`, detail and field violations, so
+///   the client still learns exactly what was wrong (e.g. a malformed id where only 404 is
+///   documented).
+/// - Any other status outside the set is a server bug: logged and answered as 500, which every
+///   operation documents.
 macro_rules! error_responses {
     ($(#[$meta:meta])* $name:ident {
         $($variant:ident = $status:literal : $desc:literal),* $(,)?
         $(; retry $($rvariant:ident = $rstatus:literal : $rdesc:literal),+ $(,)?)?
+        $(; fold $($from:literal => $fvariant:ident = $fstatus:literal),+ $(,)?)?
     }) => {
         $(#[$meta])*
         #[derive(ApiResponse, Debug)]
@@ -111,6 +120,10 @@ macro_rules! error_responses {
                     Json<ApiError>,
                     /// The minimum time you should wait, in seconds, before retrying the API request.
                     #[oai(header = "Retry-After")] Option<u64>,
+                    /// The maximum number of requests that a user can make within a specific time window.
+                    #[oai(header = "RateLimit-Limit")] Option<i64>,
+                    /// The number of requests remaining in the current rate limit window before the limit is reached.
+                    #[oai(header = "RateLimit-Remaining")] Option<i64>,
                 ),
             )+)?
             /// Internal Server Error.
@@ -120,11 +133,17 @@ macro_rules! error_responses {
 
         impl From<Error> for $name {
             fn from(e: Error) -> Self {
-                let body = Json(ApiError::from(&e));
+                #[allow(unused_mut)]
+                let mut body = ApiError::from(&e);
                 match e.status() {
-                    $($status => $name::$variant(body),)*
-                    $($($rstatus => $name::$rvariant(body, e.retry_after),)+)?
-                    500 => $name::Internal(body),
+                    $($status => $name::$variant(Json(body)),)*
+                    $($($rstatus => $name::$rvariant(Json(body), e.retry_after, None, None),)+)?
+                    $($($from => {
+                        body.error = $fstatus;
+                        body.reason = Some(invites_domain::error::reason_phrase($fstatus).to_owned());
+                        $name::$fvariant(Json(body))
+                    })+)?
+                    500 => $name::Internal(Json(body)),
                     other => {
                         tracing::error!(status = other, code = %e.code, "{} cannot answer status {other}", stringify!($name));
                         $name::Internal(Json(ApiError::from(&Error::internal())))
@@ -142,17 +161,20 @@ error_responses!(
         Unauthorized = 401: "Unauthorized.",
         Forbidden = 403: "Forbidden.",
         NotFound = 404: "Not Found.";
-        retry TooManyRequests = 429: "Too Many Requests.",
+        retry TooManyRequests = 429: "Too Many Requests.";
+        fold 415 => BadRequest = 400,
     }
 );
 
 error_responses!(
-    /// The errors of operations that document 401, 403, 404 and 429 but not 400.
+    /// The errors of operations that document 401, 403, 404 and 429 but not 400: what would be a
+    /// 400 names nothing the operation can act on, and is answered 404 with its own errorCode.
     ErrorsWithout400 {
         Unauthorized = 401: "Unauthorized.",
         Forbidden = 403: "Forbidden.",
         NotFound = 404: "Not Found.";
-        retry TooManyRequests = 429: "Too Many Requests.",
+        retry TooManyRequests = 429: "Too Many Requests.";
+        fold 400 => NotFound = 404, 415 => NotFound = 404,
     }
 );
 
@@ -218,8 +240,19 @@ mod tests {
     }
 
     #[test]
-    fn a_status_outside_the_documented_set_becomes_500() {
+    fn a_400_folds_into_404_where_400_is_not_documented() {
         let r = ErrorsWithout400::from(Error::invalid_object_id("groupId", "x"));
-        assert!(matches!(r, ErrorsWithout400::Internal(_)));
+        let ErrorsWithout400::NotFound(body) = r else {
+            panic!("expected NotFound")
+        };
+        assert_eq!(body.error, 404);
+        assert_eq!(body.error_code, "INVALID_OBJECT_ID");
+        assert!(body.bad_request_detail.is_some());
+    }
+
+    #[test]
+    fn a_status_outside_the_documented_set_becomes_500() {
+        let r = TokenErrors::from(Error::forbidden());
+        assert!(matches!(r, TokenErrors::Internal(_)));
     }
 }

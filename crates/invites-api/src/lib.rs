@@ -8,11 +8,13 @@
 pub mod atlas;
 pub mod auth;
 pub mod backend;
+pub mod body;
 pub mod edge;
 pub mod error;
 pub mod model;
 pub mod oauth;
 pub mod params;
+pub mod ratelimit;
 
 use std::sync::Arc;
 
@@ -113,7 +115,12 @@ pub fn spec_json() -> String {
 pub struct AppConfig {
     pub auth: AuthConfig,
     pub max_body_bytes: usize,
+    /// Requests per principal per minute on the Atlas family.
+    pub rate_limit_per_minute: u64,
 }
+
+/// Default rate limit per principal per minute.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u64 = 6000;
 
 /// The whole HTTP application over a backend.
 pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
@@ -139,6 +146,9 @@ pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
         .at("/docs", get(docs_endpoint))
         .nest("/", service)
         .with(edge::BodyLimit(config.max_body_bytes))
+        .with(ratelimit::RateLimit(Arc::new(ratelimit::Limiter::new(
+            config.rate_limit_per_minute,
+        ))))
         .with(auth::Authenticate {
             backend: backend.clone(),
             config: config.auth,

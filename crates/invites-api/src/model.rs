@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use invites_domain::invitation::format_timestamp;
+use invites_domain::invitation::InvitationInput;
 use invites_domain::Invitation;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
@@ -194,6 +195,112 @@ impl GroupInvitation {
             inviter_username: Some(inv.inviter_username.clone()),
             roles: Some(inv.roles.clone()),
             username: Some(inv.username.clone()),
+        }
+    }
+}
+
+/// Projects the invited user joins, with roles, when accepting an organization invitation.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
+pub struct OrganizationInvitationGroupRoleAssignmentsRequest {
+    /// Unique 24-hexadecimal digit string that identifies the project to which these roles belong.
+    pub group_id: Option<String>,
+    /// One or more project-level roles to assign to the MongoDB Cloud user.
+    pub roles: Option<Vec<String>>,
+}
+
+/// Invites one MongoDB Cloud user to join an organization, or names the one whose pending
+/// invitation to update.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
+pub struct OrganizationInvitationRequest {
+    /// List of projects that the user will be added to when they accept their invitation to the organization.
+    pub group_role_assignments: Option<Vec<OrganizationInvitationGroupRoleAssignmentsRequest>>,
+    /// One or more organization level roles to assign to the MongoDB Cloud user.
+    pub roles: Option<Vec<String>>,
+    /// List of teams to which you want to invite the desired MongoDB Cloud user.
+    pub team_ids: Option<Vec<String>>,
+    /// Email address that belongs to the desired MongoDB Cloud user.
+    pub username: Option<String>,
+}
+
+/// Changes to one pending organization invitation.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
+pub struct OrganizationInvitationUpdateRequest {
+    /// List of projects that the user will be added to when they accept their invitation to the organization.
+    pub group_role_assignments: Option<Vec<OrganizationInvitationGroupRoleAssignmentsRequest>>,
+    /// One or more organization level roles to assign to the MongoDB Cloud user.
+    pub roles: Option<Vec<String>>,
+    /// List of teams to which you want to invite the desired MongoDB Cloud user.
+    pub team_ids: Option<Vec<String>>,
+}
+
+/// Invites one MongoDB Cloud user to a project, or names the one whose pending invitation to update.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
+pub struct GroupInvitationRequest {
+    /// One or more project level roles to assign to the MongoDB Cloud user.
+    pub roles: Option<Vec<String>>,
+    /// Email address of the MongoDB Cloud user invited to the specified project.
+    pub username: Option<String>,
+}
+
+/// Changes to one pending project invitation.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
+pub struct GroupInvitationUpdateRequest {
+    /// One or more project-level roles to assign to the MongoDB Cloud user.
+    pub roles: Option<Vec<String>>,
+}
+
+fn assignments(
+    gra: Option<Vec<OrganizationInvitationGroupRoleAssignmentsRequest>>,
+) -> Option<Vec<(Option<String>, Vec<String>)>> {
+    gra.map(|v| {
+        v.into_iter()
+            .map(|a| (a.group_id, a.roles.unwrap_or_default()))
+            .collect()
+    })
+}
+
+impl From<OrganizationInvitationRequest> for InvitationInput {
+    fn from(r: OrganizationInvitationRequest) -> Self {
+        InvitationInput {
+            username: r.username,
+            roles: r.roles,
+            team_ids: r.team_ids,
+            group_role_assignments: assignments(r.group_role_assignments),
+        }
+    }
+}
+
+impl From<OrganizationInvitationUpdateRequest> for InvitationInput {
+    fn from(r: OrganizationInvitationUpdateRequest) -> Self {
+        InvitationInput {
+            username: None,
+            roles: r.roles,
+            team_ids: r.team_ids,
+            group_role_assignments: assignments(r.group_role_assignments),
+        }
+    }
+}
+
+impl From<GroupInvitationRequest> for InvitationInput {
+    fn from(r: GroupInvitationRequest) -> Self {
+        InvitationInput {
+            username: r.username,
+            roles: r.roles,
+            ..Default::default()
+        }
+    }
+}
+
+impl From<GroupInvitationUpdateRequest> for InvitationInput {
+    fn from(r: GroupInvitationUpdateRequest) -> Self {
+        InvitationInput {
+            roles: r.roles,
+            ..Default::default()
         }
     }
 }

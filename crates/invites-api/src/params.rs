@@ -53,3 +53,41 @@ impl ParseFromParameter for HexId {
         Ok(HexId(value.to_owned()))
     }
 }
+
+/// A boolean query flag (`envelope`, `pretty`) documented as `boolean`, default false. Only `true`
+/// (any case) turns it on; any other value is read as false rather than refused, because several
+/// operations document no 400 and the edge middleware reads the flags the same way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+impl Type for Flag {
+    const IS_REQUIRED: bool = false;
+    type RawValueType = bool;
+    type RawElementValueType = bool;
+
+    fn name() -> Cow<'static, str> {
+        "boolean".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut schema = MetaSchema::new("boolean");
+        schema.default = Some(serde_json::Value::Bool(false));
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ParseFromParameter for Flag {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Ok(Flag(value.eq_ignore_ascii_case("true")))
+    }
+}

@@ -107,7 +107,14 @@ impl ErrorCode {
 
     /// The HTTP reason phrase Atlas puts in `reason`.
     pub fn reason(self) -> &'static str {
-        match self.status() {
+        reason_phrase(self.status())
+    }
+}
+
+/// The reason phrase of an error status.
+pub fn reason_phrase(status: u16) -> &'static str {
+    {
+        match status {
             400 => "Bad Request",
             401 => "Unauthorized",
             403 => "Forbidden",

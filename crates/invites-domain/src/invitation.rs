@@ -129,3 +129,252 @@ mod tests {
         }
     }
 }
+
+/// What a create or update request asks for, as sent (every field optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InvitationInput {
+    pub username: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub team_ids: Option<Vec<String>>,
+    /// Project id and the roles in it.
+    pub group_role_assignments: Option<Vec<(Option<String>, Vec<String>)>>,
+}
+
+/// The level an invitation invites to, which decides the valid roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Org,
+    Project,
+}
+
+/// What a request must carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Creating: username and at least one role.
+    Create,
+    /// Updating the invitation of a username named in the body.
+    UpdateByUsername,
+    /// Updating an invitation named by id: no username.
+    UpdateById,
+}
+
+/// A request checked against the rules; roles deduplicated in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ValidInput {
+    pub username: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub team_ids: Option<Vec<String>>,
+    pub group_role_assignments: Option<Vec<GroupRoleAssignment>>,
+}
+
+fn dedup(v: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(v.len());
+    for r in v {
+        if !out.contains(r) {
+            out.push(r.clone());
+        }
+    }
+    out
+}
+
+/// Checks an invitation request, reporting every violation at once as field violations of one
+/// `INVALID_ATTRIBUTE` error.
+pub fn validate_input(
+    input: &InvitationInput,
+    level: Level,
+    purpose: Purpose,
+) -> Result<ValidInput, crate::Error> {
+    use crate::roles::{GroupRole, OrgRole};
+    let mut violations: Vec<(String, String)> = Vec::new();
+    let mut bad =
+        |field: String, description: &str| violations.push((field, description.to_owned()));
+
+    match (&input.username, purpose) {
+        (None, Purpose::Create | Purpose::UpdateByUsername) => {
+            bad("username".into(), "is required")
+        }
+        (Some(u), _) if !is_valid_username(u) => bad("username".into(), "must be an email address"),
+        _ => {}
+    }
+    let role_ok = |r: &str| match level {
+        Level::Org => r.parse::<OrgRole>().is_ok(),
+        Level::Project => r.parse::<GroupRole>().is_ok(),
+    };
+    match &input.roles {
+        None if purpose == Purpose::Create => bad("roles".into(), "is required"),
+        Some(roles) if roles.is_empty() => bad("roles".into(), "must name at least one role"),
+        Some(roles) => {
+            for (i, r) in roles.iter().enumerate() {
+                if !role_ok(r) {
+                    let what = match level {
+                        Level::Org => "is not an organization role",
+                        Level::Project => "is not a project role",
+                    };
+                    bad(format!("roles[{i}]"), what);
+                }
+            }
+        }
+        None => {}
+    }
+    if let Some(teams) = &input.team_ids {
+        if level == Level::Project {
+            bad("teamIds".into(), "is not accepted on project invitations");
+        }
+        for (i, t) in teams.iter().enumerate() {
+            if t.parse::<crate::ObjectId>().is_err() {
+                bad(
+                    format!("teamIds[{i}]"),
+                    "must be a 24-hexadecimal digit string",
+                );
+            }
+        }
+    }
+    let mut assignments = None;
+    if let Some(gra) = &input.group_role_assignments {
+        if level == Level::Project {
+            bad(
+                "groupRoleAssignments".into(),
+                "is not accepted on project invitations",
+            );
+        }
+        let mut flat = Vec::new();
+        for (i, (group_id, roles)) in gra.iter().enumerate() {
+            match group_id {
+                Some(g) if g.parse::<crate::ObjectId>().is_ok() => {}
+                Some(_) => bad(
+                    format!("groupRoleAssignments[{i}].groupId"),
+                    "must be a 24-hexadecimal digit string",
+                ),
+                None => bad(format!("groupRoleAssignments[{i}].groupId"), "is required"),
+            }
+            if roles.is_empty() {
+                bad(
+                    format!("groupRoleAssignments[{i}].roles"),
+                    "must name at least one role",
+                );
+            }
+            for (j, r) in roles.iter().enumerate() {
+                if r.parse::<GroupRole>().is_err() {
+                    bad(
+                        format!("groupRoleAssignments[{i}].roles[{j}]"),
+                        "is not a project role",
+                    );
+                }
+            }
+            for r in dedup(roles) {
+                let a = GroupRoleAssignment {
+                    group_id: group_id.clone().unwrap_or_default(),
+                    group_role: r,
+                };
+                if !flat.contains(&a) {
+                    flat.push(a);
+                }
+            }
+        }
+        assignments = Some(flat);
+    }
+    if !violations.is_empty() {
+        let fields: Vec<String> = violations.iter().map(|(f, _)| f.clone()).collect();
+        let mut err = crate::Error::new(
+            crate::ErrorCode::InvalidAttribute,
+            format!(
+                "Invalid attribute(s) in the request: {}.",
+                fields.join(", ")
+            ),
+        )
+        .with_parameters(fields);
+        for (f, d) in violations {
+            err = err.with_field(f, d);
+        }
+        return Err(err);
+    }
+    Ok(ValidInput {
+        username: input.username.clone(),
+        roles: input.roles.as_deref().map(dedup),
+        team_ids: input.team_ids.as_deref().map(dedup),
+        group_role_assignments: assignments,
+    })
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn input(username: Option<&str>, roles: &[&str]) -> InvitationInput {
+        InvitationInput {
+            username: username.map(str::to_owned),
+            roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_create_passes_with_roles_deduplicated() {
+        let v = validate_input(
+            &input(Some("a@b.co"), &["ORG_MEMBER", "ORG_MEMBER"]),
+            Level::Org,
+            Purpose::Create,
+        )
+        .unwrap();
+        assert_eq!(v.roles, Some(vec!["ORG_MEMBER".to_owned()]));
+    }
+
+    #[test]
+    fn every_violation_is_reported() {
+        let e = validate_input(
+            &input(Some("nope"), &["GROUP_OWNER", "ORG_OWNER"]),
+            Level::Org,
+            Purpose::Create,
+        )
+        .unwrap_err();
+        let fields: Vec<_> = e.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["username", "roles[0]"]);
+        assert_eq!(e.code, crate::ErrorCode::InvalidAttribute);
+        let e = validate_input(&InvitationInput::default(), Level::Project, Purpose::Create)
+            .unwrap_err();
+        let fields: Vec<_> = e.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["username", "roles"]);
+    }
+
+    #[test]
+    fn updates_by_id_need_no_username_and_may_omit_roles() {
+        assert!(validate_input(
+            &InvitationInput::default(),
+            Level::Project,
+            Purpose::UpdateById
+        )
+        .is_ok());
+        let e = validate_input(
+            &InvitationInput::default(),
+            Level::Project,
+            Purpose::UpdateByUsername,
+        )
+        .unwrap_err();
+        assert_eq!(e.fields[0].field, "username");
+    }
+
+    #[test]
+    fn project_level_refuses_org_only_fields() {
+        let mut i = input(Some("a@b.co"), &["GROUP_OWNER"]);
+        i.team_ids = Some(vec![]);
+        let e = validate_input(&i, Level::Project, Purpose::Create).unwrap_err();
+        assert_eq!(e.fields[0].field, "teamIds");
+    }
+
+    proptest! {
+        #[test]
+        fn validation_never_panics_and_valid_results_only_hold_known_roles(
+            username in proptest::option::of("\\PC{0,40}"),
+            roles in proptest::option::of(proptest::collection::vec("[A-Z_]{0,30}", 0..5)),
+            teams in proptest::option::of(proptest::collection::vec("[0-9a-f]{0,30}", 0..3)),
+        ) {
+            let i = InvitationInput { username, roles, team_ids: teams, group_role_assignments: None };
+            if let Ok(v) = validate_input(&i, Level::Org, Purpose::Create) {
+                for r in v.roles.unwrap() {
+                    prop_assert!(r.parse::<crate::OrgRole>().is_ok());
+                }
+            }
+        }
+    }
+}

@@ -3,7 +3,10 @@
 use chrono::Utc;
 use invites_api::{ApiKeyCredential, Backend, Caller, IssuedToken, Scope};
 use invites_domain::authz;
-use invites_domain::{Error, ErrorCode, Invitation, ObjectId, Principal, PrincipalKind};
+use invites_domain::invitation::{validate_input, InvitationInput, Level, Purpose, ValidInput};
+use invites_domain::{
+    Error, ErrorCode, Invitation, NewInvitation, ObjectId, Principal, PrincipalKind,
+};
 use invites_store::{AuditEntry, InvitationScope, Store, StoreError};
 use subtle::ConstantTimeEq;
 
@@ -43,9 +46,10 @@ impl StoreBackend {
         StoreBackend { store }
     }
 
-    /// Checks that `principal` may manage invitations in `scope`. Someone with no role at all in
-    /// the tenant is told it does not exist (404); someone in it without the role gets 403.
-    async fn authorize(&self, principal: &Principal, scope: Scope) -> Result<(), Error> {
+    /// Checks that `principal` may manage invitations in `scope` and returns the organization the
+    /// scope belongs to. Someone with no role at all in the tenant is told it does not exist (404);
+    /// someone in it without the role gets 403.
+    async fn authorize(&self, principal: &Principal, scope: Scope) -> Result<ObjectId, Error> {
         match scope {
             Scope::AtlasOrg(org) => {
                 let roles = self
@@ -59,6 +63,7 @@ impl StoreBackend {
                 if !authz::may_manage_org_invitations(&roles) {
                     return Err(Error::forbidden());
                 }
+                Ok(org)
             }
             Scope::AtlasProject(p) | Scope::OpsManagerProject(p) => {
                 let not_found = || Error::group_not_found(&p.to_string());
@@ -90,9 +95,89 @@ impl StoreBackend {
                 if !allowed {
                     return Err(Error::forbidden());
                 }
+                Ok(project.org_id)
             }
         }
-        Ok(())
+    }
+
+    /// Checks that every project an organization invitation assigns belongs to that organization.
+    async fn check_assignments(&self, org: ObjectId, input: &ValidInput) -> Result<(), Error> {
+        let Some(assignments) = &input.group_role_assignments else {
+            return Ok(());
+        };
+        let mut err: Option<Error> = None;
+        let mut seen: Vec<&str> = Vec::new();
+        for a in assignments {
+            if seen.contains(&a.group_id.as_str()) {
+                continue;
+            }
+            seen.push(&a.group_id);
+            let id: ObjectId = a.group_id.parse().map_err(|_| Error::internal())?;
+            let project = self.store.project(id).await.map_err(store_error)?;
+            if project.is_none_or(|p| p.org_id != org) {
+                let e = err.take().unwrap_or_else(|| {
+                    Error::new(
+                        ErrorCode::InvalidAttribute,
+                        "groupRoleAssignments names projects outside this organization.",
+                    )
+                });
+                err = Some(e.with_field(
+                    "groupRoleAssignments.groupId",
+                    format!("{} is not a project of this organization", a.group_id),
+                ));
+            }
+        }
+        err.map_or(Ok(()), Err)
+    }
+
+    async fn pending_by_username(
+        &self,
+        scope: Scope,
+        username: &str,
+    ) -> Result<Option<Invitation>, Error> {
+        Ok(self
+            .store
+            .pending_invitations(store_scope(scope), Some(username))
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .next())
+    }
+
+    async fn apply_update(
+        &self,
+        caller: &Caller,
+        id: ObjectId,
+        input: &ValidInput,
+    ) -> Result<Invitation, Error> {
+        let audit = AuditEntry::by(&caller.principal, caller.remote_addr.clone(), Utc::now());
+        self.store
+            .update_invitation(
+                id,
+                input.roles.as_deref(),
+                input.team_ids.as_deref(),
+                input.group_role_assignments.as_deref(),
+                &audit,
+            )
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| Error::invitation_not_found(&id.to_string()))
+    }
+
+    async fn valid_input(
+        &self,
+        scope: Scope,
+        org: ObjectId,
+        input: &InvitationInput,
+        purpose: Purpose,
+    ) -> Result<ValidInput, Error> {
+        let level = match scope {
+            Scope::AtlasOrg(_) => Level::Org,
+            Scope::AtlasProject(_) | Scope::OpsManagerProject(_) => Level::Project,
+        };
+        let valid = validate_input(input, level, purpose)?;
+        self.check_assignments(org, &valid).await?;
+        Ok(valid)
     }
 
     /// The pending invitation `id` if it belongs to `scope`. Removing a project invitation through
@@ -130,6 +215,20 @@ impl StoreBackend {
             return Err(not_found());
         }
         Ok(inv)
+    }
+}
+
+/// The `inviterUsername` of an invitation: the caller's username when it is an email address;
+/// programmatic callers get an address under the reserved `.invalid` domain naming their key.
+fn inviter(principal: &Principal) -> String {
+    if invites_domain::invitation::is_valid_username(&principal.display) {
+        principal.display.clone()
+    } else {
+        format!(
+            "{}@{}.invalid",
+            principal.display,
+            principal.kind.as_str().replace('_', "-")
+        )
     }
 }
 
@@ -271,5 +370,87 @@ impl Backend for StoreBackend {
         } else {
             Err(Error::invitation_not_found(&id.to_string()))
         }
+    }
+
+    async fn create_invitation(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        input: InvitationInput,
+    ) -> Result<Invitation, Error> {
+        let org = self.authorize(&caller.principal, scope).await?;
+        let valid = self
+            .valid_input(scope, org, &input, Purpose::Create)
+            .await?;
+        let username = valid.username.clone().unwrap_or_default();
+        if let Some(existing) = self.pending_by_username(scope, &username).await? {
+            return self.apply_update(caller, existing.id, &valid).await;
+        }
+        let new = NewInvitation {
+            org_id: org,
+            project_id: match scope {
+                Scope::AtlasOrg(_) => None,
+                Scope::AtlasProject(p) | Scope::OpsManagerProject(p) => Some(p),
+            },
+            username: username.clone(),
+            inviter_username: inviter(&caller.principal),
+            roles: valid.roles.clone().unwrap_or_default(),
+            team_ids: valid.team_ids.clone().unwrap_or_default(),
+            group_role_assignments: valid.group_role_assignments.clone().unwrap_or_default(),
+        };
+        let audit = AuditEntry::by(&caller.principal, caller.remote_addr.clone(), Utc::now());
+        match self.store.create_invitation(&new, &audit).await {
+            Ok(inv) => Ok(inv),
+            // A concurrent create for the same user won the race: update that one instead.
+            Err(StoreError::Conflict(_)) => match self.pending_by_username(scope, &username).await?
+            {
+                Some(existing) => self.apply_update(caller, existing.id, &valid).await,
+                None => Err(Error::new(
+                    ErrorCode::ServiceUnavailable,
+                    "A concurrent change interfered; retry.",
+                )
+                .with_retry_after(1)),
+            },
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn update_invitation_by_username(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        input: InvitationInput,
+    ) -> Result<Invitation, Error> {
+        let org = self.authorize(&caller.principal, scope).await?;
+        let valid = self
+            .valid_input(scope, org, &input, Purpose::UpdateByUsername)
+            .await?;
+        let username = valid.username.clone().unwrap_or_default();
+        let existing = self
+            .pending_by_username(scope, &username)
+            .await?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::InvitationNotFound,
+                    format!("No pending invitation for {username} exists."),
+                )
+                .with_parameters([username.clone()])
+            })?;
+        self.apply_update(caller, existing.id, &valid).await
+    }
+
+    async fn update_invitation(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        id: ObjectId,
+        input: InvitationInput,
+    ) -> Result<Invitation, Error> {
+        let org = self.authorize(&caller.principal, scope).await?;
+        let valid = self
+            .valid_input(scope, org, &input, Purpose::UpdateById)
+            .await?;
+        self.pending_in(scope, id, false).await?;
+        self.apply_update(caller, id, &valid).await
     }
 }

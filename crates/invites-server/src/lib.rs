@@ -29,6 +29,7 @@ pub struct ServiceConfig {
     pub nonce_lifetime: Duration,
     pub challenge_algorithm: Algorithm,
     pub max_body_bytes: usize,
+    pub rate_limit_per_minute: u64,
 }
 
 impl Default for ServiceConfig {
@@ -37,6 +38,7 @@ impl Default for ServiceConfig {
             nonce_lifetime: DEFAULT_NONCE_LIFETIME,
             challenge_algorithm: Algorithm::Md5,
             max_body_bytes: invites_api::DEFAULT_MAX_BODY_BYTES,
+            rate_limit_per_minute: invites_api::DEFAULT_RATE_LIMIT_PER_MINUTE,
         }
     }
 }
@@ -68,6 +70,7 @@ pub async fn application(
                 challenge_algorithm: config.challenge_algorithm,
             },
             max_body_bytes: config.max_body_bytes,
+            rate_limit_per_minute: config.rate_limit_per_minute,
         },
     ))
 }

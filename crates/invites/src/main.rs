@@ -58,6 +58,9 @@ struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = invites_api::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Requests per API key or service account per minute on the Atlas family (429 beyond).
+    #[arg(long, default_value_t = invites_api::DEFAULT_RATE_LIMIT_PER_MINUTE)]
+    rate_limit_per_minute: u64,
 }
 
 #[tokio::main]
@@ -109,6 +112,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             DigestAlgorithm::Sha256 => Algorithm::Sha256,
         },
         max_body_bytes: args.max_body_bytes,
+        rate_limit_per_minute: args.rate_limit_per_minute,
     };
     let running = invites_server::start(store.clone(), &args.listen, &config)
         .await

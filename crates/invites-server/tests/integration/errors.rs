@@ -96,7 +96,7 @@ async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     );
     for method in [Method::PUT, Method::TRACE, Method::POST] {
         let r = s.digest(method.clone(), &path, &s.key("owner")).await;
-        assert_eq!(r.headers()["allow"], "DELETE, GET, HEAD", "{method}");
+        assert_eq!(r.headers()["allow"], "DELETE, GET, HEAD, PATCH", "{method}");
         api_error(r, 405, "METHOD_NOT_ALLOWED").await;
     }
     s.stop().await;

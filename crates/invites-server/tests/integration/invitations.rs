@@ -260,7 +260,7 @@ async fn malformed_ids_follow_each_operations_documented_statuses() {
         )
         .await;
     api_error(r, 400, "INVALID_OBJECT_ID").await;
-    // deleteGroupInvite does not: a malformed id names nothing, 404.
+    // deleteGroupInvite does not: a malformed id names nothing, 404, with the errorCode that says why.
     let r = s
         .digest(
             Method::DELETE,
@@ -268,7 +268,12 @@ async fn malformed_ids_follow_each_operations_documented_statuses() {
             &s.key("owner"),
         )
         .await;
-    api_error(r, 404, "INVITATION_NOT_FOUND").await;
+    let body = api_error(r, 404, "INVALID_OBJECT_ID").await;
+    assert_eq!(body["reason"], "Not Found");
+    assert_eq!(
+        body["badRequestDetail"]["fields"][0]["field"],
+        "invitationId"
+    );
     let r = s
         .digest(
             Method::DELETE,
@@ -276,6 +281,6 @@ async fn malformed_ids_follow_each_operations_documented_statuses() {
             &s.key("owner"),
         )
         .await;
-    api_error(r, 404, "GROUP_NOT_FOUND").await;
+    api_error(r, 404, "INVALID_OBJECT_ID").await;
     s.stop().await;
 }

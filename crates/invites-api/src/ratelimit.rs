@@ -1,0 +1,211 @@
+//! Per-principal rate limiting of the Atlas family, and the headers that go with it: `RateLimit-Limit`
+//! and `RateLimit-Remaining` on answers, 429 `RATE_LIMITED` with `Retry-After` past the limit, and
+//! `Deprecation`/`Sunset` on the deprecated invitation operations.
+//!
+//! The limit is a fixed one-minute window per principal, counted in memory (per replica). Handlers
+//! read the counts from [`RateInfo`] to fill the documented response headers.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use invites_domain::{Error, ErrorCode, ObjectId, Principal};
+use poem::http::{header, HeaderName, HeaderValue};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+
+use crate::error::error_response;
+
+const SHARDS: usize = 16;
+const WINDOW_SECS: u64 = 60;
+
+/// `RateLimit-Limit` and `RateLimit-Remaining` for this request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateInfo {
+    pub limit: i64,
+    pub remaining: i64,
+}
+
+/// The counters.
+pub struct Limiter {
+    per_minute: u64,
+    started: Instant,
+    shards: Vec<Mutex<HashMap<ObjectId, (u64, u64)>>>,
+}
+
+/// What the limiter decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allowed(RateInfo),
+    /// Over the limit; retry after this many seconds.
+    Limited {
+        limit: i64,
+        retry_after: u64,
+    },
+}
+
+impl Limiter {
+    /// A limiter allowing `per_minute` requests per principal per minute.
+    pub fn new(per_minute: u64) -> Self {
+        Limiter {
+            per_minute: per_minute.max(1),
+            started: Instant::now(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    pub fn per_minute(&self) -> u64 {
+        self.per_minute
+    }
+
+    /// Counts one request of `who` at `elapsed_secs` since the limiter started.
+    pub fn check_at(&self, who: ObjectId, elapsed_secs: u64) -> Decision {
+        let window = elapsed_secs / WINDOW_SECS;
+        let shard = &self.shards[who.as_bytes()[11] as usize % SHARDS];
+        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (w, _)| *w == window);
+        }
+        let entry = map.entry(who).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        let limit = self.per_minute as i64;
+        if entry.1 >= self.per_minute {
+            let retry_after = (window + 1) * WINDOW_SECS - elapsed_secs;
+            return Decision::Limited {
+                limit,
+                retry_after: retry_after.max(1),
+            };
+        }
+        entry.1 += 1;
+        Decision::Allowed(RateInfo {
+            limit,
+            remaining: (self.per_minute - entry.1) as i64,
+        })
+    }
+
+    pub fn check(&self, who: ObjectId) -> Decision {
+        self.check_at(who, self.started.elapsed().as_secs())
+    }
+}
+
+/// Sunset of the deprecated invitation operations (`x-sunset: 2027-07-01` in the contract).
+pub const SUNSET: &str = "Thu, 01 Jul 2027 00:00:00 GMT";
+/// RFC 9745 `Deprecation` date: the contract marks the operations deprecated without a date, so
+/// this is the date this service adopted (2025-01-01T00:00:00Z); replace it if Atlas publishes one.
+pub const DEPRECATION: &str = "@1735689600";
+
+/// The middleware; runs after authentication, on Atlas paths.
+pub struct RateLimit(pub std::sync::Arc<Limiter>);
+
+impl<E: Endpoint> Middleware<E> for RateLimit {
+    type Output = RateLimitEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        RateLimitEndpoint {
+            inner: ep,
+            limiter: self.0.clone(),
+        }
+    }
+}
+
+pub struct RateLimitEndpoint<E> {
+    inner: E,
+    limiter: std::sync::Arc<Limiter>,
+}
+
+fn set(resp: &mut Response, name: &'static str, value: impl Into<HeaderValue>) {
+    resp.headers_mut()
+        .insert(HeaderName::from_static(name), value.into());
+}
+
+impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        if !req.uri().path().starts_with("/api/atlas/") {
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        }
+        let Some(who) = req.extensions().get::<Principal>().map(|p| p.id) else {
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        };
+        let mut resp = match self.limiter.check(who) {
+            Decision::Allowed(info) => {
+                req.extensions_mut().insert(info);
+                match self.inner.call(req).await {
+                    Ok(r) => r.into_response(),
+                    Err(e) => return Err(e),
+                }
+            }
+            Decision::Limited { limit, retry_after } => {
+                let mut resp = error_response(
+                    &Error::new(
+                        ErrorCode::RateLimited,
+                        format!("Too many requests: the limit is {limit} per minute. Retry after {retry_after} s."),
+                    )
+                    .with_retry_after(retry_after),
+                );
+                set(&mut resp, "ratelimit-limit", HeaderValue::from(limit));
+                set(&mut resp, "ratelimit-remaining", HeaderValue::from(0));
+                resp
+            }
+        };
+        set(
+            &mut resp,
+            "deprecation",
+            HeaderValue::from_static(DEPRECATION),
+        );
+        resp.headers_mut().insert(
+            header::HeaderName::from_static("sunset"),
+            HeaderValue::from_static(SUNSET),
+        );
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_principal_per_minute() {
+        let l = Limiter::new(2);
+        let a = ObjectId::from_bytes([1; 12]);
+        let b = ObjectId::from_bytes([2; 12]);
+        assert_eq!(
+            l.check_at(a, 0),
+            Decision::Allowed(RateInfo {
+                limit: 2,
+                remaining: 1
+            })
+        );
+        assert_eq!(
+            l.check_at(a, 10),
+            Decision::Allowed(RateInfo {
+                limit: 2,
+                remaining: 0
+            })
+        );
+        assert_eq!(
+            l.check_at(a, 15),
+            Decision::Limited {
+                limit: 2,
+                retry_after: 45
+            }
+        );
+        assert_eq!(
+            l.check_at(b, 15),
+            Decision::Allowed(RateInfo {
+                limit: 2,
+                remaining: 1
+            })
+        );
+        assert_eq!(
+            l.check_at(a, 60),
+            Decision::Allowed(RateInfo {
+                limit: 2,
+                remaining: 1
+            })
+        );
+    }
+}
