@@ -316,12 +316,12 @@ impl AtlasApi {
         org_id: Path<HexId>,
         /// Unique 24-hexadecimal digit string that identifies the invitation.
         #[oai(name = "invitationId")]
-        invitation: Path<String>,
+        invitation: Path<HexId>,
     ) -> Result<OrgInvitationOne, ErrorsWith400> {
         let _ = envelope;
         let scope = org_scope(&org_id)?;
         let inv = backend
-            .get_invitation(&caller(auth, req), scope, invitation_id(&invitation)?)
+            .get_invitation(&caller(auth, req), scope, invitation_id(&invitation.0 .0)?)
             .await?;
         Ok(org_one(&inv, req, &rate))
     }
@@ -513,12 +513,12 @@ impl AtlasApi {
         envelope: Query<Option<Flag>>,
         /// Unique 24-hexadecimal digit string that identifies the invitation.
         #[oai(name = "invitationId")]
-        invitation: Path<String>,
+        invitation: Path<HexId>,
     ) -> Result<Removed, ErrorsWithout400> {
         let _ = envelope;
         let scope = group_scope(&group_id)?;
         backend
-            .delete_invitation(&caller(auth, req), scope, invitation_id(&invitation)?)
+            .delete_invitation(&caller(auth, req), scope, invitation_id(&invitation.0 .0)?)
             .await?;
         Ok(Removed::NoContent(rate.limit, rate.remaining))
     }
@@ -549,12 +549,12 @@ impl AtlasApi {
         pretty: Query<Option<Flag>>,
         /// Unique 24-hexadecimal digit string that identifies the invitation.
         #[oai(name = "invitationId")]
-        invitation: Path<String>,
+        invitation: Path<HexId>,
     ) -> Result<GroupInvitationOne, ErrorsWithout400> {
         let _ = (envelope, pretty);
         let scope = group_scope(&group_id)?;
         let inv = backend
-            .get_invitation(&caller(auth, req), scope, invitation_id(&invitation)?)
+            .get_invitation(&caller(auth, req), scope, invitation_id(&invitation.0 .0)?)
             .await?;
         Ok(group_one(&inv, req, &rate))
     }

@@ -197,7 +197,7 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
                         invites_domain::ErrorCode::IpAddressNotOnAccessList,
                         format!("IP address {shown} is not allowed to access this resource."),
                     )
-                    .with_parameters([shown]),
+                    .with_parameter("address", shown),
                 );
             }
         }

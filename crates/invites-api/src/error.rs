@@ -14,6 +14,15 @@ pub struct FieldViolation {
     pub field: String,
 }
 
+/// A named value an error is about.
+#[derive(Object, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct ErrorParameter {
+    /// What the value is (a parameter or field name).
+    pub name: String,
+    /// The value as the request gave it.
+    pub value: String,
+}
+
 /// Bad request detail.
 #[derive(Object, Serialize, Clone, Debug, PartialEq, Eq)]
 #[oai(read_only_all)]
@@ -41,7 +50,7 @@ pub struct ApiError {
     pub error_code: String,
     /// Parameters used to give more information about the error.
     #[oai(read_only)]
-    pub parameters: Vec<serde_json::Value>,
+    pub parameters: Vec<ErrorParameter>,
     /// Application error message returned with this error.
     #[oai(read_only)]
     pub reason: Option<String>,
@@ -66,8 +75,10 @@ impl From<&Error> for ApiError {
             parameters: e
                 .parameters
                 .iter()
-                .cloned()
-                .map(serde_json::Value::String)
+                .map(|(name, value)| ErrorParameter {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
                 .collect(),
             reason: Some(e.code.reason().to_owned()),
         }
@@ -232,7 +243,10 @@ mod tests {
           "error": 400,
           "errorCode": "INVALID_OBJECT_ID",
           "parameters": [
-            "xyz"
+            {
+              "name": "orgId",
+              "value": "xyz"
+            }
           ],
           "reason": "Bad Request"
         }

@@ -147,7 +147,8 @@ pub struct FieldViolation {
 pub struct Error {
     pub code: ErrorCode,
     pub detail: String,
-    pub parameters: Vec<String>,
+    /// Named values the error is about (`name`, `value`).
+    pub parameters: Vec<(String, String)>,
     pub fields: Vec<FieldViolation>,
     /// Seconds after which retrying may succeed (429 and 503).
     pub retry_after: Option<u64>,
@@ -164,8 +165,9 @@ impl Error {
         }
     }
 
-    pub fn with_parameters(mut self, parameters: impl IntoIterator<Item = String>) -> Self {
-        self.parameters = parameters.into_iter().collect();
+    /// Adds a named value the error is about.
+    pub fn with_parameter(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.parameters.push((name.into(), value.into()));
         self
     }
 
@@ -213,7 +215,7 @@ impl Error {
             ErrorCode::OrgNotFound,
             format!("No organization with ID {id} exists."),
         )
-        .with_parameters([id.to_owned()])
+        .with_parameter("orgId", id)
     }
 
     pub fn group_not_found(id: &str) -> Self {
@@ -221,7 +223,7 @@ impl Error {
             ErrorCode::GroupNotFound,
             format!("No group with ID {id} exists."),
         )
-        .with_parameters([id.to_owned()])
+        .with_parameter("groupId", id)
     }
 
     pub fn invitation_not_found(id: &str) -> Self {
@@ -229,7 +231,7 @@ impl Error {
             ErrorCode::InvitationNotFound,
             format!("No pending invitation with ID {id} exists."),
         )
-        .with_parameters([id.to_owned()])
+        .with_parameter("invitationId", id)
     }
 
     pub fn invalid_object_id(field: &str, value: &str) -> Self {
@@ -237,7 +239,7 @@ impl Error {
             ErrorCode::InvalidObjectId,
             format!("An invalid ID {value} was specified for {field}."),
         )
-        .with_parameters([value.to_owned()])
+        .with_parameter(field, value)
         .with_field(field, "must be a 24-character lowercase hexadecimal string")
     }
 }

@@ -281,10 +281,9 @@ pub fn validate_input(
                 "Invalid attribute(s) in the request: {}.",
                 fields.join(", ")
             ),
-        )
-        .with_parameters(fields);
+        );
         for (f, d) in violations {
-            err = err.with_field(f, d);
+            err = err.with_parameter("field", f.clone()).with_field(f, d);
         }
         return Err(err);
     }

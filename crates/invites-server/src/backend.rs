@@ -209,7 +209,7 @@ impl StoreBackend {
                         ErrorCode::CannotDeleteGroupInvitation,
                         format!("Invitation {id} is a project invitation; remove it through its project."),
                     )
-                    .with_parameters([id.to_string()]));
+                    .with_parameter("invitationId", id.to_string()));
                 }
             }
             return Err(not_found());
@@ -434,7 +434,7 @@ impl Backend for StoreBackend {
                     ErrorCode::InvitationNotFound,
                     format!("No pending invitation for {username} exists."),
                 )
-                .with_parameters([username.clone()])
+                .with_parameter("username", username.clone())
             })?;
         self.apply_update(caller, existing.id, &valid).await
     }

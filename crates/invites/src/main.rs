@@ -93,6 +93,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Listen for SIGINT/SIGTERM before anything else, so a signal that arrives during start-up
+    // still stops the server gracefully.
+    let shutdown = ShutdownSignals::register().context("registering signal handlers")?;
     let store = Store::open(&args.database_url)
         .await
         .with_context(|| format!("opening database {}", args.database_url))?;
@@ -133,7 +136,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     use std::io::Write;
     std::io::stdout().flush()?;
-    shutdown_signal().await;
+    shutdown.recv().await;
     tracing::info!("shutting down");
     running.stop().await?;
     store.close().await;
@@ -174,25 +177,25 @@ fn print_demo(base: &str, c: &invites_server::demo::DemoCredentials) {
     );
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
+/// SIGINT and SIGTERM, registered at once (so a signal during start-up is not lost) and awaited later.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
     }
 }

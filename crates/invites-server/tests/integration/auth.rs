@@ -230,7 +230,10 @@ async fn an_access_list_refuses_other_addresses() {
         .digest(Method::GET, &org_invites(&s), &s.key("owner"))
         .await;
     let body = api_error(r, 403, "IP_ADDRESS_NOT_ON_ACCESS_LIST").await;
-    assert_eq!(body["parameters"][0], "127.0.0.1");
+    assert_eq!(
+        body["parameters"][0],
+        serde_json::json!({"name": "address", "value": "127.0.0.1"})
+    );
     s.store
         .add_access_list_entry(key.principal_id, "127.0.0.1")
         .await

@@ -1,0 +1,3 @@
+//! Tests of the generated OpenAPI document against the real Atlas contract.
+
+mod fidelity;
