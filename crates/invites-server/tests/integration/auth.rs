@@ -159,14 +159,15 @@ async fn a_replayed_nonce_count_is_refused_and_increasing_counts_pass() {
 #[tokio::test]
 async fn an_expired_nonce_gets_a_stale_challenge() {
     let s = TestServer::start_with(invites_server::ServiceConfig {
-        nonce_lifetime: Duration::from_millis(50),
+        // Long enough that the fresh nonce below stays fresh on a loaded CI machine.
+        nonce_lifetime: Duration::from_millis(1000),
         ..Default::default()
     })
     .await;
     let path = org_invites(&s);
     let key = s.key("owner");
     let answer = DigestAnswer::new(&s.challenge(&path).await, &key.0, &key.1);
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = s
         .client
         .get(s.url(&path))

@@ -2,44 +2,7 @@
 
 use reqwest::{Method, StatusCode};
 
-use crate::support::{api_error, TestServer, VND};
-
-fn redact(mut v: serde_json::Value, s: &TestServer) -> serde_json::Value {
-    let text = v.to_string().replace(&s.base, "http://[host]");
-    v = serde_json::from_str(&text).unwrap();
-    fn walk(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, x) in m.iter_mut() {
-                    match k.as_str() {
-                        "id" | "orgId" | "groupId" => *x = "[id]".into(),
-                        "createdAt" | "expiresAt" => *x = "[timestamp]".into(),
-                        "href" => {
-                            *x = serde_json::Value::String(redact_ids(x.as_str().unwrap_or("")))
-                        }
-                        _ => walk(x),
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    fn redact_ids(s: &str) -> String {
-        s.split('/')
-            .map(|seg| {
-                if seg.len() == 24 && seg.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    "[id]"
-                } else {
-                    seg
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("/")
-    }
-    walk(&mut v);
-    v
-}
+use crate::support::{api_error, redact, TestServer, VND};
 
 #[tokio::test]
 async fn org_invitations_list_and_get_with_atlas_fields() {

@@ -1,6 +1,7 @@
 //! Integration tests of the running service: one binary, every test on its own server bound to
 //! `127.0.0.1:0` over its own fresh SQLite file.
 
+mod atlas_operations;
 mod auth;
 mod errors;
 mod invitations;

@@ -206,3 +206,44 @@ pub async fn api_error(r: reqwest::Response, status: u16, code: &str) -> serde_j
     assert!(body["detail"].is_string(), "{body}");
     body
 }
+
+/// Replaces ids, timestamps and the server address in a body so it can be snapshotted.
+pub fn redact(mut v: serde_json::Value, s: &TestServer) -> serde_json::Value {
+    let text = v
+        .to_string()
+        .replace(&s.base, "http://[host]")
+        .replace(&s.key("owner").0, "[owner-key]");
+    v = serde_json::from_str(&text).unwrap();
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    match k.as_str() {
+                        "id" | "orgId" | "groupId" => *x = "[id]".into(),
+                        "createdAt" | "expiresAt" => *x = "[timestamp]".into(),
+                        "href" => {
+                            *x = serde_json::Value::String(redact_ids(x.as_str().unwrap_or("")))
+                        }
+                        _ => walk(x),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    fn redact_ids(s: &str) -> String {
+        s.split('/')
+            .map(|seg| {
+                if seg.len() == 24 && seg.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    "[id]"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+    walk(&mut v);
+    v
+}
