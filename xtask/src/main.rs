@@ -27,13 +27,27 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
-    /// Run every check and test: fmt, clippy, spec freshness and independent validation, the
-    /// test suites. Installs what the tests need when it is missing (a Python virtualenv).
+    /// Run every check and test: fmt, clippy, spec freshness and independent validation,
+    /// schemathesis against the Atlas reference, the test suites. Installs what the tests need
+    /// when it is missing (a Python virtualenv under target/).
     Test,
+    /// Run schemathesis (all checks) with the Atlas reference contract against a demo server.
+    Schemathesis {
+        /// Hypothesis examples per operation.
+        #[arg(long, default_value_t = 50)]
+        max_examples: u32,
+        /// Fixed seed (default: random locally, fixed under CI=true so CI is reproducible).
+        #[arg(long)]
+        seed: Option<String>,
+    },
 }
 
 /// Python packages the tests use, pinned.
-const PYTHON_PACKAGES: &[&str] = &["requests==2.32.3", "openapi-spec-validator==0.7.1"];
+const PYTHON_PACKAGES: &[&str] = &[
+    "requests==2.32.3",
+    "openapi-spec-validator==0.7.1",
+    "schemathesis==4.32.5",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -107,6 +121,138 @@ fn python_env() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// A demo server started for a check, stopped when dropped.
+struct DemoServer {
+    child: std::process::Child,
+    base: String,
+    creds: serde_json::Value,
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Builds and starts `invites serve --demo` on a free loopback port over a fresh database.
+fn start_demo(dir: &Path, extra: &[&str]) -> Result<DemoServer> {
+    use std::io::{BufRead, BufReader};
+    run(Command::new("cargo").args(["build", "--quiet", "-p", "invites"]))?;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let creds_file = dir.join("demo.json");
+    let mut child = Command::new(root().join("target/debug/invites"))
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+        ])
+        .arg(dir.join("demo.db"))
+        .arg("--demo-out")
+        .arg(&creds_file)
+        .args(extra)
+        .env("INVITES_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .context("starting invites serve")?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut base = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if base.is_none() {
+            base = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+                .map(str::to_owned);
+        }
+        if line.contains("demo credentials written") {
+            break;
+        }
+    }
+    let base = base.context("the demo server did not say where it listens")?;
+    let creds = serde_json::from_str(&std::fs::read_to_string(&creds_file)?)?;
+    Ok(DemoServer { child, base, creds })
+}
+
+fn schemathesis(python: &Path, max_examples: u32, seed: Option<String>) -> Result<()> {
+    let dir = root().join("target/schemathesis");
+    let server = start_demo(&dir, &["--rate-limit-per-minute", "100000000"])?;
+    println!("demo server at {}", server.base);
+    let reference = root().join("../shared/reference/atlas-v2-invitations.openapi.json");
+    if !reference.exists() {
+        bail!(
+            "the Atlas reference contract is missing at {}",
+            reference.display()
+        );
+    }
+    let sanitized = dir.join("atlas-v2-invitations.sanitized.json");
+    run(Command::new(python)
+        .arg(root().join("scripts/sanitize_reference_spec.py"))
+        .arg(&reference)
+        .arg(&sanitized))?;
+    let token = service_account_token(python, &server)?;
+    let seed = seed.or_else(|| std::env::var("CI").ok().map(|_| "20261123".to_owned()));
+    let st = python.with_file_name("st");
+    let mut cmd = Command::new(st);
+    cmd.arg("--config-file")
+        .arg(root().join("conformance/schemathesis/atlas-reference.toml"))
+        .arg("run")
+        .arg(&sanitized)
+        .args([
+            "--url",
+            &server.base,
+            "--checks",
+            "all",
+            "--max-examples",
+            &max_examples.to_string(),
+        ])
+        .args(["--request-timeout", "10"])
+        .env("INVITES_ST_TOKEN", token)
+        .env(
+            "INVITES_ST_ORG_ID",
+            server.creds["org_id"].as_str().unwrap_or_default(),
+        )
+        .env(
+            "INVITES_ST_GROUP_ID",
+            server.creds["project_id"].as_str().unwrap_or_default(),
+        )
+        .current_dir(&dir);
+    if let Some(seed) = seed {
+        cmd.args(["--seed", &seed]);
+    }
+    let status = cmd.status().context("starting schemathesis")?;
+    if !status.success() {
+        bail!("schemathesis reported failures against the Atlas reference contract");
+    }
+    Ok(())
+}
+
+/// Exchanges the demo service account's credentials for a Bearer token.
+fn service_account_token(python: &Path, server: &DemoServer) -> Result<String> {
+    let sa = &server.creds["service_account"];
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys, requests; r = requests.post(sys.argv[1] + '/api/oauth/token', auth=(sys.argv[2], sys.argv[3]), \
+             data={'grant_type': 'client_credentials'}, timeout=10); r.raise_for_status(); print(r.json()['access_token'])",
+            &server.base,
+            sa["client_id"].as_str().unwrap_or_default(),
+            sa["client_secret"].as_str().unwrap_or_default(),
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "getting a service-account token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
 fn has_nextest() -> bool {
     Command::new("cargo")
         .args(["nextest", "--version"])
@@ -135,6 +281,8 @@ fn test() -> Result<()> {
     run(Command::new(&python)
         .args(["-m", "openapi_spec_validator"])
         .arg(spec_path()))?;
+    step("schemathesis: all checks, Atlas reference contract, demo server");
+    schemathesis(&python, 50, None)?;
     step("test suites");
     let mut cmd = Command::new("cargo");
     if has_nextest() {
@@ -151,5 +299,8 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Openapi { check } => openapi(check),
         Cmd::Test => test(),
+        Cmd::Schemathesis { max_examples, seed } => {
+            schemathesis(&python_env()?, max_examples, seed)
+        }
     }
 }

@@ -96,6 +96,26 @@ pub(crate) fn caller(auth: AtlasAuth, req: &Request) -> Caller {
     }
 }
 
+/// Checks the `envelope` and `pretty` flags (the edge applies them).
+fn flags(envelope: &Option<Flag>, pretty: &Option<Flag>) -> Result<(), Error> {
+    Flag::value(envelope, "envelope")?;
+    Flag::value(pretty, "pretty")?;
+    Ok(())
+}
+
+/// Checks the optional `username` filter: the contract types it as an email address.
+fn username_filter(username: &Option<String>) -> Result<Option<&str>, Error> {
+    match username.as_deref() {
+        Some(u) if !invites_domain::invitation::is_valid_username(u) => Err(Error::new(
+            invites_domain::ErrorCode::InvalidAttribute,
+            "Query parameter username must be an email address.",
+        )
+        .with_parameter("username", u)
+        .with_field("username", "must be an email address")),
+        other => Ok(other),
+    }
+}
+
 fn org_scope(id: &HexId) -> Result<Scope, Error> {
     Ok(Scope::AtlasOrg(
         id.parse_or(|raw| Error::invalid_object_id("orgId", raw))?,
@@ -161,12 +181,12 @@ impl AtlasApi {
         /// Email address of the user account invited to this organization. If you exclude this parameter, this resource returns all pending invitations.
         username: Query<Option<String>>,
     ) -> Result<OrgInvitationList, ErrorsWith400> {
-        let _ = (envelope, pretty);
+        flags(&envelope, &pretty)?;
         let list = backend
             .list_invitations(
                 &caller(auth, req),
                 org_scope(&org_id)?,
-                username.0.as_deref(),
+                username_filter(&username)?,
             )
             .await?;
         let base = base_url(req);
@@ -208,7 +228,7 @@ impl AtlasApi {
         /// Updates the details of one pending invitation to the specified organization.
         body: AtlasBody<OrganizationInvitationRequest>,
     ) -> Result<OrgInvitationOne, ErrorsWith400> {
-        let _ = (envelope, pretty);
+        flags(&envelope, &pretty)?;
         let scope = org_scope(&org_id)?;
         let input = body.0?.into();
         let inv = backend
@@ -245,7 +265,7 @@ impl AtlasApi {
         /// Invites one MongoDB Cloud user to join the specified organization.
         body: AtlasBody<OrganizationInvitationRequest>,
     ) -> Result<OrgInvitationOne, ErrorsWith400> {
-        let _ = (envelope, pretty);
+        flags(&envelope, &pretty)?;
         let scope = org_scope(&org_id)?;
         let input = body.0?.into();
         let inv = backend
@@ -284,10 +304,15 @@ impl AtlasApi {
         #[oai(name = "invitationId")]
         invitation: Path<String>,
     ) -> Result<Removed, ErrorsWith400> {
-        let _ = (envelope, pretty);
+        flags(&envelope, &pretty)?;
         let scope = org_scope(&org_id)?;
+        // The contract gives this invitationId no pattern: any string is a valid id, and one
+        // that is not 24-hex names no invitation.
+        let id = invitation
+            .parse()
+            .map_err(|_| Error::invitation_not_found(&invitation))?;
         backend
-            .delete_invitation(&caller(auth, req), scope, invitation_id(&invitation)?)
+            .delete_invitation(&caller(auth, req), scope, id)
             .await?;
         Ok(Removed::NoContent(rate.limit, rate.remaining))
     }
@@ -318,7 +343,7 @@ impl AtlasApi {
         #[oai(name = "invitationId")]
         invitation: Path<HexId>,
     ) -> Result<OrgInvitationOne, ErrorsWith400> {
-        let _ = envelope;
+        flags(&envelope, &None)?;
         let scope = org_scope(&org_id)?;
         let inv = backend
             .get_invitation(&caller(auth, req), scope, invitation_id(&invitation.0 .0)?)
@@ -357,7 +382,7 @@ impl AtlasApi {
         /// Updates the details of one pending invitation to the specified organization.
         body: AtlasBody<OrganizationInvitationUpdateRequest>,
     ) -> Result<OrgInvitationOne, ErrorsWith400> {
-        let _ = (envelope, pretty);
+        flags(&envelope, &pretty)?;
         let scope = org_scope(&org_id)?;
         let id = invitation_id(&invitation.0 .0)?;
         let input = body.0?.into();
@@ -394,12 +419,12 @@ impl AtlasApi {
         /// Email address of the user account invited to this project.
         username: Query<Option<String>>,
     ) -> Result<GroupInvitationList, ErrorsWithout400> {
-        let _ = (envelope, pretty);
+        flags(&envelope, &pretty)?;
         let list = backend
             .list_invitations(
                 &caller(auth, req),
                 group_scope(&group_id)?,
-                username.0.as_deref(),
+                username_filter(&username)?,
             )
             .await?;
         let base = base_url(req);
@@ -441,7 +466,7 @@ impl AtlasApi {
         /// Updates the details of one pending invitation to the specified project.
         body: AtlasBody<GroupInvitationRequest>,
     ) -> Result<GroupInvitationOne, ErrorsWith400> {
-        let _ = (envelope, pretty);
+        flags(&envelope, &pretty)?;
         let scope = group_scope(&group_id)?;
         let input = body.0?.into();
         let inv = backend
@@ -478,7 +503,7 @@ impl AtlasApi {
         /// Invites one MongoDB Cloud user to join the specified project.
         body: AtlasBody<GroupInvitationRequest>,
     ) -> Result<GroupInvitationOne, ErrorsWithout400> {
-        let _ = (envelope, pretty);
+        flags(&envelope, &pretty)?;
         let scope = group_scope(&group_id)?;
         let input = body.0?.into();
         let inv = backend
@@ -515,7 +540,7 @@ impl AtlasApi {
         #[oai(name = "invitationId")]
         invitation: Path<HexId>,
     ) -> Result<Removed, ErrorsWithout400> {
-        let _ = envelope;
+        flags(&envelope, &None)?;
         let scope = group_scope(&group_id)?;
         backend
             .delete_invitation(&caller(auth, req), scope, invitation_id(&invitation.0 .0)?)
@@ -551,7 +576,7 @@ impl AtlasApi {
         #[oai(name = "invitationId")]
         invitation: Path<HexId>,
     ) -> Result<GroupInvitationOne, ErrorsWithout400> {
-        let _ = (envelope, pretty);
+        flags(&envelope, &pretty)?;
         let scope = group_scope(&group_id)?;
         let inv = backend
             .get_invitation(&caller(auth, req), scope, invitation_id(&invitation.0 .0)?)
@@ -588,7 +613,7 @@ impl AtlasApi {
         /// Updates the details of one pending invitation to the specified project.
         body: AtlasBody<GroupInvitationUpdateRequest>,
     ) -> Result<GroupInvitationOne, ErrorsWith400> {
-        let _ = envelope;
+        flags(&envelope, &None)?;
         let scope = group_scope(&group_id)?;
         let id = invitation_id(&invitation.0 .0)?;
         let input = body.0?.into();

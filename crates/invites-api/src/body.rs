@@ -72,6 +72,14 @@ async fn parse<T: ParseFromJSON>(request: &Request, body: &mut RequestBody) -> R
             "The request body must be a JSON object.",
         ));
     }
+    if let Some(field) = first_null(&value, String::new()) {
+        return Err(Error::new(
+            ErrorCode::InvalidAttribute,
+            format!("{field} must not be null."),
+        )
+        .with_parameter("field", field.clone())
+        .with_field(field, "must not be null"));
+    }
     T::parse_from_json(Some(value)).map_err(|e| {
         Error::new(
             ErrorCode::InvalidAttribute,
@@ -82,6 +90,27 @@ async fn parse<T: ParseFromJSON>(request: &Request, body: &mut RequestBody) -> R
             ),
         )
     })
+}
+
+/// The path of the first `null` in a body. No field of the Atlas request schemas is nullable, and
+/// poem-openapi would otherwise read `null` as an absent optional field.
+fn first_null(v: &serde_json::Value, path: String) -> Option<String> {
+    match v {
+        serde_json::Value::Null => Some(path),
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            first_null(x, p)
+        }),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| first_null(x, format!("{path}[{i}]"))),
+        _ => None,
+    }
 }
 
 impl<'a, T: ParseFromJSON + Type + Send> ApiExtractor<'a> for AtlasBody<T> {
@@ -137,5 +166,18 @@ mod tests {
         ] {
             assert!(!media_type_ok(ct), "{ct}");
         }
+    }
+
+    #[test]
+    fn nulls_are_found_at_any_depth() {
+        let v = serde_json::json!({"roles": ["A"], "groupRoleAssignments": [{"groupId": "x"}, {"groupId": null}]});
+        assert_eq!(
+            first_null(&v, String::new()).as_deref(),
+            Some("groupRoleAssignments[1].groupId")
+        );
+        assert_eq!(
+            first_null(&serde_json::json!({"roles": []}), String::new()),
+            None
+        );
     }
 }

@@ -54,16 +54,33 @@ impl ParseFromParameter for HexId {
     }
 }
 
-/// A boolean query flag (`envelope`, `pretty`) documented as `boolean`, default false. Only `true`
-/// (any case) turns it on; any other value is read as false rather than refused, because several
-/// operations document no 400 and the edge middleware reads the flags the same way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flag(pub bool);
+/// A boolean query flag (`envelope`, `pretty`) documented as `boolean`, default false. `true` and
+/// `false` (any case) are accepted; any other value is kept as given so that the handler refuses
+/// it through the operation's own error enum (400 where the contract lists it, else 404), rather
+/// than poem-openapi answering 400 everywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag(pub Result<bool, String>);
+
+impl Flag {
+    /// The flag's value, or an `INVALID_ATTRIBUTE` error naming the parameter.
+    pub fn value(flag: &Option<Flag>, name: &str) -> Result<bool, Error> {
+        match flag {
+            None => Ok(false),
+            Some(Flag(Ok(v))) => Ok(*v),
+            Some(Flag(Err(raw))) => Err(Error::new(
+                invites_domain::ErrorCode::InvalidAttribute,
+                format!("Query parameter {name} must be true or false, not {raw:?}."),
+            )
+            .with_parameter(name, raw.clone())
+            .with_field(name, "must be true or false")),
+        }
+    }
+}
 
 impl Type for Flag {
     const IS_REQUIRED: bool = false;
-    type RawValueType = bool;
-    type RawElementValueType = bool;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
 
     fn name() -> Cow<'static, str> {
         "boolean".into()
@@ -76,18 +93,24 @@ impl Type for Flag {
     }
 
     fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(&self.0)
+        Some(self)
     }
 
     fn raw_element_iter<'a>(
         &'a self,
     ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(std::iter::once(&self.0))
+        Box::new(std::iter::once(self))
     }
 }
 
 impl ParseFromParameter for Flag {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        Ok(Flag(value.eq_ignore_ascii_case("true")))
+        Ok(Flag(if value.eq_ignore_ascii_case("true") {
+            Ok(true)
+        } else if value.eq_ignore_ascii_case("false") {
+            Ok(false)
+        } else {
+            Err(value.chars().take(64).collect())
+        }))
     }
 }

@@ -1,6 +1,7 @@
 //! Per-principal rate limiting of the Atlas family, and the headers that go with it: `RateLimit-Limit`
-//! and `RateLimit-Remaining` on answers, 429 `RATE_LIMITED` with `Retry-After` past the limit, and
-//! `Deprecation`/`Sunset` on the deprecated invitation operations.
+//! and `RateLimit-Remaining` on answers, 429 `RATE_LIMITED` with `Retry-After` past the limit,
+//! `Deprecation`/`Sunset` on the deprecated invitation operations, and the versioned media type on
+//! bodiless 204 answers.
 //!
 //! The limit is a fixed one-minute window per principal, counted in memory (per replica). Handlers
 //! read the counts from [`RateInfo`] to fill the documented response headers.
@@ -155,10 +156,14 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
             "deprecation",
             HeaderValue::from_static(DEPRECATION),
         );
-        resp.headers_mut().insert(
-            header::HeaderName::from_static("sunset"),
-            HeaderValue::from_static(SUNSET),
-        );
+        set(&mut resp, "sunset", HeaderValue::from_static(SUNSET));
+        // The contract declares the versioned media type on the bodiless 204 too.
+        if resp.status() == poem::http::StatusCode::NO_CONTENT {
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::atlas::ATLAS_MEDIA_TYPE),
+            );
+        }
         Ok(resp)
     }
 }

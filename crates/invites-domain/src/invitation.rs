@@ -167,14 +167,9 @@ pub struct ValidInput {
     pub group_role_assignments: Option<Vec<GroupRoleAssignment>>,
 }
 
-fn dedup(v: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(v.len());
-    for r in v {
-        if !out.contains(r) {
-            out.push(r.clone());
-        }
-    }
-    out
+/// Index of the first item that repeats an earlier one (the contract marks these lists `uniqueItems`).
+fn first_repeat(v: &[String]) -> Option<usize> {
+    (1..v.len()).find(|&i| v[..i].contains(&v[i]))
 }
 
 /// Checks an invitation request, reporting every violation at once as field violations of one
@@ -204,6 +199,9 @@ pub fn validate_input(
         None if purpose == Purpose::Create => bad("roles".into(), "is required"),
         Some(roles) if roles.is_empty() => bad("roles".into(), "must name at least one role"),
         Some(roles) => {
+            if let Some(i) = first_repeat(roles) {
+                bad(format!("roles[{i}]"), "repeats a role already listed");
+            }
             for (i, r) in roles.iter().enumerate() {
                 if !role_ok(r) {
                     let what = match level {
@@ -219,6 +217,9 @@ pub fn validate_input(
     if let Some(teams) = &input.team_ids {
         if level == Level::Project {
             bad("teamIds".into(), "is not accepted on project invitations");
+        }
+        if let Some(i) = first_repeat(teams) {
+            bad(format!("teamIds[{i}]"), "repeats a team already listed");
         }
         for (i, t) in teams.iter().enumerate() {
             if t.parse::<crate::ObjectId>().is_err() {
@@ -261,7 +262,13 @@ pub fn validate_input(
                     );
                 }
             }
-            for r in dedup(roles) {
+            if let Some(j) = first_repeat(roles) {
+                bad(
+                    format!("groupRoleAssignments[{i}].roles[{j}]"),
+                    "repeats a role already listed",
+                );
+            }
+            for r in roles.iter().cloned() {
                 let a = GroupRoleAssignment {
                     group_id: group_id.clone().unwrap_or_default(),
                     group_role: r,
@@ -289,8 +296,8 @@ pub fn validate_input(
     }
     Ok(ValidInput {
         username: input.username.clone(),
-        roles: input.roles.as_deref().map(dedup),
-        team_ids: input.team_ids.as_deref().map(dedup),
+        roles: input.roles.clone(),
+        team_ids: input.team_ids.clone(),
         group_role_assignments: assignments,
     })
 }
@@ -309,14 +316,24 @@ mod input_tests {
     }
 
     #[test]
-    fn a_valid_create_passes_with_roles_deduplicated() {
+    fn a_valid_create_passes_and_repeated_roles_are_refused() {
         let v = validate_input(
-            &input(Some("a@b.co"), &["ORG_MEMBER", "ORG_MEMBER"]),
+            &input(Some("a@b.co"), &["ORG_MEMBER", "ORG_OWNER"]),
             Level::Org,
             Purpose::Create,
         )
         .unwrap();
-        assert_eq!(v.roles, Some(vec!["ORG_MEMBER".to_owned()]));
+        assert_eq!(
+            v.roles,
+            Some(vec!["ORG_MEMBER".to_owned(), "ORG_OWNER".to_owned()])
+        );
+        let e = validate_input(
+            &input(Some("a@b.co"), &["ORG_MEMBER", "ORG_MEMBER"]),
+            Level::Org,
+            Purpose::Create,
+        )
+        .unwrap_err();
+        assert_eq!(e.fields[0].field, "roles[1]");
     }
 
     #[test]

@@ -206,7 +206,16 @@ async fn roles_decide_between_403_and_404() {
 #[tokio::test]
 async fn malformed_ids_follow_each_operations_documented_statuses() {
     let s = TestServer::start().await;
-    // deleteOrgInvite documents 400.
+    // getOrgInvite documents 400 and types invitationId as 24-hex: a malformed one is a 400.
+    let r = s
+        .digest(
+            Method::GET,
+            &format!("/api/atlas/v2/orgs/{}/invites/XYZ", s.demo.org_id),
+            &s.key("owner"),
+        )
+        .await;
+    api_error(r, 400, "INVALID_OBJECT_ID").await;
+    // deleteOrgInvite gives invitationId no pattern: any string is a valid id, and XYZ names none.
     let r = s
         .digest(
             Method::DELETE,
@@ -214,7 +223,8 @@ async fn malformed_ids_follow_each_operations_documented_statuses() {
             &s.key("owner"),
         )
         .await;
-    api_error(r, 400, "INVALID_OBJECT_ID").await;
+    api_error(r, 404, "INVITATION_NOT_FOUND").await;
+    // A malformed orgId (which has a pattern) is a 400 on deleteOrgInvite.
     let r = s
         .digest(
             Method::DELETE,
