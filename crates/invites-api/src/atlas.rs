@@ -87,8 +87,13 @@ pub(crate) fn base_url(req: &Request) -> String {
 }
 
 pub(crate) fn caller(auth: AtlasAuth, req: &Request) -> Caller {
+    caller_from(auth.0, req)
+}
+
+/// The caller of a request: its principal and the address it came from.
+pub(crate) fn caller_from(principal: invites_domain::Principal, req: &Request) -> Caller {
     Caller {
-        principal: auth.0,
+        principal,
         remote_addr: req
             .remote_addr()
             .as_socket_addr()
@@ -104,7 +109,7 @@ fn flags(envelope: &Option<Flag>, pretty: &Option<Flag>) -> Result<(), Error> {
 }
 
 /// Checks the optional `username` filter: the contract types it as an email address.
-fn username_filter(username: &Option<String>) -> Result<Option<&str>, Error> {
+pub(crate) fn username_filter(username: &Option<String>) -> Result<Option<&str>, Error> {
     match username.as_deref() {
         Some(u) if !invites_domain::invitation::is_valid_username(u) => Err(Error::new(
             invites_domain::ErrorCode::InvalidAttribute,
@@ -230,7 +235,7 @@ impl AtlasApi {
     ) -> Result<OrgInvitationOne, ErrorsWith400> {
         flags(&envelope, &pretty)?;
         let scope = org_scope(&org_id)?;
-        let input = body.0?.into();
+        let input = body.into_result()?.into();
         let inv = backend
             .update_invitation_by_username(&caller(auth, req), scope, input)
             .await?;
@@ -267,7 +272,7 @@ impl AtlasApi {
     ) -> Result<OrgInvitationOne, ErrorsWith400> {
         flags(&envelope, &pretty)?;
         let scope = org_scope(&org_id)?;
-        let input = body.0?.into();
+        let input = body.into_result()?.into();
         let inv = backend
             .create_invitation(&caller(auth, req), scope, input)
             .await?;
@@ -385,7 +390,7 @@ impl AtlasApi {
         flags(&envelope, &pretty)?;
         let scope = org_scope(&org_id)?;
         let id = invitation_id(&invitation.0 .0)?;
-        let input = body.0?.into();
+        let input = body.into_result()?.into();
         let inv = backend
             .update_invitation(&caller(auth, req), scope, id, input)
             .await?;
@@ -468,7 +473,7 @@ impl AtlasApi {
     ) -> Result<GroupInvitationOne, ErrorsWith400> {
         flags(&envelope, &pretty)?;
         let scope = group_scope(&group_id)?;
-        let input = body.0?.into();
+        let input = body.into_result()?.into();
         let inv = backend
             .update_invitation_by_username(&caller(auth, req), scope, input)
             .await?;
@@ -505,7 +510,7 @@ impl AtlasApi {
     ) -> Result<GroupInvitationOne, ErrorsWithout400> {
         flags(&envelope, &pretty)?;
         let scope = group_scope(&group_id)?;
-        let input = body.0?.into();
+        let input = body.into_result()?.into();
         let inv = backend
             .create_invitation(&caller(auth, req), scope, input)
             .await?;
@@ -616,7 +621,7 @@ impl AtlasApi {
         flags(&envelope, &None)?;
         let scope = group_scope(&group_id)?;
         let id = invitation_id(&invitation.0 .0)?;
-        let input = body.0?.into();
+        let input = body.into_result()?.into();
         let inv = backend
             .update_invitation(&caller(auth, req), scope, id, input)
             .await?;

@@ -1,8 +1,9 @@
-//! Request bodies of the Atlas family: documented as `application/vnd.atlas.2023-01-01+json` with
-//! their schema, accepted as that type or `application/json`, with or without parameters such as
-//! `; charset=utf-8`, and parsed without failing the request: a body that is missing, of another
-//! media type or not the documented shape reaches the handler as an [`Error`], so the operation's
-//! error enum decides which documented status it gets.
+//! JSON request bodies of the Atlas and Ops Manager families: documented with their family's media
+//! type (`application/vnd.atlas.2023-01-01+json`, `application/json`) and schema, accepted as any
+//! JSON media type (`application/json`, `application/vnd.atlas.*+json`) with or without parameters
+//! such as `; charset=utf-8`, and parsed without failing the request: a body that is missing, of
+//! another media type or not the documented shape reaches the handler as an [`Error`], so the
+//! operation's error enum decides which documented status it gets.
 
 use invites_domain::{Error, ErrorCode};
 use poem::{Request, RequestBody};
@@ -12,9 +13,42 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use crate::atlas::ATLAS_MEDIA_TYPE;
 
-/// An Atlas request body: the parsed value, or why it could not be parsed.
+/// The media type a lenient JSON body is documented with.
+pub trait DocumentedMediaType: Send {
+    const MEDIA_TYPE: &'static str;
+}
+
+/// Documented as `application/vnd.atlas.2023-01-01+json` (the Atlas family).
 #[derive(Debug)]
-pub struct AtlasBody<T>(pub Result<T, Error>);
+pub struct AtlasMedia;
+
+impl DocumentedMediaType for AtlasMedia {
+    const MEDIA_TYPE: &'static str = ATLAS_MEDIA_TYPE;
+}
+
+/// Documented as `application/json` (the Ops Manager family).
+#[derive(Debug)]
+pub struct PlainJson;
+
+impl DocumentedMediaType for PlainJson {
+    const MEDIA_TYPE: &'static str = "application/json";
+}
+
+/// A JSON request body: the parsed value, or why it could not be parsed.
+#[derive(Debug)]
+pub struct LenientJson<T, M>(pub Result<T, Error>, std::marker::PhantomData<M>);
+
+/// An Atlas request body.
+pub type AtlasBody<T> = LenientJson<T, AtlasMedia>;
+/// An Ops Manager request body.
+pub type OpsManagerBody<T> = LenientJson<T, PlainJson>;
+
+impl<T, M> LenientJson<T, M> {
+    /// The parsed body, or the error that explains why there is none.
+    pub fn into_result(self) -> Result<T, Error> {
+        self.0
+    }
+}
 
 fn media_type_ok(content_type: &str) -> bool {
     let essence = content_type
@@ -30,13 +64,17 @@ fn media_type_ok(content_type: &str) -> bool {
 /// The largest body read here; the edge's limit is normally lower.
 const MAX_BODY: usize = 1024 * 1024;
 
-async fn parse<T: ParseFromJSON>(request: &Request, body: &mut RequestBody) -> Result<T, Error> {
+async fn parse<T: ParseFromJSON>(
+    request: &Request,
+    body: &mut RequestBody,
+    documented: &str,
+) -> Result<T, Error> {
     let content_type = request.content_type().unwrap_or("");
     if !media_type_ok(content_type) {
         return Err(Error::new(
             ErrorCode::UnsupportedMediaType,
             format!(
-                "The request body must be {ATLAS_MEDIA_TYPE} or application/json; got {:?}.",
+                "The request body must be {documented} (or another JSON media type); got {:?}.",
                 if content_type.is_empty() {
                     "no Content-Type"
                 } else {
@@ -113,7 +151,9 @@ fn first_null(v: &serde_json::Value, path: String) -> Option<String> {
     }
 }
 
-impl<'a, T: ParseFromJSON + Type + Send> ApiExtractor<'a> for AtlasBody<T> {
+impl<'a, T: ParseFromJSON + Type + Send, M: DocumentedMediaType> ApiExtractor<'a>
+    for LenientJson<T, M>
+{
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
     type ParamType = ();
     type ParamRawType = ();
@@ -126,7 +166,7 @@ impl<'a, T: ParseFromJSON + Type + Send> ApiExtractor<'a> for AtlasBody<T> {
         Some(MetaRequest {
             description: None,
             content: vec![MetaMediaType {
-                content_type: ATLAS_MEDIA_TYPE,
+                content_type: M::MEDIA_TYPE,
                 schema: T::schema_ref(),
             }],
             required: true,
@@ -138,7 +178,10 @@ impl<'a, T: ParseFromJSON + Type + Send> ApiExtractor<'a> for AtlasBody<T> {
         body: &mut RequestBody,
         _opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        Ok(AtlasBody(parse::<T>(request, body).await))
+        Ok(LenientJson(
+            parse::<T>(request, body, M::MEDIA_TYPE).await,
+            std::marker::PhantomData,
+        ))
     }
 }
 

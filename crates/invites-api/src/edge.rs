@@ -160,7 +160,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let started = Instant::now();
-        strip_trailing_slash(&mut req);
+        normalize_path(&mut req);
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let flags = Flags::from_query(req.uri().query());
@@ -180,12 +180,25 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
     }
 }
 
-/// Real clients add a trailing slash to API paths (`.../invites/`): route them as without it.
-/// The Digest check still compares against the target exactly as sent (`original_uri`).
-fn strip_trailing_slash(req: &mut Request) {
+/// Routes the spellings real clients use to the documented paths: a trailing slash on API paths
+/// (`.../invites/`) routes as without it, and Ops Manager's `/groups/{id}/invitations...` (the
+/// spelling of the documentation's own example) as `/groups/{id}/invites...`. The Digest check
+/// still compares against the target exactly as sent (`original_uri`).
+fn normalize_path(req: &mut Request) {
     let path = req.uri().path();
-    if path.len() > 5 && path.starts_with("/api/") && path.ends_with('/') {
+    let alias = path.starts_with("/api/public/v1.0/groups/")
+        && path.split('/').nth(6) == Some("invitations");
+    if path.len() > 5 && path.starts_with("/api/") && (path.ends_with('/') || alias) {
         let trimmed = path.trim_end_matches('/');
+        let renamed;
+        let trimmed = if alias {
+            let mut segments: Vec<&str> = trimmed.split('/').collect();
+            segments[6] = "invites";
+            renamed = segments.join("/");
+            renamed.as_str()
+        } else {
+            trimmed
+        };
         let pq = match req.uri().query() {
             Some(q) => format!("{trimmed}?{q}"),
             None => trimmed.to_owned(),

@@ -190,6 +190,17 @@ error_responses!(
 );
 
 error_responses!(
+    /// The errors of the Ops Manager operations.
+    OpsManagerErrors {
+        BadRequest = 400: "Bad Request.",
+        Unauthorized = 401: "Unauthorized.",
+        Forbidden = 403: "Forbidden.",
+        NotFound = 404: "Not Found.";
+        fold 415 => BadRequest = 400,
+    }
+);
+
+error_responses!(
     /// The errors of the OAuth2 token endpoint.
     TokenErrors {
         BadRequest = 400: "Bad Request: grant type or body not accepted.",

@@ -13,6 +13,7 @@ pub mod edge;
 pub mod error;
 pub mod model;
 pub mod oauth;
+pub mod opsmanager;
 pub mod params;
 pub mod ratelimit;
 
@@ -29,11 +30,19 @@ pub use backend::{ApiKeyCredential, Backend, Caller, IssuedToken, Scope};
 /// Largest request body accepted, in bytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
-type Apis = (atlas::AtlasApi, oauth::ServiceApi);
+type Apis = (
+    atlas::AtlasApi,
+    opsmanager::OpsManagerApi,
+    oauth::ServiceApi,
+);
 
 fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (atlas::AtlasApi, oauth::ServiceApi),
+        (
+            atlas::AtlasApi,
+            opsmanager::OpsManagerApi,
+            oauth::ServiceApi,
+        ),
         "Invitation service",
         env!("CARGO_PKG_VERSION"),
     )

@@ -5,5 +5,6 @@ mod atlas_operations;
 mod auth;
 mod errors;
 mod invitations;
+mod opsmanager;
 mod real_clients;
 mod support;
