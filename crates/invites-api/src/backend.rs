@@ -5,6 +5,7 @@
 //! lets this crate, and so the generated spec, build without a database.
 
 use async_trait::async_trait;
+use invites_domain::community::{CommunityTarget, InvitedUser};
 use invites_domain::invitation::InvitationInput;
 use invites_domain::{Error, Invitation, ObjectId, Principal};
 
@@ -102,4 +103,30 @@ pub trait Backend: Send + Sync + 'static {
         id: ObjectId,
         input: InvitationInput,
     ) -> Result<Invitation, Error>;
+
+    /// Users with a pending invitation to a community group or course: total and one page.
+    /// Managers only (and a course's creator).
+    async fn list_community_invitations(
+        &self,
+        caller: &Caller,
+        target: CommunityTarget,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<InvitedUser>), Error>;
+    /// Invites users to a community group or course, all or none.
+    async fn invite_community_users(
+        &self,
+        caller: &Caller,
+        target: CommunityTarget,
+        users: &[i64],
+    ) -> Result<(), Error>;
+    /// Removes the pending invitations of users, all or none (400 naming the users without one).
+    async fn remove_community_invitations(
+        &self,
+        caller: &Caller,
+        target: CommunityTarget,
+        users: &[i64],
+    ) -> Result<(), Error>;
+    /// The caller accepts their pending invitation.
+    async fn join_community(&self, caller: &Caller, target: CommunityTarget) -> Result<(), Error>;
 }

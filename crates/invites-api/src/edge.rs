@@ -44,7 +44,12 @@ impl MethodTable {
                             .collect::<BTreeSet<_>>()
                     })
                     .unwrap_or_default();
-                let segments = template.split('/').map(str::to_owned).collect();
+                // Requests are matched after the edge strips trailing slashes.
+                let segments = template
+                    .trim_end_matches('/')
+                    .split('/')
+                    .map(str::to_owned)
+                    .collect();
                 routes.push((segments, methods));
             }
         }

@@ -201,6 +201,17 @@ error_responses!(
 );
 
 error_responses!(
+    /// The errors of the community operations.
+    CommunityErrors {
+        BadRequest = 400: "Bad Request: the users list or a parameter is not acceptable; nothing was changed.",
+        Unauthorized = 401: "Unauthorized: no valid Bearer token.",
+        Forbidden = 403: "Forbidden: only managers (and a course's creator) may do this.",
+        NotFound = 404: "Not Found: no such group or course, or no pending invitation.";
+        fold 415 => BadRequest = 400,
+    }
+);
+
+error_responses!(
     /// The errors of the OAuth2 token endpoint.
     TokenErrors {
         BadRequest = 400: "Bad Request: grant type or body not accepted.",

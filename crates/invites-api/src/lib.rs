@@ -9,6 +9,7 @@ pub mod atlas;
 pub mod auth;
 pub mod backend;
 pub mod body;
+pub mod community;
 pub mod edge;
 pub mod error;
 pub mod model;
@@ -33,6 +34,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 type Apis = (
     atlas::AtlasApi,
     opsmanager::OpsManagerApi,
+    community::CommunityApi,
     oauth::ServiceApi,
 );
 
@@ -41,6 +43,7 @@ fn service() -> OpenApiService<Apis, ()> {
         (
             atlas::AtlasApi,
             opsmanager::OpsManagerApi,
+            community::CommunityApi,
             oauth::ServiceApi,
         ),
         "Invitation service",
@@ -75,6 +78,20 @@ const HEADER_SPELLINGS: &[&str] = &[
 pub fn spec_json() -> String {
     let mut spec: serde_json::Value =
         serde_json::from_str(&service().spec()).expect("poem-openapi emits valid JSON");
+    // The community paths end with a slash, as documented; poem-openapi drops trailing slashes
+    // from paths, and the edge routes both spellings.
+    if let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        let community: Vec<String> = paths
+            .keys()
+            .filter(|k| k.starts_with("/api/v2/"))
+            .cloned()
+            .collect();
+        for key in community {
+            if let Some(item) = paths.remove(&key) {
+                paths.insert(format!("{key}/"), item);
+            }
+        }
+    }
     if let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) {
         for op in paths
             .values_mut()

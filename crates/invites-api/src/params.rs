@@ -114,3 +114,49 @@ impl ParseFromParameter for Flag {
         }))
     }
 }
+
+/// An integer parameter (path id, `limit`, `offset`) documented as `integer`, accepted as any text
+/// so the handler answers a non-integer with its operation's documented status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntParam(pub Result<i64, String>);
+
+impl IntParam {
+    /// The value, or `on_bad(raw)`.
+    pub fn or(&self, on_bad: impl FnOnce(&str) -> Error) -> Result<i64, Error> {
+        self.0.clone().map_err(|raw| on_bad(&raw))
+    }
+}
+
+impl Type for IntParam {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "integer(int64)".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("integer", "int64")))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromParameter for IntParam {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Ok(IntParam(
+            value
+                .parse::<i64>()
+                .map_err(|_| value.chars().take(64).collect()),
+        ))
+    }
+}

@@ -4,6 +4,7 @@
 //! the current time in, so the rules are plain functions that unit tests and property tests can drive.
 
 pub mod authz;
+pub mod community;
 pub mod error;
 pub mod ids;
 pub mod invitation;

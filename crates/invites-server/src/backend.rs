@@ -3,6 +3,7 @@
 use chrono::Utc;
 use invites_api::{ApiKeyCredential, Backend, Caller, IssuedToken, Scope};
 use invites_domain::authz;
+use invites_domain::community::{self, CommunityTarget, InvitedUser};
 use invites_domain::invitation::{validate_input, InvitationInput, Level, Purpose, ValidInput};
 use invites_domain::{
     Error, ErrorCode, Invitation, NewInvitation, ObjectId, Principal, PrincipalKind,
@@ -216,6 +217,71 @@ impl StoreBackend {
         }
         Ok(inv)
     }
+}
+
+impl StoreBackend {
+    /// Checks that the target exists and that the caller may manage its invitations; returns the
+    /// caller's community user id.
+    async fn authorize_community(
+        &self,
+        caller: &Caller,
+        target: CommunityTarget,
+    ) -> Result<i64, Error> {
+        let user_id = self.community_user(caller, target).await?;
+        let is_creator = match target {
+            CommunityTarget::Course(id) => self
+                .store
+                .course(id)
+                .await
+                .map_err(store_error)?
+                .is_some_and(|c| c.creator_user_id == user_id),
+            CommunityTarget::Group(_) => false,
+        };
+        let role = self
+            .store
+            .community_role(target, user_id)
+            .await
+            .map_err(store_error)?;
+        if !community::may_manage(target, role, is_creator) {
+            return Err(Error::new(
+                ErrorCode::UserUnauthorized,
+                match target {
+                    CommunityTarget::Group(_) => "Only the group's managers may do this.",
+                    CommunityTarget::Course(_) => {
+                        "Only the course's creator or managers may do this."
+                    }
+                },
+            ));
+        }
+        Ok(user_id)
+    }
+
+    /// The caller's community user id, once the target is known to exist.
+    async fn community_user(&self, caller: &Caller, target: CommunityTarget) -> Result<i64, Error> {
+        let exists = match target {
+            CommunityTarget::Group(id) => self
+                .store
+                .community_group(id)
+                .await
+                .map_err(store_error)?
+                .is_some(),
+            CommunityTarget::Course(id) => {
+                self.store.course(id).await.map_err(store_error)?.is_some()
+            }
+        };
+        if !exists {
+            return Err(community_not_found(target));
+        }
+        caller.principal.user_id.ok_or_else(Error::forbidden)
+    }
+}
+
+fn community_not_found(target: CommunityTarget) -> Error {
+    Error::new(
+        ErrorCode::CommunityResourceNotFound,
+        format!("No {} with id {} exists.", target.kind(), target.id()),
+    )
+    .with_parameter("id", target.id().to_string())
 }
 
 /// The `inviterUsername` of an invitation: the caller's username when it is an email address;
@@ -453,4 +519,89 @@ impl Backend for StoreBackend {
         self.pending_in(scope, id, false).await?;
         self.apply_update(caller, id, &valid).await
     }
+
+    async fn list_community_invitations(
+        &self,
+        caller: &Caller,
+        target: CommunityTarget,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<InvitedUser>), Error> {
+        self.authorize_community(caller, target).await?;
+        self.store
+            .invited_users(target, limit, offset)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn invite_community_users(
+        &self,
+        caller: &Caller,
+        target: CommunityTarget,
+        users: &[i64],
+    ) -> Result<(), Error> {
+        let inviter = self.authorize_community(caller, target).await?;
+        let audit = AuditEntry::by(&caller.principal, caller.remote_addr.clone(), Utc::now());
+        let unknown = self
+            .store
+            .invite_users(target, users, Some(inviter), &audit)
+            .await
+            .map_err(store_error)?;
+        offending_users(unknown, "No user exists with id")
+    }
+
+    async fn remove_community_invitations(
+        &self,
+        caller: &Caller,
+        target: CommunityTarget,
+        users: &[i64],
+    ) -> Result<(), Error> {
+        self.authorize_community(caller, target).await?;
+        let audit = AuditEntry::by(&caller.principal, caller.remote_addr.clone(), Utc::now());
+        let offending = self
+            .store
+            .remove_invitations(target, users, &audit)
+            .await
+            .map_err(store_error)?;
+        offending_users(offending, "No pending invitation for user")
+    }
+
+    async fn join_community(&self, caller: &Caller, target: CommunityTarget) -> Result<(), Error> {
+        let user_id = self.community_user(caller, target).await?;
+        let audit = AuditEntry::by(&caller.principal, caller.remote_addr.clone(), Utc::now());
+        if self
+            .store
+            .join(target, user_id, &audit)
+            .await
+            .map_err(store_error)?
+        {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorCode::InvitationNotFound,
+                format!(
+                    "You have no pending invitation to {} {}.",
+                    target.kind(),
+                    target.id()
+                ),
+            ))
+        }
+    }
+}
+
+/// A 400 naming the users a bulk request could not act on; nothing was changed.
+fn offending_users(ids: Vec<i64>, what: &str) -> Result<(), Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let mut e = Error::new(
+        ErrorCode::InvalidUserIds,
+        format!("{what} {}; nothing was changed.", list.join(", ")),
+    )
+    .with_field("users", format!("{what} {}", list.join(", ")));
+    for id in list {
+        e = e.with_parameter("user", id);
+    }
+    Err(e)
 }

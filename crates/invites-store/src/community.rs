@@ -1,8 +1,11 @@
 //! Community groups and courses, and invitations to them.
 
 use chrono::{DateTime, Utc};
+use invites_domain::community::{CommunityTarget, InvitedUser};
+use invites_domain::CommunityRole;
 
-use crate::{Result, Store};
+use crate::audit::{self, AuditEntry};
+use crate::{Result, Store, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommunityGroupRecord {
@@ -91,5 +94,321 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+/// Id, username, real name, avatar and external id of an invited user.
+type InvitedUserRow = (i64, String, String, Option<String>, Option<String>);
+
+/// The column that names a target in the invitation and membership tables. Both are constants,
+/// chosen by the enum: no SQL is built from input.
+fn invitation_column(target: CommunityTarget) -> &'static str {
+    match target {
+        CommunityTarget::Group(_) => "group_id",
+        CommunityTarget::Course(_) => "course_id",
+    }
+}
+
+impl Store {
+    pub async fn community_group(&self, id: i64) -> Result<Option<CommunityGroupRecord>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM community_groups WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(name,)| CommunityGroupRecord { id, name }))
+    }
+
+    pub async fn course(&self, id: i64) -> Result<Option<CourseRecord>> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT name, creator_user_id FROM courses WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(name, creator_user_id)| CourseRecord {
+            id,
+            name,
+            creator_user_id,
+        }))
+    }
+
+    /// The role `user_id` holds in a group or course, if any.
+    pub async fn community_role(
+        &self,
+        target: CommunityTarget,
+        user_id: i64,
+    ) -> Result<Option<CommunityRole>> {
+        let sql = match target {
+            CommunityTarget::Group(_) => {
+                "SELECT role FROM community_group_members WHERE group_id = $1 AND user_id = $2"
+            }
+            CommunityTarget::Course(_) => {
+                "SELECT role FROM course_members WHERE course_id = $1 AND user_id = $2"
+            }
+        };
+        let row: Option<(String,)> = sqlx::query_as(sql)
+            .bind(target.id())
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|(r,)| {
+            r.parse()
+                .map_err(|_| StoreError::Corrupt(format!("community role {r:?}")))
+        })
+        .transpose()
+    }
+
+    /// Users with a pending invitation to `target`, in invitation order: the total and one page.
+    pub async fn invited_users(
+        &self,
+        target: CommunityTarget,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<InvitedUser>)> {
+        let col = invitation_column(target);
+        let (count,): (i64,) = sqlx::query_as(&format!(
+            "SELECT COUNT(*) FROM community_invitations WHERE {col} = $1 AND status = 'PENDING'"
+        ))
+        .bind(target.id())
+        .fetch_one(self.pool())
+        .await?;
+        let rows: Vec<InvitedUserRow> =
+            sqlx::query_as(&format!(
+            "SELECT u.id, u.username, u.real_name, u.avatar, u.ext_id FROM community_invitations i \
+             JOIN users u ON u.id = i.user_id WHERE i.{col} = $1 AND i.status = 'PENDING' \
+             ORDER BY i.id LIMIT $2 OFFSET $3"
+        ))
+            .bind(target.id())
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        let users = rows
+            .into_iter()
+            .map(|(id, username, real_name, avatar, ext_id)| InvitedUser {
+                id,
+                username,
+                real_name,
+                avatar,
+                ext_id,
+            })
+            .collect();
+        Ok((count, users))
+    }
+
+    /// Invites every user of `user_ids` to `target`, all or none: if any id names no user, nothing
+    /// is written and those ids are returned. Users already invited (or who joined) are left as
+    /// they are.
+    pub async fn invite_users(
+        &self,
+        target: CommunityTarget,
+        user_ids: &[i64],
+        inviter_user_id: Option<i64>,
+        audit_entry: &AuditEntry,
+    ) -> Result<Vec<i64>> {
+        let col = invitation_column(target);
+        let mut tx = self.pool().begin().await?;
+        let mut unknown = Vec::new();
+        for &id in user_ids {
+            let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                unknown.push(id);
+            }
+        }
+        if !unknown.is_empty() {
+            return Ok(unknown);
+        }
+        let insert = format!(
+            "INSERT INTO community_invitations ({col}, user_id, inviter_user_id, status, created_at) \
+             VALUES ($1, $2, $3, 'PENDING', $4) ON CONFLICT ({col}, user_id) WHERE {col} IS NOT NULL DO NOTHING RETURNING id"
+        );
+        for &id in user_ids {
+            let created: Option<(i64,)> = sqlx::query_as(&insert)
+                .bind(target.id())
+                .bind(id)
+                .bind(inviter_user_id)
+                .bind(audit_entry.at.timestamp_millis())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some((inv,)) = created {
+                let detail = serde_json::json!({ target.kind(): target.id(), "user": id });
+                audit::write(
+                    &mut tx,
+                    audit_entry,
+                    "community_invitation.created",
+                    "community_invitation",
+                    &inv.to_string(),
+                    &detail,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Vec::new())
+    }
+
+    /// Removes the pending invitations of `user_ids` to `target` in one transaction, all or none:
+    /// if any listed user has no pending invitation there, nothing is removed and those ids are
+    /// returned, in the order given.
+    pub async fn remove_invitations(
+        &self,
+        target: CommunityTarget,
+        user_ids: &[i64],
+        audit_entry: &AuditEntry,
+    ) -> Result<Vec<i64>> {
+        let col = invitation_column(target);
+        let delete = format!(
+            "DELETE FROM community_invitations WHERE {col} = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id"
+        );
+        let mut tx = self.pool().begin().await?;
+        let mut offending = Vec::new();
+        let mut removed = Vec::new();
+        for &id in user_ids {
+            let row: Option<(i64,)> = sqlx::query_as(&delete)
+                .bind(target.id())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match row {
+                Some((inv,)) => removed.push((inv, id)),
+                None => offending.push(id),
+            }
+        }
+        if !offending.is_empty() {
+            tx.rollback().await?;
+            return Ok(offending);
+        }
+        for (inv, user) in removed {
+            let detail = serde_json::json!({ target.kind(): target.id(), "user": user });
+            audit::write(
+                &mut tx,
+                audit_entry,
+                "community_invitation.removed",
+                "community_invitation",
+                &inv.to_string(),
+                &detail,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Vec::new())
+    }
+
+    /// Accepts `user_id`'s pending invitation to `target`, making them a member. False when there
+    /// was no pending invitation.
+    pub async fn join(
+        &self,
+        target: CommunityTarget,
+        user_id: i64,
+        audit_entry: &AuditEntry,
+    ) -> Result<bool> {
+        let col = invitation_column(target);
+        let mut tx = self.pool().begin().await?;
+        let row: Option<(i64,)> = sqlx::query_as(&format!(
+            "UPDATE community_invitations SET status = 'ACCEPTED', accepted_at = $3 \
+             WHERE {col} = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id"
+        ))
+        .bind(target.id())
+        .bind(user_id)
+        .bind(audit_entry.at.timestamp_millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((inv,)) = row else {
+            return Ok(false);
+        };
+        let member = match target {
+            CommunityTarget::Group(_) => {
+                "INSERT INTO community_group_members (group_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING"
+            }
+            CommunityTarget::Course(_) => {
+                "INSERT INTO course_members (course_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING"
+            }
+        };
+        sqlx::query(member)
+            .bind(target.id())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let detail = serde_json::json!({ target.kind(): target.id(), "user": user_id });
+        audit::write(
+            &mut tx,
+            audit_entry,
+            "community_invitation.accepted",
+            "community_invitation",
+            &inv.to_string(),
+            &detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::fresh;
+
+    #[tokio::test]
+    async fn bulk_removal_is_all_or_nothing() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let g = store.create_community_group("G", now).await.unwrap();
+        let t = CommunityTarget::Group(g.id);
+        let a = AuditEntry::operator(now);
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            ids.push(
+                store
+                    .create_user(&format!("u{i}@x.io"), "", now)
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        assert_eq!(
+            store.invite_users(t, &ids[..2], None, &a).await.unwrap(),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            store.invite_users(t, &[999], None, &a).await.unwrap(),
+            vec![999]
+        );
+        // ids[2] has no invitation: nothing is removed.
+        assert_eq!(
+            store.remove_invitations(t, &ids, &a).await.unwrap(),
+            vec![ids[2]]
+        );
+        assert_eq!(store.invited_users(t, 10, 0).await.unwrap().0, 2);
+        assert_eq!(
+            store.remove_invitations(t, &ids[..2], &a).await.unwrap(),
+            Vec::<i64>::new()
+        );
+        assert_eq!(store.invited_users(t, 10, 0).await.unwrap().0, 0);
+    }
+
+    #[tokio::test]
+    async fn joining_accepts_and_makes_a_member() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let creator = store.create_user("c@x.io", "", now).await.unwrap();
+        let c = store.create_course("C", creator.id, now).await.unwrap();
+        let t = CommunityTarget::Course(c.id);
+        let u = store.create_user("u@x.io", "", now).await.unwrap();
+        let a = AuditEntry::operator(now);
+        store
+            .invite_users(t, &[u.id], Some(creator.id), &a)
+            .await
+            .unwrap();
+        assert!(store.join(t, u.id, &a).await.unwrap());
+        assert!(!store.join(t, u.id, &a).await.unwrap());
+        assert_eq!(
+            store.community_role(t, u.id).await.unwrap(),
+            Some(CommunityRole::Member)
+        );
+        assert_eq!(store.invited_users(t, 10, 0).await.unwrap().0, 0);
     }
 }

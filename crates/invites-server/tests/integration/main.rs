@@ -3,6 +3,7 @@
 
 mod atlas_operations;
 mod auth;
+mod community;
 mod errors;
 mod invitations;
 mod opsmanager;
