@@ -172,17 +172,16 @@ impl Store {
         .bind(target.id())
         .fetch_one(self.pool())
         .await?;
-        let rows: Vec<InvitedUserRow> =
-            sqlx::query_as(&format!(
+        let rows: Vec<InvitedUserRow> = sqlx::query_as(&format!(
             "SELECT u.id, u.username, u.real_name, u.avatar, u.ext_id FROM community_invitations i \
              JOIN users u ON u.id = i.user_id WHERE i.{col} = $1 AND i.status = 'PENDING' \
              ORDER BY i.id LIMIT $2 OFFSET $3"
         ))
-            .bind(target.id())
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(self.pool())
-            .await?;
+        .bind(target.id())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
         let users = rows
             .into_iter()
             .map(|(id, username, real_name, avatar, ext_id)| InvitedUser {

@@ -288,7 +288,16 @@ async fn who_may_manage_groups_and_courses() {
         "USER_UNAUTHORIZED",
     )
     .await;
-    // Unknown or malformed targets: 404.
+    // Unknown or malformed targets: 404, on every operation.
+    for (method, path) in [
+        (Method::POST, "/api/v2/group/9999/invite/"),
+        (Method::DELETE, "/api/v2/course/9999/invite/"),
+        (Method::POST, "/api/v2/course/9999/join/"),
+        (Method::POST, "/api/v2/group/x/join/"),
+    ] {
+        let r = call(&s, method, path, &s.user_token("manager"), body()).await;
+        api_error(r, 404, "COMMUNITY_RESOURCE_NOT_FOUND").await;
+    }
     api_error(
         call(
             &s,
@@ -315,15 +324,26 @@ async fn who_may_manage_groups_and_courses() {
         "COMMUNITY_RESOURCE_NOT_FOUND",
     )
     .await;
-    // No token, or a token of another kind: 401 with a Bearer challenge.
-    let r = s
-        .anonymous(Method::DELETE, &format!("/api/v2/group/{g}/invite/"))
+    // No token, or a token that does not exist: 401 with a Bearer challenge, on every operation.
+    for (method, path) in [
+        (Method::GET, format!("/api/v2/group/{g}/invite/")),
+        (Method::POST, format!("/api/v2/group/{g}/invite/")),
+        (Method::DELETE, format!("/api/v2/course/{c}/invite/")),
+        (Method::POST, format!("/api/v2/course/{c}/join/")),
+    ] {
+        let r = s.anonymous(method.clone(), &path).await;
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Bearer realm=\"community\""
+        );
+        api_error(r, 401, "NOT_AUTHENTICATED").await;
+        api_error(
+            call(&s, method, &path, "cmt_not_a_token", body()).await,
+            401,
+            "NOT_AUTHENTICATED",
+        )
         .await;
-    assert_eq!(
-        r.headers()["www-authenticate"],
-        "Bearer realm=\"community\""
-    );
-    api_error(r, 401, "NOT_AUTHENTICATED").await;
+    }
     s.stop().await;
 }
 
