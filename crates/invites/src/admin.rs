@@ -138,6 +138,48 @@ fn project_role(spec: &str) -> anyhow::Result<(ObjectId, GroupRole)> {
     ))
 }
 
+/// Organization and project roles given on the command line, checked before anything is written.
+struct Grants {
+    org_roles: Vec<OrgRole>,
+    project_roles: Vec<(ObjectId, GroupRole)>,
+}
+
+impl Grants {
+    fn parse(org_roles: &[String], project_roles: &[String]) -> anyhow::Result<Self> {
+        Ok(Grants {
+            org_roles: org_roles
+                .iter()
+                .map(|r| r.parse())
+                .collect::<Result<_, _>>()?,
+            project_roles: project_roles
+                .iter()
+                .map(|s| project_role(s))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    async fn apply(&self, store: &Store, org: ObjectId, principal: ObjectId) -> anyhow::Result<()> {
+        for r in &self.org_roles {
+            store.grant_org_role(org, principal, *r).await?;
+        }
+        for (p, r) in &self.project_roles {
+            store.grant_project_role(*p, principal, *r).await?;
+        }
+        Ok(())
+    }
+
+    fn org_json(&self) -> serde_json::Value {
+        self.org_roles.iter().map(|r| r.as_str()).collect()
+    }
+
+    fn project_json(&self) -> serde_json::Value {
+        self.project_roles
+            .iter()
+            .map(|(p, r)| json!({"projectId": p.to_string(), "role": r.as_str()}))
+            .collect()
+    }
+}
+
 fn check_access_entry(entry: &str) -> anyhow::Result<()> {
     if entry.parse::<ipnet::IpNet>().is_ok() || entry.parse::<std::net::IpAddr>().is_ok() {
         Ok(())
@@ -188,14 +230,7 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<serde_j
             access_list,
         } => {
             let org = object_id("org", &org)?;
-            let org_roles: Vec<OrgRole> = org_roles
-                .iter()
-                .map(|r| r.parse())
-                .collect::<Result<_, _>>()?;
-            let project_roles: Vec<_> = project_roles
-                .iter()
-                .map(|s| project_role(s))
-                .collect::<Result<_, _>>()?;
+            let grants = Grants::parse(&org_roles, &project_roles)?;
             for e in &access_list {
                 check_access_entry(e)?;
             }
@@ -210,20 +245,14 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<serde_j
                     now,
                 )
                 .await?;
-            for r in &org_roles {
-                store.grant_org_role(org, rec.principal_id, *r).await?;
-            }
-            for (p, r) in &project_roles {
-                store.grant_project_role(*p, rec.principal_id, *r).await?;
-            }
+            grants.apply(store, org, rec.principal_id).await?;
             for e in &access_list {
                 store.add_access_list_entry(rec.principal_id, e).await?;
             }
             json!({
                 "principalId": rec.principal_id.to_string(), "orgId": org.to_string(),
                 "publicKey": k.public_key, "privateKey": k.private_key,
-                "orgRoles": org_roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-                "projectRoles": project_roles.iter().map(|(p, r)| json!({"projectId": p.to_string(), "role": r.as_str()})).collect::<Vec<_>>(),
+                "orgRoles": grants.org_json(), "projectRoles": grants.project_json(),
                 "accessList": access_list,
             })
         }
@@ -234,26 +263,18 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<serde_j
             project_roles,
         } => {
             let org = object_id("org", &org)?;
-            let org_roles: Vec<OrgRole> = org_roles
-                .iter()
-                .map(|r| r.parse())
-                .collect::<Result<_, _>>()?;
-            let project_roles: Vec<_> = project_roles
-                .iter()
-                .map(|s| project_role(s))
-                .collect::<Result<_, _>>()?;
+            let grants = Grants::parse(&org_roles, &project_roles)?;
             let client_id = new_client_id();
             let secret = new_secret("mdb_sa_sk_");
             let sa = store
                 .create_service_account(org, &client_id, &name, &sha256_hex(&secret), now)
                 .await?;
-            for r in &org_roles {
-                store.grant_org_role(org, sa.principal_id, *r).await?;
-            }
-            for (p, r) in &project_roles {
-                store.grant_project_role(*p, sa.principal_id, *r).await?;
-            }
-            json!({"principalId": sa.principal_id.to_string(), "orgId": org.to_string(), "clientId": client_id, "clientSecret": secret})
+            grants.apply(store, org, sa.principal_id).await?;
+            json!({
+                "principalId": sa.principal_id.to_string(), "orgId": org.to_string(),
+                "clientId": client_id, "clientSecret": secret,
+                "orgRoles": grants.org_json(), "projectRoles": grants.project_json(),
+            })
         }
         AdminCommand::GrantOrgRole {
             org,

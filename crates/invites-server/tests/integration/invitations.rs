@@ -257,3 +257,55 @@ async fn malformed_ids_follow_each_operations_documented_statuses() {
     api_error(r, 404, "INVALID_OBJECT_ID").await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_org_owner_is_not_a_project_owner_unless_granted() {
+    let s = TestServer::start().await;
+    use invites_domain::{GroupRole, OrgRole};
+    let k = invites_server::credentials::new_api_key();
+    let org: invites_domain::ObjectId = s.demo.org_id.parse().unwrap();
+    let rec = s
+        .store
+        .create_api_key(
+            org,
+            &k.public_key,
+            "org owner only",
+            &k.ha1_md5,
+            &k.ha1_sha256,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    s.store
+        .grant_org_role(org, rec.principal_id, OrgRole::Owner)
+        .await
+        .unwrap();
+    let key = (k.public_key, k.private_key);
+    let project = format!("/api/atlas/v2/groups/{}/invites", s.demo.project_id);
+    // It sees the project (it owns the org) but may not manage its invitations.
+    api_error(
+        s.digest(Method::GET, &project, &key).await,
+        403,
+        "USER_UNAUTHORIZED",
+    )
+    .await;
+    let org_path = format!("/api/atlas/v2/orgs/{}/invites", s.demo.org_id);
+    assert_eq!(
+        s.digest(Method::GET, &org_path, &key).await.status(),
+        StatusCode::OK
+    );
+    // Once the data says so, it may.
+    s.store
+        .grant_project_role(
+            s.demo.project_id.parse().unwrap(),
+            rec.principal_id,
+            GroupRole::Owner,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.digest(Method::GET, &project, &key).await.status(),
+        StatusCode::OK
+    );
+    s.stop().await;
+}
