@@ -27,6 +27,19 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Print the OpenAPI document generated from the code.
     Openapi,
+    /// Serve a mock of any OpenAPI 3.0 document: validates requests, replays documented responses
+    /// (pick one with `Prefer: code=404` or `Prefer: example=name`).
+    Mock(MockArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct MockArgs {
+    /// The OpenAPI 3.0 document (JSON) to serve.
+    #[arg(long, default_value = "openapi/invites.json")]
+    spec: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:4010")]
+    listen: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -85,6 +98,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Admin(args) => admin::run(args).await,
+        Command::Mock(args) => mock(args).await,
         Command::Openapi => {
             print!("{}", invites_api::spec_json());
             Ok(())
@@ -140,6 +154,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     running.stop().await?;
     store.close().await;
+    Ok(())
+}
+
+async fn mock(args: MockArgs) -> anyhow::Result<()> {
+    use poem::listener::{Acceptor, Listener};
+    let shutdown = ShutdownSignals::register().context("registering signal handlers")?;
+    let started = std::time::Instant::now();
+    let text = std::fs::read_to_string(&args.spec)
+        .with_context(|| format!("reading {}", args.spec.display()))?;
+    let mock = invites_mock::Mock::from_json(&text)
+        .map_err(|e| anyhow::anyhow!("{} cannot be served: {e}", args.spec.display()))?;
+    let operations = mock.operations().len();
+    let acceptor = poem::listener::TcpListener::bind(args.listen.clone())
+        .into_acceptor()
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = acceptor
+        .local_addr()
+        .into_iter()
+        .find_map(|a| a.as_socket_addr().copied());
+    println!(
+        "mock of {} ({operations} operations) listening on http://{} (ready in {} ms)",
+        args.spec.display(),
+        addr.map(|a| a.to_string()).unwrap_or_default(),
+        started.elapsed().as_millis()
+    );
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(mock, shutdown.recv(), Some(Duration::from_secs(5)))
+        .await?;
     Ok(())
 }
 
