@@ -175,6 +175,9 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
             Err(e) => return Verdict::Refused(e),
         };
         let Some(key) = key else {
+            // Do the digest work of a wrong secret too, so timing does not tell that the key is unknown.
+            const NO_KEY_HA1: &str = "00000000000000000000000000000000";
+            let _ = verifier.verify(&creds, NO_KEY_HA1, req.method().as_str(), now_ms());
             return failed(Failure::UnknownUser);
         };
         let ha1 = match Algorithm::parse(creds.algorithm) {
