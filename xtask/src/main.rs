@@ -3,6 +3,7 @@
 //! Every generated artifact has a write mode and a check mode; the test command runs the check
 //! mode. Paths are resolved from the workspace root, so the commands work from any directory.
 
+mod bench;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,11 @@ enum Cmd {
     /// schemathesis against the Atlas reference, the test suites. Installs what the tests need
     /// when it is missing (a Python virtualenv under target/).
     Test,
+    /// Benchmarks (loopback only). `cargo xtask bench mock`: our mock against Stoplight Prism.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Run schemathesis (all checks) with the Atlas reference contract against a demo server.
     Schemathesis {
         /// Hypothesis examples per operation.
@@ -42,6 +48,12 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Our mock and Prism on our spec and on the full Atlas document: req/s, p50/p99, start-up, ratio.
+    Mock,
+}
+
 /// Python packages the tests use, pinned.
 const PYTHON_PACKAGES: &[&str] = &[
     "requests==2.32.3",
@@ -49,7 +61,7 @@ const PYTHON_PACKAGES: &[&str] = &[
     "schemathesis==4.32.5",
 ];
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace root")
@@ -64,7 +76,7 @@ fn step(title: &str) {
     println!("\n==> {title}");
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     let status = cmd
         .current_dir(root())
@@ -299,6 +311,9 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Openapi { check } => openapi(check),
         Cmd::Test => test(),
+        Cmd::Bench {
+            what: BenchWhat::Mock,
+        } => bench::mock(),
         Cmd::Schemathesis { max_examples, seed } => {
             schemathesis(&python_env()?, max_examples, seed)
         }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::schema::{Compiler, Schema};
@@ -50,9 +51,9 @@ pub struct PreparedResponse {
     pub media_type: Option<String>,
     pub headers: Vec<(String, String)>,
     /// The body to send when no named example is asked for.
-    pub body: Option<Vec<u8>>,
+    pub body: Option<Bytes>,
     /// Named examples (`examples` map), in document order.
-    pub examples: Vec<(String, Vec<u8>)>,
+    pub examples: Vec<(String, Bytes)>,
     pub schema: Option<Arc<Schema>>,
 }
 
@@ -246,6 +247,8 @@ pub fn prepare(doc: &Value) -> Result<Prepared, LoadError> {
         .and_then(Value::as_object);
     let mut operations = Vec::new();
     let mut router = Router::default();
+    // Bodies synthesized from a shared schema are made once and shared (`Bytes` clones share).
+    let mut synthesized: HashMap<usize, Bytes> = HashMap::new();
     for (template, item) in paths {
         let at_path = format!("#/paths/{}", template.replace('~', "~0").replace('/', "~1"));
         let item = compiler.resolve(item, &at_path)?;
@@ -433,7 +436,12 @@ pub fn prepare(doc: &Value) -> Result<Prepared, LoadError> {
                     ) {
                         (Some(e), _, _) => Some(serialize(e)),
                         (None, Some(e), _) => Some(serialize(&e)),
-                        (None, None, Some(s)) => Some(serialize(&s.example())),
+                        (None, None, Some(s)) => Some(
+                            synthesized
+                                .entry(Arc::as_ptr(s) as usize)
+                                .or_insert_with(|| serialize(&s.example()))
+                                .clone(),
+                        ),
                         (None, None, None) => m.get("example").map(serialize),
                     };
                 }
@@ -469,8 +477,8 @@ pub fn prepare(doc: &Value) -> Result<Prepared, LoadError> {
     Ok(Prepared { operations, router })
 }
 
-fn serialize(v: &Value) -> Vec<u8> {
-    serde_json::to_vec(v).expect("JSON values serialize")
+fn serialize(v: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).expect("JSON values serialize"))
 }
 
 #[cfg(test)]

@@ -191,7 +191,12 @@ fn validate(
     Ok(())
 }
 
-fn send(op: &Operation, r: &PreparedResponse, status: u16, body: Option<&[u8]>) -> Response {
+fn send(
+    op: &Operation,
+    r: &PreparedResponse,
+    status: u16,
+    body: Option<&bytes::Bytes>,
+) -> Response {
     let mut resp =
         Response::builder().status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
     for (name, value) in &r.headers {
@@ -205,7 +210,7 @@ fn send(op: &Operation, r: &PreparedResponse, status: u16, body: Option<&[u8]>) 
     resp = resp.header("x-mock-operation", op.id.as_str());
     match (body, &r.media_type) {
         (Some(b), Some(mt)) if status != 204 && status != 304 => {
-            resp.content_type(mt.as_str()).body(Body::from(b.to_vec()))
+            resp.content_type(mt.as_str()).body(Body::from(b.clone()))
         }
         _ => resp.finish(),
     }
@@ -258,7 +263,7 @@ impl Mock {
         if !credentials_present(op, &req, &query) {
             let r = op.response(401).or_else(|| op.response(403));
             let resp = match r {
-                Some(r) => send(op, r, status_of(r, Some(401)), r.body.as_deref()),
+                Some(r) => send(op, r, status_of(r, Some(401)), r.body.as_ref()),
                 None => json_response(
                     StatusCode::UNAUTHORIZED,
                     json!({"error": "credentials required by the operation's security"}),
@@ -301,7 +306,9 @@ impl Mock {
                         op,
                         r,
                         400,
-                        Some(&serde_json::to_vec(&documented).expect("serializes")),
+                        Some(&bytes::Bytes::from(
+                            serde_json::to_vec(&documented).expect("serializes"),
+                        )),
                     )
                 }
                 None => json_response(
@@ -339,7 +346,7 @@ impl Mock {
         }
         let body = match &wanted.example {
             Some(name) => match r.examples.iter().find(|(n, _)| n == name) {
-                Some((_, b)) => Some(b.as_slice()),
+                Some((_, b)) => Some(b),
                 None => {
                     let resp = json_response(
                         StatusCode::UNPROCESSABLE_ENTITY,
@@ -348,7 +355,7 @@ impl Mock {
                     return (resp, Some(op.id.clone()));
                 }
             },
-            None => r.body.as_deref(),
+            None => r.body.as_ref(),
         };
         (send(op, r, status, body), Some(op.id.clone()))
     }
