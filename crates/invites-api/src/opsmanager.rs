@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use invites_domain::invitation::InvitationInput;
 use invites_domain::{Error, Invitation, ObjectId};
 use poem::web::Data;
 use poem::Request;
@@ -82,6 +83,25 @@ pub struct OpsManagerInvitationRequest {
 pub struct OpsManagerInvitationUpdate {
     /// Project roles to grant; they replace the roles the invitation had.
     pub roles: Option<Vec<String>>,
+}
+
+impl From<OpsManagerInvitationRequest> for InvitationInput {
+    fn from(r: OpsManagerInvitationRequest) -> Self {
+        InvitationInput {
+            username: r.username,
+            roles: r.roles,
+            ..Default::default()
+        }
+    }
+}
+
+impl From<OpsManagerInvitationUpdate> for InvitationInput {
+    fn from(r: OpsManagerInvitationUpdate) -> Self {
+        InvitationInput {
+            roles: r.roles,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -190,12 +210,7 @@ impl OpsManagerApi {
     ) -> Result<OmOne, OpsManagerErrors> {
         flags(&pretty, &envelope)?;
         let scope = project(&group)?;
-        let b = body.into_result()?;
-        let input = invites_domain::invitation::InvitationInput {
-            username: b.username,
-            roles: b.roles,
-            ..Default::default()
-        };
+        let input = body.into_result()?.into();
         let inv = backend
             .create_invitation(&caller_from(auth.0, req), scope, input)
             .await?;
@@ -228,12 +243,7 @@ impl OpsManagerApi {
     ) -> Result<OmOne, OpsManagerErrors> {
         flags(&pretty, &envelope)?;
         let scope = project(&group)?;
-        let b = body.into_result()?;
-        let input = invites_domain::invitation::InvitationInput {
-            username: b.username,
-            roles: b.roles,
-            ..Default::default()
-        };
+        let input = body.into_result()?.into();
         let inv = backend
             .update_invitation_by_username(&caller_from(auth.0, req), scope, input)
             .await?;
@@ -303,10 +313,7 @@ impl OpsManagerApi {
         flags(&pretty, &envelope)?;
         let scope = project(&group)?;
         let id = invitation(&id)?;
-        let input = invites_domain::invitation::InvitationInput {
-            roles: body.into_result()?.roles,
-            ..Default::default()
-        };
+        let input = body.into_result()?.into();
         let inv = backend
             .update_invitation(&caller_from(auth.0, req), scope, id, input)
             .await?;

@@ -428,18 +428,8 @@ impl Schema {
     }
 
     /// Parses a parameter's text as this schema's type, then validates it.
-    pub fn validate_text(&self, text: &str, at: &str) -> Result<(), Violation> {
-        let value = match &self.kind {
-            Kind::Integer { .. } => text.parse::<i64>().map(Value::from).map_err(|_| ()),
-            Kind::Number { .. } => text.parse::<f64>().map(|f| json!(f)).map_err(|_| ()),
-            Kind::Boolean => match text {
-                "true" => Ok(Value::Bool(true)),
-                "false" => Ok(Value::Bool(false)),
-                _ => Err(()),
-            },
-            _ => Ok(Value::String(text.to_owned())),
-        };
-        match value {
+    fn validate_text(&self, text: &str, at: &str) -> Result<(), Violation> {
+        match self.text_value(text) {
             Ok(v) => self.validate(&v, at),
             Err(()) => Err(Violation {
                 location: at.to_owned(),
