@@ -1,5 +1,6 @@
 //! `cargo xtask bench mock`: the same load against our mock and Stoplight Prism serving the same
-//! documents, in one run; prints throughput, p50/p99 latency and the ratio.
+//! documents, in one run; prints throughput, p50/p99 latency, time to listen, peak resident memory
+//! and the ratio.
 //!
 //! Load: wrk (Debian's), 2 threads, 32 connections, 10 s, DELETE deleteOrgInvite with a Bearer
 //! header, loopback only. Prism is installed under target/bench/prism with npm when missing; wrk
@@ -69,6 +70,20 @@ struct Load {
     p99_ms: f64,
 }
 
+/// Peak resident set size (VmHWM) of a running process, in MiB.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
 fn ms(text: &str) -> Option<f64> {
     let t = text.trim();
     let (num, scale) = if let Some(n) = t.strip_suffix("us") {
@@ -129,6 +144,12 @@ pub fn mock() -> Result<()> {
             100.0,
         ),
     ];
+    struct Row {
+        name: &'static str,
+        ours: (Duration, Load, f64),
+        prism: (Duration, Load, f64),
+        target: f64,
+    }
     let mut rows = Vec::new();
     for (name, doc, target) in documents {
         println!("\n== {name}: {}", doc.display());
@@ -147,6 +168,7 @@ pub fn mock() -> Result<()> {
             ours_start.as_millis()
         );
         let ours_load = wrk(port, &script)?;
+        let ours_rss = peak_rss_mib(ours.0.id()).unwrap_or(f64::NAN);
         drop(ours);
         let port = free_port()?;
         let prism_server = Server(
@@ -163,28 +185,52 @@ pub fn mock() -> Result<()> {
             prism_start.as_millis()
         );
         let prism_load = wrk(port, &script)?;
+        let prism_rss = peak_rss_mib(prism_server.0.id()).unwrap_or(f64::NAN);
         drop(prism_server);
-        rows.push((name, ours_start, ours_load, prism_start, prism_load, target));
+        rows.push(Row {
+            name,
+            ours: (ours_start, ours_load, ours_rss),
+            prism: (prism_start, prism_load, prism_rss),
+            target,
+        });
     }
     println!(
-        "\n{:<11} {:>10} {:>9} {:>9} {:>9} | {:>10} {:>9} {:>9} {:>9} | {:>7}",
+        "\n{:<11} {:>8} {:>7} {:>7} {:>8} {:>7} | {:>9} {:>7} {:>7} {:>8} {:>7} | ratio",
         "document",
         "ours rps",
         "p50 ms",
         "p99 ms",
         "start ms",
+        "RSS MiB",
         "Prism rps",
         "p50 ms",
         "p99 ms",
         "start ms",
-        "ratio"
+        "RSS MiB",
     );
-    for (name, os, ol, ps, pl, target) in &rows {
+    for Row {
+        name,
+        ours: (os, ol, orss),
+        prism: (ps, pl, prss),
+        target,
+    } in &rows
+    {
         let ratio = ol.rps / pl.rps.max(1.0);
         println!(
-            "{name:<11} {:>10.0} {:>9.2} {:>9.2} {:>9} | {:>10.0} {:>9.2} {:>9.2} {:>9} | {:>6.1}x (target {target}x{})",
-            ol.rps, ol.p50_ms, ol.p99_ms, os.as_millis(), pl.rps, pl.p50_ms, pl.p99_ms, ps.as_millis(), ratio,
+            "{name:<11} {:>8.0} {:>7.2} {:>7.2} {:>8} {:>7.1} | {:>9.0} {:>7.2} {:>7.2} {:>8} {:>7.1} | {ratio:.1}x (target {target}x{})",
+            ol.rps, ol.p50_ms, ol.p99_ms, os.as_millis(), orss, pl.rps, pl.p50_ms, pl.p99_ms, ps.as_millis(), prss,
             if ratio >= *target { ", met" } else { ", NOT met" }
+        );
+    }
+    if let [small, large] = &rows[..] {
+        let (start, load, rss) = &large.ours;
+        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+        println!(
+            "\nour mock on the full document: listening after {} ms (target < 500 ms: {}), peak RSS {rss:.1} MiB (target < 50: {}), {:.0}% of the small document's req/s",
+            start.as_millis(),
+            verdict(start.as_millis() < 500),
+            verdict(*rss < 50.0),
+            100.0 * load.rps / small.ours.1.rps.max(1.0),
         );
     }
     Ok(())
@@ -200,5 +246,11 @@ mod tests {
         assert_eq!(ms("3.96ms"), Some(3.96));
         assert_eq!(ms("1.20s"), Some(1200.0));
         assert_eq!(ms("x"), None);
+    }
+
+    #[test]
+    fn peak_rss_reads_this_process() {
+        let mib = peak_rss_mib(std::process::id()).unwrap();
+        assert!(mib > 0.5 && mib < 4096.0, "{mib}");
     }
 }
