@@ -45,7 +45,7 @@ fn wait_listening(port: u16, limit: Duration) -> Result<Duration> {
 fn ensure_tools(dir: &Path) -> Result<PathBuf> {
     if Command::new("wrk").arg("--version").output().is_err() {
         println!("installing wrk (apt-get)");
-        run(Command::new("apt-get").args(["install", "-y", "-q", "wrk"]))?;
+        crate::apt_install(&["wrk"])?;
     }
     let prism = dir.join("prism/node_modules/.bin/prism");
     if !prism.exists() {

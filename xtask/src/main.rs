@@ -4,6 +4,7 @@
 //! mode. Paths are resolved from the workspace root, so the commands work from any directory.
 
 mod bench;
+mod conformance;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,25 @@ enum Cmd {
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+    /// Run the hurl conformance suite (conformance/) and print the operation x status matrix;
+    /// fails on any answer openapi/invites.json does not document, or on a seed DELETE status
+    /// never exercised. Installs hurl 8.0.1 when missing.
+    Conformance {
+        /// local (a fresh server per fixture set), mock (`invites mock`, contract part only) or
+        /// the URL of a running deployment.
+        #[arg(long, default_value = "local")]
+        target: conformance::Target,
+        /// Write hurl's HTML report and the matrix as HTML into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// With a URL target: the deployment's database, to load the fixtures through
+        /// `invites admin load-fixtures` (otherwise they must be there already).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Only this fixture set (repeatable): atlas, community, opsmanager.
+        #[arg(long = "set")]
+        sets: Vec<String>,
     },
     /// Run schemathesis (all checks) with the Atlas reference contract against a demo server.
     Schemathesis {
@@ -74,6 +94,29 @@ fn spec_path() -> PathBuf {
 
 fn step(title: &str) {
     println!("\n==> {title}");
+}
+
+/// Installs Debian packages, refreshing the package lists first (a fresh machine has stale ones);
+/// through `sudo -n` when not root.
+pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let apt = |args: &[&str]| {
+        let mut cmd = if root_user {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run(&mut apt(&["update", "-q"]))?;
+    run(apt(&["install", "-y", "-q", "--no-install-recommends"]).args(packages))
 }
 
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
@@ -295,6 +338,13 @@ fn test() -> Result<()> {
         .arg(spec_path()))?;
     step("schemathesis: all checks, Atlas reference contract, demo server");
     schemathesis(&python, 50, None)?;
+    step("conformance suite: hurl over fixture sets, judged by openapi/invites.json");
+    conformance::conformance(&conformance::Options {
+        target: conformance::Target::Local,
+        report: None,
+        database_url: None,
+        sets: Vec::new(),
+    })?;
     step("test suites");
     let mut cmd = Command::new("cargo");
     if has_nextest() {
@@ -314,6 +364,17 @@ fn main() -> Result<()> {
         Cmd::Bench {
             what: BenchWhat::Mock,
         } => bench::mock(),
+        Cmd::Conformance {
+            target,
+            report,
+            database_url,
+            sets,
+        } => conformance::conformance(&conformance::Options {
+            target,
+            report,
+            database_url,
+            sets,
+        }),
         Cmd::Schemathesis { max_examples, seed } => {
             schemathesis(&python_env()?, max_examples, seed)
         }

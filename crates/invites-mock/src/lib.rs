@@ -61,4 +61,64 @@ impl Mock {
     pub fn operations(&self) -> &[Operation] {
         &self.prepared.operations
     }
+
+    /// The operation a request goes to: `path` without its query string, method in any case.
+    pub fn operation_for(&self, method: &str, path: &str) -> Option<&Operation> {
+        match self
+            .prepared
+            .router
+            .route(path, &method.to_ascii_uppercase())
+        {
+            document::Route::Found(i) => self.prepared.operations.get(i),
+            _ => None,
+        }
+    }
+
+    /// Checks an observed response against what `op` documents: the status is listed, and the
+    /// body is absent when none is documented, else in the documented media type and valid
+    /// against its schema. Used by the conformance suite to judge a real server by the document.
+    pub fn check_response(
+        &self,
+        op: &Operation,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), String> {
+        let documented = op
+            .response(status)
+            .ok_or_else(|| format!("status {status} is not documented for {}", op.id))?;
+        let Some(media) = &documented.media_type else {
+            return if body.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} {status} documents no body, got {} bytes",
+                    op.id,
+                    body.len()
+                ))
+            };
+        };
+        let essence = |m: &str| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        };
+        let got = content_type.map(essence).unwrap_or_default();
+        if got != essence(media) {
+            return Err(format!(
+                "{} {status}: Content-Type {got:?}, documented {media:?}",
+                op.id
+            ));
+        }
+        let Some(schema) = &documented.schema else {
+            return Ok(());
+        };
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| format!("{} {status}: the body is not JSON: {e}", op.id))?;
+        schema
+            .validate(&value, "body")
+            .map_err(|v| format!("{} {status}: {} {}", op.id, v.location, v.rule))
+    }
 }

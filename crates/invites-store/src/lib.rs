@@ -187,6 +187,15 @@ impl Store {
         Ok(verdict)
     }
 
+    /// Runs an SQL script (several statements) in one transaction: all of it applies or none.
+    /// For fixture sets and operator repairs; the script is trusted, it is not user input.
+    pub async fn run_script(&self, script: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::raw_sql(script).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -243,6 +252,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fk, 1);
+    }
+
+    #[tokio::test]
+    async fn a_script_applies_whole_or_not_at_all() {
+        let (store, _dir) = test_util::fresh().await;
+        let org =
+            "INSERT INTO orgs (id, name, created_at) VALUES ('aaaaaaaaaaaaaaaaaaaaaaaa', 'A', 0);";
+        let err = store
+            .run_script(&format!("{org}\nINSERT INTO orgs (id) VALUES ('b');"))
+            .await;
+        assert!(err.is_err(), "the second statement violates NOT NULL");
+        let count = |s: Store| async move {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orgs")
+                .fetch_one(s.pool())
+                .await
+                .unwrap();
+            n
+        };
+        assert_eq!(
+            count(store.clone()).await,
+            0,
+            "nothing of a failed script stays"
+        );
+        store.run_script(org).await.unwrap();
+        assert_eq!(count(store).await, 1);
     }
 
     #[tokio::test]

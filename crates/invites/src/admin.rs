@@ -114,6 +114,14 @@ enum AdminCommand {
         #[arg(long)]
         role: String,
     },
+    /// Load SQL fixture files (e.g. conformance/fixtures/*.sql) into the database, each in one
+    /// transaction, after migrating it. Fixtures hold known test credentials: never run this on a
+    /// production database.
+    LoadFixtures {
+        /// SQL files, applied in the order given.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
     /// Issue a Bearer access token for a community user (printed once).
     CreateToken {
         #[arg(long)]
@@ -330,6 +338,19 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<serde_j
                 (None, None) => anyhow::bail!("give --group or --course"),
             }
             json!({"groupId": group, "courseId": course, "userId": user_id, "role": role.as_str()})
+        }
+        AdminCommand::LoadFixtures { files } => {
+            let mut loaded = Vec::new();
+            for file in files {
+                let script = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                store
+                    .run_script(&script)
+                    .await
+                    .with_context(|| format!("loading {}", file.display()))?;
+                loaded.push(file.display().to_string());
+            }
+            json!({"loaded": loaded})
         }
         AdminCommand::CreateToken { user_id, username } => {
             let user = match (user_id, username) {

@@ -233,3 +233,36 @@ fn the_full_atlas_document_prepares_quickly_enough_to_test() {
     let mock = Mock::from_json(&doc).unwrap();
     assert_eq!(mock.operations().len(), 540);
 }
+
+#[test]
+fn check_response_judges_observed_answers_by_the_document() {
+    let text = std::fs::read_to_string(root().join("openapi/invites.json")).unwrap();
+    let mock = Mock::from_json(&text).unwrap();
+    let op = mock
+        .operation_for(
+            "delete",
+            "/api/atlas/v2/orgs/5e0000000000000000000a01/invites/5e0000000000000000000102",
+        )
+        .expect("routed");
+    assert_eq!(op.id, "deleteOrgInvite");
+    let vnd = Some("application/vnd.atlas.2023-01-01+json");
+    assert_eq!(mock.check_response(op, 204, vnd, b""), Ok(()));
+    let not_found = br#"{"detail":"d","error":404,"errorCode":"INVITATION_NOT_FOUND","parameters":[],"reason":"Not Found"}"#;
+    let json = Some("application/json");
+    assert_eq!(mock.check_response(op, 404, json, not_found), Ok(()));
+    let err = mock.check_response(op, 418, vnd, b"").unwrap_err();
+    assert!(err.contains("418 is not documented"), "{err}");
+    let err = mock
+        .check_response(op, 404, Some("text/plain"), not_found)
+        .unwrap_err();
+    assert!(err.contains("Content-Type"), "{err}");
+    let err = mock
+        .check_response(op, 404, json, br#"{"error":"404"}"#)
+        .unwrap_err();
+    assert!(err.contains("body"), "{err}");
+    assert!(
+        mock.check_response(op, 204, vnd, b"{}").is_err(),
+        "a 204 has no body"
+    );
+    assert!(mock.operation_for("GET", "/nowhere").is_none());
+}

@@ -1,0 +1,615 @@
+//! `cargo xtask conformance`: the hurl suite under `conformance/`, run against a fresh server per
+//! fixture set (or the mock, or any deployment), every observed answer judged by
+//! `openapi/invites.json`, and a matrix of operation x documented status printed at the end.
+//!
+//! Layout: `conformance/<set>/*.hurl` run against a database loaded with
+//! `conformance/fixtures/<set>.sql`, with the variables of `conformance/fixtures/<set>.env`
+//! (ids and test-only secrets) plus `base`, the server's URL. Files run one at a time, in name
+//! order, so a file may rely on the state the fixture set gives it but never on another file.
+//!
+//! The judgement does not depend on the hurl files' own asserts: every call hurl made (read from
+//! its JSON report) must have a status the operation documents and a body valid against the
+//! documented schema; every status documented for the five seed DELETE operations must be seen.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use invites_mock::Mock;
+use serde_json::Value;
+
+use crate::{root, run, spec_path};
+
+/// The five "remove an invitation" operations of the seed documents: every status they document
+/// must be exercised.
+pub const SEED_DELETES: [&str; 5] = [
+    "deleteOrgInvite",
+    "deleteGroupInvite",
+    "opsManagerDeleteProjectInvitation",
+    "removeGroupInvitations",
+    "removeCourseInvitations",
+];
+
+/// The hurl version the suite is written for; installed with `cargo install` when hurl is missing.
+const HURL_VERSION: &str = "8.0.1";
+
+/// Where the suite runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A fresh server per fixture set, on 127.0.0.1:0, over a fresh SQLite file.
+    Local,
+    /// `invites mock` serving openapi/invites.json: the contract part only (asserts on data are
+    /// skipped, each request asks the mock for the status the file expects with `Prefer: code=`).
+    Mock,
+    /// A running deployment.
+    Url(String),
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(Target::Local),
+            "mock" => Ok(Target::Mock),
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                Ok(Target::Url(url.trim_end_matches('/').to_owned()))
+            }
+            other => Err(format!(
+                "{other:?} is not a target: use local, mock or an http(s):// URL"
+            )),
+        }
+    }
+}
+
+pub struct Options {
+    pub target: Target,
+    /// Write hurl's HTML report and the matrix as HTML here.
+    pub report: Option<PathBuf>,
+    /// With a URL target: load the fixtures into this database through `invites admin`.
+    pub database_url: Option<String>,
+    /// Only these fixture sets (all when empty).
+    pub sets: Vec<String>,
+}
+
+/// One HTTP exchange hurl made, as its report records it.
+#[derive(Debug, Clone)]
+struct Call {
+    file: String,
+    line: u64,
+    method: String,
+    path: String,
+    status: u16,
+    content_type: Option<String>,
+    body: Vec<u8>,
+    /// The status the request asked the mock for (`Prefer: code=`), if any.
+    preferred: Option<u16>,
+}
+
+/// A process started for the suite, stopped when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a command that prints its `http://127.0.0.1:PORT` on stdout; returns it and that URL.
+/// Its stdout and stderr go to `log` once the URL is read.
+fn spawn_listening(cmd: &mut Command, log: &Path) -> Result<(Process, String)> {
+    let log_file = std::fs::File::create(log)?;
+    let mut child = cmd
+        .env("INVITES_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(log_file.try_clone()?)
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let process = Process(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log_file = log_file;
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = writeln!(log_file, "{line}");
+            if !sent {
+                if let Some(url) = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://127.0.0.1:"))
+                {
+                    let _ = tx.send(url.to_owned());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(60)).with_context(|| {
+        format!(
+            "{cmd:?} did not say where it listens within 60 s; its log: {}",
+            log.display()
+        )
+    })?;
+    Ok((process, base))
+}
+
+fn hurl_version() -> Option<String> {
+    let out = Command::new("hurl").arg("--version").output().ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    })
+}
+
+/// Installs hurl with `cargo install` (and the Debian packages it builds against) when missing.
+pub fn ensure_hurl() -> Result<()> {
+    if let Some(v) = hurl_version() {
+        println!("using {v}");
+        return Ok(());
+    }
+    let packages = [
+        "pkg-config",
+        "libcurl4-openssl-dev",
+        "libxml2-dev",
+        "libclang-dev",
+        "clang",
+    ];
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(false)
+        })
+        .collect();
+    if !missing.is_empty() {
+        println!(
+            "installing Debian packages hurl builds against: {}",
+            missing.join(" ")
+        );
+        crate::apt_install(&missing)?;
+    }
+    println!("installing hurl {HURL_VERSION} with cargo install (about 3 minutes)");
+    run(Command::new("cargo").args(["install", "hurl", "--version", HURL_VERSION, "--locked"]))?;
+    hurl_version().context("hurl was installed but does not run (is ~/.cargo/bin on PATH?)")?;
+    Ok(())
+}
+
+/// The fixture sets: directories under conformance/ holding .hurl files, in name order.
+fn fixture_sets() -> Result<Vec<String>> {
+    let dir = root().join("conformance");
+    let mut sets = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.is_dir() && !hurl_files(&path)?.is_empty() {
+            sets.push(
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .context("directory name")?
+                    .to_owned(),
+            );
+        }
+    }
+    sets.sort();
+    Ok(sets)
+}
+
+fn hurl_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "hurl"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// For the mock: every request asks for the status its file expects (`Prefer: code=NNN`, Prism's
+/// convention), and Digest is replaced by a plain credential (the mock checks presence only).
+fn for_the_mock(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::with_capacity(text.len() + 256);
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() == "digest: true" {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if is_request_line(line) {
+            let expected = lines[i + 1..]
+                .iter()
+                .find_map(|l| l.strip_prefix("HTTP "))
+                .and_then(|rest| rest.trim().parse::<u16>().ok());
+            if let Some(code) = expected {
+                out.push_str(&format!("Prefer: code={code}\n"));
+            }
+        }
+    }
+    out
+}
+
+fn is_request_line(line: &str) -> bool {
+    [
+        "GET ", "POST ", "PUT ", "PATCH ", "DELETE ", "HEAD ", "OPTIONS ",
+    ]
+    .iter()
+    .any(|m| line.starts_with(m))
+}
+
+/// Reads hurl's JSON report: every call of every entry of every file.
+fn read_report(dir: &Path) -> Result<Vec<Call>> {
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("report.json"))
+            .with_context(|| format!("reading {}", dir.join("report.json").display()))?,
+    )?;
+    let mut calls = Vec::new();
+    for file in report.as_array().into_iter().flatten() {
+        let name = file["filename"].as_str().unwrap_or("?").to_owned();
+        for entry in file["entries"].as_array().into_iter().flatten() {
+            let line = entry["line"].as_u64().unwrap_or(0);
+            for call in entry["calls"].as_array().into_iter().flatten() {
+                let request = &call["request"];
+                let response = &call["response"];
+                let url = request["url"].as_str().unwrap_or("");
+                let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+                let path = after_scheme
+                    .find('/')
+                    .map_or("/", |i| &after_scheme[i..])
+                    .split('?')
+                    .next()
+                    .unwrap_or("/")
+                    .to_owned();
+                let header = |headers: &Value, name: &str| {
+                    headers
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|h| {
+                            h["name"]
+                                .as_str()
+                                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                        })
+                        .filter_map(|h| h["value"].as_str())
+                        .next_back()
+                        .map(str::to_owned)
+                };
+                let body = match response["body"].as_str() {
+                    Some(p) if !p.is_empty() => std::fs::read(dir.join(p)).unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                calls.push(Call {
+                    file: name.clone(),
+                    line,
+                    method: request["method"].as_str().unwrap_or("").to_owned(),
+                    path,
+                    status: response["status"].as_u64().unwrap_or(0) as u16,
+                    content_type: header(&response["headers"], "content-type"),
+                    body,
+                    preferred: header(&request["headers"], "prefer")
+                        .and_then(|p| p.strip_prefix("code=").and_then(|c| c.trim().parse().ok())),
+                });
+            }
+        }
+    }
+    Ok(calls)
+}
+
+/// Covered cells and contract breaches of a run.
+#[derive(Default)]
+struct Verdict {
+    covered: BTreeMap<String, BTreeSet<u16>>,
+    breaches: Vec<String>,
+}
+
+impl Verdict {
+    fn judge(&mut self, spec: &Mock, calls: &[Call]) {
+        for c in calls {
+            let place = format!("{}:{} {} {}", c.file, c.line, c.method, c.path);
+            let Some(op) = spec.operation_for(&c.method, &c.path) else {
+                self.breaches
+                    .push(format!("{place}: no operation of the document matches"));
+                continue;
+            };
+            if let Some(asked) = c.preferred {
+                if asked != c.status {
+                    self.breaches.push(format!(
+                        "{place}: asked the mock for {asked}, got {}",
+                        c.status
+                    ));
+                }
+            }
+            match spec.check_response(op, c.status, c.content_type.as_deref(), &c.body) {
+                Ok(()) => {
+                    self.covered
+                        .entry(op.id.clone())
+                        .or_default()
+                        .insert(c.status);
+                }
+                Err(e) => self.breaches.push(format!("{place}: {e}")),
+            }
+        }
+    }
+}
+
+/// The matrix: a row per operation, a column per status any operation documents.
+/// `x` covered, `.` documented but not exercised, blank: not documented.
+fn matrix(spec: &Mock, covered: &BTreeMap<String, BTreeSet<u16>>) -> (String, Vec<String>) {
+    let documented = |op: &invites_mock::Operation| -> BTreeSet<u16> {
+        op.responses.iter().filter_map(|r| r.status).collect()
+    };
+    let columns: BTreeSet<u16> = spec.operations().iter().flat_map(documented).collect();
+    let width = spec
+        .operations()
+        .iter()
+        .map(|o| o.id.len())
+        .max()
+        .unwrap_or(10)
+        + 2;
+    let mut text = format!("{:<width$}", "operation x status");
+    for c in &columns {
+        text.push_str(&format!("{c:>5}"));
+    }
+    text.push_str("   covered\n");
+    let mut missing_seed = Vec::new();
+    let (mut all, mut hit) = (0, 0);
+    for op in spec.operations() {
+        let docs = documented(op);
+        let seen = covered.get(&op.id).cloned().unwrap_or_default();
+        let seed = SEED_DELETES.contains(&op.id.as_str());
+        text.push_str(&format!(
+            "{:<width$}",
+            format!("{}{}", op.id, if seed { " *" } else { "" })
+        ));
+        for c in &columns {
+            let cell = match (docs.contains(c), seen.contains(c)) {
+                (true, true) => "x",
+                (true, false) => ".",
+                _ => " ",
+            };
+            text.push_str(&format!("{cell:>5}"));
+            if docs.contains(c) && !seen.contains(c) && seed {
+                missing_seed.push(format!("{} {c}", op.id));
+            }
+        }
+        let n = docs.iter().filter(|s| seen.contains(s)).count();
+        all += docs.len();
+        hit += n;
+        text.push_str(&format!("   {n}/{}\n", docs.len()));
+    }
+    text.push_str(&format!(
+        "x covered, . documented but not exercised, * seed DELETE (every status required); {hit} of {all} documented cells covered\n"
+    ));
+    (text, missing_seed)
+}
+
+fn matrix_html(text: &str) -> String {
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<!doctype html>\n<meta charset=\"utf-8\">\n<title>Conformance matrix</title>\n\
+         <style>body{{font-family:sans-serif}} pre{{font-size:14px;line-height:1.4}}</style>\n\
+         <h1>Conformance matrix: operation x documented status</h1>\n<pre>{escaped}</pre>\n\
+         <p>Hurl's own report: <a href=\"hurl/index.html\">hurl/index.html</a></p>\n"
+    )
+}
+
+fn invites_binary() -> PathBuf {
+    root().join("target/debug/invites")
+}
+
+pub fn conformance(opts: &Options) -> Result<()> {
+    let started = Instant::now();
+    ensure_hurl()?;
+    println!("building the server (cargo build -p invites)");
+    run(Command::new("cargo").args(["build", "--quiet", "-p", "invites"]))?;
+    let spec_text = std::fs::read_to_string(spec_path())?;
+    let spec = Mock::from_json(&spec_text)
+        .map_err(|e| anyhow::anyhow!("openapi/invites.json cannot be read: {e}"))?;
+    let work = root().join("target/conformance");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let mut sets = fixture_sets()?;
+    if !opts.sets.is_empty() {
+        for s in &opts.sets {
+            if !sets.contains(s) {
+                bail!("no fixture set {s:?}; the sets are {sets:?}");
+            }
+        }
+        sets.retain(|s| opts.sets.contains(s));
+    }
+    if let (Target::Url(url), None) = (&opts.target, &opts.database_url) {
+        println!(
+            "note: target {url}: fixtures NOT loaded (no --database-url); the deployment must already hold \
+             conformance/fixtures/*.sql, loaded once into a fresh database with \
+             `invites admin --database-url URL load-fixtures conformance/fixtures/*.sql`"
+        );
+    }
+    let mut verdict = Verdict::default();
+    let mut failed_files = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        let set_dir = work.join(set);
+        std::fs::create_dir_all(&set_dir)?;
+        let fixture = root().join(format!("conformance/fixtures/{set}.sql"));
+        let vars = root().join(format!("conformance/fixtures/{set}.env"));
+        for f in [&fixture, &vars] {
+            if !f.exists() {
+                bail!("fixture set {set:?} needs {}", f.display());
+            }
+        }
+        let mut files = hurl_files(&root().join("conformance").join(set))?;
+        println!(
+            "\n[{}/{}] fixture set {set}: {} hurl files",
+            i + 1,
+            sets.len(),
+            files.len()
+        );
+        let (_server, base) = match &opts.target {
+            Target::Local => {
+                let db = set_dir.join("invites.db");
+                run(Command::new(invites_binary())
+                    .args(["admin", "--database-url"])
+                    .arg(&db)
+                    .arg("load-fixtures")
+                    .arg(&fixture)
+                    .stdout(Stdio::null()))?;
+                let (p, base) = spawn_listening(
+                    Command::new(invites_binary())
+                        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+                        .arg(&db)
+                        .args(["--rate-limit-per-minute", "300"]),
+                    &set_dir.join("server.log"),
+                )?;
+                println!("  server {base} over {} (fixtures loaded)", db.display());
+                (Some(p), base)
+            }
+            Target::Mock => {
+                let (p, base) = spawn_listening(
+                    Command::new(invites_binary())
+                        .args(["mock", "--listen", "127.0.0.1:0", "--spec"])
+                        .arg(spec_path()),
+                    &set_dir.join("mock.log"),
+                )?;
+                println!("  mock {base} serving openapi/invites.json");
+                let rewritten = set_dir.join("hurl");
+                std::fs::create_dir_all(&rewritten)?;
+                let mut copies = Vec::new();
+                for f in &files {
+                    let copy = rewritten.join(f.file_name().context("file name")?);
+                    std::fs::write(&copy, for_the_mock(&std::fs::read_to_string(f)?))?;
+                    copies.push(copy);
+                }
+                files = copies;
+                (Some(p), base)
+            }
+            Target::Url(url) => {
+                if let Some(db) = &opts.database_url {
+                    println!("  loading {} into {db}", fixture.display());
+                    run(Command::new(invites_binary())
+                        .args(["admin", "--database-url", db, "load-fixtures"])
+                        .arg(&fixture)
+                        .stdout(Stdio::null()))?;
+                }
+                (None, url.clone())
+            }
+        };
+        let report = set_dir.join("report");
+        let mut hurl = Command::new("hurl");
+        hurl.args(["--test", "--jobs", "1"])
+            .arg("--variables-file")
+            .arg(&vars)
+            .args(["--variable", &format!("base={base}")])
+            .arg("--report-json")
+            .arg(&report);
+        if let Some(dir) = &opts.report {
+            hurl.arg("--report-html").arg(dir.join("hurl"));
+        }
+        if opts.target == Target::Mock {
+            hurl.arg("--no-assert");
+        }
+        hurl.args(&files);
+        let status = hurl.status().context("running hurl")?;
+        if !status.success() {
+            failed_files.push(set.clone());
+        }
+        let calls = read_report(&report)?;
+        println!(
+            "  {} HTTP exchanges recorded; judging them by openapi/invites.json",
+            calls.len()
+        );
+        verdict.judge(&spec, &calls);
+    }
+    let (text, missing_seed) = matrix(&spec, &verdict.covered);
+    println!("\n{text}");
+    if let Some(dir) = &opts.report {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("matrix.html"), matrix_html(&text))?;
+        std::fs::write(dir.join("matrix.txt"), &text)?;
+        println!("report written to {}", dir.join("matrix.html").display());
+    }
+    let mut problems = Vec::new();
+    for b in &verdict.breaches {
+        println!("CONTRACT BREACH {b}");
+    }
+    if !verdict.breaches.is_empty() {
+        problems.push(format!(
+            "{} answers not documented by openapi/invites.json",
+            verdict.breaches.len()
+        ));
+    }
+    if !missing_seed.is_empty() {
+        problems.push(format!(
+            "seed DELETE statuses never exercised: {}",
+            missing_seed.join(", ")
+        ));
+    }
+    if !failed_files.is_empty() {
+        problems.push(format!(
+            "hurl asserts failed in fixture sets: {}",
+            failed_files.join(", ")
+        ));
+    }
+    println!(
+        "conformance ({}) finished in {:.1} s",
+        match &opts.target {
+            Target::Local => "local server".to_owned(),
+            Target::Mock => "mock".to_owned(),
+            Target::Url(u) => u.clone(),
+        },
+        started.elapsed().as_secs_f64()
+    );
+    if problems.is_empty() {
+        println!("conformance: PASS");
+        Ok(())
+    } else {
+        bail!("conformance: FAIL: {}", problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mock_is_asked_for_the_expected_status() {
+        let text = "# c\nDELETE {{base}}/x\n[Options]\nuser: a:b\ndigest: true\nHTTP 404\n[Asserts]\njsonpath \"$.a\" == 1\n\nGET {{base}}/y\nHTTP 200\n";
+        let out = for_the_mock(text);
+        assert_eq!(
+            out,
+            "# c\nDELETE {{base}}/x\nPrefer: code=404\n[Options]\nuser: a:b\nHTTP 404\n[Asserts]\njsonpath \"$.a\" == 1\n\nGET {{base}}/y\nPrefer: code=200\nHTTP 200\n"
+        );
+    }
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!("mock".parse::<Target>(), Ok(Target::Mock));
+        assert_eq!(
+            "http://h:1/".parse::<Target>(),
+            Ok(Target::Url("http://h:1".into()))
+        );
+        assert!("ftp://x".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn the_matrix_names_missing_seed_cells() {
+        let spec = Mock::from_json(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
+        let mut covered = BTreeMap::new();
+        covered.insert("deleteOrgInvite".to_owned(), BTreeSet::from([204, 404]));
+        let (text, missing) = matrix(&spec, &covered);
+        assert!(text.contains("deleteOrgInvite *"), "{text}");
+        assert!(missing.contains(&"deleteOrgInvite 400".to_owned()));
+        assert!(!missing.contains(&"deleteOrgInvite 204".to_owned()));
+        assert!(missing
+            .iter()
+            .any(|m| m.starts_with("removeCourseInvitations")));
+    }
+}
