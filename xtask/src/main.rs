@@ -56,6 +56,9 @@ enum Cmd {
         /// Only this fixture set (repeatable): atlas, community, opsmanager.
         #[arg(long = "set")]
         sets: Vec<String>,
+        /// Skip schemathesis against our own spec (run after the hurl files, local target only).
+        #[arg(long)]
+        no_schemathesis: bool,
     },
     /// Run schemathesis (all checks) with the Atlas reference contract against a demo server.
     Schemathesis {
@@ -152,7 +155,7 @@ fn openapi(check: bool) -> Result<()> {
 }
 
 /// A virtualenv under target/ with the pinned Python packages; created only when missing.
-fn python_env() -> Result<PathBuf> {
+pub(crate) fn python_env() -> Result<PathBuf> {
     let venv = root().join("target").join("py-venv");
     let python = venv.join("bin").join("python");
     let stamp = venv.join(".installed");
@@ -344,6 +347,7 @@ fn test() -> Result<()> {
         report: None,
         database_url: None,
         sets: Vec::new(),
+        schemathesis: true,
     })?;
     step("test suites");
     let mut cmd = Command::new("cargo");
@@ -369,11 +373,13 @@ fn main() -> Result<()> {
             report,
             database_url,
             sets,
+            no_schemathesis,
         } => conformance::conformance(&conformance::Options {
             target,
             report,
             database_url,
             sets,
+            schemathesis: !no_schemathesis,
         }),
         Cmd::Schemathesis { max_examples, seed } => {
             schemathesis(&python_env()?, max_examples, seed)

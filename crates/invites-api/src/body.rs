@@ -4,6 +4,9 @@
 //! such as `; charset=utf-8`, and parsed without failing the request: a body that is missing, of
 //! another media type or not the documented shape reaches the handler as an [`Error`], so the
 //! operation's error enum decides which documented status it gets.
+//!
+//! [`LenientForm`] does the same for `application/x-www-form-urlencoded` bodies (the OAuth2 token
+//! endpoint).
 
 use invites_domain::{Error, ErrorCode};
 use poem::{Request, RequestBody};
@@ -182,6 +185,85 @@ impl<'a, T: ParseFromJSON + Type + Send, M: DocumentedMediaType> ApiExtractor<'a
             parse::<T>(request, body, M::MEDIA_TYPE).await,
             std::marker::PhantomData,
         ))
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`): the parsed value, or why it could not be
+/// parsed. Unlike poem-openapi's `Form`, a missing or foreign Content-Type reaches the handler.
+#[derive(Debug)]
+pub struct LenientForm<T>(pub Result<T, Error>);
+
+impl<T> LenientForm<T> {
+    /// The parsed body, or the error that explains why there is none.
+    pub fn into_result(self) -> Result<T, Error> {
+        self.0
+    }
+}
+
+const FORM_MEDIA_TYPE: &str = "application/x-www-form-urlencoded";
+
+async fn parse_form<T: serde::de::DeserializeOwned>(
+    request: &Request,
+    body: &mut RequestBody,
+) -> Result<T, Error> {
+    let content_type = request.content_type().unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case(FORM_MEDIA_TYPE) {
+        return Err(Error::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "The request body must be {FORM_MEDIA_TYPE}; got {:?}.",
+                if content_type.is_empty() {
+                    "no Content-Type"
+                } else {
+                    content_type
+                }
+            ),
+        ));
+    }
+    let bytes = match body.take() {
+        Ok(b) => b.into_bytes_limit(MAX_BODY).await.map_err(|_| {
+            Error::new(
+                ErrorCode::RequestTooLarge,
+                "The request body could not be read within its size limit.",
+            )
+        })?,
+        Err(_) => return Err(Error::internal()),
+    };
+    serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+        Error::new(
+            ErrorCode::ValidationError,
+            format!("The form body is not acceptable: {e}."),
+        )
+    })
+}
+
+impl<'a, T: serde::de::DeserializeOwned + Type + Send> ApiExtractor<'a> for LenientForm<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: FORM_MEDIA_TYPE,
+                schema: T::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(LenientForm(parse_form::<T>(request, body).await))
     }
 }
 

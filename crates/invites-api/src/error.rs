@@ -216,7 +216,8 @@ error_responses!(
     TokenErrors {
         BadRequest = 400: "Bad Request: grant type or body not accepted.",
         Unauthorized = 401: "Unauthorized: unknown client or wrong secret.";
-        retry TooManyRequests = 429: "Too Many Requests.",
+        retry TooManyRequests = 429: "Too Many Requests.";
+        fold 415 => BadRequest = 400,
     }
 );
 

@@ -61,6 +61,14 @@ fn service() -> OpenApiService<Apis, ()> {
 }
 
 /// Response header names as the HTTP and Atlas documents spell them (poem-openapi upper-cases them).
+/// Response properties serialized as `null` when absent.
+const NULLABLE: &[(&str, &str)] = &[
+    ("CommunityInvitedUserPage", "next"),
+    ("CommunityInvitedUserPage", "previous"),
+    ("CommunityInvitedUser", "avatar"),
+    ("CommunityInvitedUser", "ext_id"),
+];
+
 const HEADER_SPELLINGS: &[&str] = &[
     "Retry-After",
     "RateLimit-Limit",
@@ -118,6 +126,18 @@ pub fn spec_json() -> String {
                     }
                 }
             }
+        }
+    }
+    // Optional fields the community family sends as `null` (its pagination and user shapes);
+    // poem-openapi does not mark `Option` fields nullable.
+    for (schema, property) in NULLABLE {
+        if let Some(p) = spec
+            .pointer_mut(&format!(
+                "/components/schemas/{schema}/properties/{property}"
+            ))
+            .and_then(|p| p.as_object_mut())
+        {
+            p.insert("nullable".to_owned(), serde_json::Value::Bool(true));
         }
     }
     if let Some(flows) = spec

@@ -7,10 +7,11 @@ use base64::Engine;
 use invites_domain::{Error, ErrorCode};
 use poem::web::Data;
 use poem::Request;
-use poem_openapi::payload::{Form, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::backend::Backend;
+use crate::body::LenientForm;
 use crate::error::{HealthErrors, TokenErrors};
 
 #[derive(Tags)]
@@ -101,8 +102,9 @@ impl ServiceApi {
         &self,
         backend: Data<&Arc<dyn Backend>>,
         req: &Request,
-        body: Form<TokenRequest>,
+        body: LenientForm<TokenRequest>,
     ) -> Result<TokenIssued, TokenErrors> {
+        let body = body.into_result()?;
         if body.grant_type != "client_credentials" {
             return Err(Error::new(
                 ErrorCode::InvalidAttribute,
