@@ -5,6 +5,7 @@ mod atlas_operations;
 mod auth;
 mod community;
 mod errors;
+mod hostile;
 mod invitations;
 mod opsmanager;
 mod real_clients;
