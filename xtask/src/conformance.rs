@@ -64,8 +64,10 @@ impl std::str::FromStr for Target {
     }
 }
 
-pub struct Options {
+pub struct Options<'a> {
     pub target: Target,
+    /// Local target over PostgreSQL: a database per fixture set on this cluster (else SQLite).
+    pub postgres: Option<&'a crate::postgres::Cluster>,
     /// Write hurl's HTML report and the matrix as HTML here.
     pub report: Option<PathBuf>,
     /// With a URL target: load the fixtures into this database through `invites admin`.
@@ -425,6 +427,17 @@ fn invites_binary() -> PathBuf {
     root().join("target/debug/invites")
 }
 
+/// The fault-injection script for a database URL's backend.
+fn faults_for(database_url: &str) -> PathBuf {
+    let backend =
+        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+    root().join(format!("conformance/fixtures/faults.{backend}.sql"))
+}
+
 pub fn conformance(opts: &Options) -> Result<()> {
     let started = Instant::now();
     ensure_hurl()?;
@@ -473,21 +486,23 @@ pub fn conformance(opts: &Options) -> Result<()> {
         );
         let (_server, base) = match &opts.target {
             Target::Local => {
-                let db = set_dir.join("invites.db");
+                let db = match opts.postgres {
+                    Some(cluster) => cluster
+                        .create_database(&format!("conformance_{set}_{}", std::process::id()))?,
+                    None => set_dir.join("invites.db").display().to_string(),
+                };
                 run(Command::new(invites_binary())
-                    .args(["admin", "--database-url"])
-                    .arg(&db)
-                    .arg("load-fixtures")
+                    .args(["admin", "--database-url", &db, "load-fixtures"])
                     .arg(&fixture)
+                    .arg(faults_for(&db))
                     .stdout(Stdio::null()))?;
                 let (p, base) = spawn_listening(
                     Command::new(invites_binary())
-                        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-                        .arg(&db)
+                        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
                         .args(["--rate-limit-per-minute", "300"]),
                     &set_dir.join("server.log"),
                 )?;
-                println!("  server {base} over {} (fixtures loaded)", db.display());
+                println!("  server {base} over {db} (fixtures loaded)");
                 (Some(p), base)
             }
             Target::Mock => {
@@ -515,6 +530,7 @@ pub fn conformance(opts: &Options) -> Result<()> {
                     run(Command::new(invites_binary())
                         .args(["admin", "--database-url", db, "load-fixtures"])
                         .arg(&fixture)
+                        .arg(faults_for(db))
                         .stdout(Stdio::null()))?;
                 }
                 (None, url.clone())
@@ -578,7 +594,7 @@ pub fn conformance(opts: &Options) -> Result<()> {
             verdict.breaches.len()
         ));
     }
-    if opts.schemathesis && opts.target == Target::Local {
+    if opts.schemathesis && opts.target == Target::Local && opts.postgres.is_none() {
         match schemathesis_own_spec(&work, &sets) {
             Ok(()) => {}
             Err(e) => problems.push(format!("{e:#}")),
@@ -603,7 +619,8 @@ pub fn conformance(opts: &Options) -> Result<()> {
     println!(
         "conformance ({}) finished in {:.1} s",
         match &opts.target {
-            Target::Local => "local server".to_owned(),
+            Target::Local if opts.postgres.is_some() => "local server, PostgreSQL".to_owned(),
+            Target::Local => "local server, SQLite".to_owned(),
             Target::Mock => "mock".to_owned(),
             Target::Url(u) => u.clone(),
         },
@@ -635,14 +652,6 @@ fn schemathesis_own_spec(work: &Path, sets: &[String]) -> Result<()> {
     }
     // Without the fault-injection triggers: schemathesis finds the "fault" invitations through
     // the listings, and their documented 500 is the hurl files' business.
-    let no_faults = dir.join("no-faults.sql");
-    std::fs::write(
-        &no_faults,
-        sets.iter()
-            .map(|s| format!("DROP TRIGGER IF EXISTS conformance_fault_delete_{s};\n"))
-            .collect::<String>(),
-    )?;
-    load.arg(&no_faults);
     run(&mut load)?;
     let (_server, base) = spawn_listening(
         Command::new(invites_binary())

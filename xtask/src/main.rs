@@ -5,6 +5,7 @@
 
 mod bench;
 mod conformance;
+mod postgres;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +60,9 @@ enum Cmd {
         /// Skip schemathesis against our own spec (run after the hurl files, local target only).
         #[arg(long)]
         no_schemathesis: bool,
+        /// Local target over PostgreSQL: start a throwaway cluster (installed when missing).
+        #[arg(long)]
+        postgres: bool,
     },
     /// Run schemathesis (all checks) with the Atlas reference contract against a demo server.
     Schemathesis {
@@ -341,15 +345,46 @@ fn test() -> Result<()> {
         .arg(spec_path()))?;
     step("schemathesis: all checks, Atlas reference contract, demo server");
     schemathesis(&python, 50, None)?;
-    step("conformance suite: hurl over fixture sets, judged by openapi/invites.json");
+    step("conformance suite (SQLite): hurl over fixture sets, judged by openapi/invites.json");
     conformance::conformance(&conformance::Options {
         target: conformance::Target::Local,
+        postgres: None,
         report: None,
         database_url: None,
         sets: Vec::new(),
         schemathesis: true,
     })?;
-    step("test suites");
+    step("PostgreSQL: a throwaway cluster on loopback");
+    let cluster = match postgres::start() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            println!(
+                "\n*** PostgreSQL runs SKIPPED: the cluster could not start: {e:#}\n\
+                 *** (the store tests, the conformance suite and the two-replica test over PostgreSQL did not run)\n"
+            );
+            None
+        }
+    };
+    if let Some(cluster) = &cluster {
+        step("conformance suite (PostgreSQL)");
+        conformance::conformance(&conformance::Options {
+            target: conformance::Target::Local,
+            postgres: Some(cluster),
+            report: None,
+            database_url: None,
+            sets: Vec::new(),
+            schemathesis: false,
+        })?;
+        step("store tests (PostgreSQL)");
+        let mut cmd = Command::new("cargo");
+        if has_nextest() {
+            cmd.args(["nextest", "run", "-p", "invites-store", "--no-fail-fast"]);
+        } else {
+            cmd.args(["test", "-p", "invites-store", "--no-fail-fast"]);
+        }
+        run(cmd.env("INVITES_STORE_TEST_POSTGRES_URL", &cluster.url))?;
+    }
+    step("test suites (SQLite; the two-replica test over PostgreSQL)");
     let mut cmd = Command::new("cargo");
     if has_nextest() {
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
@@ -358,6 +393,9 @@ fn test() -> Result<()> {
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
     cmd.env("INVITES_TEST_PYTHON", &python);
+    if let Some(cluster) = &cluster {
+        cmd.env("INVITES_TEST_POSTGRES_URL", &cluster.url);
+    }
     run(&mut cmd)
 }
 
@@ -374,13 +412,22 @@ fn main() -> Result<()> {
             database_url,
             sets,
             no_schemathesis,
-        } => conformance::conformance(&conformance::Options {
-            target,
-            report,
-            database_url,
-            sets,
-            schemathesis: !no_schemathesis,
-        }),
+            postgres,
+        } => {
+            let cluster = if postgres {
+                Some(postgres::start()?)
+            } else {
+                None
+            };
+            conformance::conformance(&conformance::Options {
+                target,
+                postgres: cluster.as_ref(),
+                report,
+                database_url,
+                sets,
+                schemathesis: !no_schemathesis,
+            })
+        }
         Cmd::Schemathesis { max_examples, seed } => {
             schemathesis(&python_env()?, max_examples, seed)
         }

@@ -48,7 +48,7 @@ pub struct ServiceAccountRecord {
 impl Store {
     async fn insert_principal(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         kind: PrincipalKind,
         now: DateTime<Utc>,
     ) -> Result<ObjectId> {

@@ -52,7 +52,7 @@ pub struct AuditRecord {
 }
 
 pub(crate) async fn write(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     entry: &AuditEntry,
     action: &str,
     target_kind: &str,

@@ -263,9 +263,14 @@ impl Store {
             "DELETE FROM community_invitations WHERE {col} = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id"
         );
         let mut tx = self.pool().begin().await?;
-        let mut offending = Vec::new();
+        // Rows are locked in ascending user order, whatever order the request lists them in, so
+        // two replicas removing overlapping lists at once wait for each other instead of
+        // deadlocking (PostgreSQL).
+        let mut ordered = user_ids.to_vec();
+        ordered.sort_unstable();
+        let mut missing: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
         let mut removed = Vec::new();
-        for &id in user_ids {
+        for &id in &ordered {
             let row: Option<(i64,)> = sqlx::query_as(&delete)
                 .bind(target.id())
                 .bind(id)
@@ -273,11 +278,20 @@ impl Store {
                 .await?;
             match row {
                 Some((inv,)) => removed.push((inv, id)),
-                None => offending.push(id),
+                None => *missing.entry(id).or_default() += 1,
             }
         }
-        if !offending.is_empty() {
+        if !missing.is_empty() {
             tx.rollback().await?;
+            // In the order given: a duplicated id is offending as often as it found nothing.
+            let mut offending = Vec::new();
+            for &id in user_ids.iter().rev() {
+                if let Some(n) = missing.get_mut(&id).filter(|n| **n > 0) {
+                    *n -= 1;
+                    offending.push(id);
+                }
+            }
+            offending.reverse();
             return Ok(offending);
         }
         for (inv, user) in removed {

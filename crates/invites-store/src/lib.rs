@@ -1,11 +1,12 @@
-//! Persistence for the invitation service: sqlx over SQLite, migrations embedded, queries portable.
+//! Persistence for the invitation service: sqlx over SQLite (embedded, the default) or PostgreSQL
+//! (several replicas over one database), chosen by the database URL; migrations embedded.
 //!
-//! One [`Store`] wraps the connection pool. Every statement is parameterised with `$N`
-//! placeholders, which both SQLite and PostgreSQL accept, and uses only portable SQL
-//! (`RETURNING`, partial indexes, BIGINT millisecond timestamps), so a PostgreSQL pool can be
-//! added beside the SQLite one without rewriting queries. Callers get domain types back, never
-//! rows, and [`StoreError`] says whether retrying may help; raw SQL errors stay in this crate
-//! and the log.
+//! One [`Store`] wraps an `AnyPool`. Every statement is parameterised with `$N` placeholders,
+//! which both backends accept, and uses only portable SQL (`RETURNING`, `ON CONFLICT`, partial
+//! indexes, BIGINT millisecond timestamps, TEXT for ids and JSON), so one text serves both. The
+//! schema has a twin per backend (`migrations/sqlite`, `migrations/postgres`) that differ only in
+//! how auto-numbered keys are declared. Callers get domain types back, never rows, and
+//! [`StoreError`] says whether retrying may help; raw SQL errors stay in this crate and the log.
 
 mod admin;
 mod audit;
@@ -13,11 +14,11 @@ mod auth;
 mod community;
 mod invitations;
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
 
 pub use admin::{ApiKeyRecord, OrgRecord, ProjectRecord, ServiceAccountRecord, UserRecord};
 pub use audit::{AuditEntry, AuditRecord};
@@ -26,7 +27,50 @@ pub use community::{CommunityGroupRecord, CourseRecord};
 pub use invitations::InvitationScope;
 
 /// The migrations, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The SQLite schema.
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The PostgreSQL twin: the same versions, tables and constraints.
+pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names: `postgres://` or `postgresql://` is PostgreSQL, anything
+    /// else (`sqlite:` URLs and plain file paths) SQLite.
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+}
+
+/// Tables whose integer keys are auto-numbered; on PostgreSQL their identity sequences are moved
+/// past rows inserted with explicit ids (fixtures), so later inserts do not collide.
+const IDENTITY_TABLES: [&str; 5] = [
+    "users",
+    "community_groups",
+    "courses",
+    "community_invitations",
+    "audit_log",
+];
+
+/// PostgreSQL SQLSTATEs after which retrying may succeed, and the one for a full disk.
+const PG_BUSY: [&str; 6] = ["40001", "40P01", "55P03", "57P03", "53300", "53400"];
+const PG_FULL: [&str; 2] = ["53100", "53200"];
 
 /// A failure of the store, classified by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -57,14 +101,19 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
-            // SQLite primary result codes: 5 BUSY, 6 LOCKED, 13 FULL; extended codes keep the
-            // primary code in their low byte.
-            if let Some(code) = db.code().and_then(|c| c.parse::<i64>().ok()) {
-                match code & 0xff {
-                    5 | 6 => return StoreError::Busy,
-                    13 => return StoreError::Full,
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLite primary result codes: 5 BUSY, 6 LOCKED, 13 FULL; extended codes keep
+                // the primary code in their low byte.
+                match code.parse::<i64>().map(|c| c & 0xff) {
+                    Ok(5 | 6) => return StoreError::Busy,
+                    Ok(13) => return StoreError::Full,
                     _ => {}
                 }
+            } else if PG_BUSY.contains(&code.as_str()) {
+                return StoreError::Busy;
+            } else if PG_FULL.contains(&code.as_str()) {
+                return StoreError::Full;
             }
             if db.is_unique_violation() || db.is_foreign_key_violation() || db.is_check_violation()
             {
@@ -83,7 +132,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The database behind the service.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,38 +143,72 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite:path` or a
-    /// plain file path), in WAL mode with foreign keys on and a busy timeout, and migrates it.
+    /// Opens the database at `url` and migrates it. A `postgres://` URL opens PostgreSQL (a pool
+    /// of 8); anything else is SQLite (`sqlite://path`, `sqlite:path` or a plain file path),
+    /// created if missing, in WAL mode with foreign keys on and a 5 s busy timeout (a pool of 4).
     pub async fn open(url: &str) -> Result<Store> {
-        let url = if url.starts_with("sqlite:") {
-            url.to_owned()
-        } else {
-            format!("sqlite://{url}")
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url);
+        let pool = match backend {
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?
+            }
+            Backend::Sqlite => {
+                let url = if url.starts_with("sqlite:") {
+                    url.to_owned()
+                } else {
+                    format!("sqlite://{url}")
+                };
+                let url = if url.contains('?') {
+                    url
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
         };
-        let options = SqliteConnectOptions::from_str(&url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
-        let store = Store { pool };
+        let store = Store { pool, backend };
         store.migrate().await?;
         Ok(store)
     }
 
+    /// The database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Applies pending migrations, refusing a database that a newer version has migrated.
     pub async fn migrate(&self) -> Result<()> {
-        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        let table: Option<(String,)> = sqlx::query_as(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
+        let migrator = self.backend.migrator();
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let exists = match self.backend {
+            Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+        };
+        let table: Option<(String,)> = sqlx::query_as(exists).fetch_optional(&self.pool).await?;
         if table.is_some() {
             let (found,): (Option<i64>,) =
                 sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations")
@@ -134,7 +218,7 @@ impl Store {
                 return Err(StoreError::SchemaTooNew { found, known });
             }
         }
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+        migrator.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
             other => StoreError::Database(sqlx::Error::Migrate(Box::new(other))),
         })
@@ -179,19 +263,41 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `PRAGMA integrity_check` and returns its verdict (`ok` when sound).
+    /// SQLite's `PRAGMA integrity_check` verdict (`ok` when sound). PostgreSQL has no
+    /// equivalent statement (its pages are checksummed by the server); there it answers `ok`
+    /// once the database answers a query.
     pub async fn integrity_check(&self) -> Result<String> {
-        let (verdict,): (String,) = sqlx::query_as("PRAGMA integrity_check")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(verdict)
+        match self.backend {
+            Backend::Sqlite => {
+                let (verdict,): (String,) = sqlx::query_as("PRAGMA integrity_check")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(verdict)
+            }
+            Backend::Postgres => {
+                self.ping().await?;
+                Ok("ok".to_owned())
+            }
+        }
     }
 
     /// Runs an SQL script (several statements) in one transaction: all of it applies or none.
     /// For fixture sets and operator repairs; the script is trusted, it is not user input.
+    /// On PostgreSQL the identity sequences are then moved past any explicit ids the script
+    /// inserted.
     pub async fn run_script(&self, script: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::raw_sql(script).execute(&mut *tx).await?;
+        if self.backend == Backend::Postgres {
+            for table in IDENTITY_TABLES {
+                sqlx::raw_sql(&format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                     COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+                ))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -201,7 +307,7 @@ impl Store {
         self.pool.close().await;
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }
@@ -221,13 +327,32 @@ pub(crate) fn parse_object_id(s: &str) -> Result<invites_domain::ObjectId> {
 pub(crate) mod test_util {
     use super::*;
 
-    /// A fresh, migrated database in a temporary directory that lives as long as the guard.
+    /// A fresh, migrated database that lives as long as the guard: an SQLite file in a temporary
+    /// directory, or, when `INVITES_STORE_TEST_POSTGRES_URL` names a PostgreSQL server, a new database
+    /// created on it (the test command runs the store tests both ways).
     pub async fn fresh() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("t.db").to_str().unwrap())
+        let url = match std::env::var("INVITES_STORE_TEST_POSTGRES_URL") {
+            Ok(admin_url) => fresh_postgres(&admin_url).await,
+            Err(_) => dir.path().join("t.db").to_str().unwrap().to_owned(),
+        };
+        let store = Store::open(&url).await.unwrap();
+        (store, dir)
+    }
+
+    /// Creates a database with a random name on the server of `admin_url`; returns its URL.
+    pub async fn fresh_postgres(admin_url: &str) -> String {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let name = format!("t_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
             .await
             .unwrap();
-        (store, dir)
+        admin.close().await.unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        format!("{base}/{name}")
     }
 }
 
@@ -242,6 +367,9 @@ mod tests {
         assert_eq!(store.integrity_check().await.unwrap(), "ok");
         // Migrating again is a no-op.
         store.migrate().await.unwrap();
+        if store.backend() == Backend::Postgres {
+            return;
+        }
         let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
             .fetch_one(store.pool())
             .await
@@ -276,16 +404,31 @@ mod tests {
             "nothing of a failed script stays"
         );
         store.run_script(org).await.unwrap();
-        assert_eq!(count(store).await, 1);
+        assert_eq!(count(store.clone()).await, 1);
+        // Rows inserted with explicit ids do not make later auto-numbered inserts collide
+        // (PostgreSQL identity sequences are moved past them).
+        store
+            .run_script("INSERT INTO community_groups (id, name, created_at) VALUES (5, 'G', 0);")
+            .await
+            .unwrap();
+        let g = store
+            .create_community_group("H", chrono::Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(g.id, 6);
     }
 
     #[tokio::test]
     async fn refuses_a_database_from_a_newer_version() {
         let (store, _dir) = test_util::fresh().await;
-        sqlx::query(
+        let blob = match store.backend() {
+            Backend::Sqlite => "X'00'",
+            Backend::Postgres => "'\\x00'::bytea",
+        };
+        sqlx::query(&format!(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-             VALUES (99990101000000, 'future', TRUE, X'00', 0)",
-        )
+             VALUES (99990101000000, 'future', TRUE, {blob}, 0)"
+        ))
         .execute(store.pool())
         .await
         .unwrap();

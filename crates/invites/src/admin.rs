@@ -11,7 +11,7 @@ use serde_json::json;
 
 #[derive(Args, Debug)]
 pub struct AdminArgs {
-    /// Database: an SQLite file path or `sqlite://path` URL.
+    /// Database: an SQLite file path or `sqlite://path` URL, or a `postgres://` URL.
     #[arg(
         long,
         default_value = "invites.db",

@@ -53,7 +53,8 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080", env = "INVITES_LISTEN")]
     listen: String,
-    /// Database: an SQLite file path or `sqlite://path` URL (created and migrated on start).
+    /// Database: an SQLite file path or `sqlite://path` URL (created if missing), or a
+    /// `postgres://user:password@host:port/db` URL for several replicas; migrated on start.
     #[arg(long, default_value = "invites.db", env = "INVITES_DATABASE_URL")]
     database_url: String,
     /// Seed demo data (or rotate its credentials) and print the demo credentials.
@@ -74,6 +75,20 @@ struct ServeArgs {
     /// Requests per API key or service account per minute on the Atlas family (429 beyond).
     #[arg(long, default_value_t = invites_api::DEFAULT_RATE_LIMIT_PER_MINUTE)]
     rate_limit_per_minute: u64,
+}
+
+/// A database URL fit for printing: its password, if any, masked.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
 }
 
 #[tokio::main]
@@ -137,7 +152,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", running.addr);
     println!(
         "invites listening on {base} (database {})",
-        args.database_url
+        redact_password(&args.database_url)
     );
     println!("  OpenAPI document: {base}/openapi.json   docs: {base}/docs");
     if let Some(creds) = &demo {
@@ -242,5 +257,23 @@ impl ShutdownSignals {
             _ = self.interrupt.recv() => {},
             _ = self.terminate.recv() => {},
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn printed_database_urls_hide_passwords() {
+        assert_eq!(
+            redact_password("postgres://app:s3cret@db:5432/invites"),
+            "postgres://app:***@db:5432/invites"
+        );
+        assert_eq!(
+            redact_password("postgres://app@db/invites"),
+            "postgres://app@db/invites"
+        );
+        assert_eq!(redact_password("invites.db"), "invites.db");
     }
 }

@@ -1,6 +1,8 @@
 //! The `invites` binary as an operator uses it: `admin` commands printing JSON, `serve --demo`
 //! printing where it listens and its credentials, and a graceful stop on SIGTERM.
 
+mod replicas;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

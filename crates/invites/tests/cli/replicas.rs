@@ -1,0 +1,319 @@
+//! Two `invites serve` processes over one PostgreSQL database, as behind a load balancer: a Digest
+//! nonce issued by one is accepted by the other, a service-account token from one works on the
+//! other, concurrent deletes of one invitation give exactly one 204 and one 404, and concurrent
+//! overlapping bulk community removals never leave a half-done state.
+//!
+//! Needs `INVITES_TEST_POSTGRES_URL` (a PostgreSQL server's maintenance database); the test
+//! command starts a throwaway cluster and sets it. Without it the test says so and passes.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use invites_digest::{ha1, response, Algorithm};
+use serde_json::{json, Value};
+
+struct Replica {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(db: &str, extra: &[&str]) -> Replica {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_invites"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
+        .args(extra)
+        .env("INVITES_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut base = None;
+    // Read up to the line that ends the start-up output (the demo prints more lines).
+    for line in lines.by_ref().take(200) {
+        let line = line.unwrap();
+        if base.is_none() {
+            base = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+                .map(str::to_owned);
+        }
+        if line.contains("OpenAPI document") && !extra.contains(&"--demo") {
+            break;
+        }
+        if line.contains("demo credentials written") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Replica {
+        child,
+        base: base.expect("the server printed where it listens"),
+    }
+}
+
+async fn fresh_database(admin_url: &str) -> String {
+    use sqlx::{Connection, Executor};
+    sqlx::any::install_default_drivers();
+    let name = format!("replicas_{}", std::process::id());
+    let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
+}
+
+fn param(challenge: &str, name: &str) -> String {
+    challenge
+        .strip_prefix("Digest ")
+        .unwrap()
+        .split(", ")
+        .find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            (k == name).then(|| v.trim_matches('"').to_owned())
+        })
+        .unwrap()
+}
+
+fn digest_header(challenge: &str, user: &str, pass: &str, method: &str, uri: &str) -> String {
+    let algorithm = Algorithm::parse(Some(&param(challenge, "algorithm"))).unwrap();
+    let nonce = param(challenge, "nonce");
+    let ha1 = ha1(algorithm, user, "MMS Public API", pass);
+    let resp = response(
+        algorithm, &ha1, &nonce, "00000001", "c0ffee", "auth", method, uri,
+    );
+    format!(
+        "Digest username=\"{user}\", realm=\"MMS Public API\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         algorithm={}, response=\"{resp}\", opaque=\"{}\", qop=auth, nc=00000001, cnonce=\"c0ffee\"",
+        algorithm.as_str(),
+        param(challenge, "opaque")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_over_one_postgres_database() {
+    let Ok(admin_url) = std::env::var("INVITES_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: INVITES_TEST_POSTGRES_URL is not set (cargo xtask test sets it)");
+        return;
+    };
+    let db = fresh_database(&admin_url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds_file = dir.path().join("demo.json");
+    let a = serve(&db, &["--demo", "--demo-out", creds_file.to_str().unwrap()]);
+    let b = serve(&db, &[]);
+    let demo: Value = serde_json::from_str(&std::fs::read_to_string(&creds_file).unwrap()).unwrap();
+    let client = reqwest::Client::new();
+    let org = demo["org_id"].as_str().unwrap();
+    let key = demo["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "owner")
+        .unwrap();
+    let (user, pass) = (
+        key["public_key"].as_str().unwrap(),
+        key["private_key"].as_str().unwrap(),
+    );
+
+    // A nonce issued by A answers a challenge on B.
+    let path = format!(
+        "/api/atlas/v2/orgs/{org}/invites/{}",
+        demo["pending_org_invitation_id"].as_str().unwrap()
+    );
+    let r = client
+        .get(format!("{}{path}", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let r = client
+        .delete(format!("{}{path}", b.base))
+        .header(
+            "Authorization",
+            digest_header(&challenge, user, pass, "DELETE", &path),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "B accepts A's nonce");
+
+    // A service-account token issued by A works on B.
+    let sa = &demo["service_account"];
+    let r = client
+        .post(format!("{}/api/oauth/token", a.base))
+        .basic_auth(
+            sa["client_id"].as_str().unwrap(),
+            sa["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = client
+        .get(format!("{}/api/atlas/v2/orgs/{org}/invites", b.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "B accepts A's token");
+
+    // Concurrent deletes of one invitation through both: exactly one 204 and one 404.
+    for round in 0..10 {
+        let r = client
+            .post(format!("{}/api/atlas/v2/orgs/{org}/invites", a.base))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/vnd.atlas.2023-01-01+json")
+            .body(
+                json!({"username": format!("race{round}@example.com"), "roles": ["ORG_MEMBER"]})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let delete = |base: String| {
+            let client = client.clone();
+            let token = token.clone();
+            let id = id.clone();
+            async move {
+                client
+                    .delete(format!("{base}/api/atlas/v2/orgs/{org}/invites/{id}"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        let (x, y) = tokio::join!(delete(a.base.clone()), delete(b.base.clone()));
+        let mut statuses = [x, y];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [204, 404], "round {round}");
+    }
+
+    // Concurrent overlapping bulk removals: each all or nothing, never half-done.
+    let group = demo["community_group_id"].as_i64().unwrap();
+    let manager = demo["community_users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["role"] == "manager")
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut users = Vec::new();
+    for i in 0..6 {
+        let out = Command::new(env!("CARGO_BIN_EXE_invites"))
+            .args(["admin", "--database-url", &db, "create-user"])
+            .args(["--username", &format!("bulk{i}@example.com")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let u: Value = serde_json::from_slice(&out.stdout).unwrap();
+        users.push(u["id"].as_i64().unwrap());
+    }
+    let invite_path = format!("/api/v2/group/{group}/invite/");
+    let pending = |base: String| {
+        let client = client.clone();
+        let manager = manager.clone();
+        let invite_path = invite_path.clone();
+        async move {
+            let page: Value = client
+                .get(format!("{base}{invite_path}?limit=1000"))
+                .bearer_auth(manager)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_i64().unwrap())
+                .collect::<BTreeSet<i64>>()
+        }
+    };
+    for round in 0..10 {
+        let r = client
+            .post(format!("{}{invite_path}", a.base))
+            .bearer_auth(&manager)
+            .json(&json!({ "users": users }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let first: Vec<i64> = users[..4].to_vec();
+        let second: Vec<i64> = users[2..].to_vec();
+        let remove = |base: String, ids: Vec<i64>| {
+            let client = client.clone();
+            let manager = manager.clone();
+            let invite_path = invite_path.clone();
+            async move {
+                client
+                    .delete(format!("{base}{invite_path}"))
+                    .bearer_auth(manager)
+                    .json(&json!({ "users": ids }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        let (x, y) = tokio::join!(
+            remove(a.base.clone(), first.clone()),
+            remove(b.base.clone(), second.clone())
+        );
+        let left: BTreeSet<i64> = pending(a.base.clone())
+            .await
+            .into_iter()
+            .filter(|id| users.contains(id))
+            .collect();
+        let all: BTreeSet<i64> = users.iter().copied().collect();
+        let minus = |s: &[i64]| -> BTreeSet<i64> {
+            all.difference(&s.iter().copied().collect())
+                .copied()
+                .collect()
+        };
+        // The two lists overlap, so at most one can succeed; whichever did removed all of its
+        // users, the other removed none.
+        match (x, y) {
+            (204, 400) => assert_eq!(left, minus(&first), "round {round}"),
+            (400, 204) => assert_eq!(left, minus(&second), "round {round}"),
+            other => panic!("round {round}: statuses {other:?}, still pending {left:?}"),
+        }
+    }
+    drop((a, b));
+}
