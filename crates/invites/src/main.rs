@@ -30,6 +30,19 @@ enum Command {
     /// Serve a mock of any OpenAPI 3.0 document: validates requests, replays documented responses
     /// (pick one with `Prefer: code=404` or `Prefer: example=name`).
     Mock(MockArgs),
+    /// Probe a running server's /health (exit 0 when it answers 200): the container health
+    /// check, which needs no curl in the image.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct HealthcheckArgs {
+    /// The server's address (host:port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3)]
+    timeout_secs: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -77,8 +90,41 @@ struct ServeArgs {
     rate_limit_per_minute: u64,
 }
 
+/// `GET /health` over plain HTTP/1.1 with a deadline; Ok when the status is 200.
+fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    let addr = args
+        .addr
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {}", args.addr))?
+        .next()
+        .with_context(|| format!("{} resolves to no address", args.addr))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        args.addr
+    )?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head)?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let status = line.split_whitespace().nth(1).unwrap_or("");
+    anyhow::ensure!(
+        status == "200",
+        "/health answered {:?}",
+        line.lines().next().unwrap_or("")
+    );
+    println!("healthy");
+    Ok(())
+}
+
 /// A database URL fit for printing: its password, if any, masked.
-fn redact_password(url: &str) -> String {
+pub(crate) fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -114,6 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Mock(args) => mock(args).await,
+        Command::Healthcheck(args) => healthcheck(&args),
         Command::Openapi => {
             print!("{}", invites_api::spec_json());
             Ok(())
@@ -127,7 +174,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = ShutdownSignals::register().context("registering signal handlers")?;
     let store = Store::open(&args.database_url)
         .await
-        .with_context(|| format!("opening database {}", args.database_url))?;
+        .with_context(|| format!("opening database {}", redact_password(&args.database_url)))?;
     let demo = if args.demo {
         Some(
             invites_server::demo::seed(&store)

@@ -218,6 +218,16 @@ async fn serve_demo_prints_credentials_answers_and_stops_on_sigterm() {
             .status(),
         200
     );
+    // The container health check probes the same endpoint without curl.
+    let probe = Command::new(env!("CARGO_BIN_EXE_invites"))
+        .args(["healthcheck", "--addr", base.trim_start_matches("http://")])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
