@@ -122,6 +122,9 @@ enum AdminCommand {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Check the database: SQLite's integrity check (PostgreSQL: that it answers) and the
+    /// backend. Exits non-zero when the check fails.
+    CheckDatabase,
     /// Issue a Bearer access token for a community user (printed once).
     CreateToken {
         #[arg(long)]
@@ -354,6 +357,11 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<serde_j
                 loaded.push(file.display().to_string());
             }
             json!({"loaded": loaded})
+        }
+        AdminCommand::CheckDatabase => {
+            let verdict = store.integrity_check().await?;
+            anyhow::ensure!(verdict == "ok", "integrity check failed: {verdict}");
+            json!({"backend": format!("{:?}", store.backend()).to_lowercase(), "integrity": verdict})
         }
         AdminCommand::CreateToken { user_id, username } => {
             let user = match (user_id, username) {

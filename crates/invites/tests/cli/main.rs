@@ -1,6 +1,7 @@
 //! The `invites` binary as an operator uses it: `admin` commands printing JSON, `serve --demo`
 //! printing where it listens and its credentials, and a graceful stop on SIGTERM.
 
+mod crash;
 mod replicas;
 
 use std::io::{BufRead, BufReader};
