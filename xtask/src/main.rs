@@ -242,7 +242,18 @@ fn start_demo(dir: &Path, extra: &[&str]) -> Result<DemoServer> {
 
 fn schemathesis(python: &Path, max_examples: u32, seed: Option<String>) -> Result<()> {
     let dir = root().join("target/schemathesis");
-    let server = start_demo(&dir, &["--rate-limit-per-minute", "100000000"])?;
+    // Limits off: schemathesis sends thousands of requests, many with deliberately bad credentials.
+    let server = start_demo(
+        &dir,
+        &[
+            "--rate-limit-per-minute",
+            "100000000",
+            "--failed-auth-per-address",
+            "0",
+            "--failed-auth-per-key",
+            "0",
+        ],
+    )?;
     println!("demo server at {}", server.base);
     let reference = root().join("../shared/reference/atlas-v2-invitations.openapi.json");
     if !reference.exists() {

@@ -95,9 +95,11 @@ pub(crate) fn caller_from(principal: invites_domain::Principal, req: &Request) -
     Caller {
         principal,
         remote_addr: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string()),
+            .extensions()
+            .get::<crate::guard::ClientAddr>()
+            .and_then(|c| c.0)
+            .or_else(|| req.remote_addr().as_socket_addr().map(|a| a.ip()))
+            .map(|ip| ip.to_string()),
     }
 }
 

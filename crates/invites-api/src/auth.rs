@@ -20,6 +20,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use crate::backend::Backend;
 use crate::error::error_response;
+use crate::guard::{ClientAddr, FailedAuthLimiter, TrustedProxies};
 
 /// The Digest realm of Atlas and Ops Manager.
 pub const REALM: &str = "MMS Public API";
@@ -62,7 +63,31 @@ pub struct AuthConfig {
     pub verifier: Arc<Verifier>,
     /// The algorithm offered in challenges (clients answer with the one offered).
     pub challenge_algorithm: Algorithm,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
+    /// Failed-authentication limits per address and per key.
+    pub failed_auth: Arc<FailedAuthLimiter>,
 }
+
+impl AuthConfig {
+    /// No trusted proxies; the default failed-authentication limits.
+    pub fn new(verifier: Arc<Verifier>, challenge_algorithm: Algorithm) -> Self {
+        AuthConfig {
+            verifier,
+            challenge_algorithm,
+            trusted_proxies: Arc::new(TrustedProxies::default()),
+            failed_auth: Arc::new(FailedAuthLimiter::new(
+                DEFAULT_FAILED_AUTH_PER_ADDRESS,
+                DEFAULT_FAILED_AUTH_PER_KEY,
+            )),
+        }
+    }
+}
+
+/// Failed authentication attempts allowed per client address per minute.
+pub const DEFAULT_FAILED_AUTH_PER_ADDRESS: u32 = 60;
+/// Failed authentication attempts allowed per API key (Digest username) per minute.
+pub const DEFAULT_FAILED_AUTH_PER_KEY: u32 = 20;
 
 /// The middleware that authenticates every request under an API family's prefix.
 pub struct Authenticate {
@@ -98,10 +123,19 @@ enum Verdict {
     },
     /// Any other error (403 off the access list, 5xx from the backend).
     Refused(Error),
+    /// Too many failed attempts from this address or for this key: retry after this many seconds.
+    Throttled(u64),
+}
+
+/// Whether a verdict is a failed credential check that counts toward the limit, and the Digest
+/// username it named.
+struct Attempt {
+    failed: bool,
+    username: Option<String>,
 }
 
 impl<E: Endpoint> AuthenticateEndpoint<E> {
-    async fn check(&self, req: &Request, family: Family) -> Verdict {
+    async fn check(&self, req: &Request, family: Family, attempt: &mut Attempt) -> Verdict {
         let Some(value) = req.headers().get(header::AUTHORIZATION) else {
             return Verdict::Challenge {
                 detail: "You are not authorized for this resource.",
@@ -114,12 +148,13 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
                 stale: false,
             };
         };
+        attempt.failed = true;
         let scheme = value.split_ascii_whitespace().next().unwrap_or("");
         if scheme.eq_ignore_ascii_case("bearer") && family != Family::OpsManager {
             return self.check_bearer(value, family).await;
         }
         if scheme.eq_ignore_ascii_case("digest") && family != Family::Community {
-            return self.check_digest(req, value).await;
+            return self.check_digest(req, value, attempt).await;
         }
         Verdict::Challenge {
             detail: "The Authorization scheme is not accepted here.",
@@ -152,7 +187,7 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
         }
     }
 
-    async fn check_digest(&self, req: &Request, value: &str) -> Verdict {
+    async fn check_digest(&self, req: &Request, value: &str, attempt: &mut Attempt) -> Verdict {
         let failed = |f: Failure| Verdict::Challenge {
             detail: f.client_text(),
             stale: f.is_stale(),
@@ -161,6 +196,11 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
             Ok(c) => c,
             Err(e) => return failed(Failure::Malformed(e)),
         };
+        attempt.username = Some(creds.username.to_owned());
+        if let Some(retry) = self.config.failed_auth.key_blocked(creds.username) {
+            attempt.failed = false;
+            return Verdict::Throttled(retry);
+        }
         let target = req
             .original_uri()
             .path_and_query()
@@ -188,7 +228,7 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
             return failed(f);
         }
         if !key.access_list.is_empty() {
-            let addr: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
+            let addr: Option<IpAddr> = req.extensions().get::<ClientAddr>().and_then(|c| c.0);
             let allowed =
                 addr.is_some_and(|ip| key.access_list.iter().any(|net| net.contains(&ip)));
             if !allowed {
@@ -205,6 +245,23 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
             }
         }
         Verdict::Allowed(key.principal)
+    }
+
+    /// Too many failed attempts: 429 where the family documents it (Atlas), else its 401; both
+    /// with `Retry-After`.
+    fn throttled(&self, family: Family, retry: u64) -> Response {
+        let detail =
+            format!("Too many failed authentication attempts; retry after {retry} seconds.");
+        let mut resp = match family {
+            Family::Atlas => error_response(
+                &Error::new(invites_domain::ErrorCode::RateLimited, detail).with_retry_after(retry),
+            ),
+            _ => self.challenge(family, &detail, false),
+        };
+        if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
     }
 
     fn challenge(&self, family: Family, detail: &str, stale: bool) -> Response {
@@ -238,7 +295,27 @@ impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
                 .await
                 .map(poem::IntoResponse::into_response);
         }
-        match self.check(&req, family).await {
+        let addr = self.config.trusted_proxies.client_addr(&req);
+        req.extensions_mut().insert(ClientAddr(addr));
+        let limiter = &self.config.failed_auth;
+        let verdict = match limiter.address_blocked(addr) {
+            Some(retry) if req.headers().contains_key(header::AUTHORIZATION) => {
+                Verdict::Throttled(retry)
+            }
+            _ => {
+                let mut attempt = Attempt {
+                    failed: false,
+                    username: None,
+                };
+                let verdict = self.check(&req, family, &mut attempt).await;
+                // An expired nonce is a normal part of Digest, not a wrong guess.
+                if attempt.failed && matches!(verdict, Verdict::Challenge { stale: false, .. }) {
+                    limiter.record_failure(addr, attempt.username.as_deref());
+                }
+                verdict
+            }
+        };
+        match verdict {
             Verdict::Allowed(principal) => {
                 req.extensions_mut().insert(principal);
                 self.inner
@@ -248,6 +325,7 @@ impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
             }
             Verdict::Challenge { detail, stale } => Ok(self.challenge(family, detail, stale)),
             Verdict::Refused(e) => Ok(error_response(&e)),
+            Verdict::Throttled(retry) => Ok(self.throttled(family, retry)),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod body;
 pub mod community;
 pub mod edge;
 pub mod error;
+pub mod guard;
 pub mod model;
 pub mod oauth;
 pub mod opsmanager;

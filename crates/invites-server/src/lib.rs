@@ -19,6 +19,7 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::Server;
 
 pub use backend::StoreBackend;
+use invites_api::guard::{FailedAuthLimiter, TrustedProxies};
 
 /// How long a Digest nonce stays fresh.
 pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
@@ -30,6 +31,12 @@ pub struct ServiceConfig {
     pub challenge_algorithm: Algorithm,
     pub max_body_bytes: usize,
     pub rate_limit_per_minute: u64,
+    /// Proxies whose `X-Forwarded-For` names the client (none by default).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Failed authentication attempts per client address per minute (0: no limit).
+    pub failed_auth_per_address: u32,
+    /// Failed authentication attempts per API key per minute (0: no limit).
+    pub failed_auth_per_key: u32,
 }
 
 impl Default for ServiceConfig {
@@ -39,6 +46,9 @@ impl Default for ServiceConfig {
             challenge_algorithm: Algorithm::Md5,
             max_body_bytes: invites_api::DEFAULT_MAX_BODY_BYTES,
             rate_limit_per_minute: invites_api::DEFAULT_RATE_LIMIT_PER_MINUTE,
+            trusted_proxies: Vec::new(),
+            failed_auth_per_address: invites_api::auth::DEFAULT_FAILED_AUTH_PER_ADDRESS,
+            failed_auth_per_key: invites_api::auth::DEFAULT_FAILED_AUTH_PER_KEY,
         }
     }
 }
@@ -66,8 +76,12 @@ pub async fn application(
         backend,
         AppConfig {
             auth: AuthConfig {
-                verifier,
-                challenge_algorithm: config.challenge_algorithm,
+                trusted_proxies: Arc::new(TrustedProxies(config.trusted_proxies.clone())),
+                failed_auth: Arc::new(FailedAuthLimiter::new(
+                    config.failed_auth_per_address,
+                    config.failed_auth_per_key,
+                )),
+                ..AuthConfig::new(verifier, config.challenge_algorithm)
             },
             max_body_bytes: config.max_body_bytes,
             rate_limit_per_minute: config.rate_limit_per_minute,

@@ -88,6 +88,32 @@ struct ServeArgs {
     /// Requests per API key or service account per minute on the Atlas family (429 beyond).
     #[arg(long, default_value_t = invites_api::DEFAULT_RATE_LIMIT_PER_MINUTE)]
     rate_limit_per_minute: u64,
+    /// A proxy (address or CIDR block) whose X-Forwarded-For names the client, for access lists,
+    /// the audit log and failed-attempt limits (repeatable; none by default).
+    #[arg(
+        long = "trusted-proxy",
+        env = "INVITES_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
+    /// Failed authentication attempts allowed per client address per minute (0: no limit).
+    #[arg(long, default_value_t = invites_api::auth::DEFAULT_FAILED_AUTH_PER_ADDRESS)]
+    failed_auth_per_address: u32,
+    /// Failed authentication attempts allowed per API key per minute (0: no limit).
+    #[arg(long, default_value_t = invites_api::auth::DEFAULT_FAILED_AUTH_PER_KEY)]
+    failed_auth_per_key: u32,
+}
+
+/// An address or CIDR block; a bare address is a one-address block.
+fn parse_network(s: &str) -> anyhow::Result<ipnet::IpNet> {
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return Ok(net);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| {
+            anyhow::anyhow!("trusted proxy {s:?} is neither an IP address nor a CIDR block")
+        })
 }
 
 /// `GET /health` over plain HTTP/1.1 with a deadline; Ok when the status is 200.
@@ -192,6 +218,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         max_body_bytes: args.max_body_bytes,
         rate_limit_per_minute: args.rate_limit_per_minute,
+        trusted_proxies: args
+            .trusted_proxies
+            .iter()
+            .map(|s| parse_network(s))
+            .collect::<anyhow::Result<_>>()?,
+        failed_auth_per_address: args.failed_auth_per_address,
+        failed_auth_per_key: args.failed_auth_per_key,
     };
     let running = invites_server::start(store.clone(), &args.listen, &config)
         .await

@@ -354,3 +354,127 @@ async fn community_paths_take_user_bearer_tokens() {
     api_error(r, 404, "RESOURCE_NOT_FOUND").await;
     s.stop().await;
 }
+
+/// A Digest request with an extra header, answered as curl does.
+async fn digest_with(
+    s: &TestServer,
+    path: &str,
+    key: &(String, String),
+    extra: Option<(&str, &str)>,
+) -> reqwest::Response {
+    let challenge = s.challenge(path).await;
+    let auth = DigestAnswer::new(&challenge, &key.0, &key.1).header("GET", path, 1);
+    let mut req = s
+        .client
+        .get(s.url(path))
+        .header("Authorization", auth)
+        .header("Accept", VND);
+    if let Some((name, value)) = extra {
+        req = req.header(name, value);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_out_a_key_then_its_address() {
+    let s = TestServer::start_with(invites_server::ServiceConfig {
+        failed_auth_per_key: 3,
+        failed_auth_per_address: 5,
+        ..invites_server::ServiceConfig::default()
+    })
+    .await;
+    let owner = s.key("owner");
+    let wrong = (
+        owner.0.clone(),
+        "00000000-0000-4000-8000-000000000000".to_owned(),
+    );
+    for _ in 0..3 {
+        let r = s.digest(Method::GET, &org_invites(&s), &wrong).await;
+        api_error(r, 401, "NOT_AUTHENTICATED").await;
+    }
+    // The key is locked for the window, even with its right secret: 429 on the Atlas family...
+    let r = s.digest(Method::GET, &org_invites(&s), &owner).await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body = api_error(r, 429, "RATE_LIMITED").await;
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("failed authentication"));
+    // ...and the documented 401 where 429 is not documented (Ops Manager).
+    let om = format!("/api/public/v1.0/groups/{}/invites", s.demo.project_id);
+    let r = s.digest(Method::GET, &om, &owner).await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.headers().contains_key("www-authenticate"));
+    api_error(r, 401, "NOT_AUTHENTICATED").await;
+    // Another key from the same address still gets in (3 failures < 5)...
+    let r = s
+        .digest(Method::GET, &org_invites(&s), &s.key("user-admin"))
+        .await;
+    assert_ne!(r.status().as_u16(), 429);
+    assert_ne!(r.status().as_u16(), 401);
+    // ...until the address has failed 5 times (unknown keys count for the address).
+    for i in 0..2 {
+        let r = s
+            .digest(
+                Method::GET,
+                &org_invites(&s),
+                &(format!("nokey{i}x"), "x".to_owned()),
+            )
+            .await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = s
+        .digest(Method::GET, &org_invites(&s), &s.key("user-admin"))
+        .await;
+    api_error(r, 429, "RATE_LIMITED").await;
+    // A request without credentials still gets its challenge, not a lockout.
+    let r = s.anonymous(Method::GET, &org_invites(&s)).await;
+    api_error(r, 401, "NOT_AUTHENTICATED").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    for trusted in [true, false] {
+        let s = TestServer::start_with(invites_server::ServiceConfig {
+            trusted_proxies: if trusted {
+                vec!["127.0.0.1/32".parse().unwrap()]
+            } else {
+                Vec::new()
+            },
+            ..invites_server::ServiceConfig::default()
+        })
+        .await;
+        let key = s
+            .store
+            .api_key_by_public_key(&s.key("owner").0)
+            .await
+            .unwrap()
+            .unwrap();
+        s.store
+            .add_access_list_entry(key.principal_id, "192.0.2.0/24")
+            .await
+            .unwrap();
+        let path = org_invites(&s);
+        let on_list = Some(("X-Forwarded-For", "192.0.2.7"));
+        let r = digest_with(&s, &path, &s.key("owner"), on_list).await;
+        if trusted {
+            assert_eq!(r.status(), StatusCode::OK, "the proxy says 192.0.2.7");
+        } else {
+            // An untrusted peer cannot choose its address by sending the header.
+            let body = api_error(r, 403, "IP_ADDRESS_NOT_ON_ACCESS_LIST").await;
+            assert_eq!(body["parameters"][0]["value"], "127.0.0.1");
+        }
+        let off_list = Some(("X-Forwarded-For", "192.0.2.7, 198.51.100.1"));
+        let r = digest_with(&s, &path, &s.key("owner"), off_list).await;
+        let body = api_error(r, 403, "IP_ADDRESS_NOT_ON_ACCESS_LIST").await;
+        let seen = if trusted { "198.51.100.1" } else { "127.0.0.1" };
+        assert_eq!(body["parameters"][0]["value"], seen, "the right-most hop");
+        s.stop().await;
+    }
+}
