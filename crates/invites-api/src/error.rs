@@ -139,7 +139,11 @@ macro_rules! error_responses {
             )+)?
             /// Internal Server Error.
             #[oai(status = 500, content_type = "application/json")]
-            Internal(Json<ApiError>),
+            Internal(
+                Json<ApiError>,
+                /// Set when the database is busy or out of space: retrying after this many seconds may succeed.
+                #[oai(header = "Retry-After")] Option<u64>,
+            ),
         }
 
         impl From<Error> for $name {
@@ -154,10 +158,17 @@ macro_rules! error_responses {
                         body.reason = Some(invites_domain::error::reason_phrase($fstatus).to_owned());
                         $name::$fvariant(Json(body))
                     })+)?
-                    500 => $name::Internal(Json(body)),
+                    500 => $name::Internal(Json(body), None),
+                    // The database is busy or full and the operation documents no 503: its 500,
+                    // keeping the errorCode, the detail and Retry-After (retrying helps).
+                    other if other == 503 => {
+                        body.error = 500;
+                        body.reason = Some(invites_domain::error::reason_phrase(500).to_owned());
+                        $name::Internal(Json(body), e.retry_after)
+                    }
                     other => {
                         tracing::error!(status = other, code = %e.code, "{} cannot answer status {other}", stringify!($name));
-                        $name::Internal(Json(ApiError::from(&Error::internal())))
+                        $name::Internal(Json(ApiError::from(&Error::internal())), None)
                     }
                 }
             }
@@ -290,6 +301,6 @@ mod tests {
     #[test]
     fn a_status_outside_the_documented_set_becomes_500() {
         let r = TokenErrors::from(Error::forbidden());
-        assert!(matches!(r, TokenErrors::Internal(_)));
+        assert!(matches!(r, TokenErrors::Internal(_, None)));
     }
 }

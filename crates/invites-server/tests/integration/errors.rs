@@ -163,3 +163,34 @@ async fn the_spec_and_docs_are_served() {
     assert_eq!(r.status(), StatusCode::OK);
     s.stop().await;
 }
+
+/// A database locked by someone else beyond the busy timeout: the write is answered with a 5xx
+/// ApiError carrying Retry-After (the operation's 500, since it documents no 503; the errorCode
+/// says what happened), nothing is half-done, and the same request succeeds once the lock is gone.
+#[tokio::test]
+async fn a_busy_database_is_a_5xx_with_retry_after_and_recovers() {
+    use sqlx::{Connection, Executor};
+    let s = TestServer::start().await;
+    let mut locker =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", s.db_path().display()))
+            .await
+            .unwrap();
+    locker.execute("BEGIN IMMEDIATE").await.unwrap();
+    let path = format!(
+        "/api/atlas/v2/orgs/{}/invites/{}",
+        s.demo.org_id, s.demo.pending_org_invitation_id
+    );
+    let r = s.digest(Method::DELETE, &path, &s.key("owner")).await;
+    assert_eq!(
+        r.headers().get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let body = api_error(r, 500, "SERVICE_UNAVAILABLE").await;
+    assert!(body["detail"].as_str().unwrap().contains("busy"), "{body}");
+    // Reads still work meanwhile (WAL), so the health check answers.
+    assert_eq!(s.anonymous(Method::GET, "/health").await.status(), 200);
+    locker.execute("ROLLBACK").await.unwrap();
+    let r = s.digest(Method::DELETE, &path, &s.key("owner")).await;
+    assert_eq!(r.status(), 204, "recovered once the lock is gone");
+    s.stop().await;
+}

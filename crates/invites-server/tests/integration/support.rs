@@ -75,6 +75,11 @@ impl TestServer {
         }
     }
 
+    /// The SQLite file the server uses.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("test.db")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
