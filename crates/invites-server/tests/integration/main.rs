@@ -3,6 +3,7 @@
 
 mod atlas_operations;
 mod auth;
+mod authz;
 mod community;
 mod errors;
 mod hostile;

@@ -18,6 +18,8 @@ pub struct TestServer {
     /// An owner key of another organization, which must see nothing of the demo org.
     pub foreign_key: (String, String),
     pub foreign_org: String,
+    /// The other organization's project, owned by `foreign_key`.
+    pub foreign_project: String,
     pub client: reqwest::Client,
     running: Option<Running>,
     _dir: tempfile::TempDir,
@@ -69,6 +71,7 @@ impl TestServer {
             store,
             foreign_key: (k.public_key, k.private_key),
             foreign_org: other.id.to_string(),
+            foreign_project: other_project.id.to_string(),
             client: reqwest::Client::new(),
             running: Some(running),
             _dir: dir,
