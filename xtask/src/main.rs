@@ -79,6 +79,14 @@ enum Cmd {
 enum BenchWhat {
     /// Our mock and Prism on our spec and on the full Atlas document: req/s, p50/p99, start-up, ratio.
     Mock,
+    /// The service under load (Digest and Bearer deletes, community bulk delete, a 1,000-item
+    /// list) on tables of 10k and 1M invitations, against a bare poem route; writes
+    /// docs/benchmarks.md and docs/benchmarks-latency.svg.
+    Server {
+        /// Measured seconds per scenario (after 1 s of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 /// Python packages the tests use, pinned.
@@ -417,6 +425,9 @@ fn main() -> Result<()> {
         Cmd::Bench {
             what: BenchWhat::Mock,
         } => bench::mock(),
+        Cmd::Bench {
+            what: BenchWhat::Server { seconds },
+        } => bench::server(seconds),
         Cmd::Conformance {
             target,
             report,
