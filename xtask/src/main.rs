@@ -5,6 +5,7 @@
 
 mod bench;
 mod conformance;
+mod docs_check;
 mod postgres;
 mod tidy;
 
@@ -64,6 +65,9 @@ enum Cmd {
         #[arg(long)]
         postgres: bool,
     },
+    /// Render /docs in headless Chromium (installed when missing), check that it lists every
+    /// operation, and write a screenshot to target/docs-check/docs.png.
+    DocsCheck,
     /// Run schemathesis (all checks) with the Atlas reference contract against a demo server.
     Schemathesis {
         /// Hypothesis examples per operation.
@@ -192,9 +196,9 @@ pub(crate) fn python_env() -> Result<PathBuf> {
 }
 
 /// A demo server started for a check, stopped when dropped.
-struct DemoServer {
+pub(crate) struct DemoServer {
     child: std::process::Child,
-    base: String,
+    pub(crate) base: String,
     creds: serde_json::Value,
 }
 
@@ -206,7 +210,7 @@ impl Drop for DemoServer {
 }
 
 /// Builds and starts `invites serve --demo` on a free loopback port over a fresh database.
-fn start_demo(dir: &Path, extra: &[&str]) -> Result<DemoServer> {
+pub(crate) fn start_demo(dir: &Path, extra: &[&str]) -> Result<DemoServer> {
     use std::io::{BufRead, BufReader};
     run(Command::new("cargo").args(["build", "--quiet", "-p", "invites"]))?;
     let _ = std::fs::remove_dir_all(dir);
@@ -364,6 +368,8 @@ fn test() -> Result<()> {
         .arg(spec_path()))?;
     step("schemathesis: all checks, Atlas reference contract, demo server");
     schemathesis(&python, 50, None)?;
+    step("/docs in headless Chromium lists every operation (screenshot in target/docs-check)");
+    docs_check::docs_check()?;
     step("conformance suite (SQLite): hurl over fixture sets, judged by openapi/invites.json");
     conformance::conformance(&conformance::Options {
         target: conformance::Target::Local,
@@ -450,6 +456,7 @@ fn main() -> Result<()> {
                 schemathesis: !no_schemathesis,
             })
         }
+        Cmd::DocsCheck => docs_check::docs_check(),
         Cmd::Schemathesis { max_examples, seed } => {
             schemathesis(&python_env()?, max_examples, seed)
         }

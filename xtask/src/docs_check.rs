@@ -1,0 +1,118 @@
+//! `cargo xtask docs-check`: the docs page at `/docs` rendered by headless Chromium (Debian's
+//! `chromium`, installed when missing) lists every operation of `openapi/invites.json`; a
+//! screenshot is written to `target/docs-check/docs.png`.
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{root, spec_path, start_demo};
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Swagger UI gives each operation an element id `operations-<tag>-<operationId>`.
+fn missing_operations(dom: &str, operation_ids: &[String]) -> Vec<String> {
+    operation_ids
+        .iter()
+        .filter(|id| {
+            !dom.match_indices("id=\"operations-").any(|(at, _)| {
+                dom[at..]
+                    .split('"')
+                    .nth(1)
+                    .is_some_and(|v| v.ends_with(&format!("-{id}")))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+pub fn docs_check() -> Result<()> {
+    let browser = match chromium() {
+        Some(b) => b,
+        None => {
+            println!("chromium is not installed; installing Debian's chromium");
+            crate::apt_install(&["chromium"])?;
+            chromium().context("chromium was installed but does not run")?
+        }
+    };
+    let dir = root().join("target/docs-check");
+    let server = start_demo(&dir.join("server"), &[])?;
+    let url = format!("{}/docs", server.base);
+    let flags = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--window-size=1280,3000",
+        "--virtual-time-budget=20000",
+    ];
+    let screenshot = dir.join("docs.png");
+    let out = Command::new(browser)
+        .args(flags)
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg(&url)
+        .output()
+        .context("running chromium")?;
+    if !screenshot.exists() {
+        bail!(
+            "chromium wrote no screenshot: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new(browser)
+        .args(flags)
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .context("running chromium")?;
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(spec_path())?)?;
+    let ids: Vec<String> = spec["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+        .filter_map(|item| item.as_object())
+        .flat_map(|item| item.values())
+        .filter_map(|op| op["operationId"].as_str().map(str::to_owned))
+        .collect();
+    let missing = missing_operations(&dom, &ids);
+    let size = std::fs::metadata(&screenshot)?.len();
+    println!(
+        "/docs rendered by {browser}: {} of {} operations listed; screenshot {} ({size} bytes)",
+        ids.len() - missing.len(),
+        ids.len(),
+        screenshot.display()
+    );
+    if !missing.is_empty() {
+        bail!("/docs does not list: {}", missing.join(", "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_found_by_their_swagger_ui_ids() {
+        let dom = r#"<div id="operations-Invitations-deleteOrgInvite" class="opblock"></div>
+                     <div id="operations-Community-removeGroupInvitations"></div>"#;
+        let ids = [
+            "deleteOrgInvite",
+            "removeGroupInvitations",
+            "joinCourse",
+            "Invite",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(missing_operations(dom, &ids), ["joinCourse", "Invite"]);
+    }
+}
