@@ -2,6 +2,7 @@
 //! `envelope` and `pretty`.
 
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 use crate::support::{api_error, DigestAnswer, TestServer};
 
@@ -193,4 +194,91 @@ async fn a_busy_database_is_a_5xx_with_retry_after_and_recovers() {
     let r = s.digest(Method::DELETE, &path, &s.key("owner")).await;
     assert_eq!(r.status(), 204, "recovered once the lock is gone");
     s.stop().await;
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct TinyDisk {
+    path: std::path::PathBuf,
+}
+
+impl TinyDisk {
+    /// A 2 MiB tmpfs at `path`, or None where mounting is not allowed (not root).
+    fn mount(path: &std::path::Path) -> Option<TinyDisk> {
+        std::fs::create_dir_all(path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(path)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then(|| TinyDisk {
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// A full disk: writes answer a 5xx ApiError with Retry-After (the operation's 500 keeping
+/// SERVICE_UNAVAILABLE, as it documents no 503), the server keeps serving reads, and writes
+/// succeed again once space is freed.
+#[tokio::test]
+async fn a_full_disk_is_a_5xx_with_retry_after_and_recovers() {
+    let outer = tempfile::tempdir().unwrap();
+    let Some(disk) = TinyDisk::mount(&outer.path().join("tiny")) else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let s = TestServer::start_at(
+        invites_server::ServiceConfig::default(),
+        disk.path.join("test.db"),
+        None,
+    )
+    .await;
+    // Fill what is left of the disk.
+    let filler = disk.path.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 16 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.flush();
+    }
+    let create = |i: u32| {
+        let body = json!({"username": format!("full{i}@example.com"), "roles": ["ORG_MEMBER"]});
+        let path = format!("/api/atlas/v2/orgs/{}/invites", s.demo.org_id);
+        (path, body)
+    };
+    let mut full = None;
+    for i in 0..400 {
+        let (path, body) = create(i);
+        let r = s
+            .digest_json(Method::POST, &path, &s.key("owner"), &body)
+            .await;
+        if r.status().is_server_error() {
+            full = Some(r);
+            break;
+        }
+    }
+    let r = full.expect("a write failed once the disk was full");
+    assert_eq!(
+        r.headers().get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("30")
+    );
+    let body = api_error(r, 500, "SERVICE_UNAVAILABLE").await;
+    assert!(body["detail"].as_str().unwrap().contains("space"), "{body}");
+    assert_eq!(s.anonymous(Method::GET, "/health").await.status(), 200);
+    std::fs::remove_file(&filler).unwrap();
+    let (path, body) = create(10_000);
+    let r = s
+        .digest_json(Method::POST, &path, &s.key("owner"), &body)
+        .await;
+    assert_eq!(r.status(), 200, "writes succeed once space is freed");
+    s.stop().await;
+    drop(disk);
 }

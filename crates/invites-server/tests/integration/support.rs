@@ -22,7 +22,8 @@ pub struct TestServer {
     pub foreign_project: String,
     pub client: reqwest::Client,
     running: Option<Running>,
-    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl TestServer {
@@ -32,9 +33,17 @@ impl TestServer {
 
     pub async fn start_with(config: ServiceConfig) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("test.db").to_str().unwrap())
-            .await
-            .unwrap();
+        let db = dir.path().join("test.db");
+        Self::start_at(config, db, Some(dir)).await
+    }
+
+    /// A server over the SQLite file `db` (which the caller provides the directory for).
+    pub async fn start_at(
+        config: ServiceConfig,
+        db: std::path::PathBuf,
+        dir: Option<tempfile::TempDir>,
+    ) -> TestServer {
+        let store = Store::open(db.to_str().unwrap()).await.unwrap();
         let demo = demo::seed(&store).await.unwrap();
         let now = Utc::now();
         let other = store.create_org("Other-Org", now).await.unwrap();
@@ -74,13 +83,14 @@ impl TestServer {
             foreign_project: other_project.id.to_string(),
             client: reqwest::Client::new(),
             running: Some(running),
+            db,
             _dir: dir,
         }
     }
 
     /// The SQLite file the server uses.
     pub fn db_path(&self) -> std::path::PathBuf {
-        self._dir.path().join("test.db")
+        self.db.clone()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -125,6 +135,27 @@ impl TestServer {
             .request(method, self.url(path))
             .header("Authorization", auth)
             .header("Accept", VND)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The Digest exchange with a JSON body in the Atlas media type.
+    pub async fn digest_json(
+        &self,
+        method: Method,
+        path: &str,
+        key: &(String, String),
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        let challenge = self.challenge(path).await;
+        let auth = DigestAnswer::new(&challenge, &key.0, &key.1).header(method.as_str(), path, 1);
+        self.client
+            .request(method, self.url(path))
+            .header("Authorization", auth)
+            .header("Accept", VND)
+            .header("Content-Type", VND)
+            .body(body.to_string())
             .send()
             .await
             .unwrap()
