@@ -68,7 +68,7 @@ impl Store {
             .bind(id.to_string())
             .bind(name)
             .bind(now.timestamp_millis())
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(OrgRecord {
             id,
@@ -88,7 +88,7 @@ impl Store {
             .bind(org_id.to_string())
             .bind(name)
             .bind(now.timestamp_millis())
-            .execute(self.pool())
+            .execute(self.writer())
             .await
             .map_err(|e| not_found_on_fk(e, "organization"))?;
         Ok(ProjectRecord {
@@ -104,7 +104,7 @@ impl Store {
         real_name: &str,
         now: DateTime<Utc>,
     ) -> Result<UserRecord> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let principal_id = self
             .insert_principal(&mut tx, PrincipalKind::User, now)
             .await?;
@@ -169,7 +169,7 @@ impl Store {
         ha1_sha256: &str,
         now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let principal_id = self
             .insert_principal(&mut tx, PrincipalKind::ApiKey, now)
             .await?;
@@ -208,7 +208,7 @@ impl Store {
                 .bind(public_key)
                 .bind(ha1_md5)
                 .bind(ha1_sha256)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -223,7 +223,7 @@ impl Store {
             sqlx::query("UPDATE service_accounts SET secret_sha256 = $2 WHERE client_id = $1")
                 .bind(client_id)
                 .bind(secret_sha256)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -233,7 +233,7 @@ impl Store {
         sqlx::query("INSERT INTO api_key_access_list (api_key_id, cidr) VALUES ($1, $2)")
             .bind(api_key.to_string())
             .bind(cidr)
-            .execute(self.pool())
+            .execute(self.writer())
             .await
             .map_err(|e| not_found_on_fk(e, "API key"))?;
         Ok(())
@@ -247,7 +247,7 @@ impl Store {
         secret_sha256: &str,
         now: DateTime<Utc>,
     ) -> Result<ServiceAccountRecord> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let principal_id = self
             .insert_principal(&mut tx, PrincipalKind::ServiceAccount, now)
             .await?;
@@ -288,7 +288,7 @@ impl Store {
         .bind(principal_id.to_string())
         .bind(expires_at.map(|t| t.timestamp_millis()))
         .bind(now.timestamp_millis())
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(|e| not_found_on_fk(e, "principal"))?;
         Ok(())
@@ -300,7 +300,7 @@ impl Store {
             "DELETE FROM access_tokens WHERE expires_at IS NOT NULL AND expires_at <= $1",
         )
         .bind(now.timestamp_millis())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -315,7 +315,7 @@ impl Store {
             .bind(org_id.to_string())
             .bind(principal.to_string())
             .bind(role.as_str())
-            .execute(self.pool())
+            .execute(self.writer())
             .await
             .map_err(|e| not_found_on_fk(e, "organization or principal"))?;
         Ok(())
@@ -333,7 +333,7 @@ impl Store {
         .bind(project_id.to_string())
         .bind(principal.to_string())
         .bind(role.as_str())
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(|e| not_found_on_fk(e, "project or principal"))?;
         Ok(())
@@ -352,7 +352,7 @@ impl Store {
         .bind(group_id)
         .bind(user_id)
         .bind(role.as_str())
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(|e| not_found_on_fk(e, "community group or user"))?;
         Ok(())
@@ -371,7 +371,7 @@ impl Store {
         .bind(course_id)
         .bind(user_id)
         .bind(role.as_str())
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(|e| not_found_on_fk(e, "course or user"))?;
         Ok(())

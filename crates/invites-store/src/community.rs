@@ -31,7 +31,7 @@ impl Store {
         )
         .bind(name)
         .bind(now.timestamp_millis())
-        .fetch_one(self.pool())
+        .fetch_one(self.writer())
         .await?;
         Ok(CommunityGroupRecord {
             id,
@@ -51,7 +51,7 @@ impl Store {
         .bind(name)
         .bind(creator_user_id)
         .bind(now.timestamp_millis())
-        .fetch_one(self.pool())
+        .fetch_one(self.writer())
         .await?;
         Ok(CourseRecord {
             id,
@@ -79,7 +79,7 @@ impl Store {
         .bind(user_id)
         .bind(inviter_user_id)
         .bind(now.timestamp_millis())
-        .fetch_one(self.pool())
+        .fetch_one(self.writer())
         .await?;
         Ok(id)
     }
@@ -91,7 +91,7 @@ impl Store {
         )
         .bind(id)
         .bind(now.timestamp_millis())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -206,7 +206,7 @@ impl Store {
         audit_entry: &AuditEntry,
     ) -> Result<Vec<i64>> {
         let col = invitation_column(target);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let mut unknown = Vec::new();
         for &id in user_ids {
             let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
@@ -262,7 +262,7 @@ impl Store {
         let delete = format!(
             "DELETE FROM community_invitations WHERE {col} = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id"
         );
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         // Rows are locked in ascending user order, whatever order the request lists them in, so
         // two replicas removing overlapping lists at once wait for each other instead of
         // deadlocking (PostgreSQL).
@@ -319,7 +319,7 @@ impl Store {
         audit_entry: &AuditEntry,
     ) -> Result<bool> {
         let col = invitation_column(target);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let row: Option<(i64,)> = sqlx::query_as(&format!(
             "UPDATE community_invitations SET status = 'ACCEPTED', accepted_at = $3 \
              WHERE {col} = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id"

@@ -85,7 +85,7 @@ impl Store {
     ) -> Result<Invitation> {
         let now = audit_entry.at;
         let id = ObjectId::generate(now.timestamp());
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO invitations (id, org_id, project_id, username, inviter_username, roles, team_ids, \
              group_role_assignments, status, created_at, expires_at) \
@@ -159,7 +159,7 @@ impl Store {
         group_role_assignments: Option<&[GroupRoleAssignment]>,
         audit_entry: &AuditEntry,
     ) -> Result<Option<Invitation>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let done = sqlx::query(
             "UPDATE invitations SET roles = COALESCE($2, roles), team_ids = COALESCE($3, team_ids), \
              group_role_assignments = COALESCE($4, group_role_assignments) WHERE id = $1 AND status = 'PENDING'",
@@ -193,7 +193,7 @@ impl Store {
         id: ObjectId,
         audit_entry: &AuditEntry,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let done = sqlx::query("DELETE FROM invitations WHERE id = $1 AND status = 'PENDING'")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -216,7 +216,7 @@ impl Store {
 
     /// Marks a pending invitation accepted. Returns false when there was none.
     pub async fn accept_invitation(&self, id: ObjectId, audit_entry: &AuditEntry) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let done = sqlx::query("UPDATE invitations SET status = 'ACCEPTED', accepted_at = $2 WHERE id = $1 AND status = 'PENDING'")
             .bind(id.to_string())
             .bind(audit_entry.at.timestamp_millis())

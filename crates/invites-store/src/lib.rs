@@ -132,7 +132,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The database behind the service.
 #[derive(Clone)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, everything).
     pool: AnyPool,
+    /// Writes. On SQLite one connection: SQLite runs one writer at a time, and writers on several
+    /// connections would wait for each other in SQLite's busy handler, which sleeps; queueing
+    /// for this connection in the pool costs nothing. On PostgreSQL, the same pool as reads.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -149,13 +154,14 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url);
-        let pool = match backend {
+        let (pool, writer) = match backend {
             Backend::Postgres => {
-                AnyPoolOptions::new()
+                let pool = AnyPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
-                    .await?
+                    .await?;
+                (pool.clone(), pool)
             }
             Backend::Sqlite => {
                 let url = if url.starts_with("sqlite:") {
@@ -168,24 +174,32 @@ impl Store {
                 } else {
                     format!("{url}?mode=rwc")
                 };
-                AnyPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                            )
-                            .await?;
-                            Ok(())
+                let options = |connections: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(connections)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                conn.execute(
+                                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                                )
+                                .await?;
+                                Ok(())
+                            })
                         })
-                    })
-                    .connect(&url)
-                    .await?
+                };
+                // The writer first: it creates the file and switches it to WAL.
+                let writer = options(1).connect(&url).await?;
+                let pool = options(4).connect(&url).await?;
+                (pool, writer)
             }
         };
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            writer,
+            backend,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -218,7 +232,7 @@ impl Store {
                 return Err(StoreError::SchemaTooNew { found, known });
             }
         }
-        migrator.run(&self.pool).await.map_err(|e| match e {
+        migrator.run(&self.writer).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
             other => StoreError::Database(sqlx::Error::Migrate(Box::new(other))),
         })
@@ -240,7 +254,7 @@ impl Store {
         sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         self.setting(name)
             .await?
@@ -252,7 +266,7 @@ impl Store {
         sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
             .bind(name)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -286,7 +300,7 @@ impl Store {
     /// On PostgreSQL the identity sequences are then moved past any explicit ids the script
     /// inserted.
     pub async fn run_script(&self, script: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::raw_sql(script).execute(&mut *tx).await?;
         if self.backend == Backend::Postgres {
             for table in IDENTITY_TABLES {
@@ -308,17 +322,24 @@ impl Store {
     pub async fn close(&self) {
         if self.backend == Backend::Sqlite {
             if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
             {
                 tracing::warn!(error = %e, "WAL checkpoint at close failed");
             }
         }
+        self.writer.close().await;
         self.pool.close().await;
     }
 
+    /// The pool for reads.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The connection (SQLite) or pool (PostgreSQL) for writes.
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 }
 
@@ -390,6 +411,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fk, 1);
+        // NORMAL: in WAL mode a commit does not wait for the disk (durable at checkpoints).
+        for pool in [store.pool(), store.writer()] {
+            let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(sync, 1);
+        }
     }
 
     #[tokio::test]
