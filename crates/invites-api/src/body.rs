@@ -67,6 +67,32 @@ fn media_type_ok(content_type: &str) -> bool {
 /// The largest body read here; the edge's limit is normally lower.
 const MAX_BODY: usize = 1024 * 1024;
 
+/// A request's Content-Type as an error message quotes it.
+fn shown_content_type(content_type: &str) -> &str {
+    if content_type.is_empty() {
+        "no Content-Type"
+    } else {
+        content_type
+    }
+}
+
+/// Reads the whole body, up to `limit` bytes (`code` when it is larger).
+pub(crate) async fn read_body(
+    body: &mut RequestBody,
+    limit: usize,
+    code: ErrorCode,
+) -> Result<bytes::Bytes, Error> {
+    match body.take() {
+        Ok(b) => b.into_bytes_limit(limit).await.map_err(|_| {
+            Error::new(
+                code,
+                "The request body could not be read within its size limit.",
+            )
+        }),
+        Err(_) => Err(Error::internal()),
+    }
+}
+
 async fn parse<T: ParseFromJSON>(
     request: &Request,
     body: &mut RequestBody,
@@ -78,23 +104,11 @@ async fn parse<T: ParseFromJSON>(
             ErrorCode::UnsupportedMediaType,
             format!(
                 "The request body must be {documented} (or another JSON media type); got {:?}.",
-                if content_type.is_empty() {
-                    "no Content-Type"
-                } else {
-                    content_type
-                }
+                shown_content_type(content_type)
             ),
         ));
     }
-    let bytes = match body.take() {
-        Ok(b) => b.into_bytes_limit(MAX_BODY).await.map_err(|_| {
-            Error::new(
-                ErrorCode::RequestTooLarge,
-                "The request body could not be read within its size limit.",
-            )
-        })?,
-        Err(_) => return Err(Error::internal()),
-    };
+    let bytes = read_body(body, MAX_BODY, ErrorCode::RequestTooLarge).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::new(
             ErrorCode::ValidationError,
@@ -213,23 +227,11 @@ async fn parse_form<T: serde::de::DeserializeOwned>(
             ErrorCode::UnsupportedMediaType,
             format!(
                 "The request body must be {FORM_MEDIA_TYPE}; got {:?}.",
-                if content_type.is_empty() {
-                    "no Content-Type"
-                } else {
-                    content_type
-                }
+                shown_content_type(content_type)
             ),
         ));
     }
-    let bytes = match body.take() {
-        Ok(b) => b.into_bytes_limit(MAX_BODY).await.map_err(|_| {
-            Error::new(
-                ErrorCode::RequestTooLarge,
-                "The request body could not be read within its size limit.",
-            )
-        })?,
-        Err(_) => return Err(Error::internal()),
-    };
+    let bytes = read_body(body, MAX_BODY, ErrorCode::RequestTooLarge).await?;
     serde_urlencoded::from_bytes(&bytes).map_err(|e| {
         Error::new(
             ErrorCode::ValidationError,

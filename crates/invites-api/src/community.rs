@@ -115,16 +115,10 @@ impl<'a> ApiExtractor<'a> for UsersBody {
         _opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let content_type = request.content_type().unwrap_or("").to_owned();
-        let parsed = match body.take() {
-            Ok(b) => match b.into_bytes_limit(MAX_USERS_BODY).await {
-                Ok(bytes) => parse_users(&content_type, &bytes),
-                Err(_) => Err(Error::new(
-                    ErrorCode::ValidationError,
-                    "The request body could not be read within its size limit.",
-                )),
-            },
-            Err(_) => Err(Error::internal()),
-        };
+        // Over the limit is a 400 here: the community contract documents no 413.
+        let parsed = crate::body::read_body(body, MAX_USERS_BODY, ErrorCode::ValidationError)
+            .await
+            .and_then(|bytes| parse_users(&content_type, &bytes));
         Ok(UsersBody(parsed))
     }
 }

@@ -141,19 +141,7 @@ impl Fixture {
             .create_course("Other Course", stranger.id, now)
             .await
             .unwrap();
-        let sa = &s.demo.service_account;
-        let r = s
-            .client
-            .post(s.url("/api/oauth/token"))
-            .basic_auth(&sa.client_id, Some(&sa.client_secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        let sa_token = r.json::<serde_json::Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let sa_token = s.service_account_token().await;
         let inviter = s
             .store
             .user_by_username("manager@demo.example")

@@ -110,19 +110,7 @@ fn no_input_makes_the_server_fail_or_leave_its_contract() {
         ..invites_server::ServiceConfig::default()
     }));
     let spec = spec();
-    let sa_token: String = rt.block_on(async {
-        let sa = &s.demo.service_account;
-        let r = s
-            .client
-            .post(s.url("/api/oauth/token"))
-            .basic_auth(&sa.client_id, Some(&sa.client_secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        let v: serde_json::Value = r.json().await.unwrap();
-        v["access_token"].as_str().unwrap().to_owned()
-    });
+    let sa_token = rt.block_on(s.service_account_token());
     let manager = s.user_token("manager");
     let ops = spec.operations().len();
     let case = (

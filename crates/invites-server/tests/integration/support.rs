@@ -129,12 +129,8 @@ impl TestServer {
         path: &str,
         key: &(String, String),
     ) -> reqwest::Response {
-        let challenge = self.challenge(path).await;
-        let auth = DigestAnswer::new(&challenge, &key.0, &key.1).header(method.as_str(), path, 1);
-        self.client
-            .request(method, self.url(path))
-            .header("Authorization", auth)
-            .header("Accept", VND)
+        self.digest_request(method, path, key)
+            .await
             .send()
             .await
             .unwrap()
@@ -148,17 +144,43 @@ impl TestServer {
         key: &(String, String),
         body: &serde_json::Value,
     ) -> reqwest::Response {
+        self.digest_request(method, path, key)
+            .await
+            .header("Content-Type", VND)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A request answering a fresh challenge for `path`.
+    async fn digest_request(
+        &self,
+        method: Method,
+        path: &str,
+        key: &(String, String),
+    ) -> reqwest::RequestBuilder {
         let challenge = self.challenge(path).await;
         let auth = DigestAnswer::new(&challenge, &key.0, &key.1).header(method.as_str(), path, 1);
         self.client
             .request(method, self.url(path))
             .header("Authorization", auth)
             .header("Accept", VND)
-            .header("Content-Type", VND)
-            .body(body.to_string())
+    }
+
+    /// A Bearer token for the demo service account, from the token endpoint.
+    pub async fn service_account_token(&self) -> String {
+        let sa = &self.demo.service_account;
+        let r = self
+            .client
+            .post(self.url("/api/oauth/token"))
+            .basic_auth(&sa.client_id, Some(&sa.client_secret))
+            .form(&[("grant_type", "client_credentials")])
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
     }
 
     /// A fresh challenge for `path`.

@@ -4,53 +4,18 @@
 //! gone, and the file passes SQLite's integrity check. Repeated over several kills in one run.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-struct Server {
-    child: Child,
-    base: String,
-}
+use crate::support::{serve, Served};
 
-fn start(db: &std::path::Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_invites"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-        .arg(db)
-        .args(["--rate-limit-per-minute", "100000000"])
-        .args(extra)
-        .env("INVITES_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut base = None;
-    for line in lines.by_ref().take(200) {
-        let line = line.unwrap();
-        if base.is_none() {
-            base = line
-                .split_whitespace()
-                .find(|w| w.starts_with("http://127.0.0.1:"))
-                .map(str::to_owned);
-        }
-        let done = if extra.contains(&"--demo") {
-            line.contains("demo credentials written")
-        } else {
-            line.contains("OpenAPI document")
-        };
-        if done {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        base: base.expect("the server printed where it listens"),
-    }
+fn start(db: &std::path::Path, extra: &[&str]) -> Served {
+    let mut args = vec!["--rate-limit-per-minute", "100000000"];
+    args.extend_from_slice(extra);
+    serve(db.to_str().unwrap(), &args)
 }
 
 /// What the clients were told: created ids (POST 200), ids a DELETE was sent for, and deleted

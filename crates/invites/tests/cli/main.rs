@@ -3,6 +3,7 @@
 
 mod crash;
 mod replicas;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

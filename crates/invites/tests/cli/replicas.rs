@@ -7,58 +7,12 @@
 //! command starts a throwaway cluster and sets it. Without it the test says so and passes.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use invites_digest::{ha1, response, Algorithm};
 use serde_json::{json, Value};
 
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(db: &str, extra: &[&str]) -> Replica {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_invites"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
-        .args(extra)
-        .env("INVITES_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut base = None;
-    // Read up to the line that ends the start-up output (the demo prints more lines).
-    for line in lines.by_ref().take(200) {
-        let line = line.unwrap();
-        if base.is_none() {
-            base = line
-                .split_whitespace()
-                .find(|w| w.starts_with("http://127.0.0.1:"))
-                .map(str::to_owned);
-        }
-        if line.contains("OpenAPI document") && !extra.contains(&"--demo") {
-            break;
-        }
-        if line.contains("demo credentials written") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Replica {
-        child,
-        base: base.expect("the server printed where it listens"),
-    }
-}
+use crate::support::serve;
 
 async fn fresh_database(admin_url: &str) -> String {
     use sqlx::{Connection, Executor};

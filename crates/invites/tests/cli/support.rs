@@ -1,0 +1,56 @@
+//! Starting `invites serve` as a process for the tests: where it listens, read from its output.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A running `invites serve`; killed when dropped.
+pub struct Served {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `invites serve --listen 127.0.0.1:0 --database-url DB EXTRA...` and returns once it has
+/// printed where it listens (and, with `--demo`, written its credentials).
+pub fn serve(db: &str, extra: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_invites"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
+        .args(extra)
+        .env("INVITES_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut base = None;
+    let demo = extra.contains(&"--demo");
+    for line in lines.by_ref().take(200) {
+        let line = line.unwrap();
+        if base.is_none() {
+            base = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+                .map(str::to_owned);
+        }
+        let done = if demo {
+            line.contains("demo credentials written")
+        } else {
+            line.contains("OpenAPI document")
+        };
+        if done {
+            break;
+        }
+    }
+    // Keep reading so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Served {
+        child,
+        base: base.expect("the server printed where it listens"),
+    }
+}
