@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{serve, Served};
+use crate::support::{serve, service_account_token, Served};
 
 fn start(db: &std::path::Path, extra: &[&str]) -> Served {
     let mut args = vec!["--rate-limit-per-minute", "100000000"];
@@ -39,23 +39,7 @@ async fn acknowledged_writes_survive_sigkill() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let sa = &demo["service_account"];
-    let token: String = client
-        .post(format!("{}/api/oauth/token", first.base))
-        .basic_auth(
-            sa["client_id"].as_str().unwrap(),
-            sa["client_secret"].as_str(),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = service_account_token(&client, &first.base, &demo).await;
     let mut server = first;
     let ack = Arc::new(Mutex::new(Acknowledged::default()));
     for round in 0..4 {

@@ -12,7 +12,7 @@ use std::process::Command;
 use invites_digest::{ha1, response, Algorithm};
 use serde_json::{json, Value};
 
-use crate::support::serve;
+use crate::support::{serve, service_account_token};
 
 async fn fresh_database(admin_url: &str) -> String {
     use sqlx::{Connection, Executor};
@@ -107,22 +107,7 @@ async fn two_replicas_over_one_postgres_database() {
     assert_eq!(r.status(), 204, "B accepts A's nonce");
 
     // A service-account token issued by A works on B.
-    let sa = &demo["service_account"];
-    let r = client
-        .post(format!("{}/api/oauth/token", a.base))
-        .basic_auth(
-            sa["client_id"].as_str().unwrap(),
-            sa["client_secret"].as_str(),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let token = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = service_account_token(&client, &a.base, &demo).await;
     let r = client
         .get(format!("{}/api/atlas/v2/orgs/{org}/invites", b.base))
         .bearer_auth(&token)

@@ -54,3 +54,28 @@ pub fn serve(db: &str, extra: &[&str]) -> Served {
         base: base.expect("the server printed where it listens"),
     }
 }
+
+/// A Bearer token for the demo service account (as `--demo-out` wrote it), from `base`'s token
+/// endpoint.
+pub async fn service_account_token(
+    client: &reqwest::Client,
+    base: &str,
+    demo: &serde_json::Value,
+) -> String {
+    let sa = &demo["service_account"];
+    let r = client
+        .post(format!("{base}/api/oauth/token"))
+        .basic_auth(
+            sa["client_id"].as_str().unwrap(),
+            sa["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
