@@ -5,7 +5,7 @@ use crate::error::{Error, ErrorCode};
 use crate::roles::CommunityRole;
 
 /// A community group or a course, by its integer id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CommunityTarget {
     Group(i64),
     Course(i64),

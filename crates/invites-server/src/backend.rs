@@ -5,12 +5,16 @@ use invites_api::{ApiKeyCredential, Backend, Caller, IssuedToken, Scope};
 use invites_domain::authz;
 use invites_domain::community::{self, CommunityTarget, InvitedUser};
 use invites_domain::invitation::{validate_input, InvitationInput, Level, Purpose, ValidInput};
+use invites_domain::{CommunityRole, GroupRole, OrgRole};
 use invites_domain::{
     Error, ErrorCode, Invitation, NewInvitation, ObjectId, Principal, PrincipalKind,
 };
-use invites_store::{AuditEntry, InvitationScope, Store, StoreError};
+use invites_store::{
+    AuditEntry, CourseRecord, InvitationScope, ProjectRecord, Removal, Store, StoreError,
+};
 use subtle::ConstantTimeEq;
 
+use crate::cache::{self, Cached};
 use crate::credentials::{new_secret, sha256_hex};
 
 /// Lifetime of service-account access tokens.
@@ -36,15 +40,164 @@ pub fn store_error(e: StoreError) -> Error {
     }
 }
 
+/// An access token's owner and expiry (None: never).
+type TokenOwner = (Principal, Option<chrono::DateTime<Utc>>);
+
+/// What authentication and authorization read on every request, cached (see [`crate::cache`]).
+#[derive(Default)]
+struct Caches {
+    api_keys: Cached<String, Option<ApiKeyCredential>>,
+    /// By the token's SHA-256.
+    tokens: Cached<String, Option<TokenOwner>>,
+    /// By (principal, organization).
+    org_roles: Cached<(ObjectId, ObjectId), Vec<OrgRole>>,
+    /// By (principal, project).
+    project_roles: Cached<(ObjectId, ObjectId), Vec<GroupRole>>,
+    projects: Cached<ObjectId, Option<ProjectRecord>>,
+    groups: Cached<i64, bool>,
+    courses: Cached<i64, Option<CourseRecord>>,
+    /// By (group or course, user).
+    community_roles: Cached<(CommunityTarget, i64), Option<CommunityRole>>,
+}
+
 /// [`Backend`] over a [`Store`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StoreBackend {
     store: Store,
+    caches: std::sync::Arc<Caches>,
+}
+
+impl std::fmt::Debug for StoreBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBackend").finish_non_exhaustive()
+    }
+}
+
+/// Whether a looked-up value is worth keeping: things found are; lookups that found nothing are
+/// not, so that guessing keys or ids cannot fill the cache.
+fn found<T>(v: &Option<T>) -> bool {
+    v.is_some()
 }
 
 impl StoreBackend {
+    /// The backend over `store`; starts polling the store for credential and role changes made
+    /// by other processes (the polling ends when the backend is dropped). Needs a Tokio runtime.
     pub fn new(store: Store) -> Self {
-        StoreBackend { store }
+        let caches = std::sync::Arc::new(Caches::default());
+        cache::poll(store.clone(), std::sync::Arc::downgrade(&caches));
+        StoreBackend { store, caches }
+    }
+
+    async fn org_roles(&self, principal: ObjectId, org: ObjectId) -> Result<Vec<OrgRole>, Error> {
+        let load = async {
+            self.store
+                .org_roles(principal, org)
+                .await
+                .map_err(store_error)
+        };
+        cache::through(
+            &self.store,
+            &self.caches.org_roles,
+            (principal, org),
+            |_| true,
+            load,
+        )
+        .await
+    }
+
+    async fn project_roles(
+        &self,
+        principal: ObjectId,
+        project: ObjectId,
+    ) -> Result<Vec<GroupRole>, Error> {
+        let load = async {
+            self.store
+                .project_roles(principal, project)
+                .await
+                .map_err(store_error)
+        };
+        let key = (principal, project);
+        cache::through(&self.store, &self.caches.project_roles, key, |_| true, load).await
+    }
+
+    async fn project(&self, id: ObjectId) -> Result<Option<ProjectRecord>, Error> {
+        let load = async { self.store.project(id).await.map_err(store_error) };
+        cache::through(&self.store, &self.caches.projects, id, found, load).await
+    }
+
+    async fn course(&self, id: i64) -> Result<Option<CourseRecord>, Error> {
+        let load = async { self.store.course(id).await.map_err(store_error) };
+        cache::through(&self.store, &self.caches.courses, id, found, load).await
+    }
+
+    async fn group_exists(&self, id: i64) -> Result<bool, Error> {
+        let load = async {
+            Ok(self
+                .store
+                .community_group(id)
+                .await
+                .map_err(store_error)?
+                .is_some())
+        };
+        cache::through(&self.store, &self.caches.groups, id, |e| *e, load).await
+    }
+
+    async fn community_role(
+        &self,
+        target: CommunityTarget,
+        user: i64,
+    ) -> Result<Option<CommunityRole>, Error> {
+        let load = async {
+            self.store
+                .community_role(target, user)
+                .await
+                .map_err(store_error)
+        };
+        let key = (target, user);
+        cache::through(
+            &self.store,
+            &self.caches.community_roles,
+            key,
+            |_| true,
+            load,
+        )
+        .await
+    }
+
+    /// The API key with this public key from the store, its access list parsed.
+    async fn load_api_key(&self, public_key: &str) -> Result<Option<ApiKeyCredential>, Error> {
+        let Some(key) = self
+            .store
+            .api_key_by_public_key(public_key)
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        let access_list = key
+            .access_list
+            .iter()
+            .filter_map(|entry| {
+                let parsed = entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+                if parsed.is_err() {
+                    tracing::warn!(entry, public_key, "ignoring unparsable access-list entry");
+                }
+                parsed.ok()
+            })
+            .collect();
+        Ok(Some(ApiKeyCredential {
+            principal: Principal {
+                kind: PrincipalKind::ApiKey,
+                id: key.principal_id,
+                display: key.public_key,
+                user_id: None,
+            },
+            ha1_md5: key.ha1_md5,
+            ha1_sha256: key.ha1_sha256,
+            access_list,
+        }))
     }
 
     /// Checks that `principal` may manage invitations in `scope` and returns the organization the
@@ -53,11 +206,7 @@ impl StoreBackend {
     async fn authorize(&self, principal: &Principal, scope: Scope) -> Result<ObjectId, Error> {
         match scope {
             Scope::AtlasOrg(org) => {
-                let roles = self
-                    .store
-                    .org_roles(principal.id, org)
-                    .await
-                    .map_err(store_error)?;
+                let roles = self.org_roles(principal.id, org).await?;
                 if !authz::sees_tenant(&roles) {
                     return Err(Error::org_not_found(&org.to_string()));
                 }
@@ -68,22 +217,9 @@ impl StoreBackend {
             }
             Scope::AtlasProject(p) | Scope::OpsManagerProject(p) => {
                 let not_found = || Error::group_not_found(&p.to_string());
-                let project = self
-                    .store
-                    .project(p)
-                    .await
-                    .map_err(store_error)?
-                    .ok_or_else(not_found)?;
-                let roles = self
-                    .store
-                    .project_roles(principal.id, p)
-                    .await
-                    .map_err(store_error)?;
-                let org_roles = self
-                    .store
-                    .org_roles(principal.id, project.org_id)
-                    .await
-                    .map_err(store_error)?;
+                let project = self.project(p).await?.ok_or_else(not_found)?;
+                let roles = self.project_roles(principal.id, p).await?;
+                let org_roles = self.org_roles(principal.id, project.org_id).await?;
                 if !authz::sees_tenant(&roles) && !authz::sees_tenant(&org_roles) {
                     return Err(not_found());
                 }
@@ -114,7 +250,7 @@ impl StoreBackend {
             }
             seen.push(&a.group_id);
             let id: ObjectId = a.group_id.parse().map_err(|_| Error::internal())?;
-            let project = self.store.project(id).await.map_err(store_error)?;
+            let project = self.project(id).await?;
             if project.is_none_or(|p| p.org_id != org) {
                 let e = err.take().unwrap_or_else(|| {
                     Error::new(
@@ -181,14 +317,9 @@ impl StoreBackend {
         Ok(valid)
     }
 
-    /// The pending invitation `id` if it belongs to `scope`. Removing a project invitation through
-    /// its organization's path is refused with `CANNOT_DELETE_GROUP_INVITATION`.
-    async fn pending_in(
-        &self,
-        scope: Scope,
-        id: ObjectId,
-        for_delete: bool,
-    ) -> Result<Invitation, Error> {
+    /// The pending invitation `id` if it belongs to `scope` (an organization's invitations are
+    /// those to no project).
+    async fn pending_in(&self, scope: Scope, id: ObjectId) -> Result<Invitation, Error> {
         let not_found = || Error::invitation_not_found(&id.to_string());
         let inv = self
             .store
@@ -204,15 +335,6 @@ impl StoreBackend {
             Scope::AtlasProject(p) | Scope::OpsManagerProject(p) => inv.project_id == Some(p),
         };
         if !belongs {
-            if let (Scope::AtlasOrg(org), Some(_)) = (scope, inv.project_id) {
-                if for_delete && inv.org_id == org {
-                    return Err(Error::new(
-                        ErrorCode::CannotDeleteGroupInvitation,
-                        format!("Invitation {id} is a project invitation; remove it through its project."),
-                    )
-                    .with_parameter("invitationId", id.to_string()));
-                }
-            }
             return Err(not_found());
         }
         Ok(inv)
@@ -230,18 +352,12 @@ impl StoreBackend {
         let user_id = self.community_user(caller, target).await?;
         let is_creator = match target {
             CommunityTarget::Course(id) => self
-                .store
                 .course(id)
-                .await
-                .map_err(store_error)?
+                .await?
                 .is_some_and(|c| c.creator_user_id == user_id),
             CommunityTarget::Group(_) => false,
         };
-        let role = self
-            .store
-            .community_role(target, user_id)
-            .await
-            .map_err(store_error)?;
+        let role = self.community_role(target, user_id).await?;
         if !community::may_manage(target, role, is_creator) {
             return Err(Error::new(
                 ErrorCode::UserUnauthorized,
@@ -259,21 +375,23 @@ impl StoreBackend {
     /// The caller's community user id, once the target is known to exist.
     async fn community_user(&self, caller: &Caller, target: CommunityTarget) -> Result<i64, Error> {
         let exists = match target {
-            CommunityTarget::Group(id) => self
-                .store
-                .community_group(id)
-                .await
-                .map_err(store_error)?
-                .is_some(),
-            CommunityTarget::Course(id) => {
-                self.store.course(id).await.map_err(store_error)?.is_some()
-            }
+            CommunityTarget::Group(id) => self.group_exists(id).await?,
+            CommunityTarget::Course(id) => self.course(id).await?.is_some(),
         };
         if !exists {
             return Err(community_not_found(target));
         }
         caller.principal.user_id.ok_or_else(Error::forbidden)
     }
+}
+
+/// Refusal to remove a project invitation through its organization's path.
+fn project_invitation(id: ObjectId) -> Error {
+    Error::new(
+        ErrorCode::CannotDeleteGroupInvitation,
+        format!("Invitation {id} is a project invitation; remove it through its project."),
+    )
+    .with_parameter("invitationId", id.to_string())
 }
 
 fn community_not_found(target: CommunityTarget) -> Error {
@@ -308,45 +426,24 @@ fn store_scope(scope: Scope) -> InvitationScope {
 #[async_trait::async_trait]
 impl Backend for StoreBackend {
     async fn api_key(&self, public_key: &str) -> Result<Option<ApiKeyCredential>, Error> {
-        let Some(key) = self
-            .store
-            .api_key_by_public_key(public_key)
-            .await
-            .map_err(store_error)?
-        else {
-            return Ok(None);
-        };
-        let access_list = key
-            .access_list
-            .iter()
-            .filter_map(|entry| {
-                let parsed = entry
-                    .parse::<ipnet::IpNet>()
-                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-                if parsed.is_err() {
-                    tracing::warn!(entry, public_key, "ignoring unparsable access-list entry");
-                }
-                parsed.ok()
-            })
-            .collect();
-        Ok(Some(ApiKeyCredential {
-            principal: Principal {
-                kind: PrincipalKind::ApiKey,
-                id: key.principal_id,
-                display: key.public_key,
-                user_id: None,
-            },
-            ha1_md5: key.ha1_md5,
-            ha1_sha256: key.ha1_sha256,
-            access_list,
-        }))
+        let load = self.load_api_key(public_key);
+        let cache = &self.caches.api_keys;
+        cache::through(&self.store, cache, public_key.to_owned(), found, load).await
     }
 
     async fn bearer(&self, token: &str) -> Result<Option<Principal>, Error> {
-        self.store
-            .principal_by_token(&sha256_hex(token), Utc::now())
-            .await
-            .map_err(store_error)
+        let load = async {
+            self.store
+                .token_owner(&sha256_hex(token))
+                .await
+                .map_err(store_error)
+        };
+        let cache = &self.caches.tokens;
+        let owner = cache::through(&self.store, cache, sha256_hex(token), found, load).await?;
+        let now = Utc::now();
+        Ok(owner
+            .filter(|(_, expires)| expires.is_none_or(|e| e > now))
+            .map(|(principal, _)| principal))
     }
 
     async fn issue_token(
@@ -414,7 +511,7 @@ impl Backend for StoreBackend {
         id: ObjectId,
     ) -> Result<Invitation, Error> {
         self.authorize(&caller.principal, scope).await?;
-        self.pending_in(scope, id, false).await
+        self.pending_in(scope, id).await
     }
 
     async fn delete_invitation(
@@ -424,17 +521,16 @@ impl Backend for StoreBackend {
         id: ObjectId,
     ) -> Result<(), Error> {
         self.authorize(&caller.principal, scope).await?;
-        self.pending_in(scope, id, true).await?;
         let audit = AuditEntry::by(&caller.principal, caller.remote_addr.clone(), Utc::now());
-        if self
+        match self
             .store
-            .delete_pending_invitation(id, &audit)
+            .remove_pending_invitation(store_scope(scope), id, &audit)
             .await
             .map_err(store_error)?
         {
-            Ok(())
-        } else {
-            Err(Error::invitation_not_found(&id.to_string()))
+            Removal::Removed => Ok(()),
+            Removal::NotFound => Err(Error::invitation_not_found(&id.to_string())),
+            Removal::ProjectInvitation => Err(project_invitation(id)),
         }
     }
 
@@ -516,7 +612,7 @@ impl Backend for StoreBackend {
         let valid = self
             .valid_input(scope, org, &input, Purpose::UpdateById)
             .await?;
-        self.pending_in(scope, id, false).await?;
+        self.pending_in(scope, id).await?;
         self.apply_update(caller, id, &valid).await
     }
 

@@ -5,6 +5,7 @@
 //! [`start`], so what is tested is what runs.
 
 pub mod backend;
+pub mod cache;
 pub mod credentials;
 pub mod demo;
 

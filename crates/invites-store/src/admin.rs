@@ -70,6 +70,7 @@ impl Store {
             .bind(now.timestamp_millis())
             .execute(self.writer())
             .await?;
+        self.auth_changed();
         Ok(OrgRecord {
             id,
             name: name.to_owned(),
@@ -91,6 +92,7 @@ impl Store {
             .execute(self.writer())
             .await
             .map_err(|e| not_found_on_fk(e, "organization"))?;
+        self.auth_changed();
         Ok(ProjectRecord {
             id,
             org_id,
@@ -119,6 +121,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.auth_changed();
         Ok(UserRecord {
             id,
             principal_id,
@@ -188,6 +191,7 @@ impl Store {
         .await
         .map_err(|e| not_found_on_fk(e, "organization"))?;
         tx.commit().await?;
+        self.auth_changed();
         Ok(ApiKeyRecord {
             principal_id,
             org_id,
@@ -210,6 +214,7 @@ impl Store {
                 .bind(ha1_sha256)
                 .execute(self.writer())
                 .await?;
+        self.auth_changed();
         Ok(done.rows_affected() == 1)
     }
 
@@ -225,6 +230,7 @@ impl Store {
                 .bind(secret_sha256)
                 .execute(self.writer())
                 .await?;
+        self.auth_changed();
         Ok(done.rows_affected() == 1)
     }
 
@@ -236,6 +242,7 @@ impl Store {
             .execute(self.writer())
             .await
             .map_err(|e| not_found_on_fk(e, "API key"))?;
+        self.auth_changed();
         Ok(())
     }
 
@@ -265,6 +272,7 @@ impl Store {
         .await
         .map_err(|e| not_found_on_fk(e, "organization"))?;
         tx.commit().await?;
+        self.auth_changed();
         Ok(ServiceAccountRecord {
             principal_id,
             org_id,
@@ -302,6 +310,7 @@ impl Store {
         .bind(now.timestamp_millis())
         .execute(self.writer())
         .await?;
+        self.auth_changed();
         Ok(done.rows_affected())
     }
 
@@ -318,6 +327,7 @@ impl Store {
             .execute(self.writer())
             .await
             .map_err(|e| not_found_on_fk(e, "organization or principal"))?;
+        self.auth_changed();
         Ok(())
     }
 
@@ -336,6 +346,7 @@ impl Store {
         .execute(self.writer())
         .await
         .map_err(|e| not_found_on_fk(e, "project or principal"))?;
+        self.auth_changed();
         Ok(())
     }
 
@@ -355,6 +366,7 @@ impl Store {
         .execute(self.writer())
         .await
         .map_err(|e| not_found_on_fk(e, "community group or user"))?;
+        self.auth_changed();
         Ok(())
     }
 
@@ -374,6 +386,7 @@ impl Store {
         .execute(self.writer())
         .await
         .map_err(|e| not_found_on_fk(e, "course or user"))?;
+        self.auth_changed();
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use invites_domain::Principal;
 
-use crate::{Result, Store};
+use crate::{placeholders, Result, Store};
 
 /// Who did what to which invitation, from where. Written in the same transaction as the change.
 #[derive(Clone, Debug)]
@@ -51,6 +51,19 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
+/// One audit row to write: what was done to which target, and the detail as JSON text.
+pub(crate) struct AuditRow<'a> {
+    pub entry: &'a AuditEntry,
+    pub action: &'a str,
+    pub target_kind: &'a str,
+    pub target_id: String,
+    pub detail: String,
+}
+
+const AUDIT_COLUMNS: usize = 9;
+/// Audit rows per INSERT: 900 parameters, far below either backend's limit.
+const ROWS_PER_STATEMENT: usize = 100;
+
 pub(crate) async fn write(
     conn: &mut sqlx::AnyConnection,
     entry: &AuditEntry,
@@ -59,21 +72,47 @@ pub(crate) async fn write(
     target_id: &str,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    write_many(
+        conn,
+        &[AuditRow {
+            entry,
+            action,
+            target_kind,
+            target_id: target_id.to_owned(),
+            detail: detail.to_string(),
+        }],
     )
-    .bind(entry.at.timestamp_millis())
-    .bind(&entry.actor_kind)
-    .bind(&entry.actor_id)
-    .bind(&entry.actor_display)
-    .bind(action)
-    .bind(target_kind)
-    .bind(target_id)
-    .bind(&entry.remote_addr)
-    .bind(detail.to_string())
-    .execute(conn)
-    .await?;
+    .await
+}
+
+/// Writes audit rows, up to [`ROWS_PER_STATEMENT`] per statement.
+pub(crate) async fn write_many(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[AuditRow<'_>],
+) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * AUDIT_COLUMNS + 1, AUDIT_COLUMNS)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(row.entry.at.timestamp_millis())
+                .bind(&row.entry.actor_kind)
+                .bind(&row.entry.actor_id)
+                .bind(&row.entry.actor_display)
+                .bind(row.action)
+                .bind(row.target_kind)
+                .bind(&row.target_id)
+                .bind(&row.entry.remote_addr)
+                .bind(&row.detail);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use invites_domain::{GroupRole, ObjectId, OrgRole, Principal, PrincipalKind};
 
-use crate::{parse_object_id, OrgRecord, ProjectRecord, Result, Store, StoreError};
+use crate::{from_millis, parse_object_id, OrgRecord, ProjectRecord, Result, Store, StoreError};
 
 /// What Digest verification needs to know about an API key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,8 +26,15 @@ pub struct ServiceAccountAuth {
     pub secret_sha256: String,
 }
 
-/// Principal id, kind, service-account client id, username and community user id.
-type TokenRow = (String, String, Option<String>, Option<String>, Option<i64>);
+/// Principal id, kind, service-account client id, username, community user id and expiry.
+type TokenRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
 
 impl Store {
     pub async fn api_key_by_public_key(&self, public_key: &str) -> Result<Option<ApiKeyAuth>> {
@@ -83,19 +90,31 @@ impl Store {
         token_sha256: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Principal>> {
+        Ok(self
+            .token_owner(token_sha256)
+            .await?
+            .filter(|(_, expires)| expires.is_none_or(|e| e > now))
+            .map(|(principal, _)| principal))
+    }
+
+    /// The principal an access token (given as its SHA-256 hex) belongs to and when the token
+    /// expires (None: never), expired or not.
+    pub async fn token_owner(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<(Principal, Option<DateTime<Utc>>)>> {
         let row: Option<TokenRow> = sqlx::query_as(
-            "SELECT p.id, p.kind, sa.client_id, u.username, u.id \
+            "SELECT p.id, p.kind, sa.client_id, u.username, u.id, t.expires_at \
              FROM access_tokens t \
              JOIN principals p ON p.id = t.principal_id \
              LEFT JOIN service_accounts sa ON sa.principal_id = p.id \
              LEFT JOIN users u ON u.principal_id = p.id \
-             WHERE t.token_sha256 = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+             WHERE t.token_sha256 = $1",
         )
         .bind(token_sha256)
-        .bind(now.timestamp_millis())
         .fetch_optional(self.pool())
         .await?;
-        let Some((id, kind, client_id, username, user_id)) = row else {
+        let Some((id, kind, client_id, username, user_id, expires_at)) = row else {
             return Ok(None);
         };
         let kind = match kind.as_str() {
@@ -104,12 +123,13 @@ impl Store {
             "api_key" => PrincipalKind::ApiKey,
             other => return Err(StoreError::Corrupt(format!("principal kind {other:?}"))),
         };
-        Ok(Some(Principal {
+        let principal = Principal {
             kind,
             id: parse_object_id(&id)?,
             display: client_id.or(username).unwrap_or_else(|| id.clone()),
             user_id,
-        }))
+        };
+        Ok(Some((principal, expires_at.map(from_millis).transpose()?)))
     }
 
     /// The roles `principal` holds in `org_id` (empty when none, or when the org does not exist).

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use invites_domain::community::{CommunityTarget, InvitedUser};
 use invites_domain::CommunityRole;
 
-use crate::audit::{self, AuditEntry};
-use crate::{Result, Store, StoreError};
+use crate::audit::{self, AuditEntry, AuditRow};
+use crate::{placeholders, Result, Store, StoreError, IDS_PER_STATEMENT};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommunityGroupRecord {
@@ -33,6 +33,7 @@ impl Store {
         .bind(now.timestamp_millis())
         .fetch_one(self.writer())
         .await?;
+        self.auth_changed();
         Ok(CommunityGroupRecord {
             id,
             name: name.to_owned(),
@@ -53,6 +54,7 @@ impl Store {
         .bind(now.timestamp_millis())
         .fetch_one(self.writer())
         .await?;
+        self.auth_changed();
         Ok(CourseRecord {
             id,
             name: name.to_owned(),
@@ -259,53 +261,49 @@ impl Store {
         audit_entry: &AuditEntry,
     ) -> Result<Vec<i64>> {
         let col = invitation_column(target);
-        let delete = format!(
-            "DELETE FROM community_invitations WHERE {col} = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id"
-        );
+        // Each id once, ascending: PostgreSQL locks the rows in index order, so two replicas
+        // removing overlapping lists wait for each other instead of deadlocking.
+        let mut unique = user_ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
         let mut tx = self.writer().begin().await?;
-        // Rows are locked in ascending user order, whatever order the request lists them in, so
-        // two replicas removing overlapping lists at once wait for each other instead of
-        // deadlocking (PostgreSQL).
-        let mut ordered = user_ids.to_vec();
-        ordered.sort_unstable();
-        let mut missing: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
-        let mut removed = Vec::new();
-        for &id in &ordered {
-            let row: Option<(i64,)> = sqlx::query_as(&delete)
-                .bind(target.id())
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            match row {
-                Some((inv,)) => removed.push((inv, id)),
-                None => *missing.entry(id).or_default() += 1,
+        let mut removed: Vec<(i64, i64)> = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(IDS_PER_STATEMENT) {
+            let list = placeholders(2, chunk.len());
+            let sql = format!(
+                "DELETE FROM community_invitations WHERE {col} = $1 AND status = 'PENDING' \
+                 AND user_id IN ({list}) RETURNING id, user_id"
+            );
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(target.id());
+            for &id in chunk {
+                query = query.bind(id);
             }
+            removed.extend(query.fetch_all(&mut *tx).await?);
         }
-        if !missing.is_empty() {
+        let gone: std::collections::HashSet<i64> = removed.iter().map(|&(_, user)| user).collect();
+        // In the order given: a listed id is offending unless it removed something, and a
+        // duplicated id can remove only once.
+        let mut used = std::collections::HashSet::new();
+        let offending: Vec<i64> = user_ids
+            .iter()
+            .copied()
+            .filter(|id| !(gone.contains(id) && used.insert(*id)))
+            .collect();
+        if !offending.is_empty() {
             tx.rollback().await?;
-            // In the order given: a duplicated id is offending as often as it found nothing.
-            let mut offending = Vec::new();
-            for &id in user_ids.iter().rev() {
-                if let Some(n) = missing.get_mut(&id).filter(|n| **n > 0) {
-                    *n -= 1;
-                    offending.push(id);
-                }
-            }
-            offending.reverse();
             return Ok(offending);
         }
-        for (inv, user) in removed {
-            let detail = serde_json::json!({ target.kind(): target.id(), "user": user });
-            audit::write(
-                &mut tx,
-                audit_entry,
-                "community_invitation.removed",
-                "community_invitation",
-                &inv.to_string(),
-                &detail,
-            )
-            .await?;
-        }
+        let rows: Vec<AuditRow> = removed
+            .iter()
+            .map(|&(inv, user)| AuditRow {
+                entry: audit_entry,
+                action: "community_invitation.removed",
+                target_kind: "community_invitation",
+                target_id: inv.to_string(),
+                detail: serde_json::json!({ target.kind(): target.id(), "user": user }).to_string(),
+            })
+            .collect();
+        audit::write_many(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(Vec::new())
     }
@@ -356,6 +354,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.auth_changed();
         Ok(true)
     }
 }

@@ -186,34 +186,6 @@ impl Store {
         self.invitation(id).await
     }
 
-    /// Deletes a pending invitation and writes the audit row. Returns false when no pending
-    /// invitation had that id (already removed, accepted, or never there).
-    pub async fn delete_pending_invitation(
-        &self,
-        id: ObjectId,
-        audit_entry: &AuditEntry,
-    ) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
-        let done = sqlx::query("DELETE FROM invitations WHERE id = $1 AND status = 'PENDING'")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        audit::write(
-            &mut tx,
-            audit_entry,
-            "invitation.removed",
-            "invitation",
-            &id.to_string(),
-            &serde_json::json!({}),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Marks a pending invitation accepted. Returns false when there was none.
     pub async fn accept_invitation(&self, id: ObjectId, audit_entry: &AuditEntry) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
@@ -243,6 +215,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::test_util::fresh;
+    use crate::Removal;
 
     fn new(org: ObjectId, project: Option<ObjectId>, user: &str) -> NewInvitation {
         NewInvitation {
@@ -289,23 +262,41 @@ mod tests {
             .unwrap();
         assert_eq!(proj_list, vec![proj_inv.clone()]);
 
-        // Removing the project invitation leaves the organization invitation in place.
-        assert!(store
-            .delete_pending_invitation(proj_inv.id, &a)
-            .await
-            .unwrap());
-        assert!(!store
-            .delete_pending_invitation(proj_inv.id, &a)
-            .await
-            .unwrap());
+        // A project invitation is not removed through its organization, nor through another
+        // project; removing it leaves the organization invitation in place.
+        let org_scope = InvitationScope::Org(org.id);
+        let project_scope = InvitationScope::Project(project.id);
+        let remove = |scope, id| store.remove_pending_invitation(scope, id, &a);
+        assert_eq!(
+            remove(org_scope, proj_inv.id).await.unwrap(),
+            Removal::ProjectInvitation
+        );
+        assert_eq!(
+            remove(InvitationScope::Project(org.id), proj_inv.id)
+                .await
+                .unwrap(),
+            Removal::NotFound
+        );
+        assert_eq!(
+            remove(project_scope, org_inv.id).await.unwrap(),
+            Removal::NotFound
+        );
+        assert_eq!(
+            remove(project_scope, proj_inv.id).await.unwrap(),
+            Removal::Removed
+        );
+        assert_eq!(
+            remove(project_scope, proj_inv.id).await.unwrap(),
+            Removal::NotFound
+        );
         assert!(store.invitation(org_inv.id).await.unwrap().is_some());
 
         // An accepted invitation can no longer be removed.
         assert!(store.accept_invitation(org_inv.id, &a).await.unwrap());
-        assert!(!store
-            .delete_pending_invitation(org_inv.id, &a)
-            .await
-            .unwrap());
+        assert_eq!(
+            remove(org_scope, org_inv.id).await.unwrap(),
+            Removal::NotFound
+        );
 
         let trail = store
             .audit_for("invitation", &org_inv.id.to_string())

@@ -11,9 +11,13 @@
 mod admin;
 mod audit;
 mod auth;
+mod checkpoint;
 mod community;
 mod invitations;
+mod removals;
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -25,6 +29,7 @@ pub use audit::{AuditEntry, AuditRecord};
 pub use auth::{ApiKeyAuth, ServiceAccountAuth};
 pub use community::{CommunityGroupRecord, CourseRecord};
 pub use invitations::InvitationScope;
+pub use removals::Removal;
 
 /// The migrations, embedded in the binary.
 /// The SQLite schema.
@@ -139,6 +144,21 @@ pub struct Store {
     /// for this connection in the pool costs nothing. On PostgreSQL, the same pool as reads.
     writer: AnyPool,
     backend: Backend,
+    /// See [`Store::auth_generation`].
+    auth: Arc<AuthGeneration>,
+    /// The queue of the task that removes invitations in batches (see `removals`).
+    removals: tokio::sync::mpsc::Sender<removals::Job>,
+    /// Background tasks (the SQLite checkpointer) run while this lives.
+    lifetime: Arc<()>,
+}
+
+/// The in-process side of the `auth_epoch` counter.
+#[derive(Debug, Default)]
+struct AuthGeneration {
+    /// Moves whenever something cached from the auth tables may have changed.
+    generation: AtomicU64,
+    /// The database's `auth_epoch` when last polled (-1: never).
+    seen_epoch: AtomicI64,
 }
 
 impl std::fmt::Debug for Store {
@@ -180,9 +200,12 @@ impl Store {
                         .acquire_timeout(Duration::from_secs(10))
                         .after_connect(|conn, _| {
                             Box::pin(async move {
+                                // Checkpoints run in the background (see `checkpoint`);
+                                // statement journals stay in memory.
                                 conn.execute(
                                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                                     PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
                                 )
                                 .await?;
                                 Ok(())
@@ -196,10 +219,19 @@ impl Store {
             }
         };
         let store = Store {
+            removals: removals::start(writer.clone()),
             pool,
             writer,
             backend,
+            auth: Arc::new(AuthGeneration {
+                generation: AtomicU64::new(0),
+                seen_epoch: AtomicI64::new(-1),
+            }),
+            lifetime: Arc::new(()),
         };
+        if backend == Backend::Sqlite {
+            checkpoint::start(store.pool.clone(), Arc::downgrade(&store.lifetime));
+        }
         store.migrate().await?;
         Ok(store)
     }
@@ -236,6 +268,34 @@ impl Store {
             sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
             other => StoreError::Database(sqlx::Error::Migrate(Box::new(other))),
         })
+    }
+
+    /// A number that moves whenever credentials, roles, tenants or memberships may have changed:
+    /// at once for changes made through this process's [`Store`]s, and for changes made by any
+    /// other process (the admin command, another replica, plain SQL) at the next
+    /// [`Store::poll_auth_epoch`], which reads the `auth_epoch` counter that triggers on those
+    /// tables bump. Anything cached from those tables is valid only while this number stays the
+    /// same.
+    pub fn auth_generation(&self) -> u64 {
+        self.auth.generation.load(Ordering::Acquire)
+    }
+
+    /// Reads the database's `auth_epoch` counter and moves [`Store::auth_generation`] if the
+    /// counter moved since the last poll. Returns whether it moved.
+    pub async fn poll_auth_epoch(&self) -> Result<bool> {
+        let (epoch,): (i64,) = sqlx::query_as("SELECT epoch FROM auth_epoch WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let before = self.auth.seen_epoch.swap(epoch, Ordering::AcqRel);
+        if before != epoch {
+            self.auth_changed();
+        }
+        Ok(before != epoch)
+    }
+
+    /// Marks cached credentials and roles stale, after this process changed them.
+    pub(crate) fn auth_changed(&self) {
+        self.auth.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Reads a server setting.
@@ -313,6 +373,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        self.auth_changed();
         Ok(())
     }
 
@@ -343,6 +404,23 @@ impl Store {
     }
 }
 
+/// The most ids one statement binds: far below SQLite's (32,766) and PostgreSQL's (65,535)
+/// parameter limits, so a statement's text stays a reasonable size too.
+pub(crate) const IDS_PER_STATEMENT: usize = 500;
+
+/// `$first, $first+1, ...`: `n` numbered placeholders for a list.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    let mut s = String::with_capacity(n * 5);
+    for i in first..first + n {
+        if i > first {
+            s.push_str(", ");
+        }
+        s.push('$');
+        s.push_str(&i.to_string());
+    }
+    s
+}
+
 /// Milliseconds since the epoch to a UTC timestamp.
 pub(crate) fn from_millis(ms: i64) -> Result<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -362,13 +440,19 @@ pub(crate) mod test_util {
     /// directory, or, when `INVITES_STORE_TEST_POSTGRES_URL` names a PostgreSQL server, a new database
     /// created on it (the test command runs the store tests both ways).
     pub async fn fresh() -> (Store, tempfile::TempDir) {
+        let (store, _, dir) = fresh_with_url().await;
+        (store, dir)
+    }
+
+    /// [`fresh`], and the database's URL, for opening it a second time as another process would.
+    pub async fn fresh_with_url() -> (Store, String, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = match std::env::var("INVITES_STORE_TEST_POSTGRES_URL") {
             Ok(admin_url) => fresh_postgres(&admin_url).await,
             Err(_) => dir.path().join("t.db").to_str().unwrap().to_owned(),
         };
         let store = Store::open(&url).await.unwrap();
-        (store, dir)
+        (store, url, dir)
     }
 
     /// Creates a database with a random name on the server of `admin_url`; returns its URL.
@@ -474,6 +558,91 @@ mod tests {
         assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 100_000);
         store.close().await;
         assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+    }
+
+    #[tokio::test]
+    async fn the_log_is_folded_into_the_database_file_in_the_background() {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::ConnectOptions;
+        let (store, dir) = test_util::fresh().await;
+        if store.backend() == Backend::Postgres {
+            return;
+        }
+        store
+            .run_script(
+                "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < 500) \
+                 INSERT INTO orgs (id, name, created_at) SELECT printf('%024x', x), 'o', 0 FROM n;",
+            )
+            .await
+            .unwrap();
+        // An immutable connection reads the database file alone, ignoring the log: it sees the
+        // rows once a checkpoint (which the writer no longer runs) has copied them there.
+        let file_rows = || async {
+            let mut conn = SqliteConnectOptions::new()
+                .filename(dir.path().join("t.db"))
+                .immutable(true)
+                .connect()
+                .await
+                .unwrap();
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orgs")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or((0,));
+            n
+        };
+        let started = std::time::Instant::now();
+        while file_rows().await < 500 {
+            assert!(
+                started.elapsed() < checkpoint::INTERVAL * 50,
+                "rows still only in the log"
+            );
+            tokio::time::sleep(checkpoint::INTERVAL / 2).await;
+        }
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn credential_changes_move_the_auth_generation_here_at_once_and_elsewhere_when_polled() {
+        let (here, url, _dir) = test_util::fresh_with_url().await;
+        let elsewhere = Store::open(&url).await.unwrap();
+        here.poll_auth_epoch().await.unwrap();
+        elsewhere.poll_auth_epoch().await.unwrap();
+        assert!(
+            !here.poll_auth_epoch().await.unwrap(),
+            "nothing changed yet"
+        );
+        let (g_here, g_elsewhere) = (here.auth_generation(), elsewhere.auth_generation());
+
+        let now = chrono::Utc::now();
+        let org = here.create_org("Acme", now).await.unwrap();
+        assert!(here.auth_generation() > g_here, "this process's own change");
+        assert_eq!(elsewhere.auth_generation(), g_elsewhere, "not polled yet");
+        assert!(elsewhere.poll_auth_epoch().await.unwrap());
+        assert!(elsewhere.auth_generation() > g_elsewhere);
+
+        // Issuing a token changes nothing cached; revoking (deleting) tokens does.
+        let user = here.create_user("u@example.com", "U", now).await.unwrap();
+        elsewhere.poll_auth_epoch().await.unwrap();
+        let g = elsewhere.auth_generation();
+        here.create_access_token(user.principal_id, "ab", Some(now), now)
+            .await
+            .unwrap();
+        assert!(!elsewhere.poll_auth_epoch().await.unwrap());
+        here.purge_expired_tokens(now).await.unwrap();
+        assert!(elsewhere.poll_auth_epoch().await.unwrap());
+        assert!(elsewhere.auth_generation() > g);
+
+        // Plain SQL from outside (an operator's repair) is seen too.
+        here.grant_org_role(org.id, user.principal_id, invites_domain::OrgRole::Owner)
+            .await
+            .unwrap();
+        elsewhere.poll_auth_epoch().await.unwrap();
+        sqlx::query("DELETE FROM org_roles")
+            .execute(here.writer())
+            .await
+            .unwrap();
+        assert!(elsewhere.poll_auth_epoch().await.unwrap());
+        elsewhere.close().await;
     }
 
     #[tokio::test]

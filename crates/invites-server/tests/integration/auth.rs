@@ -478,3 +478,42 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         s.stop().await;
     }
 }
+
+/// Credentials are cached in memory; a change made by another process (the admin command,
+/// another replica) reaches this server through the database's auth epoch, polled every
+/// `AUTH_POLL_INTERVAL`.
+#[tokio::test]
+async fn a_key_rotated_by_another_process_stops_working_soon_after() {
+    let s = TestServer::start().await;
+    let key = s.key("owner");
+    let path = org_invites(&s);
+    for _ in 0..3 {
+        let r = s.digest(Method::GET, &path, &key).await;
+        assert_eq!(r.status(), StatusCode::OK, "cached after the first");
+    }
+    // Another process: its own connections to the same database file.
+    let other = invites_store::Store::open(s.db_path().to_str().unwrap())
+        .await
+        .unwrap();
+    let fresh = invites_server::credentials::new_api_key();
+    assert!(other
+        .rotate_api_key(&key.0, &fresh.ha1_md5, &fresh.ha1_sha256)
+        .await
+        .unwrap());
+    other.close().await;
+    let bound = invites_server::cache::AUTH_POLL_INTERVAL * 30;
+    let started = std::time::Instant::now();
+    loop {
+        let r = s.digest(Method::GET, &path, &key).await;
+        if r.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(
+            started.elapsed() < bound,
+            "the old private key still works {bound:?} after the rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}

@@ -1,0 +1,329 @@
+//! Removal of pending Atlas and Ops Manager invitations through one writer task that commits a
+//! batch of removals per transaction, with one DELETE and one audit INSERT per batch.
+//!
+//! Requests queue on a channel; the task takes whatever has queued (up to [`MAX_BATCH`]) while
+//! the previous batch was committing, so under load a transaction carries many removals and
+//! when idle it carries one, with no waiting for a batch to fill. A removal is answered only
+//! after its transaction committed. If a batch fails (a constraint, a trigger, a full disk), its
+//! removals are retried one transaction each, so one bad row fails only its own request.
+
+use std::collections::{HashMap, HashSet};
+
+use invites_domain::ObjectId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit::{self, AuditEntry, AuditRow};
+use crate::{InvitationScope, Result, Store, StoreError};
+
+/// Most removals per transaction: 3 parameters each in the DELETE, 9 in the audit INSERT.
+pub(crate) const MAX_BATCH: usize = 64;
+/// Removals waiting for the writer at most; callers wait for room beyond that.
+const QUEUE: usize = 4096;
+
+/// What happened to one requested removal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// The pending invitation was removed and the removal audited.
+    Removed,
+    /// No pending invitation with that id exists in the scope.
+    NotFound,
+    /// A pending invitation with that id is a project invitation of the organization named as
+    /// the scope: it must be removed through its project.
+    ProjectInvitation,
+}
+
+pub(crate) struct Job {
+    scope: InvitationScope,
+    id: ObjectId,
+    audit: AuditEntry,
+    reply: oneshot::Sender<Result<Removal>>,
+}
+
+/// Starts the writer task over `writer`; it ends when every sender is dropped.
+pub(crate) fn start(writer: sqlx::AnyPool) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(writer, rx));
+    tx
+}
+
+async fn run(writer: sqlx::AnyPool, mut rx: mpsc::Receiver<Job>) {
+    let mut queued: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut carried: Vec<Job> = Vec::new();
+    loop {
+        if carried.is_empty() && rx.recv_many(&mut queued, MAX_BATCH).await == 0 {
+            return;
+        }
+        let mut batch = std::mem::take(&mut carried);
+        batch.append(&mut queued);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // The same id twice in one batch would be removed once but reported twice: the later
+        // requests wait for the next batch, where they find nothing, as they would have in turn.
+        let mut ids = HashSet::with_capacity(batch.len());
+        let (unique, again): (Vec<Job>, Vec<Job>) =
+            batch.into_iter().partition(|job| ids.insert(job.id));
+        carried = again;
+        execute(&writer, unique).await;
+    }
+}
+
+async fn execute(writer: &sqlx::AnyPool, jobs: Vec<Job>) {
+    let outcome = remove_batch(writer, &jobs).await;
+    match outcome {
+        Ok(outcomes) => {
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = job.reply.send(Ok(outcome));
+            }
+        }
+        Err(e) if jobs.len() == 1 => {
+            let job = jobs.into_iter().next().expect("one job");
+            let _ = job.reply.send(Err(e));
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, removals = jobs.len(), "batch failed; removing one by one");
+            for job in jobs {
+                let result = remove_batch(writer, std::slice::from_ref(&job))
+                    .await
+                    .map(|outcomes| outcomes[0]);
+                let _ = job.reply.send(result);
+            }
+        }
+    }
+}
+
+/// Removes the pending invitations of `jobs` (distinct ids) in one transaction and audits each
+/// removal; returns an outcome per job, in order.
+async fn remove_batch(writer: &sqlx::AnyPool, jobs: &[Job]) -> Result<Vec<Removal>> {
+    // One term per job: the id, and either the project (project scope) or the organization with
+    // no project (organization scope). The unused parameter is NULL, which matches nothing, so
+    // every term has the same shape and a batch size has one statement text.
+    let terms: Vec<String> = (0..jobs.len())
+        .map(|i| {
+            let n = 3 * i;
+            format!(
+                "(id = ${} AND (project_id = ${} OR (project_id IS NULL AND org_id = ${})))",
+                n + 1,
+                n + 2,
+                n + 3
+            )
+        })
+        .collect();
+    let sql = format!(
+        "DELETE FROM invitations WHERE status = 'PENDING' AND ({}) RETURNING id",
+        terms.join(" OR ")
+    );
+    let mut query = sqlx::query_as::<_, (String,)>(&sql);
+    for job in jobs {
+        let (project, org) = match job.scope {
+            InvitationScope::Project(p) => (Some(p.to_string()), None),
+            InvitationScope::Org(o) => (None, Some(o.to_string())),
+        };
+        query = query.bind(job.id.to_string()).bind(project).bind(org);
+    }
+    let mut tx = writer.begin().await?;
+    let removed: HashSet<String> = query
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+    let mut outcomes: Vec<Removal> = jobs
+        .iter()
+        .map(|job| {
+            if removed.contains(&job.id.to_string()) {
+                Removal::Removed
+            } else {
+                Removal::NotFound
+            }
+        })
+        .collect();
+    // Why the others were not removed: only an organization-scope removal of one of that
+    // organization's project invitations differs from "not found".
+    let org_misses: Vec<(usize, ObjectId, ObjectId)> = jobs
+        .iter()
+        .zip(&outcomes)
+        .enumerate()
+        .filter_map(|(i, (job, outcome))| match (job.scope, outcome) {
+            (InvitationScope::Org(org), Removal::NotFound) => Some((i, job.id, org)),
+            _ => None,
+        })
+        .collect();
+    if !org_misses.is_empty() {
+        let list = crate::placeholders(1, org_misses.len());
+        let sql = format!(
+            "SELECT id, org_id FROM invitations WHERE status = 'PENDING' \
+             AND project_id IS NOT NULL AND id IN ({list})"
+        );
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+        for (_, id, _) in &org_misses {
+            query = query.bind(id.to_string());
+        }
+        let owners: HashMap<String, String> =
+            query.fetch_all(&mut *tx).await?.into_iter().collect();
+        for (i, id, org) in org_misses {
+            if owners.get(&id.to_string()) == Some(&org.to_string()) {
+                outcomes[i] = Removal::ProjectInvitation;
+            }
+        }
+    }
+    let rows: Vec<AuditRow> = jobs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| **outcome == Removal::Removed)
+        .map(|(job, _)| AuditRow {
+            entry: &job.audit,
+            action: "invitation.removed",
+            target_kind: "invitation",
+            target_id: job.id.to_string(),
+            detail: "{}".to_owned(),
+        })
+        .collect();
+    audit::write_many(&mut tx, &rows).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+impl Store {
+    /// Removes the pending invitation `id` from `scope` and audits it, committed before this
+    /// returns. Removals from all callers are batched into shared transactions (see the module
+    /// documentation); the outcome is this removal's alone.
+    pub async fn remove_pending_invitation(
+        &self,
+        scope: InvitationScope,
+        id: ObjectId,
+        audit: &AuditEntry,
+    ) -> Result<Removal> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            scope,
+            id,
+            audit: audit.clone(),
+            reply,
+        };
+        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+        self.removals.send(job).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::fresh;
+    use chrono::Utc;
+    use invites_domain::NewInvitation;
+
+    async fn invitations(store: &Store, org: ObjectId, n: usize) -> Vec<ObjectId> {
+        let a = AuditEntry::operator(Utc::now());
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let new = NewInvitation {
+                org_id: org,
+                project_id: None,
+                username: format!("u{i}@example.com"),
+                inviter_username: "owner@example.com".into(),
+                roles: vec!["ORG_MEMBER".into()],
+                team_ids: vec![],
+                group_role_assignments: vec![],
+            };
+            ids.push(store.create_invitation(&new, &a).await.unwrap().id);
+        }
+        ids
+    }
+
+    async fn audit_count(store: &Store, action: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        n
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_removals_each_win_once_and_are_audited_once() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let org = store.create_org("Acme", now).await.unwrap();
+        let ids = invitations(&store, org.id, 150).await;
+        // Every id requested three times at once, so batches hold duplicates and carry them.
+        let mut tasks = Vec::new();
+        for round in 0..3 {
+            for &id in &ids {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let a = AuditEntry::operator(Utc::now());
+                    let outcome = store
+                        .remove_pending_invitation(InvitationScope::Org(org.id), id, &a)
+                        .await
+                        .unwrap();
+                    (round, id, outcome)
+                }));
+            }
+        }
+        let mut removed: HashMap<ObjectId, usize> = HashMap::new();
+        for t in tasks {
+            let (_, id, outcome) = t.await.unwrap();
+            match outcome {
+                Removal::Removed => *removed.entry(id).or_default() += 1,
+                Removal::NotFound => {}
+                Removal::ProjectInvitation => panic!("{id} is an organization invitation"),
+            }
+        }
+        assert_eq!(removed.len(), ids.len(), "every invitation removed");
+        assert!(removed.values().all(|n| *n == 1), "each exactly once");
+        assert_eq!(audit_count(&store, "invitation.removed").await, 150);
+        for id in ids {
+            assert!(store.invitation(id).await.unwrap().is_none());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_row_fails_only_its_own_removal() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let org = store.create_org("Acme", now).await.unwrap();
+        let ids = invitations(&store, org.id, 40).await;
+        let bad = ids[7];
+        let trigger = match store.backend() {
+            crate::Backend::Sqlite => format!(
+                "CREATE TRIGGER refuse BEFORE DELETE ON invitations WHEN OLD.id = '{bad}' \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+            ),
+            crate::Backend::Postgres => format!(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF OLD.id = '{bad}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN OLD; END; $$; \
+                 CREATE TRIGGER refuse BEFORE DELETE ON invitations FOR EACH ROW EXECUTE FUNCTION refuse();"
+            ),
+        };
+        store.run_script(&trigger).await.unwrap();
+        let mut tasks = Vec::new();
+        for &id in &ids {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let a = AuditEntry::operator(Utc::now());
+                let outcome = store
+                    .remove_pending_invitation(InvitationScope::Org(org.id), id, &a)
+                    .await;
+                (id, outcome)
+            }));
+        }
+        for t in tasks {
+            let (id, outcome) = t.await.unwrap();
+            if id == bad {
+                assert!(
+                    matches!(outcome, Err(StoreError::Database(_))),
+                    "{outcome:?}"
+                );
+            } else {
+                assert_eq!(outcome.unwrap(), Removal::Removed);
+            }
+        }
+        assert!(store.invitation(bad).await.unwrap().is_some());
+        assert_eq!(audit_count(&store, "invitation.removed").await, 39);
+    }
+}
