@@ -85,6 +85,34 @@ pub(crate) async fn write(
     .await
 }
 
+/// The audit INSERT's columns, in bind order.
+const INSERT: &str = "INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) VALUES ";
+
+/// Writes one audit row on the SQLite writer thread (see `writer`).
+pub(crate) fn write_on_writer(conn: &rusqlite::Connection, row: &AuditRow<'_>) -> Result<()> {
+    let sql = format!("{INSERT}({})", numbered(1, AUDIT_COLUMNS));
+    conn.prepare_cached(&sql)?.execute(rusqlite::params![
+        row.entry.at.timestamp_millis(),
+        row.entry.actor_kind,
+        row.entry.actor_id,
+        row.entry.actor_display,
+        row.action,
+        row.target_kind,
+        row.target_id,
+        row.entry.remote_addr,
+        row.detail,
+    ])?;
+    Ok(())
+}
+
+/// `?1, ?2, ...`: SQLite's numbered placeholders, for rusqlite.
+fn numbered(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Writes audit rows, up to [`ROWS_PER_STATEMENT`] per statement.
 pub(crate) async fn write_many(
     conn: &mut sqlx::AnyConnection,
@@ -94,10 +122,7 @@ pub(crate) async fn write_many(
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("({})", placeholders(i * AUDIT_COLUMNS + 1, AUDIT_COLUMNS)))
             .collect();
-        let sql = format!(
-            "INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) VALUES {}",
-            values.join(", ")
-        );
+        let sql = format!("{INSERT}{}", values.join(", "));
         let mut query = sqlx::query(&sql);
         for row in chunk {
             query = query

@@ -1,5 +1,7 @@
 //! Community groups and courses, and invitations to them.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use invites_domain::community::{CommunityTarget, InvitedUser};
 use invites_domain::CommunityRole;
@@ -18,6 +20,55 @@ pub struct CourseRecord {
     pub id: i64,
     pub name: String,
     pub creator_user_id: i64,
+}
+
+/// Each id once, ascending: PostgreSQL locks the rows in index order, so two replicas removing
+/// overlapping lists wait for each other instead of deadlocking.
+fn ascending_unique(ids: &[i64]) -> Vec<i64> {
+    let mut unique = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    unique
+}
+
+/// Removes the pending invitations of `n` users to `target` (parameters: the target's id, then
+/// the users); returns (invitation id, user id) per removal. The same text runs on SQLite's
+/// writer thread and through sqlx.
+fn removal_sql(target: CommunityTarget, n: usize) -> String {
+    let col = invitation_column(target);
+    format!(
+        "DELETE FROM community_invitations WHERE {col} = $1 AND status = 'PENDING' \
+         AND user_id IN ({}) RETURNING id, user_id",
+        placeholders(2, n)
+    )
+}
+
+/// The listed ids that removed nothing, in the order given; a duplicated id can remove only once.
+fn offending(listed: &[i64], removed: &[(i64, i64)]) -> Vec<i64> {
+    let gone: HashSet<i64> = removed.iter().map(|&(_, user)| user).collect();
+    let mut used = HashSet::new();
+    listed
+        .iter()
+        .copied()
+        .filter(|id| !(gone.contains(id) && used.insert(*id)))
+        .collect()
+}
+
+fn removal_audit_rows<'a>(
+    target: CommunityTarget,
+    removed: &[(i64, i64)],
+    entry: &'a AuditEntry,
+) -> Vec<AuditRow<'a>> {
+    removed
+        .iter()
+        .map(|&(inv, user)| AuditRow {
+            entry,
+            action: "community_invitation.removed",
+            target_kind: "community_invitation",
+            target_id: inv.to_string(),
+            detail: serde_json::json!({ target.kind(): target.id(), "user": user }).to_string(),
+        })
+        .collect()
 }
 
 impl Store {
@@ -260,49 +311,47 @@ impl Store {
         user_ids: &[i64],
         audit_entry: &AuditEntry,
     ) -> Result<Vec<i64>> {
-        let col = invitation_column(target);
-        // Each id once, ascending: PostgreSQL locks the rows in index order, so two replicas
-        // removing overlapping lists wait for each other instead of deadlocking.
-        let mut unique = user_ids.to_vec();
-        unique.sort_unstable();
-        unique.dedup();
+        let unique = ascending_unique(user_ids);
+        if let Some(writer) = &self.sqlite_writer {
+            let (user_ids, audit_entry) = (user_ids.to_vec(), audit_entry.clone());
+            return writer
+                .run(move |sp| {
+                    let mut removed = Vec::with_capacity(unique.len());
+                    for chunk in unique.chunks(IDS_PER_STATEMENT) {
+                        let mut statement = sp.prepare_cached(&removal_sql(target, chunk.len()))?;
+                        let params = std::iter::once(target.id()).chain(chunk.iter().copied());
+                        let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+                        while let Some(row) = rows.next()? {
+                            removed.push((row.get(0)?, row.get(1)?));
+                        }
+                    }
+                    let offending = offending(&user_ids, &removed);
+                    if offending.is_empty() {
+                        for row in removal_audit_rows(target, &removed, &audit_entry) {
+                            audit::write_on_writer(&sp, &row)?;
+                        }
+                        sp.commit()?;
+                    }
+                    Ok(offending)
+                })
+                .await;
+        }
         let mut tx = self.writer().begin().await?;
         let mut removed: Vec<(i64, i64)> = Vec::with_capacity(unique.len());
         for chunk in unique.chunks(IDS_PER_STATEMENT) {
-            let list = placeholders(2, chunk.len());
-            let sql = format!(
-                "DELETE FROM community_invitations WHERE {col} = $1 AND status = 'PENDING' \
-                 AND user_id IN ({list}) RETURNING id, user_id"
-            );
+            let sql = removal_sql(target, chunk.len());
             let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(target.id());
             for &id in chunk {
                 query = query.bind(id);
             }
             removed.extend(query.fetch_all(&mut *tx).await?);
         }
-        let gone: std::collections::HashSet<i64> = removed.iter().map(|&(_, user)| user).collect();
-        // In the order given: a listed id is offending unless it removed something, and a
-        // duplicated id can remove only once.
-        let mut used = std::collections::HashSet::new();
-        let offending: Vec<i64> = user_ids
-            .iter()
-            .copied()
-            .filter(|id| !(gone.contains(id) && used.insert(*id)))
-            .collect();
+        let offending = offending(user_ids, &removed);
         if !offending.is_empty() {
             tx.rollback().await?;
             return Ok(offending);
         }
-        let rows: Vec<AuditRow> = removed
-            .iter()
-            .map(|&(inv, user)| AuditRow {
-                entry: audit_entry,
-                action: "community_invitation.removed",
-                target_kind: "community_invitation",
-                target_id: inv.to_string(),
-                detail: serde_json::json!({ target.kind(): target.id(), "user": user }).to_string(),
-            })
-            .collect();
+        let rows = removal_audit_rows(target, &removed, audit_entry);
         audit::write_many(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(Vec::new())

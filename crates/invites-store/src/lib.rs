@@ -15,6 +15,7 @@ mod checkpoint;
 mod community;
 mod invitations;
 mod removals;
+mod writer;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -101,6 +102,9 @@ pub enum StoreError {
     /// Anything else from the driver.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// Anything else from the SQLite writer thread (see `writer`).
+    #[error("database error: {0}")]
+    Sqlite(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -146,8 +150,10 @@ pub struct Store {
     backend: Backend,
     /// See [`Store::auth_generation`].
     auth: Arc<AuthGeneration>,
-    /// The queue of the task that removes invitations in batches (see `removals`).
-    removals: tokio::sync::mpsc::Sender<removals::Job>,
+    /// SQLite: the writer thread that commits batches of removals (see `writer`).
+    sqlite_writer: Option<writer::Writer>,
+    /// PostgreSQL: the queue of the task that removes invitations in batches (see `removals`).
+    removals: Option<tokio::sync::mpsc::Sender<removals::Job>>,
     /// Background tasks (the SQLite checkpointer) run while this lives.
     lifetime: Arc<()>,
 }
@@ -174,14 +180,14 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url);
-        let (pool, writer) = match backend {
+        let (pool, writer, path) = match backend {
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await?;
-                (pool.clone(), pool)
+                (pool.clone(), pool, None)
             }
             Backend::Sqlite => {
                 let url = if url.starts_with("sqlite:") {
@@ -215,11 +221,12 @@ impl Store {
                 // The writer first: it creates the file and switches it to WAL.
                 let writer = options(1).connect(&url).await?;
                 let pool = options(4).connect(&url).await?;
-                (pool, writer)
+                (pool, writer, Some(sqlite_path(&url)))
             }
         };
-        let store = Store {
-            removals: removals::start(writer.clone()),
+        let mut store = Store {
+            sqlite_writer: None,
+            removals: None,
             pool,
             writer,
             backend,
@@ -229,10 +236,16 @@ impl Store {
             }),
             lifetime: Arc::new(()),
         };
-        if backend == Backend::Sqlite {
-            checkpoint::start(store.pool.clone(), Arc::downgrade(&store.lifetime));
-        }
         store.migrate().await?;
+        match path {
+            Some(path) => {
+                checkpoint::start(store.pool.clone(), Arc::downgrade(&store.lifetime));
+                let writer = writer::Writer::start(path)
+                    .map_err(|e| StoreError::Sqlite(format!("cannot start the writer: {e}")))?;
+                store.sqlite_writer = Some(writer);
+            }
+            None => store.removals = Some(removals::start(store.writer.clone())),
+        }
         Ok(store)
     }
 
@@ -402,6 +415,16 @@ impl Store {
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
     }
+}
+
+/// The file an `sqlite:` URL names (`sqlite://path?options` or `sqlite:path`).
+fn sqlite_path(url: &str) -> std::path::PathBuf {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let file = rest.split_once('?').map_or(rest, |(file, _)| file);
+    std::path::PathBuf::from(file)
 }
 
 /// The most ids one statement binds: far below SQLite's (32,766) and PostgreSQL's (65,535)

@@ -1,7 +1,9 @@
-//! Removal of pending Atlas and Ops Manager invitations through one writer task that commits a
-//! batch of removals per transaction, with one DELETE and one audit INSERT per batch.
+//! Removal of pending Atlas and Ops Manager invitations, batched: many removals share one
+//! transaction.
 //!
-//! Requests queue on a channel; the task takes whatever has queued (up to [`MAX_BATCH`]) while
+//! On SQLite each removal is a job of the writer thread (see `writer`). On PostgreSQL they queue
+//! for a task that runs one DELETE and one audit INSERT per batch, over the pool:
+//! requests queue on a channel; the task takes whatever has queued (up to [`MAX_BATCH`]) while
 //! the previous batch was committing, so under load a transaction carries many removals and
 //! when idle it carries one, with no waiting for a batch to fill. A removal is answered only
 //! after its transaction committed. If a batch fails (a constraint, a trigger, a full disk), its
@@ -118,10 +120,7 @@ async fn remove_batch(writer: &sqlx::AnyPool, jobs: &[Job]) -> Result<Vec<Remova
     );
     let mut query = sqlx::query_as::<_, (String,)>(&sql);
     for job in jobs {
-        let (project, org) = match job.scope {
-            InvitationScope::Project(p) => (Some(p.to_string()), None),
-            InvitationScope::Org(o) => (None, Some(o.to_string())),
-        };
+        let (project, org) = scope_columns(job.scope);
         query = query.bind(job.id.to_string()).bind(project).bind(org);
     }
     let mut tx = writer.begin().await?;
@@ -187,6 +186,64 @@ async fn remove_batch(writer: &sqlx::AnyPool, jobs: &[Job]) -> Result<Vec<Remova
     Ok(outcomes)
 }
 
+/// One removal on the SQLite writer thread, in its savepoint.
+fn remove_on_writer(
+    sp: rusqlite::Savepoint<'_>,
+    scope: InvitationScope,
+    id: ObjectId,
+    audit: &AuditEntry,
+) -> Result<Removal> {
+    use rusqlite::OptionalExtension;
+    let (project, org) = scope_columns(scope);
+    let id_text = id.to_string();
+    let removed = sp
+        .prepare_cached(
+            "DELETE FROM invitations WHERE id = ?1 AND status = 'PENDING' \
+             AND (project_id = ?2 OR (project_id IS NULL AND org_id = ?3)) RETURNING id",
+        )?
+        .query_row(rusqlite::params![id_text, project, org], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !removed {
+        let InvitationScope::Org(org) = scope else {
+            return Ok(Removal::NotFound);
+        };
+        let owner: Option<String> = sp
+            .prepare_cached(
+                "SELECT org_id FROM invitations WHERE id = ?1 AND status = 'PENDING' \
+                 AND project_id IS NOT NULL",
+            )?
+            .query_row([&id_text], |row| row.get(0))
+            .optional()?;
+        return Ok(if owner == Some(org.to_string()) {
+            Removal::ProjectInvitation
+        } else {
+            Removal::NotFound
+        });
+    }
+    audit::write_on_writer(
+        &sp,
+        &AuditRow {
+            entry: audit,
+            action: "invitation.removed",
+            target_kind: "invitation",
+            target_id: id_text,
+            detail: "{}".to_owned(),
+        },
+    )?;
+    sp.commit()?;
+    Ok(Removal::Removed)
+}
+
+/// The (project_id, org_id) a removal matches: a project, or an organization with no project.
+/// The other is NULL, which matches nothing.
+fn scope_columns(scope: InvitationScope) -> (Option<String>, Option<String>) {
+    match scope {
+        InvitationScope::Project(p) => (Some(p.to_string()), None),
+        InvitationScope::Org(o) => (None, Some(o.to_string())),
+    }
+}
+
 impl Store {
     /// Removes the pending invitation `id` from `scope` and audits it, committed before this
     /// returns. Removals from all callers are batched into shared transactions (see the module
@@ -197,6 +254,16 @@ impl Store {
         id: ObjectId,
         audit: &AuditEntry,
     ) -> Result<Removal> {
+        if let Some(writer) = &self.sqlite_writer {
+            let audit = audit.clone();
+            return writer
+                .run(move |sp| remove_on_writer(sp, scope, id, &audit))
+                .await;
+        }
+        let queue = self
+            .removals
+            .as_ref()
+            .expect("a PostgreSQL store has a removal queue");
         let (reply, answer) = oneshot::channel();
         let job = Job {
             scope,
@@ -205,7 +272,7 @@ impl Store {
             reply,
         };
         let closed = || StoreError::Database(sqlx::Error::PoolClosed);
-        self.removals.send(job).await.map_err(|_| closed())?;
+        queue.send(job).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 }
@@ -316,7 +383,10 @@ mod tests {
             let (id, outcome) = t.await.unwrap();
             if id == bad {
                 assert!(
-                    matches!(outcome, Err(StoreError::Database(_))),
+                    matches!(
+                        outcome,
+                        Err(StoreError::Database(_) | StoreError::Sqlite(_))
+                    ),
                     "{outcome:?}"
                 );
             } else {

@@ -1,0 +1,268 @@
+//! SQLite only: one writer connection on its own thread that commits a batch of write jobs per
+//! transaction, each job in its own savepoint.
+//!
+//! Why not sqlx here: sqlx's SQLite driver runs every statement as a round trip between the
+//! async task and the connection's worker thread, so a removal (begin, delete, audit, commit)
+//! cost four thread hand-offs, and the single writer spent more time waiting for them than
+//! writing. This thread runs whole jobs with rusqlite (the same bundled SQLite library) and
+//! cached prepared statements: one hand-off in, one out, per job, and one commit per batch.
+//!
+//! Jobs queue on a channel; the thread takes whatever has queued (up to [`MAX_BATCH`]) while
+//! the previous batch was committing, so a transaction carries many jobs under load and one
+//! when idle, with no waiting for a batch to fill. A job's result reaches its caller only after
+//! the transaction committed. A job that fails has its savepoint rolled back and gets its error;
+//! the others in the batch are unaffected. If the commit itself fails, every job in the batch
+//! gets that failure and none of their changes remain.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, Savepoint, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Result, StoreError};
+
+/// Most jobs per transaction.
+const MAX_BATCH: usize = 128;
+/// How long the writer naps between tries of a locked database, and how many tries it makes.
+const BUSY_NAP: std::time::Duration = std::time::Duration::from_micros(200);
+const BUSY_TRIES: i32 = 25_000;
+/// Jobs waiting for the writer at most; callers wait for room beyond that.
+const QUEUE: usize = 4096;
+
+/// A job as the thread sees it: run it in a savepoint, later answer with the commit's outcome.
+trait Job: Send {
+    fn run(&mut self, savepoint: Savepoint<'_>);
+    fn answer(self: Box<Self>, commit: Option<&rusqlite::Error>);
+}
+
+struct Pending<T, F> {
+    work: Option<F>,
+    result: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(Savepoint<'_>) -> Result<T> + Send,
+{
+    fn run(&mut self, savepoint: Savepoint<'_>) {
+        if let Some(work) = self.work.take() {
+            self.result = Some(work(savepoint));
+        }
+    }
+
+    fn answer(self: Box<Self>, commit: Option<&rusqlite::Error>) {
+        let result = match (commit, self.result) {
+            (Some(e), _) => Err(StoreError::from(e)),
+            (None, Some(result)) => result,
+            (None, None) => Err(StoreError::Sqlite("the writer did not run the job".into())),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The handle to the writer thread; clones share it. The thread ends when every handle is gone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl Writer {
+    /// Starts the thread; it opens `path` (which must exist and be migrated before the first job).
+    pub(crate) fn start(path: PathBuf) -> std::io::Result<Writer> {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("invites-writer".into())
+            .spawn(move || serve(&path, rx))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `work` in the next batch. `work` gets a savepoint and must call its `commit` for its
+    /// changes to be kept (dropping it rolls them back); the result comes back once the batch's
+    /// transaction has committed.
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Savepoint<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        let gone = || StoreError::Sqlite("the writer thread has stopped".into());
+        self.jobs.send(job).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // As the sqlx connections (see `Store::open`): checkpoints run in the background.
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
+    )?;
+    // SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between tries, so the writer
+    // would oversleep a checkpoint's brief hold on the write lock by up to that much; with
+    // everything queued behind it. Short naps instead, for the same 5 s in all.
+    conn.busy_handler(Some(|attempt| {
+        if attempt >= BUSY_TRIES {
+            return false;
+        }
+        std::thread::sleep(BUSY_NAP);
+        true
+    }))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn serve(path: &Path, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+    let mut conn = match open(path) {
+        Ok(conn) => Some(conn),
+        Err(e) => {
+            tracing::error!(error = %e, path = %path.display(), "the writer cannot open the database");
+            None
+        }
+    };
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        // Reopen after a failure to open (the file may have been unavailable for a moment).
+        if conn.is_none() {
+            conn = open(path).ok();
+        }
+        let failure = match conn.as_mut() {
+            Some(conn) => commit_batch(conn, &mut batch).err(),
+            None => Some(rusqlite::Error::InvalidPath(path.to_owned())),
+        };
+        for job in batch.drain(..) {
+            job.answer(failure.as_ref());
+        }
+    }
+}
+
+fn commit_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for job in batch.iter_mut() {
+        job.run(tx.savepoint()?);
+    }
+    tx.commit()
+}
+
+impl From<&rusqlite::Error> for StoreError {
+    fn from(e: &rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        if let rusqlite::Error::SqliteFailure(failure, message) = e {
+            match failure.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return StoreError::Busy,
+                ErrorCode::DiskFull => return StoreError::Full,
+                // Unique, primary key, foreign key and check constraints, as sqlx classifies
+                // them; other constraint codes (a trigger's RAISE) are plain failures.
+                ErrorCode::ConstraintViolation
+                    if [2067, 1555, 787, 275].contains(&failure.extended_code) =>
+                {
+                    return StoreError::Conflict(message.clone().unwrap_or_else(|| e.to_string()))
+                }
+                _ => {}
+            }
+        }
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::from(&e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::fresh_with_url;
+    use crate::Backend;
+
+    async fn sqlite_writer() -> Option<(crate::Store, Writer, tempfile::TempDir)> {
+        let (store, url, dir) = fresh_with_url().await;
+        if store.backend() != Backend::Sqlite {
+            return None;
+        }
+        let writer = Writer::start(PathBuf::from(url)).unwrap();
+        Some((store, writer, dir))
+    }
+
+    async fn count(store: &crate::Store) -> i64 {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orgs")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        n
+    }
+
+    fn insert_org(name: String, keep: bool) -> impl FnOnce(Savepoint<'_>) -> Result<()> {
+        move |sp| {
+            sp.execute(
+                "INSERT INTO orgs (id, name, created_at) VALUES (printf('%024x', ?1), ?1, 0)",
+                [&name],
+            )?;
+            if keep {
+                sp.commit()?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_keep_what_they_commit_and_fail_alone() {
+        let Some((store, writer, _dir)) = sqlite_writer().await else {
+            return;
+        };
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let writer = writer.clone();
+            tasks.push(tokio::spawn(async move {
+                match i % 10 {
+                    // Fails: the same id twice violates the primary key.
+                    0 => {
+                        writer
+                            .run(move |sp| {
+                                insert_org(format!("{}", 100_000 + i), false)(sp)?;
+                                Err::<(), _>(StoreError::NotFound("made up".into()))
+                            })
+                            .await
+                    }
+                    // Runs but does not commit its savepoint.
+                    1 => {
+                        writer
+                            .run(insert_org(format!("{}", 200_000 + i), false))
+                            .await
+                    }
+                    _ => writer.run(insert_org(format!("{i}"), true)).await,
+                }
+            }));
+        }
+        let mut failed = 0;
+        for t in tasks {
+            if t.await.unwrap().is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 20);
+        assert_eq!(count(&store).await, 160);
+    }
+
+    #[tokio::test]
+    async fn a_constraint_violation_is_a_conflict() {
+        let Some((_store, writer, _dir)) = sqlite_writer().await else {
+            return;
+        };
+        writer.run(insert_org("x".into(), true)).await.unwrap();
+        let again = writer.run(insert_org("x".into(), true)).await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    }
+}
