@@ -16,8 +16,9 @@ use sqlx::AnyPool;
 
 /// How often the log is folded into the database.
 pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
-/// Log frames (pages) beyond which a checkpoint restarts the log: 64 MiB at 4 KiB pages.
-pub(crate) const RESTART_FRAMES: i64 = 16_384;
+/// Log frames (pages) beyond which a checkpoint restarts the log: 64 MiB at 1 KiB pages. Each
+/// restart holds the writer for a moment, so not much lower.
+pub(crate) const RESTART_FRAMES: i64 = 65_536;
 
 /// Starts the checkpointing task; it ends when `alive` can no longer be upgraded (every
 /// [`crate::Store`] clone dropped) or the pool is closed.
