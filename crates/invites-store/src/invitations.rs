@@ -37,6 +37,25 @@ const SELECT: &str =
      i.roles, i.team_ids, i.group_role_assignments, i.status, i.created_at, i.expires_at \
      FROM invitations i JOIN orgs o ON o.id = i.org_id LEFT JOIN projects p ON p.id = i.project_id";
 
+/// A [`Row`] from rusqlite (see `reader`).
+fn row_tuple(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+    ))
+}
+
 fn decode(row: Row) -> Result<Invitation> {
     let (
         id,
@@ -141,6 +160,20 @@ impl Store {
         let sql = format!(
             "{SELECT} WHERE {clause} AND i.status = 'PENDING' AND ($2 IS NULL OR i.username = $2) ORDER BY i.created_at, i.id"
         );
+        if let Some(readers) = &self.sqlite_readers {
+            let username = username.map(str::to_owned);
+            return readers
+                .read(move |conn| {
+                    let mut statement = conn.prepare_cached(&sql)?;
+                    let mut rows = statement.query(rusqlite::params![id.to_string(), username])?;
+                    let mut found = Vec::new();
+                    while let Some(row) = rows.next()? {
+                        found.push(decode(row_tuple(row)?)?);
+                    }
+                    Ok(found)
+                })
+                .await;
+        }
         let rows: Vec<Row> = sqlx::query_as(&sql)
             .bind(id.to_string())
             .bind(username)

@@ -14,6 +14,7 @@ mod auth;
 mod checkpoint;
 mod community;
 mod invitations;
+mod reader;
 mod removals;
 mod writer;
 
@@ -152,6 +153,8 @@ pub struct Store {
     auth: Arc<AuthGeneration>,
     /// SQLite: the writer thread that commits batches of removals (see `writer`).
     sqlite_writer: Option<writer::Writer>,
+    /// SQLite: connections for long reads (see `reader`).
+    sqlite_readers: Option<Arc<reader::Readers>>,
     /// PostgreSQL: the queue of the task that removes invitations in batches (see `removals`).
     removals: Option<tokio::sync::mpsc::Sender<removals::Job>>,
     /// Background tasks (the SQLite checkpointer) run while this lives.
@@ -229,6 +232,7 @@ impl Store {
         };
         let mut store = Store {
             sqlite_writer: None,
+            sqlite_readers: None,
             removals: None,
             pool,
             writer,
@@ -243,6 +247,7 @@ impl Store {
         match path {
             Some(path) => {
                 checkpoint::start(store.pool.clone(), Arc::downgrade(&store.lifetime));
+                store.sqlite_readers = Some(reader::Readers::new(path.clone()));
                 let writer = writer::Writer::start(path)
                     .map_err(|e| StoreError::Sqlite(format!("cannot start the writer: {e}")))?;
                 store.sqlite_writer = Some(writer);
@@ -398,11 +403,22 @@ impl Store {
     /// read a large log at start (a fixture or bulk load can leave hundreds of megabytes).
     pub async fn close(&self) {
         if self.backend == Backend::Sqlite {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.writer)
-                .await
-            {
-                tracing::warn!(error = %e, "WAL checkpoint at close failed");
+            // The background checkpointer may hold the checkpoint lock for a moment, in which
+            // case SQLite answers busy at once: try again, for up to a second.
+            for attempt in 0..100 {
+                let done: std::result::Result<(i64, i64, i64), _> =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(&self.writer)
+                        .await;
+                match done {
+                    Ok((0, _, _)) => break,
+                    Ok(_) if attempt < 99 => tokio::time::sleep(Duration::from_millis(10)).await,
+                    Ok(_) => tracing::warn!("WAL checkpoint at close stayed busy"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint at close failed");
+                        break;
+                    }
+                }
             }
         }
         self.writer.close().await;
