@@ -5,11 +5,17 @@
 //! the log into the database and syncs it before that commit returns: every thousandth write
 //! waits milliseconds for the disk, and so does everything queued behind the single writer. Here
 //! automatic checkpoints are off on every connection and this task runs a PASSIVE checkpoint
-//! (which never blocks readers or the writer) on a read connection every [`INTERVAL`]. Should
-//! the log still grow past [`RESTART_FRAMES`] (writes outpacing passive checkpoints), a RESTART
-//! checkpoint waits for the writer once and starts the log over, which bounds its size.
+//! (which never blocks readers or the writer) on a read connection every [`INTERVAL`].
+//!
+//! Under a steady stream of writes the log never empties by itself (the writer appends while the
+//! checkpoint copies), so once it holds more than [`RESTART_FRAMES`] the task asks the writer
+//! thread to start it over: between two batches, right after a passive checkpoint copied almost
+//! everything, the writer's own RESTART checkpoint has little left to copy and no lock to wait
+//! for. Should the log still reach four times that (writes by other connections while the writer
+//! thread is idle), this task runs the RESTART itself.
 
-use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::AnyPool;
@@ -22,7 +28,13 @@ pub(crate) const RESTART_FRAMES: i64 = 65_536;
 
 /// Starts the checkpointing task; it ends when `alive` can no longer be upgraded (every
 /// [`crate::Store`] clone dropped) or the pool is closed.
-pub(crate) fn start<T: Send + Sync + 'static>(pool: AnyPool, alive: Weak<T>) {
+/// `restart_wanted` is the flag the writer thread checks between batches (see
+/// `writer::Writer::start`).
+pub(crate) fn start<T: Send + Sync + 'static>(
+    pool: AnyPool,
+    alive: Weak<T>,
+    restart_wanted: Arc<AtomicBool>,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -36,12 +48,15 @@ pub(crate) fn start<T: Send + Sync + 'static>(pool: AnyPool, alive: Weak<T>) {
                     .fetch_one(&pool)
                     .await;
             match passive {
-                Ok((_, frames, _)) if frames > RESTART_FRAMES => {
+                Ok((_, frames, _)) if frames > 4 * RESTART_FRAMES => {
                     let restart: Result<(i64, i64, i64), _> =
                         sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
                             .fetch_one(&pool)
                             .await;
                     tracing::debug!(frames, ?restart, "write-ahead log restarted");
+                }
+                Ok((_, frames, _)) if frames > RESTART_FRAMES => {
+                    restart_wanted.store(true, Ordering::Release);
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "checkpoint failed; retrying"),

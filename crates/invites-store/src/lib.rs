@@ -246,9 +246,14 @@ impl Store {
         store.migrate().await?;
         match path {
             Some(path) => {
-                checkpoint::start(store.pool.clone(), Arc::downgrade(&store.lifetime));
+                let restart_wanted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                checkpoint::start(
+                    store.pool.clone(),
+                    Arc::downgrade(&store.lifetime),
+                    Arc::clone(&restart_wanted),
+                );
                 store.sqlite_readers = Some(reader::Readers::new(path.clone()));
-                let writer = writer::Writer::start(path)
+                let writer = writer::Writer::start(path, restart_wanted)
                     .map_err(|e| StoreError::Sqlite(format!("cannot start the writer: {e}")))?;
                 store.sqlite_writer = Some(writer);
             }

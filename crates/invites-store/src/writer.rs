@@ -15,6 +15,9 @@
 //! gets that failure and none of their changes remain.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags, Savepoint, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
@@ -70,11 +73,13 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the thread; it opens `path` (which must exist and be migrated before the first job).
-    pub(crate) fn start(path: PathBuf) -> std::io::Result<Writer> {
+    /// Whenever `restart_wanted` is set, the thread restarts the write-ahead log between two
+    /// batches and clears it (see `checkpoint`).
+    pub(crate) fn start(path: PathBuf, restart_wanted: Arc<AtomicBool>) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("invites-writer".into())
-            .spawn(move || serve(&path, rx))?;
+            .spawn(move || serve(&path, rx, &restart_wanted))?;
         Ok(Writer { jobs })
     }
 
@@ -122,7 +127,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn serve(path: &Path, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+fn serve(path: &Path, mut rx: mpsc::Receiver<Box<dyn Job>>, restart_wanted: &AtomicBool) {
     let mut conn = match open(path) {
         Ok(conn) => Some(conn),
         Err(e) => {
@@ -143,7 +148,21 @@ fn serve(path: &Path, mut rx: mpsc::Receiver<Box<dyn Job>>) {
         for job in batch.drain(..) {
             job.answer(failure.as_ref());
         }
+        if restart_wanted.swap(false, Ordering::AcqRel) {
+            if let Some(conn) = &conn {
+                restart_log(conn);
+            }
+        }
     }
+}
+
+/// Copies what is left of the log into the database and starts the log over.
+fn restart_log(conn: &Connection) {
+    let started = Instant::now();
+    let result = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+    });
+    tracing::debug!(?result, took = ?started.elapsed(), "write-ahead log restarted by the writer");
 }
 
 fn commit_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
@@ -192,8 +211,43 @@ mod tests {
         if store.backend() != Backend::Sqlite {
             return None;
         }
-        let writer = Writer::start(PathBuf::from(url)).unwrap();
+        let writer = Writer::start(PathBuf::from(url), Arc::default()).unwrap();
         Some((store, writer, dir))
+    }
+
+    #[tokio::test]
+    async fn the_writer_restarts_the_log_when_asked() {
+        let (store, url, _dir) = fresh_with_url().await;
+        if store.backend() != Backend::Sqlite {
+            return;
+        }
+        // No background checkpointer: with nothing else copying the log, it can only start over
+        // through the writer's restart.
+        store.close().await;
+        drop(store);
+        let wal = PathBuf::from(format!("{url}-wal"));
+        // The log's header counts restarts (its "checkpoint sequence number", bytes 12..16).
+        let restarts = || {
+            let header = std::fs::read(&wal).unwrap();
+            u32::from_be_bytes(header[12..16].try_into().unwrap())
+        };
+        let wanted = Arc::new(AtomicBool::new(false));
+        let writer = Writer::start(PathBuf::from(&url), Arc::clone(&wanted)).unwrap();
+        for i in 0..300 {
+            writer.run(insert_org(format!("{i}"), true)).await.unwrap();
+        }
+        let before = restarts();
+        writer.run(insert_org("1000".into(), true)).await.unwrap();
+        assert_eq!(restarts(), before, "nothing restarts the log unasked");
+        wanted.store(true, Ordering::Release);
+        writer.run(insert_org("1001".into(), true)).await.unwrap();
+        // The restart runs after that batch's answers went out; the next commit starts the log
+        // over.
+        writer.run(insert_org("1002".into(), true)).await.unwrap();
+        assert!(!wanted.load(Ordering::Acquire), "the request was taken");
+        assert!(restarts() > before, "the log started over");
+        let store = crate::Store::open(&url).await.unwrap();
+        assert_eq!(count(&store).await, 303);
     }
 
     async fn count(store: &crate::Store) -> i64 {
