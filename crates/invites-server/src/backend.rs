@@ -88,58 +88,52 @@ impl StoreBackend {
         StoreBackend { store, caches }
     }
 
+    /// `load`'s value through `cache` (see [`cache::through`]).
+    async fn cached<K, V>(
+        &self,
+        cache: &Cached<K, V>,
+        key: K,
+        keep: impl FnOnce(&V) -> bool,
+        load: impl std::future::Future<Output = Result<V, StoreError>>,
+    ) -> Result<V, Error>
+    where
+        K: std::hash::Hash + Eq,
+        V: Clone,
+    {
+        cache::through(&self.store, cache, key, keep, load)
+            .await
+            .map_err(store_error)
+    }
+
     async fn org_roles(&self, principal: ObjectId, org: ObjectId) -> Result<Vec<OrgRole>, Error> {
-        let load = async {
-            self.store
-                .org_roles(principal, org)
-                .await
-                .map_err(store_error)
-        };
-        cache::through(
-            &self.store,
-            &self.caches.org_roles,
-            (principal, org),
-            |_| true,
-            load,
-        )
-        .await
+        let load = self.store.org_roles(principal, org);
+        self.cached(&self.caches.org_roles, (principal, org), |_| true, load)
+            .await
     }
 
     async fn project_roles(
         &self,
         principal: ObjectId,
-        project: ObjectId,
+        p: ObjectId,
     ) -> Result<Vec<GroupRole>, Error> {
-        let load = async {
-            self.store
-                .project_roles(principal, project)
-                .await
-                .map_err(store_error)
-        };
-        let key = (principal, project);
-        cache::through(&self.store, &self.caches.project_roles, key, |_| true, load).await
+        let load = self.store.project_roles(principal, p);
+        self.cached(&self.caches.project_roles, (principal, p), |_| true, load)
+            .await
     }
 
     async fn project(&self, id: ObjectId) -> Result<Option<ProjectRecord>, Error> {
-        let load = async { self.store.project(id).await.map_err(store_error) };
-        cache::through(&self.store, &self.caches.projects, id, found, load).await
+        let load = self.store.project(id);
+        self.cached(&self.caches.projects, id, found, load).await
     }
 
     async fn course(&self, id: i64) -> Result<Option<CourseRecord>, Error> {
-        let load = async { self.store.course(id).await.map_err(store_error) };
-        cache::through(&self.store, &self.caches.courses, id, found, load).await
+        let load = self.store.course(id);
+        self.cached(&self.caches.courses, id, found, load).await
     }
 
     async fn group_exists(&self, id: i64) -> Result<bool, Error> {
-        let load = async {
-            Ok(self
-                .store
-                .community_group(id)
-                .await
-                .map_err(store_error)?
-                .is_some())
-        };
-        cache::through(&self.store, &self.caches.groups, id, |e| *e, load).await
+        let load = async { Ok(self.store.community_group(id).await?.is_some()) };
+        self.cached(&self.caches.groups, id, |e| *e, load).await
     }
 
     async fn community_role(
@@ -147,21 +141,9 @@ impl StoreBackend {
         target: CommunityTarget,
         user: i64,
     ) -> Result<Option<CommunityRole>, Error> {
-        let load = async {
-            self.store
-                .community_role(target, user)
-                .await
-                .map_err(store_error)
-        };
-        let key = (target, user);
-        cache::through(
-            &self.store,
-            &self.caches.community_roles,
-            key,
-            |_| true,
-            load,
-        )
-        .await
+        let load = self.store.community_role(target, user);
+        self.cached(&self.caches.community_roles, (target, user), |_| true, load)
+            .await
     }
 
     /// The API key with this public key from the store, its access list parsed.
@@ -432,14 +414,11 @@ impl Backend for StoreBackend {
     }
 
     async fn bearer(&self, token: &str) -> Result<Option<Principal>, Error> {
-        let load = async {
-            self.store
-                .token_owner(&sha256_hex(token))
-                .await
-                .map_err(store_error)
-        };
-        let cache = &self.caches.tokens;
-        let owner = cache::through(&self.store, cache, sha256_hex(token), found, load).await?;
+        let digest = sha256_hex(token);
+        let load = self.store.token_owner(&digest);
+        let owner = self
+            .cached(&self.caches.tokens, digest.clone(), found, load)
+            .await?;
         let now = Utc::now();
         Ok(owner
             .filter(|(_, expires)| expires.is_none_or(|e| e > now))

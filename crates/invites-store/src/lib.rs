@@ -595,19 +595,24 @@ mod tests {
         assert_eq!(g.id, 6);
     }
 
+    /// Inserts `n` organizations in one script.
+    async fn insert_orgs(store: &Store, n: u32) {
+        store
+            .run_script(&format!(
+                "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < {n}) \
+                 INSERT INTO orgs (id, name, created_at) SELECT printf('%024x', x), 'o', 0 FROM n;"
+            ))
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn closing_folds_the_write_ahead_log_into_the_database() {
         let (store, dir) = test_util::fresh().await;
         if store.backend() == Backend::Postgres {
             return;
         }
-        store
-            .run_script(
-                "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < 20000) \
-                 INSERT INTO orgs (id, name, created_at) SELECT printf('%024x', x), 'o', 0 FROM n;",
-            )
-            .await
-            .unwrap();
+        insert_orgs(&store, 20000).await;
         let wal = dir.path().join("t.db-wal");
         assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 100_000);
         store.close().await;
@@ -622,13 +627,7 @@ mod tests {
         if store.backend() == Backend::Postgres {
             return;
         }
-        store
-            .run_script(
-                "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < 500) \
-                 INSERT INTO orgs (id, name, created_at) SELECT printf('%024x', x), 'o', 0 FROM n;",
-            )
-            .await
-            .unwrap();
+        insert_orgs(&store, 500).await;
         // An immutable connection reads the database file alone, ignoring the log: it sees the
         // rows once a checkpoint (which the writer no longer runs) has copied them there.
         let file_rows = || async {

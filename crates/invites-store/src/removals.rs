@@ -311,31 +311,43 @@ mod tests {
         n
     }
 
+    /// Removes each of `ids` from `org`'s invitations, all at once from separate tasks.
+    async fn remove_at_once(
+        store: &Store,
+        org: ObjectId,
+        ids: &[ObjectId],
+    ) -> Vec<(ObjectId, Result<Removal>)> {
+        let tasks: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let a = AuditEntry::operator(Utc::now());
+                    let outcome = store
+                        .remove_pending_invitation(InvitationScope::Org(org), id, &a)
+                        .await;
+                    (id, outcome)
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        outcomes
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_removals_each_win_once_and_are_audited_once() {
         let (store, _d) = fresh().await;
         let now = Utc::now();
         let org = store.create_org("Acme", now).await.unwrap();
         let ids = invitations(&store, org.id, 150).await;
-        // Every id requested three times at once, so batches hold duplicates and carry them.
-        let mut tasks = Vec::new();
-        for round in 0..3 {
-            for &id in &ids {
-                let store = store.clone();
-                tasks.push(tokio::spawn(async move {
-                    let a = AuditEntry::operator(Utc::now());
-                    let outcome = store
-                        .remove_pending_invitation(InvitationScope::Org(org.id), id, &a)
-                        .await
-                        .unwrap();
-                    (round, id, outcome)
-                }));
-            }
-        }
+        // Every id requested three times at once, so batches hold duplicates.
+        let thrice: Vec<ObjectId> = [&ids[..], &ids[..], &ids[..]].concat();
         let mut removed: HashMap<ObjectId, usize> = HashMap::new();
-        for t in tasks {
-            let (_, id, outcome) = t.await.unwrap();
-            match outcome {
+        for (id, outcome) in remove_at_once(&store, org.id, &thrice).await {
+            match outcome.unwrap() {
                 Removal::Removed => *removed.entry(id).or_default() += 1,
                 Removal::NotFound => {}
                 Removal::ProjectInvitation => panic!("{id} is an organization invitation"),
@@ -368,19 +380,7 @@ mod tests {
             ),
         };
         store.run_script(&trigger).await.unwrap();
-        let mut tasks = Vec::new();
-        for &id in &ids {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                let a = AuditEntry::operator(Utc::now());
-                let outcome = store
-                    .remove_pending_invitation(InvitationScope::Org(org.id), id, &a)
-                    .await;
-                (id, outcome)
-            }));
-        }
-        for t in tasks {
-            let (id, outcome) = t.await.unwrap();
+        for (id, outcome) in remove_at_once(&store, org.id, &ids).await {
             if id == bad {
                 assert!(
                     matches!(
