@@ -88,29 +88,41 @@ pub(crate) async fn write(
 /// The audit INSERT's columns, in bind order.
 const INSERT: &str = "INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) VALUES ";
 
-/// Writes one audit row on the SQLite writer thread (see `writer`).
-pub(crate) fn write_on_writer(conn: &rusqlite::Connection, row: &AuditRow<'_>) -> Result<()> {
-    let sql = format!("{INSERT}({})", numbered(1, AUDIT_COLUMNS));
-    conn.prepare_cached(&sql)?.execute(rusqlite::params![
-        row.entry.at.timestamp_millis(),
-        row.entry.actor_kind,
-        row.entry.actor_id,
-        row.entry.actor_display,
-        row.action,
-        row.target_kind,
-        row.target_id,
-        row.entry.remote_addr,
-        row.detail,
-    ])?;
-    Ok(())
+/// The INSERT of `rows` audit rows (`$N` placeholders, which SQLite reads by position too).
+fn insert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| format!("({})", placeholders(i * AUDIT_COLUMNS + 1, AUDIT_COLUMNS)))
+        .collect();
+    format!("{INSERT}{}", values.join(", "))
 }
 
-/// `?1, ?2, ...`: SQLite's numbered placeholders, for rusqlite.
-fn numbered(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Writes audit rows on the SQLite writer thread (see `writer`), up to [`ROWS_PER_STATEMENT`] per
+/// statement.
+pub(crate) fn write_on_writer(conn: &rusqlite::Connection, rows: &[AuditRow<'_>]) -> Result<()> {
+    use rusqlite::ToSql;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let at: Vec<i64> = chunk
+            .iter()
+            .map(|r| r.entry.at.timestamp_millis())
+            .collect();
+        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * AUDIT_COLUMNS);
+        for (row, at) in chunk.iter().zip(&at) {
+            values.extend([
+                at as &dyn ToSql,
+                &row.entry.actor_kind,
+                &row.entry.actor_id,
+                &row.entry.actor_display,
+                &row.action,
+                &row.target_kind,
+                &row.target_id,
+                &row.entry.remote_addr,
+                &row.detail,
+            ]);
+        }
+        conn.prepare_cached(&insert_sql(chunk.len()))?
+            .execute(values.as_slice())?;
+    }
+    Ok(())
 }
 
 /// Writes audit rows, up to [`ROWS_PER_STATEMENT`] per statement.
@@ -119,10 +131,7 @@ pub(crate) async fn write_many(
     rows: &[AuditRow<'_>],
 ) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", placeholders(i * AUDIT_COLUMNS + 1, AUDIT_COLUMNS)))
-            .collect();
-        let sql = format!("{INSERT}{}", values.join(", "));
+        let sql = insert_sql(chunk.len());
         let mut query = sqlx::query(&sql);
         for row in chunk {
             query = query

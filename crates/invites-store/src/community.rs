@@ -327,9 +327,8 @@ impl Store {
                     }
                     let offending = offending(&user_ids, &removed);
                     if offending.is_empty() {
-                        for row in removal_audit_rows(target, &removed, &audit_entry) {
-                            audit::write_on_writer(&sp, &row)?;
-                        }
+                        let rows = removal_audit_rows(target, &removed, &audit_entry);
+                        audit::write_on_writer(&sp, &rows)?;
                         sp.commit()?;
                     }
                     Ok(offending)

@@ -223,13 +223,13 @@ fn remove_on_writer(
     }
     audit::write_on_writer(
         &sp,
-        &AuditRow {
+        &[AuditRow {
             entry: audit,
             action: "invitation.removed",
             target_kind: "invitation",
             target_id: id_text,
             detail: "{}".to_owned(),
-        },
+        }],
     )?;
     sp.commit()?;
     Ok(Removal::Removed)
