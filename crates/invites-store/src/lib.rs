@@ -193,6 +193,15 @@ impl Store {
                 (pool.clone(), pool, None)
             }
             Backend::Sqlite => {
+                // Every connection (the pools, the writer thread, the readers) opens the file
+                // anew; in memory, each would see a database of its own.
+                if sqlite_path(url).as_os_str() == ":memory:" || url.contains("mode=memory") {
+                    return Err(StoreError::Sqlite(
+                        "an in-memory SQLite database cannot be shared by the server's connections; \
+                         give a file path"
+                            .into(),
+                    ));
+                }
                 let url = if url.starts_with("sqlite:") {
                     url.to_owned()
                 } else {
@@ -556,6 +565,14 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(sync, 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_is_refused_with_a_reason() {
+        for url in ["sqlite::memory:", "sqlite://x.db?mode=memory"] {
+            let err = Store::open(url).await.expect_err(url);
+            assert!(err.to_string().contains("in-memory"), "{url}: {err}");
         }
     }
 
