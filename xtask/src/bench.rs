@@ -734,13 +734,12 @@ fn bench_report(
         "## Where the time goes\n\n\
          Removals ((b), (c), (d)) on SQLite are bound by its single writer: one thread commits a batch of \
          removals per transaction (see ARCHITECTURE.md, `writer`). Each removal costs that thread a delete \
-         and the trigger's re-insert across the table and its indexes, an audit row and its index entry, \
-         and the log frames of every page touched (two `pwrite` calls per page). In a perf profile of (c) \
+         and the trigger's re-insert across the table and its indexes, an audit row, and the log frames \
+         of every page touched (two `pwrite` calls per page). In a perf profile of (c) \
          the writer thread is on a CPU about two thirds of the time and in its own system calls most of the \
          rest, while HTTP, authentication, caches and answers together take about half a core. Throughput \
-         therefore stays near what one thread of SQLite writing does, whatever the ceiling; the remaining steps would be schema work (a `WITHOUT ROWID` invitations table, fewer \
-         indexes touched per removal, audit rows written apart from the invitation pages) or a cheaper \
-         benchmark (no re-insert). The list (e) serves 1,000 invitations per answer: by Little's law 32 \
+         therefore stays near what one thread of SQLite writing does, whatever the ceiling; indexes that no query used are gone (a `WITHOUT ROWID` invitations table measured no \
+         faster), and what is left is the work itself, doubled here by the benchmark's re-insert. The list (e) serves 1,000 invitations per answer: by Little's law 32 \
          connections with p99 under 10 ms would need over 3,200 answers, i.e. 3.2 million invitations \
          read and serialised per second on two cores; its time is in building and serialising the JSON \
          (poem-openapi goes through `serde_json::Value`). The ceiling (a) varies between runs on this \
