@@ -51,7 +51,13 @@ where
 {
     fn run(&mut self, savepoint: Savepoint<'_>) {
         if let Some(work) = self.work.take() {
-            self.result = Some(work(savepoint));
+            // A job that panics (a bug) fails alone: its savepoint is rolled back as it unwinds,
+            // and the thread goes on serving the others.
+            let run = std::panic::AssertUnwindSafe(move || work(savepoint));
+            self.result = Some(std::panic::catch_unwind(run).unwrap_or_else(|_| {
+                tracing::error!("a write job panicked");
+                Err(StoreError::Sqlite("the write job failed".into()))
+            }));
         }
     }
 
@@ -308,6 +314,32 @@ mod tests {
         }
         assert_eq!(failed, 20);
         assert_eq!(count(&store).await, 160);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_fails_alone_and_the_writer_goes_on() {
+        let Some((store, writer, _dir)) = sqlite_writer().await else {
+            return;
+        };
+        let panicking = writer
+            .run(|sp| -> Result<()> {
+                sp.execute(
+                    "INSERT INTO orgs (id, name, created_at) VALUES (printf('%024x', 1), 'p', 0)",
+                    [],
+                )?;
+                panic!("a bug in a job, its savepoint open")
+            })
+            .await;
+        assert!(
+            matches!(panicking, Err(StoreError::Sqlite(_))),
+            "{panicking:?}"
+        );
+        writer.run(insert_org("2".into(), true)).await.unwrap();
+        assert_eq!(
+            count(&store).await,
+            1,
+            "the panicking job's row was rolled back"
+        );
     }
 
     #[tokio::test]
