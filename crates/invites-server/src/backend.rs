@@ -11,6 +11,7 @@ use invites_domain::{
 };
 use invites_store::{
     AuditEntry, CourseRecord, InvitationScope, ProjectRecord, Removal, Store, StoreError,
+    TokenOwner,
 };
 use subtle::ConstantTimeEq;
 
@@ -39,9 +40,6 @@ pub fn store_error(e: StoreError) -> Error {
         }
     }
 }
-
-/// An access token's owner and expiry (None: never).
-type TokenOwner = (Principal, Option<chrono::DateTime<Utc>>);
 
 /// What authentication and authorization read on every request, cached (see [`crate::cache`]).
 #[derive(Default)]
@@ -419,10 +417,7 @@ impl Backend for StoreBackend {
         let owner = self
             .cached(&self.caches.tokens, digest.clone(), found, load)
             .await?;
-        let now = Utc::now();
-        Ok(owner
-            .filter(|(_, expires)| expires.is_none_or(|e| e > now))
-            .map(|(principal, _)| principal))
+        Ok(owner.and_then(|owner| owner.principal_at(Utc::now()).cloned()))
     }
 
     async fn issue_token(

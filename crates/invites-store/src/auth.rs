@@ -26,6 +26,22 @@ pub struct ServiceAccountAuth {
     pub secret_sha256: String,
 }
 
+/// The principal an access token belongs to, and when the token expires (None: never).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub principal: Principal,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl TokenOwner {
+    /// The principal, if the token is still valid at `now`; it is not from `expires_at` on.
+    pub fn principal_at(&self, now: DateTime<Utc>) -> Option<&Principal> {
+        self.expires_at
+            .is_none_or(|e| e > now)
+            .then_some(&self.principal)
+    }
+}
+
 /// Principal id, kind, service-account client id, username, community user id and expiry.
 type TokenRow = (
     String,
@@ -93,16 +109,12 @@ impl Store {
         Ok(self
             .token_owner(token_sha256)
             .await?
-            .filter(|(_, expires)| expires.is_none_or(|e| e > now))
-            .map(|(principal, _)| principal))
+            .and_then(|owner| owner.principal_at(now).cloned()))
     }
 
-    /// The principal an access token (given as its SHA-256 hex) belongs to and when the token
-    /// expires (None: never), expired or not.
-    pub async fn token_owner(
-        &self,
-        token_sha256: &str,
-    ) -> Result<Option<(Principal, Option<DateTime<Utc>>)>> {
+    /// Who an access token (given as its SHA-256 hex) belongs to and when it expires, expired
+    /// or not: for callers that keep it and check the expiry on each use.
+    pub async fn token_owner(&self, token_sha256: &str) -> Result<Option<TokenOwner>> {
         let row: Option<TokenRow> = sqlx::query_as(
             "SELECT p.id, p.kind, sa.client_id, u.username, u.id, t.expires_at \
              FROM access_tokens t \
@@ -129,7 +141,10 @@ impl Store {
             display: client_id.or(username).unwrap_or_else(|| id.clone()),
             user_id,
         };
-        Ok(Some((principal, expires_at.map(from_millis).transpose()?)))
+        Ok(Some(TokenOwner {
+            principal,
+            expires_at: expires_at.map(from_millis).transpose()?,
+        }))
     }
 
     /// The roles `principal` holds in `org_id` (empty when none, or when the org does not exist).

@@ -28,7 +28,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use admin::{ApiKeyRecord, OrgRecord, ProjectRecord, ServiceAccountRecord, UserRecord};
 pub use audit::{AuditEntry, AuditRecord};
-pub use auth::{ApiKeyAuth, ServiceAccountAuth};
+pub use auth::{ApiKeyAuth, ServiceAccountAuth, TokenOwner};
 pub use community::{CommunityGroupRecord, CourseRecord};
 pub use invitations::InvitationScope;
 pub use removals::Removal;
