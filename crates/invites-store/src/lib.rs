@@ -162,7 +162,7 @@ pub struct Store {
 }
 
 /// The in-process side of the `auth_epoch` counter.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct AuthGeneration {
     /// Moves whenever something cached from the auth tables may have changed.
     generation: AtomicU64,
@@ -218,17 +218,12 @@ impl Store {
                         .acquire_timeout(Duration::from_secs(10))
                         .after_connect(|conn, _| {
                             Box::pin(async move {
-                                // 1 KiB pages (new databases only): a write rewrites a
-                                // whole page per index it touches, so smaller pages mean
-                                // less to log and sync; measured 1.5-2x the removals/s of
-                                // 4 KiB pages here. Checkpoints run in the background (see
-                                // `checkpoint`); statement journals stay in memory.
-                                conn.execute(
-                                    "PRAGMA page_size = 1024; PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                                     PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
-                                )
-                                .await?;
+                                // 1 KiB pages (new databases only; before WAL mode): a
+                                // write rewrites a whole page per index it touches, so
+                                // smaller pages mean less to log and sync; measured
+                                // 1.5-2x the removals/s of 4 KiB pages here.
+                                conn.execute("PRAGMA page_size = 1024;").await?;
+                                conn.execute(SQLITE_CONNECTION_PRAGMAS).await?;
                                 Ok(())
                             })
                         })
@@ -449,6 +444,12 @@ impl Store {
         &self.writer
     }
 }
+
+/// Settings of every SQLite connection that writes, through sqlx or on the writer thread:
+/// checkpoints run in the background (see `checkpoint`), statement journals stay in memory.
+pub(crate) const SQLITE_CONNECTION_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;";
 
 /// The file an `sqlite:` URL names (`sqlite://path?options` or `sqlite:path`).
 fn sqlite_path(url: &str) -> std::path::PathBuf {

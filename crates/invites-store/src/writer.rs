@@ -114,11 +114,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    // As the sqlx connections (see `Store::open`): checkpoints run in the background.
-    conn.execute_batch(
-        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
-    )?;
+    conn.execute_batch(crate::SQLITE_CONNECTION_PRAGMAS)?;
     // SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between tries, so the writer
     // would oversleep a checkpoint's brief hold on the write lock by up to that much; with
     // everything queued behind it. Short naps instead, for the same 5 s in all.
