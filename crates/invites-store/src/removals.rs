@@ -100,20 +100,8 @@ async fn execute(writer: &sqlx::AnyPool, jobs: Vec<Job>) {
 /// Removes the pending invitations of `jobs` (distinct ids) in one transaction and audits each
 /// removal; returns an outcome per job, in order.
 async fn remove_batch(writer: &sqlx::AnyPool, jobs: &[Job]) -> Result<Vec<Removal>> {
-    // One term per job: the id, and either the project (project scope) or the organization with
-    // no project (organization scope). The unused parameter is NULL, which matches nothing, so
-    // every term has the same shape and a batch size has one statement text.
-    let terms: Vec<String> = (0..jobs.len())
-        .map(|i| {
-            let n = 3 * i;
-            format!(
-                "(id = ${} AND (project_id = ${} OR (project_id IS NULL AND org_id = ${})))",
-                n + 1,
-                n + 2,
-                n + 3
-            )
-        })
-        .collect();
+    // One term per job; every term has the same shape, so a batch size has one statement text.
+    let terms: Vec<String> = (0..jobs.len()).map(|i| matches(3 * i + 1)).collect();
     let sql = format!(
         "DELETE FROM invitations WHERE status = 'PENDING' AND ({}) RETURNING id",
         terms.join(" OR ")
@@ -152,11 +140,7 @@ async fn remove_batch(writer: &sqlx::AnyPool, jobs: &[Job]) -> Result<Vec<Remova
         })
         .collect();
     if !org_misses.is_empty() {
-        let list = crate::placeholders(1, org_misses.len());
-        let sql = format!(
-            "SELECT id, org_id FROM invitations WHERE status = 'PENDING' \
-             AND project_id IS NOT NULL AND id IN ({list})"
-        );
+        let sql = project_owners_sql(org_misses.len());
         let mut query = sqlx::query_as::<_, (String, String)>(&sql);
         for (_, id, _) in &org_misses {
             query = query.bind(id.to_string());
@@ -173,13 +157,7 @@ async fn remove_batch(writer: &sqlx::AnyPool, jobs: &[Job]) -> Result<Vec<Remova
         .iter()
         .zip(&outcomes)
         .filter(|(_, outcome)| **outcome == Removal::Removed)
-        .map(|(job, _)| AuditRow {
-            entry: &job.audit,
-            action: "invitation.removed",
-            target_kind: "invitation",
-            target_id: job.id.to_string(),
-            detail: "{}".to_owned(),
-        })
+        .map(|(job, _)| audit_row(&job.audit, job.id))
         .collect();
     audit::write_many(&mut tx, &rows).await?;
     tx.commit().await?;
@@ -196,11 +174,12 @@ fn remove_on_writer(
     use rusqlite::OptionalExtension;
     let (project, org) = scope_columns(scope);
     let id_text = id.to_string();
+    let sql = format!(
+        "DELETE FROM invitations WHERE status = 'PENDING' AND {} RETURNING id",
+        matches(1)
+    );
     let removed = sp
-        .prepare_cached(
-            "DELETE FROM invitations WHERE id = ?1 AND status = 'PENDING' \
-             AND (project_id = ?2 OR (project_id IS NULL AND org_id = ?3)) RETURNING id",
-        )?
+        .prepare_cached(&sql)?
         .query_row(rusqlite::params![id_text, project, org], |_| Ok(()))
         .optional()?
         .is_some();
@@ -209,11 +188,8 @@ fn remove_on_writer(
             return Ok(Removal::NotFound);
         };
         let owner: Option<String> = sp
-            .prepare_cached(
-                "SELECT org_id FROM invitations WHERE id = ?1 AND status = 'PENDING' \
-                 AND project_id IS NOT NULL",
-            )?
-            .query_row([&id_text], |row| row.get(0))
+            .prepare_cached(&project_owners_sql(1))?
+            .query_row([&id_text], |row| row.get(1))
             .optional()?;
         return Ok(if owner == Some(org.to_string()) {
             Removal::ProjectInvitation
@@ -221,18 +197,43 @@ fn remove_on_writer(
             Removal::NotFound
         });
     }
-    audit::write_on_writer(
-        &sp,
-        &[AuditRow {
-            entry: audit,
-            action: "invitation.removed",
-            target_kind: "invitation",
-            target_id: id_text,
-            detail: "{}".to_owned(),
-        }],
-    )?;
+    audit::write_on_writer(&sp, &[audit_row(audit, id)])?;
     sp.commit()?;
     Ok(Removal::Removed)
+}
+
+/// The condition a removal matches a pending invitation on, with its three parameters numbered
+/// from `first`: the id, the project (project scope) and the organization (organization scope,
+/// invitations to no project); see [`scope_columns`]. `$N` placeholders, which SQLite reads by
+/// position, so the writer thread and sqlx share it.
+fn matches(first: usize) -> String {
+    format!(
+        "(id = ${} AND (project_id = ${} OR (project_id IS NULL AND org_id = ${})))",
+        first,
+        first + 1,
+        first + 2
+    )
+}
+
+/// Selects (id, org_id) of the pending project invitations among `n` ids: what tells a removal
+/// through an organization's path that the invitation belongs to one of its projects.
+fn project_owners_sql(n: usize) -> String {
+    format!(
+        "SELECT id, org_id FROM invitations WHERE status = 'PENDING' \
+         AND project_id IS NOT NULL AND id IN ({})",
+        crate::placeholders(1, n)
+    )
+}
+
+/// The audit row of a removal.
+fn audit_row(entry: &AuditEntry, id: ObjectId) -> AuditRow<'_> {
+    AuditRow {
+        entry,
+        action: "invitation.removed",
+        target_kind: "invitation",
+        target_id: id.to_string(),
+        detail: "{}".to_owned(),
+    }
 }
 
 /// The (project_id, org_id) a removal matches: a project, or an organization with no project.
