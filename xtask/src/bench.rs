@@ -592,6 +592,16 @@ pub fn server(seconds: u64) -> Result<()> {
                 200,
             ),
         ];
+        // Each scenario's load arguments beside the database, so one scenario can be replayed
+        // by hand (`invites serve` on a copy of the database, then `invites-bench load`).
+        let replay: serde_json::Map<String, serde_json::Value> = scenarios
+            .iter()
+            .map(|(scenario, _, extra, _)| ((*scenario).to_owned(), serde_json::json!(extra)))
+            .collect();
+        std::fs::write(
+            dir.join(format!("bench-{table}.scenarios.json")),
+            serde_json::to_string_pretty(&replay)?,
+        )?;
         for (scenario, title, extra, expect) in scenarios {
             println!("  {title}");
             let mut f = load(scenario, &addr, &extra, expect, seconds)?;

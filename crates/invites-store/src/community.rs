@@ -7,6 +7,7 @@ use invites_domain::community::{CommunityTarget, InvitedUser};
 use invites_domain::CommunityRole;
 
 use crate::audit::{self, AuditEntry, AuditRow};
+use crate::writer::Outcome;
 use crate::{placeholders, Result, Store, StoreError, IDS_PER_STATEMENT};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -315,10 +316,11 @@ impl Store {
         if let Some(writer) = &self.sqlite_writer {
             let (user_ids, audit_entry) = (user_ids.to_vec(), audit_entry.clone());
             return writer
-                .run(move |sp| {
+                .run(move |conn| {
                     let mut removed = Vec::with_capacity(unique.len());
                     for chunk in unique.chunks(IDS_PER_STATEMENT) {
-                        let mut statement = sp.prepare_cached(&removal_sql(target, chunk.len()))?;
+                        let mut statement =
+                            conn.prepare_cached(&removal_sql(target, chunk.len()))?;
                         let params = std::iter::once(target.id()).chain(chunk.iter().copied());
                         let mut rows = statement.query(rusqlite::params_from_iter(params))?;
                         while let Some(row) = rows.next()? {
@@ -326,12 +328,12 @@ impl Store {
                         }
                     }
                     let offending = offending(&user_ids, &removed);
-                    if offending.is_empty() {
-                        let rows = removal_audit_rows(target, &removed, &audit_entry);
-                        audit::write_on_writer(&sp, &rows)?;
-                        sp.commit()?;
+                    if !offending.is_empty() {
+                        return Ok(Outcome::Undo(offending));
                     }
-                    Ok(offending)
+                    let rows = removal_audit_rows(target, &removed, &audit_entry);
+                    audit::write_on_writer(conn, &rows)?;
+                    Ok(Outcome::Keep(offending))
                 })
                 .await;
         }

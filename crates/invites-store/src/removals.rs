@@ -15,6 +15,7 @@ use invites_domain::ObjectId;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{self, AuditEntry, AuditRow};
+use crate::writer::Outcome;
 use crate::{InvitationScope, Result, Store, StoreError};
 
 /// Most removals per transaction: 3 parameters each in the DELETE, 9 in the audit INSERT.
@@ -164,42 +165,45 @@ async fn remove_batch(writer: &sqlx::AnyPool, jobs: &[Job]) -> Result<Vec<Remova
     Ok(outcomes)
 }
 
-/// One removal on the SQLite writer thread, in its savepoint.
+/// One removal on the SQLite writer thread, inside its batch's transaction.
 fn remove_on_writer(
-    sp: rusqlite::Savepoint<'_>,
+    conn: &rusqlite::Connection,
     scope: InvitationScope,
     id: ObjectId,
     audit: &AuditEntry,
-) -> Result<Removal> {
+) -> Result<Outcome<Removal>> {
     use rusqlite::OptionalExtension;
+    static DELETE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let delete = DELETE.get_or_init(|| {
+        format!(
+            "DELETE FROM invitations WHERE status = 'PENDING' AND {} RETURNING id",
+            matches(1)
+        )
+    });
     let (project, org) = scope_columns(scope);
     let id_text = id.to_string();
-    let sql = format!(
-        "DELETE FROM invitations WHERE status = 'PENDING' AND {} RETURNING id",
-        matches(1)
-    );
-    let removed = sp
-        .prepare_cached(&sql)?
+    let removed = conn
+        .prepare_cached(delete)?
         .query_row(rusqlite::params![id_text, project, org], |_| Ok(()))
         .optional()?
         .is_some();
     if !removed {
         let InvitationScope::Org(org) = scope else {
-            return Ok(Removal::NotFound);
+            return Ok(Outcome::Keep(Removal::NotFound));
         };
-        let owner: Option<String> = sp
-            .prepare_cached(&project_owners_sql(1))?
+        let owner: Option<String> = conn
+            .prepare_cached(OWNER.get_or_init(|| project_owners_sql(1)))?
             .query_row([&id_text], |row| row.get(1))
             .optional()?;
-        return Ok(if owner == Some(org.to_string()) {
+        return Ok(Outcome::Keep(if owner == Some(org.to_string()) {
             Removal::ProjectInvitation
         } else {
             Removal::NotFound
-        });
+        }));
     }
-    audit::write_on_writer(&sp, &[audit_row(audit, id)])?;
-    sp.commit()?;
-    Ok(Removal::Removed)
+    audit::write_on_writer(conn, &[audit_row(audit, id)])?;
+    Ok(Outcome::Keep(Removal::Removed))
 }
 
 /// The condition a removal matches a pending invitation on, with its three parameters numbered
@@ -258,7 +262,7 @@ impl Store {
         if let Some(writer) = &self.sqlite_writer {
             let audit = audit.clone();
             return writer
-                .run(move |sp| remove_on_writer(sp, scope, id, &audit))
+                .run(move |conn| remove_on_writer(conn, scope, id, &audit))
                 .await;
         }
         let queue = self

@@ -1,5 +1,5 @@
 //! SQLite only: one writer connection on its own thread that commits a batch of write jobs per
-//! transaction, each job in its own savepoint.
+//! transaction.
 //!
 //! Why not sqlx here: sqlx's SQLite driver runs every statement as a round trip between the
 //! async task and the connection's worker thread, so a removal (begin, delete, audit, commit)
@@ -10,16 +10,23 @@
 //! Jobs queue on a channel; the thread takes whatever has queued (up to [`MAX_BATCH`]) while
 //! the previous batch was committing, so a transaction carries many jobs under load and one
 //! when idle, with no waiting for a batch to fill. A job's result reaches its caller only after
-//! the transaction committed. A job that fails has its savepoint rolled back and gets its error;
-//! the others in the batch are unaffected. If the commit itself fails, every job in the batch
-//! gets that failure and none of their changes remain.
+//! the transaction committed.
+//!
+//! Each job runs as if alone: what it keeps is kept, and a job that fails or asks for its changes
+//! to be undone leaves nothing behind while the others in the batch are unaffected. The thread
+//! first runs the batch straight through in one transaction, with no savepoints: a savepoint
+//! costs SQLite a copy of every page the job touches. Should any job fail or undo, that
+//! transaction is rolled back and the batch runs again, each job in its own savepoint (so jobs
+//! must be safe to run twice: the second run sees the database as the first did). If the
+//! commit itself fails, every job in the batch gets that failure and none of their changes
+//! remain.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rusqlite::{Connection, OpenFlags, Savepoint, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Result, StoreError};
@@ -32,14 +39,31 @@ const BUSY_TRIES: i32 = 25_000;
 /// Jobs waiting for the writer at most; callers wait for room beyond that.
 const QUEUE: usize = 4096;
 
-/// A job as the thread sees it: run it in a savepoint, later answer with the commit's outcome.
+/// What a job wants done with its changes.
+#[derive(Debug)]
+pub(crate) enum Outcome<T> {
+    /// Keep them (committed with the batch), answer `T`.
+    Keep(T),
+    /// Undo them all, answer `T`.
+    Undo(T),
+}
+
+/// How a job's run ended, as the batch sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ran {
+    Kept,
+    /// Undone or failed: its changes must not stay.
+    Discarded,
+}
+
+/// A job as the thread sees it: run it (possibly twice), later answer with the commit's outcome.
 trait Job: Send {
-    fn run(&mut self, savepoint: Savepoint<'_>);
+    fn run(&mut self, conn: &Connection) -> Ran;
     fn answer(self: Box<Self>, commit: Option<&rusqlite::Error>);
 }
 
 struct Pending<T, F> {
-    work: Option<F>,
+    work: F,
     result: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
@@ -47,18 +71,23 @@ struct Pending<T, F> {
 impl<T, F> Job for Pending<T, F>
 where
     T: Send,
-    F: FnOnce(Savepoint<'_>) -> Result<T> + Send,
+    F: FnMut(&Connection) -> Result<Outcome<T>> + Send,
 {
-    fn run(&mut self, savepoint: Savepoint<'_>) {
-        if let Some(work) = self.work.take() {
-            // A job that panics (a bug) fails alone: its savepoint is rolled back as it unwinds,
-            // and the thread goes on serving the others.
-            let run = std::panic::AssertUnwindSafe(move || work(savepoint));
-            self.result = Some(std::panic::catch_unwind(run).unwrap_or_else(|_| {
-                tracing::error!("a write job panicked");
-                Err(StoreError::Sqlite("the write job failed".into()))
-            }));
-        }
+    fn run(&mut self, conn: &Connection) -> Ran {
+        // A job that panics (a bug) fails alone: its changes are rolled back with its savepoint,
+        // and the thread goes on serving the others.
+        let run = std::panic::AssertUnwindSafe(|| (self.work)(conn));
+        let outcome = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+            tracing::error!("a write job panicked");
+            Err(StoreError::Sqlite("the write job failed".into()))
+        });
+        let (result, ran) = match outcome {
+            Ok(Outcome::Keep(t)) => (Ok(t), Ran::Kept),
+            Ok(Outcome::Undo(t)) => (Ok(t), Ran::Discarded),
+            Err(e) => (Err(e), Ran::Discarded),
+        };
+        self.result = Some(result);
+        ran
     }
 
     fn answer(self: Box<Self>, commit: Option<&rusqlite::Error>) {
@@ -89,17 +118,18 @@ impl Writer {
         Ok(Writer { jobs })
     }
 
-    /// Runs `work` in the next batch. `work` gets a savepoint and must call its `commit` for its
-    /// changes to be kept (dropping it rolls them back); the result comes back once the batch's
-    /// transaction has committed.
+    /// Runs `work` in the next batch, inside its transaction. `work` says whether its changes
+    /// are kept or undone; an error undoes them too. It may be called a second time, after its
+    /// first run's changes were rolled back (see the module documentation). The result comes
+    /// back once the batch's transaction has committed.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(Savepoint<'_>) -> Result<T> + Send + 'static,
+        F: FnMut(&Connection) -> Result<Outcome<T>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
-            work: Some(work),
+            work,
             result: None,
             reply,
         });
@@ -168,11 +198,27 @@ fn restart_log(conn: &Connection) {
 }
 
 fn commit_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if batch.iter_mut().all(|job| job.run(&tx) == Ran::Kept) {
+        return tx.commit();
+    }
+    // Some job failed or undid its changes, which may be mixed with the others': start over,
+    // each job in its own savepoint.
+    tx.rollback()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for job in batch.iter_mut() {
-        job.run(tx.savepoint()?);
+        step(&tx, "SAVEPOINT job")?;
+        if job.run(&tx) == Ran::Discarded {
+            step(&tx, "ROLLBACK TO job")?;
+        }
+        step(&tx, "RELEASE job")?;
     }
     tx.commit()
+}
+
+/// Runs a statement without parameters or rows, prepared once.
+fn step(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 impl From<&rusqlite::Error> for StoreError {
@@ -260,16 +306,17 @@ mod tests {
         n
     }
 
-    fn insert_org(name: String, keep: bool) -> impl FnOnce(Savepoint<'_>) -> Result<()> {
-        move |sp| {
-            sp.execute(
+    fn insert_org(name: String, keep: bool) -> impl FnMut(&Connection) -> Result<Outcome<()>> {
+        move |conn| {
+            conn.execute(
                 "INSERT INTO orgs (id, name, created_at) VALUES (printf('%024x', ?1), ?1, 0)",
                 [&name],
             )?;
-            if keep {
-                sp.commit()?;
-            }
-            Ok(())
+            Ok(if keep {
+                Outcome::Keep(())
+            } else {
+                Outcome::Undo(())
+            })
         }
     }
 
@@ -286,9 +333,9 @@ mod tests {
                     // Fails: the same id twice violates the primary key.
                     0 => {
                         writer
-                            .run(move |sp| {
-                                insert_org(format!("{}", 100_000 + i), false)(sp)?;
-                                Err::<(), _>(StoreError::NotFound("made up".into()))
+                            .run(move |conn| {
+                                insert_org(format!("{}", 100_000 + i), true)(conn)?;
+                                Err::<Outcome<()>, _>(StoreError::NotFound("made up".into()))
                             })
                             .await
                     }
@@ -318,12 +365,12 @@ mod tests {
             return;
         };
         let panicking = writer
-            .run(|sp| -> Result<()> {
-                sp.execute(
+            .run(|conn| -> Result<Outcome<()>> {
+                conn.execute(
                     "INSERT INTO orgs (id, name, created_at) VALUES (printf('%024x', 1), 'p', 0)",
                     [],
                 )?;
-                panic!("a bug in a job, its savepoint open")
+                panic!("a bug in a job, its changes half made")
             })
             .await;
         assert!(
