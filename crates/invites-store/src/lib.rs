@@ -155,7 +155,8 @@ pub struct Store {
     sqlite_writer: Option<writer::Writer>,
     /// SQLite: connections for long reads (see `reader`).
     sqlite_readers: Option<Arc<reader::Readers>>,
-    /// PostgreSQL: the queue of the task that removes invitations in batches (see `removals`).
+    /// The queue of the task that removes invitations in batches (see `removals`); set by
+    /// [`Store::open`] once the database is migrated.
     removals: Option<tokio::sync::mpsc::Sender<removals::Job>>,
     /// Background tasks (the SQLite checkpointer) run while this lives.
     lifetime: Arc<()>,
@@ -259,9 +260,13 @@ impl Store {
                 store.sqlite_readers = Some(reader::Readers::new(path.clone()));
                 let writer = writer::Writer::start(path, restart_wanted)
                     .map_err(|e| StoreError::Sqlite(format!("cannot start the writer: {e}")))?;
+                store.removals = Some(removals::start(removals::Executor::Writer(writer.clone())));
                 store.sqlite_writer = Some(writer);
             }
-            None => store.removals = Some(removals::start(store.writer.clone())),
+            None => {
+                let executor = removals::Executor::Pool(store.writer.clone());
+                store.removals = Some(removals::start(executor));
+            }
         }
         Ok(store)
     }

@@ -1,21 +1,23 @@
 //! Removal of pending Atlas and Ops Manager invitations, batched: many removals share one
-//! transaction.
+//! transaction and one DELETE statement.
 //!
-//! On SQLite each removal is a job of the writer thread (see `writer`). On PostgreSQL they queue
-//! for a task that runs one DELETE and one audit INSERT per batch, over the pool:
-//! requests queue on a channel; the task takes whatever has queued (up to [`MAX_BATCH`]) while
-//! the previous batch was committing, so under load a transaction carries many removals and
-//! when idle it carries one, with no waiting for a batch to fill. A removal is answered only
-//! after its transaction committed. If a batch fails (a constraint, a trigger, a full disk), its
-//! removals are retried one transaction each, so one bad row fails only its own request.
+//! Requests queue on a channel for one task; the task takes whatever has queued (up to
+//! [`MAX_BATCH`]) while the previous batch was committing, so under load a transaction carries
+//! many removals and when idle it carries one, with no waiting for a batch to fill. A batch is
+//! one DELETE ... RETURNING of all its ids, one query for the organization-scope misses and one
+//! multi-row audit INSERT: on SQLite as one job of the writer thread (see `writer`), on
+//! PostgreSQL in a transaction of the pool. A removal is answered only after its transaction
+//! committed. If a batch fails (a constraint, a trigger, a full disk), its removals are retried
+//! one transaction each, so one bad row fails only its own request.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 use invites_domain::ObjectId;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{self, AuditEntry, AuditRow};
-use crate::writer::Outcome;
+use crate::writer::{Outcome, Writer};
 use crate::{InvitationScope, Result, Store, StoreError};
 
 /// Most removals per transaction: 3 parameters each in the DELETE, 9 in the audit INSERT.
@@ -35,21 +37,35 @@ pub enum Removal {
     ProjectInvitation,
 }
 
-pub(crate) struct Job {
+/// Where batches run.
+pub(crate) enum Executor {
+    /// SQLite: jobs of the writer thread.
+    Writer(Writer),
+    /// PostgreSQL: transactions of the pool.
+    Pool(sqlx::AnyPool),
+}
+
+/// One requested removal.
+#[derive(Clone)]
+struct Request {
     scope: InvitationScope,
     id: ObjectId,
     audit: AuditEntry,
+}
+
+pub(crate) struct Job {
+    request: Request,
     reply: oneshot::Sender<Result<Removal>>,
 }
 
-/// Starts the writer task over `writer`; it ends when every sender is dropped.
-pub(crate) fn start(writer: sqlx::AnyPool) -> mpsc::Sender<Job> {
+/// Starts the batching task over `executor`; it ends when every sender is dropped.
+pub(crate) fn start(executor: Executor) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(writer, rx));
+    tokio::spawn(run(executor, rx));
     tx
 }
 
-async fn run(writer: sqlx::AnyPool, mut rx: mpsc::Receiver<Job>) {
+async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>) {
     let mut queued: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut carried: Vec<Job> = Vec::new();
     loop {
@@ -67,143 +83,177 @@ async fn run(writer: sqlx::AnyPool, mut rx: mpsc::Receiver<Job>) {
         // The same id twice in one batch would be removed once but reported twice: the later
         // requests wait for the next batch, where they find nothing, as they would have in turn.
         let mut ids = HashSet::with_capacity(batch.len());
-        let (unique, again): (Vec<Job>, Vec<Job>) =
-            batch.into_iter().partition(|job| ids.insert(job.id));
+        let (unique, again): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|job| ids.insert(job.request.id));
         carried = again;
-        execute(&writer, unique).await;
+        execute(&executor, unique).await;
     }
 }
 
-async fn execute(writer: &sqlx::AnyPool, jobs: Vec<Job>) {
-    let outcome = remove_batch(writer, &jobs).await;
-    match outcome {
+async fn execute(executor: &Executor, jobs: Vec<Job>) {
+    let (requests, replies): (Vec<Request>, Vec<_>) =
+        jobs.into_iter().map(|job| (job.request, job.reply)).unzip();
+    let requests: Arc<[Request]> = requests.into();
+    match remove_batch(executor, Arc::clone(&requests)).await {
         Ok(outcomes) => {
-            for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                let _ = job.reply.send(Ok(outcome));
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
         }
-        Err(e) if jobs.len() == 1 => {
-            let job = jobs.into_iter().next().expect("one job");
-            let _ = job.reply.send(Err(e));
+        Err(e) if replies.len() == 1 => {
+            let reply = replies.into_iter().next().expect("one job");
+            let _ = reply.send(Err(e));
         }
         Err(e) => {
-            tracing::debug!(error = %e, removals = jobs.len(), "batch failed; removing one by one");
-            for job in jobs {
-                let result = remove_batch(writer, std::slice::from_ref(&job))
+            tracing::debug!(error = %e, removals = replies.len(), "batch failed; removing one by one");
+            for (request, reply) in requests.iter().zip(replies) {
+                let result = remove_batch(executor, Arc::from([request.clone()]))
                     .await
                     .map(|outcomes| outcomes[0]);
-                let _ = job.reply.send(result);
+                let _ = reply.send(result);
             }
         }
     }
 }
 
-/// Removes the pending invitations of `jobs` (distinct ids) in one transaction and audits each
-/// removal; returns an outcome per job, in order.
-async fn remove_batch(writer: &sqlx::AnyPool, jobs: &[Job]) -> Result<Vec<Removal>> {
-    // One term per job; every term has the same shape, so a batch size has one statement text.
-    let terms: Vec<String> = (0..jobs.len()).map(|i| matches(3 * i + 1)).collect();
-    let sql = format!(
-        "DELETE FROM invitations WHERE status = 'PENDING' AND ({}) RETURNING id",
-        terms.join(" OR ")
-    );
-    let mut query = sqlx::query_as::<_, (String,)>(&sql);
-    for job in jobs {
-        let (project, org) = scope_columns(job.scope);
-        query = query.bind(job.id.to_string()).bind(project).bind(org);
+/// Removes the pending invitations of `requests` (distinct ids) in one transaction and audits
+/// each removal; returns an outcome per request, in order.
+async fn remove_batch(executor: &Executor, requests: Arc<[Request]>) -> Result<Vec<Removal>> {
+    match executor {
+        Executor::Writer(writer) => {
+            writer
+                .run(move |conn| remove_on_writer(conn, &requests).map(Outcome::Keep))
+                .await
+        }
+        Executor::Pool(pool) => remove_on_pool(pool, &requests).await,
     }
-    let mut tx = writer.begin().await?;
+}
+
+async fn remove_on_pool(pool: &sqlx::AnyPool, requests: &[Request]) -> Result<Vec<Removal>> {
+    let mut query = sqlx::query_as::<_, (String,)>(delete_sql(requests.len()));
+    for request in requests {
+        let (project, org) = scope_columns(request.scope);
+        query = query.bind(request.id.to_string()).bind(project).bind(org);
+    }
+    let mut tx = pool.begin().await?;
     let removed: HashSet<String> = query
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
         .map(|(id,)| id)
         .collect();
-    let mut outcomes: Vec<Removal> = jobs
+    let mut outcomes = outcomes(requests, &removed);
+    let misses = org_misses(requests, &outcomes);
+    if !misses.is_empty() {
+        let mut query = sqlx::query_as::<_, (String, String)>(project_owners_sql(misses.len()));
+        for (_, id, _) in &misses {
+            query = query.bind(id.to_string());
+        }
+        let owners: HashMap<String, String> =
+            query.fetch_all(&mut *tx).await?.into_iter().collect();
+        mark_project_invitations(&mut outcomes, &misses, &owners);
+    }
+    audit::write_many(&mut tx, &audit_rows(requests, &outcomes)).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// The same batch on the SQLite writer thread, inside its transaction.
+fn remove_on_writer(conn: &rusqlite::Connection, requests: &[Request]) -> Result<Vec<Removal>> {
+    let mut delete = conn.prepare_cached(delete_sql(requests.len()))?;
+    let mut rows = delete.query(rusqlite::params_from_iter(requests.iter().flat_map(|r| {
+        let (project, org) = scope_columns(r.scope);
+        [Some(r.id.to_string()), project, org]
+    })))?;
+    let mut removed = HashSet::with_capacity(requests.len());
+    while let Some(row) = rows.next()? {
+        removed.insert(row.get::<_, String>(0)?);
+    }
+    drop(rows);
+    let mut outcomes = outcomes(requests, &removed);
+    let misses = org_misses(requests, &outcomes);
+    if !misses.is_empty() {
+        let mut owners_query = conn.prepare_cached(project_owners_sql(misses.len()))?;
+        let owners = owners_query
+            .query_map(
+                rusqlite::params_from_iter(misses.iter().map(|(_, id, _)| id.to_string())),
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            )?
+            .collect::<rusqlite::Result<HashMap<String, String>>>()?;
+        mark_project_invitations(&mut outcomes, &misses, &owners);
+    }
+    audit::write_on_writer(conn, &audit_rows(requests, &outcomes))?;
+    Ok(outcomes)
+}
+
+/// Removed where the DELETE returned the id, not found otherwise (refined by the misses query).
+fn outcomes(requests: &[Request], removed: &HashSet<String>) -> Vec<Removal> {
+    requests
         .iter()
-        .map(|job| {
-            if removed.contains(&job.id.to_string()) {
+        .map(|r| {
+            if removed.contains(&r.id.to_string()) {
                 Removal::Removed
             } else {
                 Removal::NotFound
             }
         })
-        .collect();
-    // Why the others were not removed: only an organization-scope removal of one of that
-    // organization's project invitations differs from "not found".
-    let org_misses: Vec<(usize, ObjectId, ObjectId)> = jobs
-        .iter()
-        .zip(&outcomes)
-        .enumerate()
-        .filter_map(|(i, (job, outcome))| match (job.scope, outcome) {
-            (InvitationScope::Org(org), Removal::NotFound) => Some((i, job.id, org)),
-            _ => None,
-        })
-        .collect();
-    if !org_misses.is_empty() {
-        let sql = project_owners_sql(org_misses.len());
-        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
-        for (_, id, _) in &org_misses {
-            query = query.bind(id.to_string());
-        }
-        let owners: HashMap<String, String> =
-            query.fetch_all(&mut *tx).await?.into_iter().collect();
-        for (i, id, org) in org_misses {
-            if owners.get(&id.to_string()) == Some(&org.to_string()) {
-                outcomes[i] = Removal::ProjectInvitation;
-            }
-        }
-    }
-    let rows: Vec<AuditRow> = jobs
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| **outcome == Removal::Removed)
-        .map(|(job, _)| audit_row(&job.audit, job.id))
-        .collect();
-    audit::write_many(&mut tx, &rows).await?;
-    tx.commit().await?;
-    Ok(outcomes)
+        .collect()
 }
 
-/// One removal on the SQLite writer thread, inside its batch's transaction.
-fn remove_on_writer(
-    conn: &rusqlite::Connection,
-    scope: InvitationScope,
-    id: ObjectId,
-    audit: &AuditEntry,
-) -> Result<Outcome<Removal>> {
-    use rusqlite::OptionalExtension;
-    static DELETE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let delete = DELETE.get_or_init(|| {
-        format!(
-            "DELETE FROM invitations WHERE status = 'PENDING' AND {} RETURNING id",
-            matches(1)
-        )
-    });
-    let (project, org) = scope_columns(scope);
-    let id_text = id.to_string();
-    let removed = conn
-        .prepare_cached(delete)?
-        .query_row(rusqlite::params![id_text, project, org], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if !removed {
-        let InvitationScope::Org(org) = scope else {
-            return Ok(Outcome::Keep(Removal::NotFound));
-        };
-        let owner: Option<String> = conn
-            .prepare_cached(OWNER.get_or_init(|| project_owners_sql(1)))?
-            .query_row([&id_text], |row| row.get(1))
-            .optional()?;
-        return Ok(Outcome::Keep(if owner == Some(org.to_string()) {
-            Removal::ProjectInvitation
-        } else {
-            Removal::NotFound
-        }));
+/// Why the others were not removed: only an organization-scope removal of one of that
+/// organization's project invitations differs from "not found". (index, id, organization).
+fn org_misses(requests: &[Request], outcomes: &[Removal]) -> Vec<(usize, ObjectId, ObjectId)> {
+    requests
+        .iter()
+        .zip(outcomes)
+        .enumerate()
+        .filter_map(|(i, (r, outcome))| match (r.scope, outcome) {
+            (InvitationScope::Org(org), Removal::NotFound) => Some((i, r.id, org)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Marks the misses whose id is a pending project invitation of the named organization.
+fn mark_project_invitations(
+    outcomes: &mut [Removal],
+    misses: &[(usize, ObjectId, ObjectId)],
+    owners: &HashMap<String, String>,
+) {
+    for (i, id, org) in misses {
+        if owners.get(&id.to_string()) == Some(&org.to_string()) {
+            outcomes[*i] = Removal::ProjectInvitation;
+        }
     }
-    audit::write_on_writer(conn, &[audit_row(audit, id)])?;
-    Ok(Outcome::Keep(Removal::Removed))
+}
+
+/// The audit rows of the removals that happened.
+fn audit_rows<'a>(requests: &'a [Request], outcomes: &[Removal]) -> Vec<AuditRow<'a>> {
+    requests
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| **outcome == Removal::Removed)
+        .map(|(r, _)| audit_row(&r.audit, r.id))
+        .collect()
+}
+
+/// The DELETE of `n` removals' pending invitations, returning the ids removed. One term per
+/// removal; every term has the same shape, so a batch size has one statement text (built once).
+fn delete_sql(n: usize) -> &'static str {
+    static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        (1..=MAX_BATCH)
+            .map(|n| {
+                let terms: Vec<String> = (0..n).map(|i| matches(3 * i + 1)).collect();
+                format!(
+                    "DELETE FROM invitations WHERE status = 'PENDING' AND ({}) RETURNING id",
+                    terms.join(" OR ")
+                )
+            })
+            .collect()
+    });
+    &texts[n.clamp(1, MAX_BATCH) - 1]
 }
 
 /// The condition a removal matches a pending invitation on, with its three parameters numbered
@@ -221,12 +271,20 @@ fn matches(first: usize) -> String {
 
 /// Selects (id, org_id) of the pending project invitations among `n` ids: what tells a removal
 /// through an organization's path that the invitation belongs to one of its projects.
-fn project_owners_sql(n: usize) -> String {
-    format!(
-        "SELECT id, org_id FROM invitations WHERE status = 'PENDING' \
-         AND project_id IS NOT NULL AND id IN ({})",
-        crate::placeholders(1, n)
-    )
+fn project_owners_sql(n: usize) -> &'static str {
+    static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        (1..=MAX_BATCH)
+            .map(|n| {
+                format!(
+                    "SELECT id, org_id FROM invitations WHERE status = 'PENDING' \
+                     AND project_id IS NOT NULL AND id IN ({})",
+                    crate::placeholders(1, n)
+                )
+            })
+            .collect()
+    });
+    &texts[n.clamp(1, MAX_BATCH) - 1]
 }
 
 /// The audit row of a removal.
@@ -259,24 +317,20 @@ impl Store {
         id: ObjectId,
         audit: &AuditEntry,
     ) -> Result<Removal> {
-        if let Some(writer) = &self.sqlite_writer {
-            let audit = audit.clone();
-            return writer
-                .run(move |conn| remove_on_writer(conn, scope, id, &audit))
-                .await;
-        }
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            request: Request {
+                scope,
+                id,
+                audit: audit.clone(),
+            },
+            reply,
+        };
+        let closed = || StoreError::Sqlite("the removal queue has stopped".into());
         let queue = self
             .removals
             .as_ref()
-            .expect("a PostgreSQL store has a removal queue");
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            scope,
-            id,
-            audit: audit.clone(),
-            reply,
-        };
-        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+            .expect("an open store has a removal queue");
         queue.send(job).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }

@@ -155,7 +155,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
         std::thread::sleep(BUSY_NAP);
         true
     }))?;
-    conn.set_prepared_statement_cache_capacity(64);
+    // Batches of every size have statements of their own (see `removals`).
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
