@@ -396,3 +396,110 @@ mod tests {
         assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     }
 }
+
+#[cfg(test)]
+mod batch_tests {
+    //! `commit_batch` driven directly, so a test decides what one batch holds.
+    use super::*;
+    use crate::test_util::fresh_with_url;
+    use crate::Backend;
+    use std::sync::atomic::AtomicUsize;
+
+    type Runs = Arc<AtomicUsize>;
+
+    /// A job that inserts organization `name`, counts its runs in `runs` and ends as `end` says.
+    fn job(
+        name: &str,
+        end: fn() -> Result<Outcome<()>>,
+        runs: &Runs,
+    ) -> (Box<dyn Job>, oneshot::Receiver<Result<()>>) {
+        let (reply, answer) = oneshot::channel();
+        let (name, runs) = (name.to_owned(), Arc::clone(runs));
+        let work = move |conn: &Connection| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            conn.execute(
+                "INSERT INTO orgs (id, name, created_at) VALUES (printf('%024x', ?1), ?1, 0)",
+                [&name],
+            )?;
+            end()
+        };
+        let job: Box<dyn Job> = Box::new(Pending {
+            work,
+            result: None,
+            reply,
+        });
+        (job, answer)
+    }
+
+    fn keep() -> Result<Outcome<()>> {
+        Ok(Outcome::Keep(()))
+    }
+    fn undo() -> Result<Outcome<()>> {
+        Ok(Outcome::Undo(()))
+    }
+    fn fail() -> Result<Outcome<()>> {
+        Err(StoreError::NotFound("made up".into()))
+    }
+
+    /// Runs one batch of `ends` (job i inserts organization "i") and returns each job's runs, each
+    /// job's answer and the organizations left.
+    async fn batch(
+        ends: &[fn() -> Result<Outcome<()>>],
+    ) -> Option<(Vec<usize>, Vec<bool>, Vec<String>)> {
+        let (store, url, _dir) = fresh_with_url().await;
+        if store.backend() != Backend::Sqlite {
+            return None;
+        }
+        let mut conn = open(Path::new(&url)).unwrap();
+        let runs: Vec<Runs> = ends.iter().map(|_| Runs::default()).collect();
+        let (mut jobs, answers): (Vec<_>, Vec<_>) = ends
+            .iter()
+            .zip(&runs)
+            .enumerate()
+            .map(|(i, (end, runs))| job(&i.to_string(), *end, runs))
+            .unzip();
+        commit_batch(&mut conn, &mut jobs).unwrap();
+        for job in jobs {
+            job.answer(None);
+        }
+        let mut answered = Vec::new();
+        for answer in answers {
+            answered.push(answer.await.unwrap().is_ok());
+        }
+        let mut names: Vec<String> = conn
+            .prepare("SELECT name FROM orgs ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        names.sort();
+        let runs = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        Some((runs, answered, names))
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_keeps_everything_runs_each_job_once() {
+        let Some((runs, answered, names)) = batch(&[keep, keep, keep]).await else {
+            return;
+        };
+        assert_eq!(runs, [1, 1, 1], "no second pass");
+        assert_eq!(answered, [true, true, true]);
+        assert_eq!(names, ["0", "1", "2"]);
+    }
+
+    #[tokio::test]
+    async fn an_undo_or_a_failure_reruns_the_batch_and_removes_only_its_own_changes() {
+        let Some((runs, answered, names)) = batch(&[keep, undo, keep, fail, keep]).await else {
+            return;
+        };
+        // The first pass stops at the first job that undoes; the second runs everything.
+        assert_eq!(runs, [2, 2, 1, 1, 1]);
+        assert_eq!(answered, [true, true, true, false, true]);
+        assert_eq!(
+            names,
+            ["0", "2", "4"],
+            "the undone and the failed rows are gone"
+        );
+    }
+}
