@@ -88,12 +88,21 @@ pub(crate) async fn write(
 /// The audit INSERT's columns, in bind order.
 const INSERT: &str = "INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) VALUES ";
 
-/// The INSERT of `rows` audit rows (`$N` placeholders, which SQLite reads by position too).
-fn insert_sql(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|i| format!("({})", placeholders(i * AUDIT_COLUMNS + 1, AUDIT_COLUMNS)))
-        .collect();
-    format!("{INSERT}{}", values.join(", "))
+/// The INSERT of `rows` audit rows (`$N` placeholders, which SQLite reads by position too), built
+/// once per number of rows.
+fn insert_sql(rows: usize) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        (1..=ROWS_PER_STATEMENT)
+            .map(|rows| {
+                let values: Vec<String> = (0..rows)
+                    .map(|i| format!("({})", placeholders(i * AUDIT_COLUMNS + 1, AUDIT_COLUMNS)))
+                    .collect();
+                format!("{INSERT}{}", values.join(", "))
+            })
+            .collect()
+    });
+    &texts[rows.clamp(1, ROWS_PER_STATEMENT) - 1]
 }
 
 /// Writes audit rows on the SQLite writer thread (see `writer`), up to [`ROWS_PER_STATEMENT`] per
@@ -119,7 +128,7 @@ pub(crate) fn write_on_writer(conn: &rusqlite::Connection, rows: &[AuditRow<'_>]
                 &row.detail,
             ]);
         }
-        conn.prepare_cached(&insert_sql(chunk.len()))?
+        conn.prepare_cached(insert_sql(chunk.len()))?
             .execute(values.as_slice())?;
     }
     Ok(())
@@ -131,8 +140,7 @@ pub(crate) async fn write_many(
     rows: &[AuditRow<'_>],
 ) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let sql = insert_sql(chunk.len());
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(insert_sql(chunk.len()));
         for row in chunk {
             query = query
                 .bind(row.entry.at.timestamp_millis())
