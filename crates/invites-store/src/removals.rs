@@ -326,7 +326,8 @@ impl Store {
             },
             reply,
         };
-        let closed = || StoreError::Sqlite("the removal queue has stopped".into());
+        // The queue stops only with the store: as a pool that was closed.
+        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
         let queue = self
             .removals
             .as_ref()
