@@ -153,25 +153,11 @@ impl Store {
         scope: InvitationScope,
         username: Option<&str>,
     ) -> Result<Vec<Invitation>> {
-        let (clause, id) = match scope {
-            InvitationScope::Org(o) => ("i.org_id = $1 AND i.project_id IS NULL", o),
-            InvitationScope::Project(p) => ("i.project_id = $1", p),
-        };
-        let sql = format!(
-            "{SELECT} WHERE {clause} AND i.status = 'PENDING' AND ($2 IS NULL OR i.username = $2) ORDER BY i.created_at, i.id"
-        );
+        let (sql, id) = pending_sql(scope);
         if let Some(readers) = &self.sqlite_readers {
             let username = username.map(str::to_owned);
             return readers
-                .read(move |conn| {
-                    let mut statement = conn.prepare_cached(&sql)?;
-                    let mut rows = statement.query(rusqlite::params![id.to_string(), username])?;
-                    let mut found = Vec::new();
-                    while let Some(row) = rows.next()? {
-                        found.push(decode(row_tuple(row)?)?);
-                    }
-                    Ok(found)
-                })
+                .read(move |conn| pending_on(conn, &sql, id, username))
                 .await;
         }
         let rows: Vec<Row> = sqlx::query_as(&sql)
@@ -180,6 +166,48 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
         rows.into_iter().map(decode).collect()
+    }
+
+    /// The version of `scope`'s invitations: it moves, in the same transaction, with every change
+    /// to them (triggers of migration 6); 0 before the first.
+    pub async fn invitations_version(&self, scope: InvitationScope) -> Result<i64> {
+        let id = scope_id(scope);
+        if let Some(readers) = &self.sqlite_readers {
+            return readers.read(move |conn| version_on(conn, &id)).await;
+        }
+        let version: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM invitation_versions WHERE scope_id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(version.map_or(0, |(v,)| v))
+    }
+
+    /// [`Store::pending_invitations`] with the version of the scope they are as of, or `None`
+    /// when a change committed while they were read (so they may be as of no one version).
+    pub async fn pending_invitations_versioned(
+        &self,
+        scope: InvitationScope,
+        username: Option<&str>,
+    ) -> Result<(Option<i64>, Vec<Invitation>)> {
+        if let Some(readers) = &self.sqlite_readers {
+            // One read transaction: the version and the rows come from the same snapshot.
+            let (sql, id) = pending_sql(scope);
+            let username = username.map(str::to_owned);
+            return readers
+                .read(move |conn| {
+                    let tx = conn.unchecked_transaction()?;
+                    let version = version_on(&tx, &scope_id(scope))?;
+                    let found = pending_on(&tx, &sql, id, username)?;
+                    tx.commit()?;
+                    Ok((Some(version), found))
+                })
+                .await;
+        }
+        let before = self.invitations_version(scope).await?;
+        let found = self.pending_invitations(scope, username).await?;
+        let after = self.invitations_version(scope).await?;
+        Ok(((before == after).then_some(before), found))
     }
 
     /// Replaces the roles (and, for organization invitations, teams and project assignments) of a
@@ -244,6 +272,53 @@ impl Store {
     }
 }
 
+/// The pending-invitations query of a scope and the id it binds first (the username second).
+fn pending_sql(scope: InvitationScope) -> (String, ObjectId) {
+    let (clause, id) = match scope {
+        InvitationScope::Org(o) => ("i.org_id = $1 AND i.project_id IS NULL", o),
+        InvitationScope::Project(p) => ("i.project_id = $1", p),
+    };
+    (
+        format!(
+            "{SELECT} WHERE {clause} AND i.status = 'PENDING' AND ($2 IS NULL OR i.username = $2) ORDER BY i.created_at, i.id"
+        ),
+        id,
+    )
+}
+
+/// Runs [`pending_sql`] on a SQLite reader connection.
+fn pending_on(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    id: ObjectId,
+    username: Option<String>,
+) -> Result<Vec<Invitation>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(rusqlite::params![id.to_string(), username])?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next()? {
+        found.push(decode(row_tuple(row)?)?);
+    }
+    Ok(found)
+}
+
+/// The key of a scope in `invitation_versions`: the project's id, or the organization's.
+fn scope_id(scope: InvitationScope) -> String {
+    match scope {
+        InvitationScope::Org(id) | InvitationScope::Project(id) => id.to_string(),
+    }
+}
+
+/// A scope's version on a SQLite reader connection.
+fn version_on(conn: &rusqlite::Connection, scope_id: &str) -> Result<i64> {
+    use rusqlite::OptionalExtension;
+    let version: Option<i64> = conn
+        .prepare_cached("SELECT version FROM invitation_versions WHERE scope_id = ?1")?
+        .query_row([scope_id], |row| row.get(0))
+        .optional()?;
+    Ok(version.unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +335,66 @@ mod tests {
             team_ids: vec![],
             group_role_assignments: vec![],
         }
+    }
+
+    #[tokio::test]
+    async fn a_scope_version_moves_with_every_change_to_its_invitations_and_no_other() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let a = AuditEntry::operator(now);
+        let org = store.create_org("Acme", now).await.unwrap();
+        let project = store.create_project(org.id, "web", now).await.unwrap();
+        let other = store.create_org("Other", now).await.unwrap();
+        let (o, p) = (
+            InvitationScope::Org(org.id),
+            InvitationScope::Project(project.id),
+        );
+        let versions = || async {
+            (
+                store.invitations_version(o).await.unwrap(),
+                store.invitations_version(p).await.unwrap(),
+                store
+                    .invitations_version(InvitationScope::Org(other.id))
+                    .await
+                    .unwrap(),
+            )
+        };
+        assert_eq!(versions().await, (0, 0, 0), "nothing changed yet");
+        let org_inv = store
+            .create_invitation(&new(org.id, None, "u@example.com"), &a)
+            .await
+            .unwrap();
+        let v1 = versions().await;
+        assert!(v1.0 > 0 && v1.1 == 0 && v1.2 == 0, "{v1:?}");
+        let proj_inv = store
+            .create_invitation(&new(org.id, Some(project.id), "u@example.com"), &a)
+            .await
+            .unwrap();
+        let v2 = versions().await;
+        assert!(
+            v2.0 == v1.0 && v2.1 > 0,
+            "a project invitation moves the project: {v2:?}"
+        );
+        let roles = ["ORG_OWNER".to_owned()];
+        store
+            .update_invitation(org_inv.id, Some(&roles), None, None, &a)
+            .await
+            .unwrap();
+        let v3 = versions().await;
+        assert!(v3.0 > v2.0 && v3.1 == v2.1, "{v3:?}");
+        store.accept_invitation(proj_inv.id, &a).await.unwrap();
+        let v4 = versions().await;
+        assert!(v4.0 == v3.0 && v4.1 > v3.1, "{v4:?}");
+        let removed = store
+            .remove_pending_invitation(o, org_inv.id, &a)
+            .await
+            .unwrap();
+        assert_eq!(removed, Removal::Removed);
+        let v5 = versions().await;
+        assert!(v5.0 > v4.0 && v5.1 == v4.1 && v5.2 == 0, "{v5:?}");
+        // A list comes with the version it is as of.
+        let (at, list) = store.pending_invitations_versioned(o, None).await.unwrap();
+        assert_eq!((at, list.len()), (Some(v5.0), 0));
     }
 
     #[tokio::test]
