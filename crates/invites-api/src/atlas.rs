@@ -19,6 +19,7 @@ use crate::auth::AtlasAuth;
 use crate::backend::{Backend, Caller, Scope};
 use crate::body::AtlasBody;
 use crate::error::{ErrorsWith400, ErrorsWithout400};
+use crate::list_cache::{pending_list, JsonBytes, Key, ListCache};
 use crate::model::{
     GroupInvitation, GroupInvitationRequest, GroupInvitationUpdateRequest, OrganizationInvitation,
     OrganizationInvitationRequest, OrganizationInvitationUpdateRequest,
@@ -40,13 +41,16 @@ pub enum AtlasTags {
 
 macro_rules! ok_response {
     ($(#[$meta:meta])* $name:ident, $body:ty) => {
+        ok_response!($(#[$meta])* $name, $body, Json);
+    };
+    ($(#[$meta:meta])* $name:ident, $body:ty, $payload:ident) => {
         $(#[$meta])*
         #[derive(ApiResponse)]
         pub enum $name {
             /// OK
             #[oai(status = 200, content_type = "application/vnd.atlas.2023-01-01+json")]
             Ok(
-                Json<$body>,
+                $payload<$body>,
                 /// The maximum number of requests that a user can make within a specific time window.
                 #[oai(header = "RateLimit-Limit")] i64,
                 /// The number of requests remaining in the current rate limit window before the limit is reached.
@@ -56,9 +60,10 @@ macro_rules! ok_response {
     };
 }
 
-ok_response!(OrgInvitationList, Vec<OrganizationInvitation>);
+// Lists are sent from the list cache's bytes (see `list_cache`).
+ok_response!(OrgInvitationList, Vec<OrganizationInvitation>, JsonBytes);
 ok_response!(OrgInvitationOne, OrganizationInvitation);
-ok_response!(GroupInvitationList, Vec<GroupInvitation>);
+ok_response!(GroupInvitationList, Vec<GroupInvitation>, JsonBytes);
 ok_response!(GroupInvitationOne, GroupInvitation);
 
 #[derive(ApiResponse)]
@@ -176,6 +181,7 @@ impl AtlasApi {
         &self,
         auth: AtlasAuth,
         backend: Data<&Arc<dyn Backend>>,
+        lists: Data<&Arc<ListCache>>,
         rate: Data<&RateInfo>,
         req: &Request,
         /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
@@ -189,20 +195,25 @@ impl AtlasApi {
         username: Query<Option<String>>,
     ) -> Result<OrgInvitationList, ErrorsWith400> {
         flags(&envelope, &pretty)?;
-        let list = backend
-            .list_invitations(
-                &caller(auth, req),
-                org_scope(&org_id)?,
-                username_filter(&username)?,
-            )
-            .await?;
-        let base = base_url(req);
-        let body = list
-            .iter()
-            .map(|i| OrganizationInvitation::from_domain(i, &base))
-            .collect();
+        let key = Key {
+            scope: org_scope(&org_id)?,
+            username: username_filter(&username)?.map(str::to_owned),
+            base: base_url(req),
+        };
+        let body = pending_list(
+            &***backend,
+            &lists,
+            &caller(auth, req),
+            key,
+            |list, base| {
+                list.iter()
+                    .map(|i| OrganizationInvitation::from_domain(i, base))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .await?;
         Ok(OrgInvitationList::Ok(
-            Json(body),
+            JsonBytes::new(body),
             rate.limit,
             rate.remaining,
         ))
@@ -414,6 +425,7 @@ impl AtlasApi {
         &self,
         auth: AtlasAuth,
         backend: Data<&Arc<dyn Backend>>,
+        lists: Data<&Arc<ListCache>>,
         rate: Data<&RateInfo>,
         req: &Request,
         /// Unique 24-hexadecimal digit string that identifies your project.
@@ -427,20 +439,25 @@ impl AtlasApi {
         username: Query<Option<String>>,
     ) -> Result<GroupInvitationList, ErrorsWithout400> {
         flags(&envelope, &pretty)?;
-        let list = backend
-            .list_invitations(
-                &caller(auth, req),
-                group_scope(&group_id)?,
-                username_filter(&username)?,
-            )
-            .await?;
-        let base = base_url(req);
-        let body = list
-            .iter()
-            .map(|i| GroupInvitation::from_domain(i, &base, PREFIX))
-            .collect();
+        let key = Key {
+            scope: group_scope(&group_id)?,
+            username: username_filter(&username)?.map(str::to_owned),
+            base: base_url(req),
+        };
+        let body = pending_list(
+            &***backend,
+            &lists,
+            &caller(auth, req),
+            key,
+            |list, base| {
+                list.iter()
+                    .map(|i| GroupInvitation::from_domain(i, base, PREFIX))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .await?;
         Ok(GroupInvitationList::Ok(
-            Json(body),
+            JsonBytes::new(body),
             rate.limit,
             rate.remaining,
         ))

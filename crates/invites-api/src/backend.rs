@@ -34,7 +34,7 @@ pub struct Caller {
 }
 
 /// Where an Atlas-style invitation lives, as named by the request path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// `/api/atlas/v2/orgs/{orgId}/...`
     AtlasOrg(ObjectId),
@@ -66,6 +66,17 @@ pub trait Backend: Send + Sync + 'static {
         scope: Scope,
         username: Option<&str>,
     ) -> Result<Vec<Invitation>, Error>;
+    /// The version of `scope`'s invitations, once the caller is known to be allowed to list them:
+    /// it moves with every change to them, in the same transaction, whoever makes it.
+    async fn invitations_version(&self, caller: &Caller, scope: Scope) -> Result<i64, Error>;
+    /// [`Backend::list_invitations`] with the version the list is as of (None: not one version,
+    /// a change committed while it was read).
+    async fn list_invitations_versioned(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        username: Option<&str>,
+    ) -> Result<(Option<i64>, Vec<Invitation>), Error>;
     /// One pending invitation in `scope`.
     async fn get_invitation(
         &self,

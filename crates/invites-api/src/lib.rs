@@ -13,6 +13,7 @@ pub mod community;
 pub mod edge;
 pub mod error;
 pub mod guard;
+pub mod list_cache;
 pub mod model;
 pub mod oauth;
 pub mod opsmanager;
@@ -201,6 +202,7 @@ pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
             config: config.auth,
         })
         .data(backend)
+        .data(Arc::new(list_cache::ListCache::new()))
         .with(edge::Edge { methods })
 }
 

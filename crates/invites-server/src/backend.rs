@@ -478,6 +478,27 @@ impl Backend for StoreBackend {
             .map_err(store_error)
     }
 
+    async fn invitations_version(&self, caller: &Caller, scope: Scope) -> Result<i64, Error> {
+        self.authorize(&caller.principal, scope).await?;
+        self.store
+            .invitations_version(store_scope(scope))
+            .await
+            .map_err(store_error)
+    }
+
+    async fn list_invitations_versioned(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        username: Option<&str>,
+    ) -> Result<(Option<i64>, Vec<Invitation>), Error> {
+        self.authorize(&caller.principal, scope).await?;
+        self.store
+            .pending_invitations_versioned(store_scope(scope), username)
+            .await
+            .map_err(store_error)
+    }
+
     async fn get_invitation(
         &self,
         caller: &Caller,

@@ -309,3 +309,75 @@ async fn an_org_owner_is_not_a_project_owner_unless_granted() {
     );
     s.stop().await;
 }
+
+/// Lists are served from kept bytes while nothing changed (see invites-api's `list_cache`): every
+/// change, through the API or straight into the database by another program, shows at once.
+#[tokio::test]
+async fn a_list_asked_again_follows_every_change_whoever_makes_it() {
+    let s = TestServer::start().await;
+    let path = format!("/api/atlas/v2/orgs/{}/invites", s.demo.org_id);
+    let usernames = |list: serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = || async {
+        let r = s.digest(Method::GET, &path, &s.key("owner")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], VND);
+        r.json::<serde_json::Value>().await.unwrap()
+    };
+    let first = list().await;
+    assert_eq!(first.as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(list().await, first, "asked again, nothing changed");
+
+    // A removal through the API.
+    let one = format!("{path}/{}", s.demo.pending_org_invitation_id);
+    let r = s.digest(Method::DELETE, &one, &s.key("owner")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        list().await,
+        serde_json::json!([]),
+        "the removal shows at once"
+    );
+
+    // A row written into the database by another program.
+    let other = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.db_path().display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO invitations (id, org_id, project_id, username, inviter_username, roles, \
+         team_ids, group_role_assignments, status, created_at, expires_at) \
+         VALUES ('aaaaaaaaaaaaaaaaaaaaaaaa', $1, NULL, 'outside@demo.example', 'sql', \
+         '[\"ORG_MEMBER\"]', '[]', '[]', 'PENDING', 0, 2592000000)",
+    )
+    .bind(&s.demo.org_id)
+    .execute(&other)
+    .await
+    .unwrap();
+    assert_eq!(usernames(list().await), ["outside@demo.example"]);
+    sqlx::query("UPDATE invitations SET status = 'ACCEPTED' WHERE id = 'aaaaaaaaaaaaaaaaaaaaaaaa'")
+        .execute(&other)
+        .await
+        .unwrap();
+    assert_eq!(
+        list().await,
+        serde_json::json!([]),
+        "accepted outside the API"
+    );
+    other.close().await;
+
+    // A kept list is still only for callers allowed to list it.
+    list().await;
+    let r = s.digest(Method::GET, &path, &s.foreign_key).await;
+    let status = r.status();
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+        "another organization's owner: {status}"
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["errorCode"].is_string(), "an ApiError: {body}");
+    s.stop().await;
+}
