@@ -756,11 +756,12 @@ fn bench_report(
          middleware, authentication and the handler in many small parts). The benchmark's re-insert \
          trigger is not what limits it: with the trigger dropped and a 400,000-row pool of deletable \
          rows instead, throughput measured the same. A `WITHOUT ROWID` invitations table measured no \
-         faster. The list (e) serves 1,000 invitations, 418 KB of JSON, per answer: by Little's law 32 \
-         connections with p99 under 10 ms would need over 3,200 answers per second, 1.3 GB/s of JSON \
-         built, sent and read on two cores; its time is in building and serialising the JSON \
-         (poem-openapi goes through `serde_json::Value`). The ceiling (a) varies between runs and \
-         machines (50,000-137,000 req/s seen on the same build), and the ratios with it; 5 s runs of \
+         faster. The list (e) answers 1,000 invitations, 418 KB of JSON: built once, then served from the \
+         list cache (ARCHITECTURE.md, `list_cache`) while the organization's invitation version stands, \
+         so an answer costs authorization, one indexed read of that version and sending the bytes; a \
+         static 418 KB answer from a bare poem route reaches about 15,000 req/s here (wrk), and building \
+         the list for every answer reached about 520 req/s (p99 90 ms). The ceiling (a) varies between runs and \
+         machines (50,000-142,000 req/s seen on the same build), and the ratios with it; 5 s runs of \
          one scenario vary by about 10%.\n\n\
          ![latency percentiles](benchmarks-latency.svg)\n",
     );
