@@ -20,6 +20,7 @@ use crate::auth::OpsManagerAuth;
 use crate::backend::{Backend, Scope};
 use crate::body::OpsManagerBody;
 use crate::error::OpsManagerErrors;
+use crate::list_cache::{pending_list, JsonBytes, Key, ListCache};
 use crate::model::Timestamp;
 use crate::params::{Flag, HexId};
 
@@ -108,7 +109,7 @@ impl From<OpsManagerInvitationUpdate> for InvitationInput {
 pub enum OmList {
     /// The pending invitations.
     #[oai(status = 200, content_type = "application/json")]
-    Ok(Json<Vec<OpsManagerInvitation>>),
+    Ok(JsonBytes<Vec<OpsManagerInvitation>>),
 }
 
 #[derive(ApiResponse)]
@@ -162,6 +163,7 @@ impl OpsManagerApi {
         &self,
         auth: OpsManagerAuth,
         backend: Data<&Arc<dyn Backend>>,
+        lists: Data<&Arc<ListCache>>,
         req: &Request,
         /// Unique 24-hexadecimal digit string that identifies the project.
         #[oai(name = "GROUP-ID")]
@@ -176,12 +178,25 @@ impl OpsManagerApi {
         flags(&pretty, &envelope)?;
         let scope = project(&group)?;
         let username = crate::atlas::username_filter(&username)?;
-        let list = backend
-            .list_invitations(&caller_from(auth.0, req), scope, username)
-            .await?;
-        Ok(OmList::Ok(Json(
-            list.iter().map(OpsManagerInvitation::from_domain).collect(),
-        )))
+        // The bodies have no links: the same bytes whatever the host.
+        let key = Key {
+            scope,
+            username: username.map(str::to_owned),
+            base: String::new(),
+        };
+        let body = pending_list(
+            &***backend,
+            &lists,
+            &caller_from(auth.0, req),
+            key,
+            |list, _| {
+                list.iter()
+                    .map(OpsManagerInvitation::from_domain)
+                    .collect::<Vec<_>>()
+            },
+        )
+        .await?;
+        Ok(OmList::Ok(JsonBytes::new(body)))
     }
 
     /// Create One Project Invitation

@@ -47,19 +47,17 @@ async fn a_user_admin_runs_the_whole_lifecycle() {
     insta::assert_json_snapshot!("om_created", redact(created.clone(), &s));
     let id = created["id"].as_str().unwrap().to_owned();
 
-    let list: Value = om(
-        &s,
-        Method::GET,
-        &format!("{}?username=om@demo.example", base(&s)),
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["id"], id.as_str());
+    let filtered = format!("{}?username=om@demo.example", base(&s));
+    let list = || async {
+        om(&s, Method::GET, &filtered, &admin, None)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let listed = list().await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
 
     let r = om(
         &s,
@@ -87,6 +85,11 @@ async fn a_user_admin_runs_the_whole_lifecycle() {
         json!(["GROUP_DATA_ACCESS_READ_ONLY"]),
         "replaced, not merged"
     );
+    assert_eq!(
+        list().await[0]["roles"],
+        json!(["GROUP_DATA_ACCESS_READ_ONLY"]),
+        "the list asked again shows the change"
+    );
     let got: Value = om(&s, Method::GET, &one, &admin, None)
         .await
         .json()
@@ -97,6 +100,7 @@ async fn a_user_admin_runs_the_whole_lifecycle() {
     let r = om(&s, Method::DELETE, &one, &admin, None).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(r.bytes().await.unwrap().is_empty());
+    assert_eq!(list().await, json!([]), "and the removal");
     api_error(
         om(&s, Method::GET, &one, &admin, None).await,
         404,
