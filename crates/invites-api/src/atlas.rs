@@ -95,6 +95,25 @@ pub(crate) fn caller(auth: AtlasAuth, req: &Request) -> Caller {
     caller_from(auth.0, req)
 }
 
+/// The body of an Atlas list of `scope`'s pending invitations, as `render` writes them with the
+/// base URL of the request's links, kept and served again by the list cache (see `list_cache`).
+async fn list_body<T: poem_openapi::types::ToJSON>(
+    backend: &dyn Backend,
+    lists: &ListCache,
+    auth: AtlasAuth,
+    req: &Request,
+    scope: Scope,
+    username: &Query<Option<String>>,
+    render: impl FnOnce(&[Invitation], &str) -> T,
+) -> Result<bytes::Bytes, Error> {
+    let key = Key {
+        scope,
+        username: username_filter(username)?.map(str::to_owned),
+        base: base_url(req),
+    };
+    pending_list(backend, lists, &caller(auth, req), key, render).await
+}
+
 /// The caller of a request: its principal and the address it came from.
 pub(crate) fn caller_from(principal: invites_domain::Principal, req: &Request) -> Caller {
     Caller {
@@ -195,16 +214,14 @@ impl AtlasApi {
         username: Query<Option<String>>,
     ) -> Result<OrgInvitationList, ErrorsWith400> {
         flags(&envelope, &pretty)?;
-        let key = Key {
-            scope: org_scope(&org_id)?,
-            username: username_filter(&username)?.map(str::to_owned),
-            base: base_url(req),
-        };
-        let body = pending_list(
+        let scope = org_scope(&org_id)?;
+        let body = list_body(
             &***backend,
             &lists,
-            &caller(auth, req),
-            key,
+            auth,
+            req,
+            scope,
+            &username,
             |list, base| {
                 list.iter()
                     .map(|i| OrganizationInvitation::from_domain(i, base))
@@ -439,16 +456,14 @@ impl AtlasApi {
         username: Query<Option<String>>,
     ) -> Result<GroupInvitationList, ErrorsWithout400> {
         flags(&envelope, &pretty)?;
-        let key = Key {
-            scope: group_scope(&group_id)?,
-            username: username_filter(&username)?.map(str::to_owned),
-            base: base_url(req),
-        };
-        let body = pending_list(
+        let scope = group_scope(&group_id)?;
+        let body = list_body(
             &***backend,
             &lists,
-            &caller(auth, req),
-            key,
+            auth,
+            req,
+            scope,
+            &username,
             |list, base| {
                 list.iter()
                     .map(|i| GroupInvitation::from_domain(i, base, PREFIX))
