@@ -59,18 +59,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn health(&self) -> Result<(), Error>;
 
-    /// Pending invitations in `scope`, optionally for one username.
-    async fn list_invitations(
-        &self,
-        caller: &Caller,
-        scope: Scope,
-        username: Option<&str>,
-    ) -> Result<Vec<Invitation>, Error>;
     /// The version of `scope`'s invitations, once the caller is known to be allowed to list them:
     /// it moves with every change to them, in the same transaction, whoever makes it.
     async fn invitations_version(&self, caller: &Caller, scope: Scope) -> Result<i64, Error>;
-    /// [`Backend::list_invitations`] with the version the list is as of (None: not one version,
-    /// a change committed while it was read).
+    /// Pending invitations in `scope`, optionally for one username, with the version of the scope
+    /// they are as of (None: not one version, a change committed while they were read).
     async fn list_invitations_versioned(
         &self,
         caller: &Caller,

@@ -465,19 +465,6 @@ impl Backend for StoreBackend {
         })
     }
 
-    async fn list_invitations(
-        &self,
-        caller: &Caller,
-        scope: Scope,
-        username: Option<&str>,
-    ) -> Result<Vec<Invitation>, Error> {
-        self.authorize(&caller.principal, scope).await?;
-        self.store
-            .pending_invitations(store_scope(scope), username)
-            .await
-            .map_err(store_error)
-    }
-
     async fn invitations_version(&self, caller: &Caller, scope: Scope) -> Result<i64, Error> {
         self.authorize(&caller.principal, scope).await?;
         self.store
