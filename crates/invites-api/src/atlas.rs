@@ -180,7 +180,10 @@ fn group_one(inv: &Invitation, req: &Request, rate: &RateInfo) -> GroupInvitatio
     )
 }
 
-pub struct AtlasApi;
+/// The Atlas operations; `lists` is the server's list cache (see `list_cache`).
+pub struct AtlasApi {
+    pub(crate) lists: Arc<ListCache>,
+}
 
 #[allow(clippy::too_many_arguments)]
 #[OpenApi(prefix_path = "/api/atlas/v2")]
@@ -200,7 +203,6 @@ impl AtlasApi {
         &self,
         auth: AtlasAuth,
         backend: Data<&Arc<dyn Backend>>,
-        lists: Data<&Arc<ListCache>>,
         rate: Data<&RateInfo>,
         req: &Request,
         /// Flag that indicates whether Application wraps the response in an `envelope` JSON object.
@@ -217,7 +219,7 @@ impl AtlasApi {
         let scope = org_scope(&org_id)?;
         let body = list_body(
             &***backend,
-            &lists,
+            &self.lists,
             auth,
             req,
             scope,
@@ -442,7 +444,6 @@ impl AtlasApi {
         &self,
         auth: AtlasAuth,
         backend: Data<&Arc<dyn Backend>>,
-        lists: Data<&Arc<ListCache>>,
         rate: Data<&RateInfo>,
         req: &Request,
         /// Unique 24-hexadecimal digit string that identifies your project.
@@ -459,7 +460,7 @@ impl AtlasApi {
         let scope = group_scope(&group_id)?;
         let body = list_body(
             &***backend,
-            &lists,
+            &self.lists,
             auth,
             req,
             scope,

@@ -40,11 +40,14 @@ type Apis = (
     oauth::ServiceApi,
 );
 
-fn service() -> OpenApiService<Apis, ()> {
+/// The operations, over `lists` as the list cache (one per server; the spec does not use it).
+fn service(lists: Arc<list_cache::ListCache>) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
-            atlas::AtlasApi,
-            opsmanager::OpsManagerApi,
+            atlas::AtlasApi {
+                lists: Arc::clone(&lists),
+            },
+            opsmanager::OpsManagerApi { lists },
             community::CommunityApi,
             oauth::ServiceApi,
         ),
@@ -86,8 +89,8 @@ const HEADER_SPELLINGS: &[&str] = &[
 /// `scopes` object even when empty (poem-openapi omits it), and response header names get their
 /// usual spelling back.
 pub fn spec_json() -> String {
-    let mut spec: serde_json::Value =
-        serde_json::from_str(&service().spec()).expect("poem-openapi emits valid JSON");
+    let mut spec: serde_json::Value = serde_json::from_str(&service(Default::default()).spec())
+        .expect("poem-openapi emits valid JSON");
     // The community paths end with a slash, as documented; poem-openapi drops trailing slashes
     // from paths, and the edge routes both spellings.
     if let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) {
@@ -172,7 +175,7 @@ pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u64 = 6000;
 
 /// The whole HTTP application over a backend.
 pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
-    let service = service();
+    let service = service(Arc::new(list_cache::ListCache::new()));
     let docs = Html(service.swagger_ui_html());
     let spec = spec_json();
     let methods = Arc::new(edge::MethodTable::from_spec(
@@ -202,7 +205,6 @@ pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
             config: config.auth,
         })
         .data(backend)
-        .data(Arc::new(list_cache::ListCache::new()))
         .with(edge::Edge { methods })
 }
 

@@ -142,7 +142,10 @@ fn flags(pretty: &Option<Flag>, envelope: &Option<Flag>) -> Result<(), Error> {
     Ok(())
 }
 
-pub struct OpsManagerApi;
+/// The Ops Manager operations; `lists` is the server's list cache (see `list_cache`).
+pub struct OpsManagerApi {
+    pub(crate) lists: Arc<ListCache>,
+}
 
 #[allow(clippy::too_many_arguments)]
 #[OpenApi(
@@ -163,7 +166,6 @@ impl OpsManagerApi {
         &self,
         auth: OpsManagerAuth,
         backend: Data<&Arc<dyn Backend>>,
-        lists: Data<&Arc<ListCache>>,
         req: &Request,
         /// Unique 24-hexadecimal digit string that identifies the project.
         #[oai(name = "GROUP-ID")]
@@ -186,7 +188,7 @@ impl OpsManagerApi {
         };
         let body = pending_list(
             &***backend,
-            &lists,
+            &self.lists,
             &caller_from(auth.0, req),
             key,
             |list, _| {
