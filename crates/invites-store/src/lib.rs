@@ -11,6 +11,8 @@
 mod admin;
 mod audit;
 mod auth;
+#[cfg(feature = "bench-bounds")]
+pub mod bench_bound;
 mod checkpoint;
 mod community;
 mod invitations;

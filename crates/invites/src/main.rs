@@ -198,6 +198,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Listen for SIGINT/SIGTERM before anything else, so a signal that arrives during start-up
     // still stops the server gracefully.
     let shutdown = ShutdownSignals::register().context("registering signal handlers")?;
+    #[cfg(feature = "bench-bounds")]
+    match invites_store::bench_bound::check().map_err(anyhow::Error::msg)? {
+        Some(bound) => tracing::warn!(?bound, "benchmark bound in force: removals remove nothing"),
+        None => tracing::warn!("built with bench-bounds, but no INVITES_BENCH_BOUND is set"),
+    }
     let store = Store::open(&args.database_url)
         .await
         .with_context(|| format!("opening database {}", redact_password(&args.database_url)))?;
