@@ -31,7 +31,7 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
-    /// Run every check and test: fmt, clippy, spec freshness and independent validation,
+    /// Run every check and test: fmt, clippy (also with bench-bounds), spec freshness and independent validation,
     /// schemathesis against the Atlas reference, the test suites. Installs what the tests need
     /// when it is missing (a Python virtualenv under target/).
     Test,
@@ -357,6 +357,33 @@ fn test() -> Result<()> {
         "--",
         "-D",
         "warnings",
+    ]))?;
+    // The benchmark-only build (`cargo xtask bench server` makes it): linted and its own tests
+    // run here, so it cannot rot unseen between benchmark runs.
+    step("cargo clippy and the bench_bound tests with the bench-bounds feature");
+    run(Command::new("cargo").args([
+        "clippy",
+        "-p",
+        "invites",
+        "-p",
+        "invites-server",
+        "-p",
+        "invites-store",
+        "--features",
+        "invites/bench-bounds",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(Command::new("cargo").args([
+        "test",
+        "-p",
+        "invites-store",
+        "--features",
+        "bench-bounds",
+        "--lib",
+        "bench_bound",
     ]))?;
     step("committed OpenAPI document is current");
     openapi(true)?;
