@@ -139,7 +139,10 @@ impl Store {
 
     /// One invitation by id, whatever its status.
     pub async fn invitation(&self, id: ObjectId) -> Result<Option<Invitation>> {
-        let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE i.id = $1"))
+        if let Some(readers) = &self.sqlite_readers {
+            return readers.read(move |conn| invitation_on(conn, id)).await;
+        }
+        let row: Option<Row> = sqlx::query_as(by_id_sql())
             .bind(id.to_string())
             .fetch_optional(self.pool())
             .await?;
@@ -302,6 +305,22 @@ fn pending_on(
     Ok(found)
 }
 
+/// The invitation with an id, any status.
+fn by_id_sql() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| format!("{SELECT} WHERE i.id = $1"))
+}
+
+/// [`Store::invitation`] on a SQLite reader connection.
+fn invitation_on(conn: &rusqlite::Connection, id: ObjectId) -> Result<Option<Invitation>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(by_id_sql())?
+        .query_row([id.to_string()], row_tuple)
+        .optional()?
+        .map(decode)
+        .transpose()
+}
+
 /// The key of a scope in `invitation_versions`: the project's id, or the organization's.
 fn scope_id(scope: InvitationScope) -> String {
     match scope {
@@ -395,6 +414,31 @@ mod tests {
         // A list comes with the version it is as of.
         let (at, list) = store.pending_invitations_versioned(o, None).await.unwrap();
         assert_eq!((at, list.len()), (Some(v5.0), 0));
+    }
+
+    #[tokio::test]
+    async fn an_invitation_read_by_id_is_the_one_written_whatever_its_status() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let a = AuditEntry::operator(now);
+        let org = store.create_org("Acme", now).await.unwrap();
+        let project = store.create_project(org.id, "web", now).await.unwrap();
+        let mut input = new(org.id, Some(project.id), "u@example.com");
+        input.roles = vec!["GROUP_READ_ONLY".into(), "GROUP_OWNER".into()];
+        input.team_ids = vec!["6b0f1ae6e652eb5912000001".into()];
+        let created = store.create_invitation(&input, &a).await.unwrap();
+        let read = store.invitation(created.id).await.unwrap().expect("found");
+        assert_eq!(read, created);
+        assert_eq!(
+            (read.org_name.as_str(), read.project_name.as_deref()),
+            ("Acme", Some("web"))
+        );
+        assert_eq!(read.roles, input.roles);
+        assert_eq!(read.team_ids, input.team_ids);
+        store.accept_invitation(created.id, &a).await.unwrap();
+        let accepted = store.invitation(created.id).await.unwrap().expect("kept");
+        assert_eq!(accepted.status, InvitationStatus::Accepted);
+        assert_eq!(store.invitation(ObjectId::generate(0)).await.unwrap(), None);
     }
 
     #[tokio::test]
