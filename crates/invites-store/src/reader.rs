@@ -1,9 +1,10 @@
-//! SQLite only: long reads (lists of up to thousands of rows) on rusqlite connections in
-//! blocking tasks.
+//! SQLite only: the hot reads (lists of up to thousands of rows, an invitation by id) on
+//! rusqlite connections in blocking tasks.
 //!
 //! sqlx's SQLite driver hands every row from its worker thread to the async task separately, so
-//! a list of 1,000 invitations cost about as many thread wake-ups as rows. Here a query runs to
-//! the end on one thread and its rows come back together: one hand-off per query. At most
+//! a list of 1,000 invitations cost about as many thread wake-ups as rows, and even a single row
+//! costs several. Here a query runs to the end on one thread and its rows come back together:
+//! one hand-off per query. At most
 //! [`READERS`] run at once; their connections are kept for reuse.
 
 use std::path::PathBuf;
