@@ -1,5 +1,7 @@
 //! Atlas and Ops Manager invitations: to an organization (no project) or to a project.
 
+use std::sync::OnceLock;
+
 #[cfg(test)]
 use chrono::Utc;
 use invites_domain::invitation::expires_at;
@@ -104,37 +106,32 @@ impl Store {
     ) -> Result<Invitation> {
         let now = audit_entry.at;
         let id = ObjectId::generate(now.timestamp());
+        let detail = serde_json::json!({"username": new.username, "roles": new.roles});
         let mut tx = self.writer().begin().await?;
-        sqlx::query(
-            "INSERT INTO invitations (id, org_id, project_id, username, inviter_username, roles, team_ids, \
-             group_role_assignments, status, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10)",
-        )
-        .bind(id.to_string())
-        .bind(new.org_id.to_string())
-        .bind(new.project_id.map(|p| p.to_string()))
-        .bind(&new.username)
-        .bind(&new.inviter_username)
-        .bind(to_json(&new.roles))
-        .bind(to_json(&new.team_ids))
-        .bind(to_json(&new.group_role_assignments))
-        .bind(now.timestamp_millis())
-        .bind(expires_at(now).timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(INSERT_SQL)
+            .bind(id.to_string())
+            .bind(new.org_id.to_string())
+            .bind(new.project_id.map(|p| p.to_string()))
+            .bind(&new.username)
+            .bind(&new.inviter_username)
+            .bind(to_json(&new.roles))
+            .bind(to_json(&new.team_ids))
+            .bind(to_json(&new.group_role_assignments))
+            .bind(now.timestamp_millis())
+            .bind(expires_at(now).timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
         audit::write(
             &mut tx,
             audit_entry,
             "invitation.created",
             "invitation",
             &id.to_string(),
-            &serde_json::json!({"username": new.username, "roles": new.roles}),
+            &detail,
         )
         .await?;
         tx.commit().await?;
-        self.invitation(id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("invitation {id} vanished after insert")))
+        self.invitation(id).await?.ok_or_else(|| vanished(id))
     }
 
     /// One invitation by id, whatever its status.
@@ -156,18 +153,18 @@ impl Store {
         scope: InvitationScope,
         username: Option<&str>,
     ) -> Result<Vec<Invitation>> {
-        let (sql, id) = pending_sql(scope);
+        let (sql, id) = pending_sql(scope, username.is_some());
         if let Some(readers) = &self.sqlite_readers {
             let username = username.map(str::to_owned);
             return readers
-                .read(move |conn| pending_on(conn, &sql, id, username))
+                .read(move |conn| pending_on(conn, sql, id, username))
                 .await;
         }
-        let rows: Vec<Row> = sqlx::query_as(&sql)
-            .bind(id.to_string())
-            .bind(username)
-            .fetch_all(self.pool())
-            .await?;
+        let mut query = sqlx::query_as(sql).bind(id.to_string());
+        if let Some(username) = username {
+            query = query.bind(username);
+        }
+        let rows: Vec<Row> = query.fetch_all(self.pool()).await?;
         rows.into_iter().map(decode).collect()
     }
 
@@ -195,13 +192,13 @@ impl Store {
     ) -> Result<(Option<i64>, Vec<Invitation>)> {
         if let Some(readers) = &self.sqlite_readers {
             // One read transaction: the version and the rows come from the same snapshot.
-            let (sql, id) = pending_sql(scope);
+            let (sql, id) = pending_sql(scope, username.is_some());
             let username = username.map(str::to_owned);
             return readers
                 .read(move |conn| {
                     let tx = conn.unchecked_transaction()?;
                     let version = version_on(&tx, &scope_id(scope))?;
-                    let found = pending_on(&tx, &sql, id, username)?;
+                    let found = pending_on(&tx, sql, id, username)?;
                     tx.commit()?;
                     Ok((Some(version), found))
                 })
@@ -275,18 +272,28 @@ impl Store {
     }
 }
 
-/// The pending-invitations query of a scope and the id it binds first (the username second).
-fn pending_sql(scope: InvitationScope) -> (String, ObjectId) {
-    let (clause, id) = match scope {
-        InvitationScope::Org(o) => ("i.org_id = $1 AND i.project_id IS NULL", o),
-        InvitationScope::Project(p) => ("i.project_id = $1", p),
+/// The pending-invitations query of a scope, for one username or all, and the id it binds first
+/// (the username second). Two texts rather than one `($2 IS NULL OR username = $2)`: with the
+/// username named the planner seeks the scope's unique (scope, username) index instead of
+/// reading every pending invitation of the scope, which made a create in a scope of thousands of
+/// invitations cost thousands of rows.
+fn pending_sql(scope: InvitationScope, by_username: bool) -> (&'static str, ObjectId) {
+    static TEXTS: OnceLock<[String; 4]> = OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        let text = |clause: &str, username: &str| {
+            format!(
+                "{SELECT} WHERE {clause} AND i.status = 'PENDING'{username} ORDER BY i.created_at, i.id"
+            )
+        };
+        let (org, project) = ("i.org_id = $1 AND i.project_id IS NULL", "i.project_id = $1");
+        let one = " AND i.username = $2";
+        [text(org, ""), text(org, one), text(project, ""), text(project, one)]
+    });
+    let (base, id) = match scope {
+        InvitationScope::Org(o) => (0, o),
+        InvitationScope::Project(p) => (2, p),
     };
-    (
-        format!(
-            "{SELECT} WHERE {clause} AND i.status = 'PENDING' AND ($2 IS NULL OR i.username = $2) ORDER BY i.created_at, i.id"
-        ),
-        id,
-    )
+    (&texts[base + usize::from(by_username)], id)
 }
 
 /// Runs [`pending_sql`] on a SQLite reader connection.
@@ -297,7 +304,10 @@ fn pending_on(
     username: Option<String>,
 ) -> Result<Vec<Invitation>> {
     let mut statement = conn.prepare_cached(sql)?;
-    let mut rows = statement.query(rusqlite::params![id.to_string(), username])?;
+    let mut rows = match username {
+        Some(username) => statement.query(rusqlite::params![id.to_string(), username])?,
+        None => statement.query([id.to_string()])?,
+    };
     let mut found = Vec::new();
     while let Some(row) = rows.next()? {
         found.push(decode(row_tuple(row)?)?);
@@ -305,9 +315,20 @@ fn pending_on(
     Ok(found)
 }
 
+/// A new pending invitation; its ten parameters in order of appearance (as rusqlite binds them
+/// by position).
+const INSERT_SQL: &str = "INSERT INTO invitations (id, org_id, project_id, username, \
+     inviter_username, roles, team_ids, group_role_assignments, status, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10)";
+
+/// An invitation just inserted could not be read back in the same transaction.
+fn vanished(id: ObjectId) -> StoreError {
+    StoreError::Corrupt(format!("invitation {id} vanished after insert"))
+}
+
 /// The invitation with an id, any status.
 fn by_id_sql() -> &'static str {
-    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| format!("{SELECT} WHERE i.id = $1"))
 }
 
@@ -414,6 +435,85 @@ mod tests {
         // A list comes with the version it is as of.
         let (at, list) = store.pending_invitations_versioned(o, None).await.unwrap();
         assert_eq!((at, list.len()), (Some(v5.0), 0));
+    }
+
+    #[tokio::test]
+    async fn a_pending_invitation_by_username_is_an_index_seek_not_a_scan_of_its_scope() {
+        let (store, url, _d) = crate::test_util::fresh_with_url().await;
+        if store.backend() != crate::Backend::Sqlite {
+            return;
+        }
+        let conn = rusqlite::Connection::open(&url).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            // The plan does not depend on the values: bind nothing (NULL) to every parameter.
+            let unbound = vec![rusqlite::types::Null; statement.parameter_count()];
+            let details = statement
+                .query_map(rusqlite::params_from_iter(unbound), |row| {
+                    row.get::<_, String>(3)
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .unwrap();
+            details.join("; ")
+        };
+        let scope_ids = [ObjectId::generate(0), ObjectId::generate(0)];
+        let org = plan(pending_sql(InvitationScope::Org(scope_ids[0]), true).0);
+        assert!(
+            org.contains("invitations_pending_org_user (org_id=? AND username=?)"),
+            "{org}"
+        );
+        let project = plan(pending_sql(InvitationScope::Project(scope_ids[1]), true).0);
+        assert!(
+            project.contains("invitations_pending_project_user (project_id=? AND username=?)"),
+            "{project}"
+        );
+        // Without a username a list reads the scope's part of the same index.
+        let list = plan(pending_sql(InvitationScope::Org(scope_ids[0]), false).0);
+        assert!(
+            list.contains("invitations_pending_org_user (org_id=?)"),
+            "{list}"
+        );
+    }
+
+    #[tokio::test]
+    async fn pending_invitations_by_username_find_that_user_only_in_that_scope() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let a = AuditEntry::operator(now);
+        let org = store.create_org("Acme", now).await.unwrap();
+        let project = store.create_project(org.id, "web", now).await.unwrap();
+        for user in ["a@example.com", "b@example.com"] {
+            for scope in [None, Some(project.id)] {
+                store
+                    .create_invitation(&new(org.id, scope, user), &a)
+                    .await
+                    .unwrap();
+            }
+        }
+        for (scope, project_id) in [
+            (InvitationScope::Org(org.id), None),
+            (InvitationScope::Project(project.id), Some(project.id)),
+        ] {
+            let found = store
+                .pending_invitations(scope, Some("b@example.com"))
+                .await
+                .unwrap();
+            assert_eq!(found.len(), 1, "{scope:?}");
+            assert_eq!(
+                (found[0].username.as_str(), found[0].project_id),
+                ("b@example.com", project_id)
+            );
+            let none = store
+                .pending_invitations(scope, Some("c@example.com"))
+                .await
+                .unwrap();
+            assert!(none.is_empty());
+            assert_eq!(
+                store.pending_invitations(scope, None).await.unwrap().len(),
+                2
+            );
+        }
     }
 
     #[tokio::test]
