@@ -9,6 +9,7 @@ use invites_domain::{GroupRoleAssignment, Invitation, InvitationStatus, NewInvit
 use serde::Serialize;
 
 use crate::audit::{self, AuditEntry};
+use crate::writer::Outcome;
 use crate::{from_millis, parse_object_id, Result, Store, StoreError};
 
 /// Where an invitation invites to.
@@ -107,6 +108,37 @@ impl Store {
         let now = audit_entry.at;
         let id = ObjectId::generate(now.timestamp());
         let detail = serde_json::json!({"username": new.username, "roles": new.roles});
+        if let Some(writer) = &self.sqlite_writer {
+            // A job of the writer thread, batched with whatever else is being written, and read
+            // back in its own transaction: one hand-off in all.
+            let (new, audit_entry) = (new.clone(), audit_entry.clone());
+            return writer
+                .run(move |conn| {
+                    conn.prepare_cached(INSERT_SQL)?.execute(rusqlite::params![
+                        id.to_string(),
+                        new.org_id.to_string(),
+                        new.project_id.map(|p| p.to_string()),
+                        &new.username,
+                        &new.inviter_username,
+                        to_json(&new.roles),
+                        to_json(&new.team_ids),
+                        to_json(&new.group_role_assignments),
+                        now.timestamp_millis(),
+                        expires_at(now).timestamp_millis(),
+                    ])?;
+                    let audit_row = audit::AuditRow {
+                        entry: &audit_entry,
+                        action: "invitation.created",
+                        target_kind: "invitation",
+                        target_id: id.to_string(),
+                        detail: detail.to_string(),
+                    };
+                    audit::write_on_writer(conn, &[audit_row])?;
+                    let created = invitation_on(conn, id)?.ok_or_else(|| vanished(id))?;
+                    Ok(Outcome::Keep(created))
+                })
+                .await;
+        }
         let mut tx = self.writer().begin().await?;
         sqlx::query(INSERT_SQL)
             .bind(id.to_string())
@@ -513,6 +545,53 @@ mod tests {
                 store.pending_invitations(scope, None).await.unwrap().len(),
                 2
             );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_creates_for_one_user_make_one_invitation_and_lose_no_other() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let org = store.create_org("Acme", now).await.unwrap();
+        let store = std::sync::Arc::new(store);
+        // Ten users, each invited twice at once: the creates share writer batches, and a
+        // conflicting one must fail alone.
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = std::sync::Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let user = format!("u{}@example.com", i % 10);
+                store
+                    .create_invitation(&new(org.id, None, &user), &AuditEntry::operator(now))
+                    .await
+            }));
+        }
+        let (mut created, mut conflicts) = (Vec::new(), 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(inv) => created.push(inv),
+                Err(StoreError::Conflict(_)) => conflicts += 1,
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!((created.len(), conflicts), (10, 10));
+        let mut users: Vec<_> = created.iter().map(|i| i.username.clone()).collect();
+        users.sort();
+        users.dedup();
+        assert_eq!(users.len(), 10, "one invitation per user");
+        let pending = store
+            .pending_invitations(InvitationScope::Org(org.id), None)
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 10);
+        for inv in &created {
+            assert_eq!(store.invitation(inv.id).await.unwrap().as_ref(), Some(inv));
+            let audit = store
+                .audit_for("invitation", &inv.id.to_string())
+                .await
+                .unwrap();
+            assert_eq!(audit.len(), 1, "audited once: {audit:?}");
+            assert_eq!(audit[0].action, "invitation.created");
         }
     }
 
