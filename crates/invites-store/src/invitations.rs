@@ -252,17 +252,48 @@ impl Store {
         group_role_assignments: Option<&[GroupRoleAssignment]>,
         audit_entry: &AuditEntry,
     ) -> Result<Option<Invitation>> {
+        let (roles_json, teams_json, assignments_json) = (
+            roles.map(to_json),
+            team_ids.map(to_json),
+            group_role_assignments.map(to_json),
+        );
+        let detail = serde_json::json!({"roles": roles, "teamIds": team_ids});
+        if let Some(writer) = &self.sqlite_writer {
+            let audit_entry = audit_entry.clone();
+            return writer
+                .run(move |conn| {
+                    // By name: the parameters do not appear in the order of their numbers.
+                    let changed =
+                        conn.prepare_cached(UPDATE_SQL)?
+                            .execute(rusqlite::named_params! {
+                                "$1": id.to_string(),
+                                "$2": roles_json,
+                                "$3": teams_json,
+                                "$4": assignments_json,
+                            })?;
+                    if changed == 0 {
+                        return Ok(Outcome::Keep(None));
+                    }
+                    let audit_row = audit::AuditRow {
+                        entry: &audit_entry,
+                        action: "invitation.updated",
+                        target_kind: "invitation",
+                        target_id: id.to_string(),
+                        detail: detail.to_string(),
+                    };
+                    audit::write_on_writer(conn, &[audit_row])?;
+                    Ok(Outcome::Keep(invitation_on(conn, id)?))
+                })
+                .await;
+        }
         let mut tx = self.writer().begin().await?;
-        let done = sqlx::query(
-            "UPDATE invitations SET roles = COALESCE($2, roles), team_ids = COALESCE($3, team_ids), \
-             group_role_assignments = COALESCE($4, group_role_assignments) WHERE id = $1 AND status = 'PENDING'",
-        )
-        .bind(id.to_string())
-        .bind(roles.map(to_json))
-        .bind(team_ids.map(to_json))
-        .bind(group_role_assignments.map(to_json))
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(UPDATE_SQL)
+            .bind(id.to_string())
+            .bind(roles_json)
+            .bind(teams_json)
+            .bind(assignments_json)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -272,7 +303,7 @@ impl Store {
             "invitation.updated",
             "invitation",
             &id.to_string(),
-            &serde_json::json!({"roles": roles, "teamIds": team_ids}),
+            &detail,
         )
         .await?;
         tx.commit().await?;
@@ -281,8 +312,33 @@ impl Store {
 
     /// Marks a pending invitation accepted. Returns false when there was none.
     pub async fn accept_invitation(&self, id: ObjectId, audit_entry: &AuditEntry) -> Result<bool> {
+        if let Some(writer) = &self.sqlite_writer {
+            let audit_entry = audit_entry.clone();
+            return writer
+                .run(move |conn| {
+                    let changed =
+                        conn.prepare_cached(ACCEPT_SQL)?
+                            .execute(rusqlite::named_params! {
+                                "$1": id.to_string(),
+                                "$2": audit_entry.at.timestamp_millis(),
+                            })?;
+                    if changed == 0 {
+                        return Ok(Outcome::Keep(false));
+                    }
+                    let audit_row = audit::AuditRow {
+                        entry: &audit_entry,
+                        action: "invitation.accepted",
+                        target_kind: "invitation",
+                        target_id: id.to_string(),
+                        detail: "{}".to_owned(),
+                    };
+                    audit::write_on_writer(conn, &[audit_row])?;
+                    Ok(Outcome::Keep(true))
+                })
+                .await;
+        }
         let mut tx = self.writer().begin().await?;
-        let done = sqlx::query("UPDATE invitations SET status = 'ACCEPTED', accepted_at = $2 WHERE id = $1 AND status = 'PENDING'")
+        let done = sqlx::query(ACCEPT_SQL)
             .bind(id.to_string())
             .bind(audit_entry.at.timestamp_millis())
             .execute(&mut *tx)
@@ -352,6 +408,15 @@ fn pending_on(
 const INSERT_SQL: &str = "INSERT INTO invitations (id, org_id, project_id, username, \
      inviter_username, roles, team_ids, group_role_assignments, status, created_at, expires_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10)";
+
+/// New roles, teams and project assignments (each kept when NULL) for a pending invitation.
+const UPDATE_SQL: &str = "UPDATE invitations SET roles = COALESCE($2, roles), \
+     team_ids = COALESCE($3, team_ids), group_role_assignments = COALESCE($4, group_role_assignments) \
+     WHERE id = $1 AND status = 'PENDING'";
+
+/// A pending invitation accepted at a time.
+const ACCEPT_SQL: &str = "UPDATE invitations SET status = 'ACCEPTED', accepted_at = $2 \
+     WHERE id = $1 AND status = 'PENDING'";
 
 /// An invitation just inserted could not be read back in the same transaction.
 fn vanished(id: ObjectId) -> StoreError {
@@ -725,5 +790,89 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn an_update_changes_what_it_names_keeps_the_rest_and_an_acceptance_happens_once() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let org = store.create_org("Acme", now).await.unwrap();
+        let a = AuditEntry::operator(now);
+        let inv = store
+            .create_invitation(&new(org.id, None, "u@example.com"), &a)
+            .await
+            .unwrap();
+        let teams = vec!["6b0f1ae6e652eb5912000001".to_owned()];
+        let assignments = vec![GroupRoleAssignment {
+            group_id: "6b0f1ae6e652eb5912000002".into(),
+            group_role: "GROUP_READ_ONLY".into(),
+        }];
+        let read = || async { store.invitation(inv.id).await.unwrap().unwrap() };
+        // Each field alone, in turn: the others stay as they were.
+        let teamed = store
+            .update_invitation(inv.id, None, Some(&teams), None, &a)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                &teamed.roles,
+                &teamed.team_ids,
+                &teamed.group_role_assignments
+            ),
+            (&inv.roles, &teams, &vec![])
+        );
+        let assigned = store
+            .update_invitation(inv.id, None, None, Some(&assignments), &a)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                &assigned.roles,
+                &assigned.team_ids,
+                &assigned.group_role_assignments
+            ),
+            (&inv.roles, &teams, &assignments)
+        );
+        let roles = vec!["ORG_BILLING_ADMIN".to_owned()];
+        let renamed = store
+            .update_invitation(inv.id, Some(&roles), None, None, &a)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                &renamed.roles,
+                &renamed.team_ids,
+                &renamed.group_role_assignments
+            ),
+            (&roles, &teams, &assignments)
+        );
+        assert_eq!(read().await, renamed, "what was answered is what is stored");
+        assert!(store.accept_invitation(inv.id, &a).await.unwrap());
+        assert!(!store.accept_invitation(inv.id, &a).await.unwrap(), "once");
+        assert!(!store
+            .accept_invitation(ObjectId::generate(0), &a)
+            .await
+            .unwrap());
+        assert_eq!(read().await.status, InvitationStatus::Accepted);
+        let actions: Vec<String> = store
+            .audit_for("invitation", &inv.id.to_string())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "invitation.created",
+                "invitation.updated",
+                "invitation.updated",
+                "invitation.updated",
+                "invitation.accepted"
+            ]
+        );
     }
 }
