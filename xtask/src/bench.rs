@@ -612,6 +612,20 @@ pub fn server(seconds: u64) -> Result<()> {
                 [vec!["--org".to_owned(), list_org.clone()], sa_args.clone()].concat(),
                 200,
             ),
+            // Beyond the issue's five: the rest of the lifecycle. Creates come last, as they
+            // grow the table (by what they create).
+            (
+                "update",
+                "(f) updateOrgInvite, new roles, Bearer",
+                [ids.clone(), org.clone(), sa_args.clone()].concat(),
+                200,
+            ),
+            (
+                "create",
+                "(g) createOrgInvite, a new user each, Bearer",
+                [org.clone(), sa_args.clone()].concat(),
+                200,
+            ),
         ];
         // Each scenario's load arguments beside the database, so one scenario can be replayed
         // by hand (`invites serve` on a copy of the database, then `invites-bench load`).
@@ -740,14 +754,20 @@ type DeleteScenario = (&'static str, Vec<String>);
 /// The bounds measured, as `INVITES_BENCH_BOUND` names them.
 const BOUNDS: [&str; 2] = ["authorized", "queued"];
 
-/// The issue's letter for a scenario.
+/// The scenarios issue 8 sets targets for, besides the ceiling; (f) and (g) are measured beyond
+/// them.
+const ISSUE_SCENARIOS: [&str; 4] = ["digest", "bearer", "bulk", "list"];
+
+/// A scenario's letter in the report.
 fn scenario_letter(scenario: &str) -> &'static str {
     match scenario {
         "ceiling" => "a",
         "digest" => "b",
         "bearer" => "c",
         "bulk" => "d",
-        _ => "e",
+        "list" => "e",
+        "update" => "f",
+        _ => "g",
     }
 }
 
@@ -790,7 +810,9 @@ fn bench_report(
             "digest" => "(b) deleteOrgInvite, Digest",
             "bearer" => "(c) deleteOrgInvite, Bearer",
             "bulk" => "(d) community bulk DELETE, 10 users",
-            _ => "(e) listOrgInvites, 1,000 invitations",
+            "list" => "(e) listOrgInvites, 1,000 invitations",
+            "update" => "(f) updateOrgInvite, Bearer",
+            _ => "(g) createOrgInvite, Bearer",
         };
         md.push_str(&format!(
             "| {title} | {} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} |\n",
@@ -830,12 +852,16 @@ fn bench_report(
             ));
         }
     }
-    let worst_p99 = rows.iter().map(|f| f.p99).fold(0.0, f64::max);
+    let worst_p99 = rows
+        .iter()
+        .filter(|f| ISSUE_SCENARIOS.contains(&f.scenario.as_str()))
+        .map(|f| f.p99)
+        .fold(0.0, f64::max);
     md.push_str(&format!(
-        "- p99 under 10 ms in every scenario: worst {worst_p99:.2} ms, {}.\n",
+        "- p99 under 10 ms in every scenario (b) to (e): worst {worst_p99:.2} ms, {}.\n",
         verdict(worst_p99 < 10.0)
     ));
-    for s in ["digest", "bearer", "bulk", "list"] {
+    for s in ISSUE_SCENARIOS {
         if let (Some(small), Some(large)) = (get(s, TABLE_SIZES[0]), get(s, TABLE_SIZES[1])) {
             let share = large.rps / small.rps.max(1.0);
             md.push_str(&format!(
@@ -860,7 +886,9 @@ fn bench_report(
          table keeps its size and ids can be reused; that re-insert is work a real delete does not do (with \
          it dropped, (c) measured the same: see below). Digest clients fetch one challenge per connection and then count \
          nonces up on it, as curl does. Digest verification alone is measured by `cargo bench -p invites-digest` \
-         (about 2.6 us per request here).\n\n",
+         (about 2.6 us per request here). (f) and (g), beyond the issue's five, measure the rest of the \
+         lifecycle: (f) gives the deletable invitations new roles in turn, (g) invites a new user every \
+         time and runs last, so the table grows by what it creates (about 10 s times its rate).\n\n",
     );
     md.push_str(&bounds_section(a, rows, bound_rows));
     md.push_str(

@@ -48,6 +48,10 @@ enum Scenario {
     Bulk,
     /// `listOrgInvites` of an organization.
     List,
+    /// `updateOrgInvite`: new roles for the deletable invitations, with a Bearer token.
+    Update,
+    /// `createOrgInvite` of a new username every time, with a Bearer token.
+    Create,
 }
 
 #[derive(clap::Args)]
@@ -64,7 +68,7 @@ struct LoadArgs {
     /// Requests before this many seconds are not measured.
     #[arg(long, default_value_t = 1)]
     warmup_secs: u64,
-    /// The organization (digest, bearer, list).
+    /// The organization (digest, bearer, list, update, create).
     #[arg(long, default_value = "")]
     org: String,
     /// Deletable invitation ids are `dd` followed by 22 hex digits of 0..COUNT (each connection
@@ -219,6 +223,10 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
         digest = Some(handshake(&mut sender, args, &list_path).await?);
     }
     let mut tally = Tally::default();
+    // Created usernames must be new in every run, on the same database too.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let mut i: u64 = 0;
     while Instant::now() < end {
         let victim = delete_id(index as u64 * share + i % share);
@@ -239,6 +247,22 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
                 )
             }
             Scenario::List => (Method::GET, list_path.clone(), None),
+            Scenario::Update => (
+                Method::PATCH,
+                format!("/api/atlas/v2/orgs/{}/invites/{victim}", args.org),
+                Some(r#"{"roles":["ORG_MEMBER"]}"#.to_owned()),
+            ),
+            Scenario::Create => (
+                Method::POST,
+                list_path.clone(),
+                Some(
+                    serde_json::json!({
+                        "username": format!("new-{run}-{index}-{i}@bench.example"),
+                        "roles": ["ORG_MEMBER"],
+                    })
+                    .to_string(),
+                ),
+            ),
         };
         let auth = match (args.scenario, digest.as_mut()) {
             (Scenario::Digest, Some(d)) => {
