@@ -64,6 +64,25 @@ const AUDIT_COLUMNS: usize = 9;
 /// Audit rows per INSERT: 900 parameters, far below either backend's limit.
 const ROWS_PER_STATEMENT: usize = 100;
 
+impl<'a> AuditRow<'a> {
+    fn new(
+        entry: &'a AuditEntry,
+        action: &'a str,
+        target_kind: &'a str,
+        target_id: &str,
+        detail: &serde_json::Value,
+    ) -> Self {
+        AuditRow {
+            entry,
+            action,
+            target_kind,
+            target_id: target_id.to_owned(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// Writes one audit row through sqlx.
 pub(crate) async fn write(
     conn: &mut sqlx::AnyConnection,
     entry: &AuditEntry,
@@ -72,17 +91,21 @@ pub(crate) async fn write(
     target_id: &str,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    write_many(
-        conn,
-        &[AuditRow {
-            entry,
-            action,
-            target_kind,
-            target_id: target_id.to_owned(),
-            detail: detail.to_string(),
-        }],
-    )
-    .await
+    let row = AuditRow::new(entry, action, target_kind, target_id, detail);
+    write_many(conn, &[row]).await
+}
+
+/// [`write`] on the SQLite writer thread (see `writer`).
+pub(crate) fn write_one_on_writer(
+    conn: &rusqlite::Connection,
+    entry: &AuditEntry,
+    action: &str,
+    target_kind: &str,
+    target_id: &str,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    let row = AuditRow::new(entry, action, target_kind, target_id, detail);
+    write_on_writer(conn, &[row])
 }
 
 /// The audit INSERT's columns, in bind order.

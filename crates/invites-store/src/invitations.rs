@@ -126,14 +126,14 @@ impl Store {
                         now.timestamp_millis(),
                         expires_at(now).timestamp_millis(),
                     ])?;
-                    let audit_row = audit::AuditRow {
-                        entry: &audit_entry,
-                        action: "invitation.created",
-                        target_kind: "invitation",
-                        target_id: id.to_string(),
-                        detail: detail.to_string(),
-                    };
-                    audit::write_on_writer(conn, &[audit_row])?;
+                    audit::write_one_on_writer(
+                        conn,
+                        &audit_entry,
+                        "invitation.created",
+                        "invitation",
+                        &id.to_string(),
+                        &detail,
+                    )?;
                     let created = invitation_on(conn, id)?.ok_or_else(|| vanished(id))?;
                     Ok(Outcome::Keep(created))
                 })
@@ -274,14 +274,14 @@ impl Store {
                     if changed == 0 {
                         return Ok(Outcome::Keep(None));
                     }
-                    let audit_row = audit::AuditRow {
-                        entry: &audit_entry,
-                        action: "invitation.updated",
-                        target_kind: "invitation",
-                        target_id: id.to_string(),
-                        detail: detail.to_string(),
-                    };
-                    audit::write_on_writer(conn, &[audit_row])?;
+                    audit::write_one_on_writer(
+                        conn,
+                        &audit_entry,
+                        "invitation.updated",
+                        "invitation",
+                        &id.to_string(),
+                        &detail,
+                    )?;
                     Ok(Outcome::Keep(invitation_on(conn, id)?))
                 })
                 .await;
@@ -325,14 +325,14 @@ impl Store {
                     if changed == 0 {
                         return Ok(Outcome::Keep(false));
                     }
-                    let audit_row = audit::AuditRow {
-                        entry: &audit_entry,
-                        action: "invitation.accepted",
-                        target_kind: "invitation",
-                        target_id: id.to_string(),
-                        detail: "{}".to_owned(),
-                    };
-                    audit::write_on_writer(conn, &[audit_row])?;
+                    audit::write_one_on_writer(
+                        conn,
+                        &audit_entry,
+                        "invitation.accepted",
+                        "invitation",
+                        &id.to_string(),
+                        &serde_json::json!({}),
+                    )?;
                     Ok(Outcome::Keep(true))
                 })
                 .await;
