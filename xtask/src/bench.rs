@@ -253,6 +253,14 @@ mod tests {
         let mib = peak_rss_mib(std::process::id()).unwrap();
         assert!(mib > 0.5 && mib < 4096.0, "{mib}");
     }
+
+    #[test]
+    fn scenario_letters_come_from_their_titles_in_order() {
+        let letters: String = TITLES.iter().map(|(s, _)| scenario_letter(s)).collect();
+        assert_eq!(letters, "abcdefg");
+        assert_eq!(title("bulk"), "(d) community bulk DELETE, 10 users");
+        assert_eq!(scenario_letter("nonsense"), "?");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -511,7 +519,7 @@ pub fn server(seconds: u64) -> Result<()> {
             .spawn()?,
     );
     wait_listening(port, Duration::from_secs(10))?;
-    println!("(a) bare poem route, 204");
+    println!("{}", title("ceiling"));
     let a = measure("ceiling", &format!("127.0.0.1:{port}"), &[], 204, seconds)?;
     let ceiling_rss = peak_rss_mib(ceiling.0.id()).unwrap_or(f64::NAN);
     drop(ceiling);
@@ -607,10 +615,9 @@ pub fn server(seconds: u64) -> Result<()> {
             "--client-secret".to_owned(),
             sa["clientSecret"].as_str().context("secret")?.to_owned(),
         ];
-        let scenarios: Vec<(&str, &str, Vec<String>, u16)> = vec![
+        let scenarios: Vec<(&str, Vec<String>, u16)> = vec![
             (
                 "digest",
-                "(b) deleteOrgInvite, Digest",
                 [
                     ids.clone(),
                     org.clone(),
@@ -626,13 +633,11 @@ pub fn server(seconds: u64) -> Result<()> {
             ),
             (
                 "bearer",
-                "(c) deleteOrgInvite, service-account Bearer",
                 [ids.clone(), org.clone(), sa_args.clone()].concat(),
                 204,
             ),
             (
                 "bulk",
-                "(d) community bulk DELETE of 10 users",
                 vec![
                     "--token".into(),
                     token.clone(),
@@ -645,7 +650,6 @@ pub fn server(seconds: u64) -> Result<()> {
             ),
             (
                 "list",
-                "(e) listOrgInvites, 1,000 invitations",
                 [vec!["--org".to_owned(), list_org.clone()], sa_args.clone()].concat(),
                 200,
             ),
@@ -653,22 +657,16 @@ pub fn server(seconds: u64) -> Result<()> {
             // grow the table (by what they create).
             (
                 "update",
-                "(f) updateOrgInvite, new roles, Bearer",
                 [ids.clone(), org.clone(), sa_args.clone()].concat(),
                 200,
             ),
-            (
-                "create",
-                "(g) createOrgInvite, a new user each, Bearer",
-                [org.clone(), sa_args.clone()].concat(),
-                200,
-            ),
+            ("create", [org.clone(), sa_args.clone()].concat(), 200),
         ];
         // Each scenario's load arguments beside the database, so one scenario can be replayed
         // by hand (`invites serve` on a copy of the database, then `invites-bench load`).
         let replay: serde_json::Map<String, serde_json::Value> = scenarios
             .iter()
-            .map(|(scenario, _, extra, _)| ((*scenario).to_owned(), serde_json::json!(extra)))
+            .map(|(scenario, extra, _)| ((*scenario).to_owned(), serde_json::json!(extra)))
             .collect();
         std::fs::write(
             dir.join(format!("bench-{table}.scenarios.json")),
@@ -678,12 +676,12 @@ pub fn server(seconds: u64) -> Result<()> {
             let deletes = scenarios
                 .iter()
                 .filter(|(scenario, ..)| matches!(*scenario, "digest" | "bearer"))
-                .map(|(scenario, _, extra, _)| (*scenario, extra.clone()))
+                .map(|(scenario, extra, _)| (*scenario, extra.clone()))
                 .collect();
             bound_runs = Some((db.clone(), deletes));
         }
-        for (scenario, title, extra, expect) in scenarios {
-            println!("  {title}");
+        for (scenario, extra, expect) in scenarios {
+            println!("  {}", title(scenario));
             let mut f = measure(scenario, &addr, &extra, expect, seconds)?;
             f.rows = Some(table);
             println!(
@@ -796,17 +794,29 @@ const BOUNDS: [&str; 2] = ["authorized", "queued"];
 /// them.
 const ISSUE_SCENARIOS: [&str; 4] = ["digest", "bearer", "bulk", "list"];
 
+/// Every scenario (as `invites-bench load --scenario` names it) and its title in the report,
+/// which starts with its letter.
+const TITLES: [(&str, &str); 7] = [
+    ("ceiling", "(a) bare poem route, 204"),
+    ("digest", "(b) deleteOrgInvite, Digest"),
+    ("bearer", "(c) deleteOrgInvite, Bearer"),
+    ("bulk", "(d) community bulk DELETE, 10 users"),
+    ("list", "(e) listOrgInvites, 1,000 invitations"),
+    ("update", "(f) updateOrgInvite, Bearer"),
+    ("create", "(g) createOrgInvite, Bearer"),
+];
+
+/// A scenario's title in the report.
+fn title(scenario: &str) -> &'static str {
+    TITLES
+        .iter()
+        .find(|(name, _)| *name == scenario)
+        .map_or("(?) unknown scenario", |(_, title)| title)
+}
+
 /// A scenario's letter in the report.
 fn scenario_letter(scenario: &str) -> &'static str {
-    match scenario {
-        "ceiling" => "a",
-        "digest" => "b",
-        "bearer" => "c",
-        "bulk" => "d",
-        "list" => "e",
-        "update" => "f",
-        _ => "g",
-    }
+    &title(scenario)[1..2]
 }
 
 fn machine() -> String {
@@ -842,7 +852,8 @@ fn bench_report(
     md.push_str(&format!("Machine: {}.\n\n", machine()));
     md.push_str("| scenario | invitations in table | req/s | of (a) | p50 ms | p99 ms | p99.9 ms | req/s of the rounds |\n|---|---|---|---|---|---|---|---|\n");
     md.push_str(&format!(
-        "| (a) bare poem route, 204 | - | {:.0} | 100% | {:.2} | {:.2} | {:.2} | {} |\n",
+        "| {} | - | {:.0} | 100% | {:.2} | {:.2} | {:.2} | {} |\n",
+        title("ceiling"),
         a.rps,
         a.p50,
         a.p99,
@@ -850,16 +861,9 @@ fn bench_report(
         range(a)
     ));
     for f in rows {
-        let title = match f.scenario.as_str() {
-            "digest" => "(b) deleteOrgInvite, Digest",
-            "bearer" => "(c) deleteOrgInvite, Bearer",
-            "bulk" => "(d) community bulk DELETE, 10 users",
-            "list" => "(e) listOrgInvites, 1,000 invitations",
-            "update" => "(f) updateOrgInvite, Bearer",
-            _ => "(g) createOrgInvite, Bearer",
-        };
         md.push_str(&format!(
-            "| {title} | {} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {} |\n",
+            "| {} | {} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {} |\n",
+            title(&f.scenario),
             f.rows.unwrap_or(0),
             f.rps,
             100.0 * f.rps / a.rps.max(1.0),
