@@ -148,12 +148,15 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
                 stale: false,
             };
         };
-        attempt.failed = true;
+        // Only a checked secret counts as a failed attempt: a scheme this family does not take
+        // guesses nothing (nor does a valid token of another family, see `check_bearer`).
         let scheme = value.split_ascii_whitespace().next().unwrap_or("");
         if scheme.eq_ignore_ascii_case("bearer") && family != Family::OpsManager {
-            return self.check_bearer(value, family).await;
+            attempt.failed = true;
+            return self.check_bearer(value, family, attempt).await;
         }
         if scheme.eq_ignore_ascii_case("digest") && family != Family::Community {
+            attempt.failed = true;
             return self.check_digest(req, value, attempt).await;
         }
         Verdict::Challenge {
@@ -162,7 +165,7 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
         }
     }
 
-    async fn check_bearer(&self, value: &str, family: Family) -> Verdict {
+    async fn check_bearer(&self, value: &str, family: Family, attempt: &mut Attempt) -> Verdict {
         let token = value[6..].trim();
         if token.is_empty() || token.len() > 512 {
             return Verdict::Challenge {
@@ -180,7 +183,20 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
         };
         match principal {
             Some(p) if p.kind == wanted => Verdict::Allowed(p),
-            _ => Verdict::Challenge {
+            // A live token of the other family: its holder made a mistake, not a guess.
+            Some(_) => {
+                attempt.failed = false;
+                Verdict::Challenge {
+                    detail: match family {
+                        Family::Community => {
+                            "This Bearer token is a service account's; this API takes a user's."
+                        }
+                        _ => "This Bearer token is a user's; this API takes a service account's.",
+                    },
+                    stale: false,
+                }
+            }
+            None => Verdict::Challenge {
                 detail: "The Bearer token is invalid or expired.",
                 stale: false,
             },

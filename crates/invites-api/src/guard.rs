@@ -7,8 +7,9 @@
 //! access lists, the audit log and the failed-attempt limit.
 //!
 //! The limit counts failed credential checks (a wrong secret, an unknown key or token, a replayed
-//! nonce count; not a missing `Authorization` header, nor an expired nonce) in a fixed one-minute
-//! window, per client address and per Digest username. Past it, authentication is refused for the
+//! nonce count; not a missing `Authorization` header, an expired nonce, a scheme the API family
+//! does not take, nor a live Bearer token of the other family) in a fixed one-minute window, per
+//! client address and per Digest username. Past it, authentication is refused for the
 //! rest of the window even with the right secret, with `Retry-After`: 429 where the operation
 //! documents it (the Atlas family), else the family's documented 401. Counted in memory per
 //! replica, bounded in size.

@@ -439,6 +439,68 @@ async fn repeated_failures_lock_out_a_key_then_its_address() {
 }
 
 #[tokio::test]
+async fn live_credentials_of_another_family_are_refused_without_counting_as_guesses() {
+    let s = TestServer::start_with(invites_server::ServiceConfig {
+        failed_auth_per_key: 2,
+        failed_auth_per_address: 2,
+        ..invites_server::ServiceConfig::default()
+    })
+    .await;
+    let user = s.user_token("manager");
+    let sa = s.service_account_token().await;
+    let om = format!("/api/public/v1.0/groups/{}/invites", s.demo.project_id);
+    let bearer = |path: &str, token: &str| {
+        s.client
+            .get(s.url(path))
+            .bearer_auth(token)
+            .header("Accept", VND)
+            .send()
+    };
+    for _ in 0..4 {
+        // A user's token on Atlas, a service account's on the community API, any Bearer token
+        // on Ops Manager (Digest only): each a 401 that says why.
+        let body = api_error(
+            bearer(&org_invites(&s), &user).await.unwrap(),
+            401,
+            "NOT_AUTHENTICATED",
+        )
+        .await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("a user's"),
+            "{body}"
+        );
+        let body = api_error(
+            bearer("/api/v2/group/1/invite/", &sa).await.unwrap(),
+            401,
+            "NOT_AUTHENTICATED",
+        )
+        .await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("service account"),
+            "{body}"
+        );
+        api_error(bearer(&om, &sa).await.unwrap(), 401, "NOT_AUTHENTICATED").await;
+    }
+    // Twelve refusals past a limit of two, and the address is not locked out.
+    let r = s
+        .digest(Method::GET, &org_invites(&s), &s.key("owner"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        bearer(&org_invites(&s), &sa).await.unwrap().status(),
+        StatusCode::OK
+    );
+    // Unknown tokens are guesses and still count: two lock the address.
+    for _ in 0..2 {
+        let r = bearer(&org_invites(&s), "mdb_sa_tk_nope").await.unwrap();
+        api_error(r, 401, "NOT_AUTHENTICATED").await;
+    }
+    let r = bearer(&org_invites(&s), &sa).await.unwrap();
+    api_error(r, 429, "RATE_LIMITED").await;
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     for trusted in [true, false] {
         let s = TestServer::start_with(invites_server::ServiceConfig {
