@@ -151,6 +151,61 @@ impl Store {
     }
 }
 
+const USER_EXISTS_SQL: &str = "SELECT id FROM users WHERE id = $1";
+
+/// Invites one user to a target unless already invited (parameters: target, user, inviter,
+/// time); returns the new invitation's id, or no row. The same text on both paths.
+fn invite_sql(target: CommunityTarget) -> &'static str {
+    match target {
+        CommunityTarget::Group(_) => {
+            "INSERT INTO community_invitations (group_id, user_id, inviter_user_id, status, created_at) \
+             VALUES ($1, $2, $3, 'PENDING', $4) ON CONFLICT (group_id, user_id) WHERE group_id IS NOT NULL DO NOTHING RETURNING id"
+        }
+        CommunityTarget::Course(_) => {
+            "INSERT INTO community_invitations (course_id, user_id, inviter_user_id, status, created_at) \
+             VALUES ($1, $2, $3, 'PENDING', $4) ON CONFLICT (course_id, user_id) WHERE course_id IS NOT NULL DO NOTHING RETURNING id"
+        }
+    }
+}
+
+/// Joining a target: the acceptance (parameters: target, user, time; returns the invitation's
+/// id) and the membership it grants (target, user).
+fn join_sql(target: CommunityTarget) -> (&'static str, &'static str) {
+    match target {
+        CommunityTarget::Group(_) => (
+            "UPDATE community_invitations SET status = 'ACCEPTED', accepted_at = $3 \
+             WHERE group_id = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id",
+            "INSERT INTO community_group_members (group_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING",
+        ),
+        CommunityTarget::Course(_) => (
+            "UPDATE community_invitations SET status = 'ACCEPTED', accepted_at = $3 \
+             WHERE course_id = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id",
+            "INSERT INTO course_members (course_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING",
+        ),
+    }
+}
+
+/// The audit rows of new invitations, (invitation id, user id) each.
+fn invite_audit_rows<'a>(
+    target: CommunityTarget,
+    created: &[(i64, i64)],
+    entry: &'a AuditEntry,
+) -> Vec<AuditRow<'a>> {
+    created
+        .iter()
+        .map(|&(inv, user)| {
+            let detail = serde_json::json!({ target.kind(): target.id(), "user": user });
+            AuditRow::new(
+                entry,
+                "community_invitation.created",
+                "community_invitation",
+                &inv.to_string(),
+                &detail,
+            )
+        })
+        .collect()
+}
+
 /// Id, username, real name, avatar and external id of an invited user.
 type InvitedUserRow = (i64, String, String, Option<String>, Option<String>);
 
@@ -251,7 +306,7 @@ impl Store {
 
     /// Invites every user of `user_ids` to `target`, all or none: if any id names no user, nothing
     /// is written and those ids are returned. Users already invited (or who joined) are left as
-    /// they are.
+    /// they are; each new invitation gets its audit row.
     pub async fn invite_users(
         &self,
         target: CommunityTarget,
@@ -259,11 +314,47 @@ impl Store {
         inviter_user_id: Option<i64>,
         audit_entry: &AuditEntry,
     ) -> Result<Vec<i64>> {
-        let col = invitation_column(target);
+        let insert = invite_sql(target);
+        let at = audit_entry.at.timestamp_millis();
+        if let Some(writer) = &self.sqlite_writer {
+            // One writer-thread job, batched with other writes, instead of three round trips
+            // per user on the sqlx write connection.
+            let (user_ids, audit_entry) = (user_ids.to_vec(), audit_entry.clone());
+            return writer
+                .run(move |conn| {
+                    let mut exists = conn.prepare_cached(USER_EXISTS_SQL)?;
+                    let mut unknown = Vec::new();
+                    for &id in &user_ids {
+                        if !exists.exists([id])? {
+                            unknown.push(id);
+                        }
+                    }
+                    if !unknown.is_empty() {
+                        return Ok(Outcome::Keep(unknown));
+                    }
+                    let mut insert = conn.prepare_cached(insert)?;
+                    let mut created = Vec::with_capacity(user_ids.len());
+                    for &id in &user_ids {
+                        let mut rows = insert.query(rusqlite::params![
+                            target.id(),
+                            id,
+                            inviter_user_id,
+                            at
+                        ])?;
+                        if let Some(row) = rows.next()? {
+                            created.push((row.get(0)?, id));
+                        }
+                    }
+                    let rows = invite_audit_rows(target, &created, &audit_entry);
+                    audit::write_on_writer(conn, &rows)?;
+                    Ok(Outcome::Keep(Vec::new()))
+                })
+                .await;
+        }
         let mut tx = self.writer().begin().await?;
         let mut unknown = Vec::new();
         for &id in user_ids {
-            let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
+            let exists: Option<(i64,)> = sqlx::query_as(USER_EXISTS_SQL)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -274,31 +365,21 @@ impl Store {
         if !unknown.is_empty() {
             return Ok(unknown);
         }
-        let insert = format!(
-            "INSERT INTO community_invitations ({col}, user_id, inviter_user_id, status, created_at) \
-             VALUES ($1, $2, $3, 'PENDING', $4) ON CONFLICT ({col}, user_id) WHERE {col} IS NOT NULL DO NOTHING RETURNING id"
-        );
+        let mut created = Vec::with_capacity(user_ids.len());
         for &id in user_ids {
-            let created: Option<(i64,)> = sqlx::query_as(&insert)
+            let row: Option<(i64,)> = sqlx::query_as(insert)
                 .bind(target.id())
                 .bind(id)
                 .bind(inviter_user_id)
-                .bind(audit_entry.at.timestamp_millis())
+                .bind(at)
                 .fetch_optional(&mut *tx)
                 .await?;
-            if let Some((inv,)) = created {
-                let detail = serde_json::json!({ target.kind(): target.id(), "user": id });
-                audit::write(
-                    &mut tx,
-                    audit_entry,
-                    "community_invitation.created",
-                    "community_invitation",
-                    &inv.to_string(),
-                    &detail,
-                )
-                .await?;
+            if let Some((inv,)) = row {
+                created.push((inv, id));
             }
         }
+        let rows = invite_audit_rows(target, &created, audit_entry);
+        audit::write_many(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(Vec::new())
     }
@@ -366,46 +447,71 @@ impl Store {
         user_id: i64,
         audit_entry: &AuditEntry,
     ) -> Result<bool> {
-        let col = invitation_column(target);
-        let mut tx = self.writer().begin().await?;
-        let row: Option<(i64,)> = sqlx::query_as(&format!(
-            "UPDATE community_invitations SET status = 'ACCEPTED', accepted_at = $3 \
-             WHERE {col} = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id"
-        ))
-        .bind(target.id())
-        .bind(user_id)
-        .bind(audit_entry.at.timestamp_millis())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((inv,)) = row else {
-            return Ok(false);
-        };
-        let member = match target {
-            CommunityTarget::Group(_) => {
-                "INSERT INTO community_group_members (group_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING"
-            }
-            CommunityTarget::Course(_) => {
-                "INSERT INTO course_members (course_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING"
-            }
-        };
-        sqlx::query(member)
-            .bind(target.id())
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        let (accept, member) = join_sql(target);
+        let at = audit_entry.at.timestamp_millis();
         let detail = serde_json::json!({ target.kind(): target.id(), "user": user_id });
-        audit::write(
-            &mut tx,
-            audit_entry,
-            "community_invitation.accepted",
-            "community_invitation",
-            &inv.to_string(),
-            &detail,
-        )
-        .await?;
-        tx.commit().await?;
-        self.auth_changed();
-        Ok(true)
+        let joined = if let Some(writer) = &self.sqlite_writer {
+            let audit_entry = audit_entry.clone();
+            writer
+                .run(move |conn| {
+                    // Named: the statement reads its parameters out of number order.
+                    let mut accept = conn.prepare_cached(accept)?;
+                    let mut rows = accept.query(rusqlite::named_params! {
+                        "$1": target.id(),
+                        "$2": user_id,
+                        "$3": at,
+                    })?;
+                    let Some(inv) = rows.next()?.map(|row| row.get::<_, i64>(0)).transpose()?
+                    else {
+                        return Ok(Outcome::Keep(false));
+                    };
+                    drop(rows);
+                    conn.prepare_cached(member)?
+                        .execute(rusqlite::params![target.id(), user_id])?;
+                    audit::write_one_on_writer(
+                        conn,
+                        &audit_entry,
+                        "community_invitation.accepted",
+                        "community_invitation",
+                        &inv.to_string(),
+                        &detail,
+                    )?;
+                    Ok(Outcome::Keep(true))
+                })
+                .await?
+        } else {
+            let mut tx = self.writer().begin().await?;
+            let row: Option<(i64,)> = sqlx::query_as(accept)
+                .bind(target.id())
+                .bind(user_id)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((inv,)) = row else {
+                return Ok(false);
+            };
+            sqlx::query(member)
+                .bind(target.id())
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            audit::write(
+                &mut tx,
+                audit_entry,
+                "community_invitation.accepted",
+                "community_invitation",
+                &inv.to_string(),
+                &detail,
+            )
+            .await?;
+            tx.commit().await?;
+            true
+        };
+        if joined {
+            // Membership is part of what a user may do.
+            self.auth_changed();
+        }
+        Ok(joined)
     }
 }
 
@@ -453,6 +559,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_new_invitation_is_audited_once_and_repeats_are_left_alone() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let g = store.create_community_group("G", now).await.unwrap();
+        let t = CommunityTarget::Group(g.id);
+        let a = AuditEntry::operator(now);
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            ids.push(
+                store
+                    .create_user(&format!("u{i}@x.io"), "", now)
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        store.invite_users(t, &ids[..1], None, &a).await.unwrap();
+        // Listed twice, and one already invited: two new invitations.
+        let listed = [ids[1], ids[0], ids[2], ids[1]];
+        assert!(store
+            .invite_users(t, &listed, None, &a)
+            .await
+            .unwrap()
+            .is_empty());
+        let (count, users) = store.invited_users(t, 10, 0).await.unwrap();
+        assert_eq!(count, 3);
+        assert_eq!(
+            users.iter().map(|u| u.id).collect::<Vec<_>>(),
+            vec![ids[0], ids[1], ids[2]]
+        );
+        let (audited,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'community_invitation.created'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(audited, 3);
+        // An unknown id among them: nothing is written, not even for the known ones.
+        let other =
+            CommunityTarget::Group(store.create_community_group("H", now).await.unwrap().id);
+        assert_eq!(
+            store
+                .invite_users(other, &[ids[0], 999, ids[1], 998], None, &a)
+                .await
+                .unwrap(),
+            vec![999, 998]
+        );
+        assert_eq!(store.invited_users(other, 10, 0).await.unwrap().0, 0);
+        // The audit rows name the invitation, the target and the user.
+        let (inv,): (i64,) = sqlx::query_as(
+            "SELECT id FROM community_invitations WHERE group_id = $1 AND user_id = $2",
+        )
+        .bind(g.id)
+        .bind(ids[2])
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let rows = store
+            .audit_for("community_invitation", &inv.to_string())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].action, "community_invitation.created");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&rows[0].detail).unwrap(),
+            serde_json::json!({"group": g.id, "user": ids[2]})
+        );
+    }
+
+    #[tokio::test]
     async fn joining_accepts_and_makes_a_member() {
         let (store, _d) = fresh().await;
         let now = Utc::now();
@@ -467,6 +643,32 @@ mod tests {
             .unwrap();
         assert!(store.join(t, u.id, &a).await.unwrap());
         assert!(!store.join(t, u.id, &a).await.unwrap());
+        let (inv,): (i64,) = sqlx::query_as(
+            "SELECT id FROM community_invitations WHERE course_id = $1 AND user_id = $2 AND status = 'ACCEPTED'",
+        )
+        .bind(c.id)
+        .bind(u.id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let actions: Vec<String> = store
+            .audit_for("community_invitation", &inv.to_string())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "community_invitation.created",
+                "community_invitation.accepted"
+            ]
+        );
+        // No invitation to a group: no membership.
+        let g = CommunityTarget::Group(store.create_community_group("G", now).await.unwrap().id);
+        assert!(!store.join(g, u.id, &a).await.unwrap());
+        assert_eq!(store.community_role(g, u.id).await.unwrap(), None);
         assert_eq!(
             store.community_role(t, u.id).await.unwrap(),
             Some(CommunityRole::Member)
