@@ -541,19 +541,7 @@ mod tests {
             return;
         }
         let conn = rusqlite::Connection::open(&url).unwrap();
-        let plan = |sql: &str| -> String {
-            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            // The plan does not depend on the values: bind nothing (NULL) to every parameter.
-            let unbound = vec![rusqlite::types::Null; statement.parameter_count()];
-            let details = statement
-                .query_map(rusqlite::params_from_iter(unbound), |row| {
-                    row.get::<_, String>(3)
-                })
-                .unwrap()
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .unwrap();
-            details.join("; ")
-        };
+        let plan = |sql: &str| crate::test_util::query_plan(&conn, sql);
         let scope_ids = [ObjectId::generate(0), ObjectId::generate(0)];
         let org = plan(pending_sql(InvitationScope::Org(scope_ids[0]), true).0);
         assert!(

@@ -519,6 +519,21 @@ pub(crate) mod test_util {
         (store, url, dir)
     }
 
+    /// SQLite's plan for `sql` on `conn`, its steps joined by "; ". The plan does not depend on
+    /// the values, so every parameter is bound to NULL.
+    pub fn query_plan(conn: &rusqlite::Connection, sql: &str) -> String {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let unbound = vec![rusqlite::types::Null; statement.parameter_count()];
+        let details = statement
+            .query_map(rusqlite::params_from_iter(unbound), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        details.join("; ")
+    }
+
     /// Creates a database with a random name on the server of `admin_url`; returns its URL.
     pub async fn fresh_postgres(admin_url: &str) -> String {
         use sqlx::Connection;
