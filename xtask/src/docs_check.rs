@@ -74,6 +74,7 @@ pub fn docs_check() -> Result<()> {
         .output()
         .context("running chromium")?;
     let dom = String::from_utf8_lossy(&out.stdout);
+    std::fs::write(dir.join("dom.html"), dom.as_bytes())?;
     let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(spec_path())?)?;
     let ids: Vec<String> = spec["paths"]
         .as_object()
@@ -94,6 +95,14 @@ pub fn docs_check() -> Result<()> {
     if !missing.is_empty() {
         bail!("/docs does not list: {}", missing.join(", "));
     }
+    // "Try it out" must call the server showing the page, wherever it listens.
+    if !dom.contains(r#"<option value="/">"#) {
+        bail!(
+            "/docs offers no server \"/\" (the page's own origin); DOM in {}",
+            dir.join("dom.html").display()
+        );
+    }
+    println!("/docs sends \"Try it out\" to the server showing it (server \"/\")");
     Ok(())
 }
 
