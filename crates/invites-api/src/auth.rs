@@ -240,8 +240,15 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
             Some(Algorithm::Sha256) => &key.ha1_sha256,
             _ => &key.ha1_md5,
         };
-        if let Err(f) = verifier.verify(&creds, ha1, req.method().as_str(), now_ms()) {
-            return failed(f);
+        let used = match verifier.verify(&creds, ha1, req.method().as_str(), now_ms()) {
+            Ok(used) => used,
+            Err(f) => return failed(f),
+        };
+        // This replica has not seen the count; make sure no other one has.
+        match self.backend.record_nonce_count(used).await {
+            Ok(true) => {}
+            Ok(false) => return failed(Failure::Replayed),
+            Err(e) => return Verdict::Refused(e),
         }
         if !key.access_list.is_empty() {
             let addr: Option<IpAddr> = req.extensions().get::<ClientAddr>().and_then(|c| c.0);

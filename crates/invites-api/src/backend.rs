@@ -5,6 +5,7 @@
 //! lets this crate, and so the generated spec, build without a database.
 
 use async_trait::async_trait;
+use invites_digest::NonceUse;
 use invites_domain::community::{CommunityTarget, InvitedUser};
 use invites_domain::invitation::InvitationInput;
 use invites_domain::{Error, Invitation, ObjectId, Principal};
@@ -56,6 +57,9 @@ pub trait Backend: Send + Sync + 'static {
         client_id: &str,
         client_secret: &str,
     ) -> Result<Option<IssuedToken>, Error>;
+    /// Records a Digest nonce count that this replica accepted where every replica sees it;
+    /// false if one of them already had (a replay sent to another replica).
+    async fn record_nonce_count(&self, used: NonceUse) -> Result<bool, Error>;
     /// Checks that the database answers.
     async fn health(&self) -> Result<(), Error>;
 

@@ -132,14 +132,16 @@ impl Verifier {
     }
 
     /// Verifies the response digest against `ha1` (hex, for the credentials' algorithm), then the
-    /// nonce's signature and age, then records the nonce count. Call [`Verifier::precheck`] first.
+    /// nonce's signature and age, then records the nonce count in this verifier's memory. Call
+    /// [`Verifier::precheck`] first. The answer names the (nonce, count) used, for a record
+    /// shared with other replicas: this one refuses only the replays it has seen itself.
     pub fn verify(
         &self,
         creds: &Credentials<'_>,
         ha1_hex: &str,
         method: &str,
         now_ms: u64,
-    ) -> Result<(), Failure> {
+    ) -> Result<NonceUse, Failure> {
         let nonce = self.key.check(creds.nonce, now_ms, self.nonce_lifetime_ms);
         let mac = match nonce {
             NonceCheck::Invalid => return Err(Failure::InvalidNonce),
@@ -172,8 +174,22 @@ impl Verifier {
         if !self.replay.record(mac, nc, expires, now_ms) {
             return Err(Failure::Replayed);
         }
-        Ok(())
+        Ok(NonceUse {
+            nonce: mac,
+            nc,
+            expires_ms: expires,
+        })
     }
+}
+
+/// A nonce count accepted by [`Verifier::verify`]: which nonce (its 16-byte signature, which
+/// identifies it), which count, and until when the nonce is valid (past that no record of it is
+/// needed: an expired nonce is refused as stale).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NonceUse {
+    pub nonce: [u8; 16],
+    pub nc: u32,
+    pub expires_ms: u64,
 }
 
 #[cfg(test)]
@@ -209,7 +225,7 @@ mod tests {
         let creds = parse_authorization(header).map_err(Failure::Malformed)?;
         v.precheck(&creds, target)?;
         let ha1 = ha1(Algorithm::Md5, "pubkey", REALM, "secret");
-        v.verify(&creds, &ha1, method, now)
+        v.verify(&creds, &ha1, method, now).map(|_| ())
     }
 
     #[test]
@@ -261,6 +277,29 @@ mod tests {
             v.verify(&creds, &ha1, "GET", 1_500),
             Err(Failure::InvalidNonce)
         );
+    }
+
+    #[test]
+    fn an_accepted_count_names_its_nonce_count_and_expiry() {
+        let v = Verifier::new(REALM, b"k", 300_000);
+        let ch = v.challenge(1_000, Algorithm::Md5, false);
+        let ha1 = ha1(Algorithm::Md5, "pubkey", REALM, "secret");
+        let used = |nc: &str| {
+            let h = client_header(&v, &ch, "GET", "/a", nc);
+            v.verify(&parse_authorization(&h).unwrap(), &ha1, "GET", 2_000)
+                .unwrap()
+        };
+        let (first, second) = (used("00000001"), used("0000000a"));
+        assert_eq!((first.nc, second.nc), (1, 10));
+        assert_eq!(first.nonce, second.nonce);
+        assert_eq!(first.expires_ms, 1_000 + 300_000);
+        // Another nonce, another identity.
+        let other = v.challenge(1_001, Algorithm::Md5, false);
+        let h = client_header(&v, &other, "GET", "/a", "00000001");
+        let third = v
+            .verify(&parse_authorization(&h).unwrap(), &ha1, "GET", 2_000)
+            .unwrap();
+        assert_ne!(third.nonce, first.nonce);
     }
 
     #[test]

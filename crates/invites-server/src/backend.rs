@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use invites_api::{ApiKeyCredential, Backend, Caller, IssuedToken, Scope};
+use invites_digest::NonceUse;
 use invites_domain::authz;
 use invites_domain::community::{self, CommunityTarget, InvitedUser};
 use invites_domain::invitation::{validate_input, InvitationInput, Level, Purpose, ValidInput};
@@ -452,6 +453,14 @@ impl Backend for StoreBackend {
             access_token: token,
             expires_in: TOKEN_LIFETIME_SECS,
         }))
+    }
+
+    async fn record_nonce_count(&self, used: NonceUse) -> Result<bool, Error> {
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        self.store
+            .record_nonce_count(&used.nonce, used.nc, used.expires_ms, now_ms)
+            .await
+            .map_err(store_error)
     }
 
     async fn health(&self) -> Result<(), Error> {

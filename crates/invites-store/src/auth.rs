@@ -1,5 +1,7 @@
 //! Credential and role lookups used to authenticate and authorize requests.
 
+use std::sync::atomic::Ordering;
+
 use chrono::{DateTime, Utc};
 use invites_domain::{GroupRole, ObjectId, OrgRole, Principal, PrincipalKind};
 
@@ -52,7 +54,44 @@ type TokenRow = (
     Option<i64>,
 );
 
+/// Expired nonce counts are deleted once every this many records (by each replica).
+const NONCE_PURGE_EVERY: u64 = 1024;
+
 impl Store {
+    /// Records that a Digest nonce count was used, where every replica sees it: false if it was
+    /// already recorded (a replay). `nonce` identifies the nonce (its signature), which is valid
+    /// until `expires_ms`; counts of nonces expired by `now_ms` are deleted now and then.
+    ///
+    /// On SQLite this records nothing and answers true: one process serves an SQLite database,
+    /// and the verifier's memory of the counts it accepted is the whole record.
+    pub async fn record_nonce_count(
+        &self,
+        nonce: &[u8; 16],
+        nc: u32,
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool> {
+        if self.backend == crate::Backend::Sqlite {
+            return Ok(true);
+        }
+        let done = sqlx::query(
+            "INSERT INTO digest_nonce_counts (nonce, nc, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(hex::encode(nonce))
+        .bind(i64::from(nc))
+        .bind(i64::try_from(expires_ms).unwrap_or(i64::MAX))
+        .execute(self.writer())
+        .await?;
+        if self.nonce_counts.fetch_add(1, Ordering::Relaxed) % NONCE_PURGE_EVERY == 0 {
+            sqlx::query("DELETE FROM digest_nonce_counts WHERE expires_at < $1")
+                .bind(i64::try_from(now_ms).unwrap_or(i64::MAX))
+                .execute(self.writer())
+                .await?;
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn api_key_by_public_key(&self, public_key: &str) -> Result<Option<ApiKeyAuth>> {
         let row: Option<(String, String, String, String, String)> = sqlx::query_as(
             "SELECT principal_id, org_id, public_key, ha1_md5, ha1_sha256 FROM api_keys WHERE public_key = $1",
@@ -299,5 +338,42 @@ mod tests {
             .unwrap();
         assert_eq!(p.kind, PrincipalKind::User);
         assert_eq!(p.user_id, Some(user.id));
+    }
+
+    #[tokio::test]
+    async fn a_nonce_count_recorded_by_one_replica_is_a_replay_on_another() {
+        let (a, url, _d) = crate::test_util::fresh_with_url().await;
+        let nonce = [7u8; 16];
+        if a.backend() == crate::Backend::Sqlite {
+            // One process per SQLite database: the verifier's memory is the record.
+            assert!(a.record_nonce_count(&nonce, 1, 10_000, 0).await.unwrap());
+            assert!(a.record_nonce_count(&nonce, 1, 10_000, 0).await.unwrap());
+            return;
+        }
+        let b = Store::open(&url).await.unwrap();
+        assert!(a.record_nonce_count(&nonce, 1, 10_000, 0).await.unwrap());
+        assert!(!b.record_nonce_count(&nonce, 1, 10_000, 0).await.unwrap());
+        assert!(!a.record_nonce_count(&nonce, 1, 10_000, 0).await.unwrap());
+        assert!(b.record_nonce_count(&nonce, 2, 10_000, 0).await.unwrap());
+        assert!(a
+            .record_nonce_count(&[8u8; 16], 1, 10_000, 0)
+            .await
+            .unwrap());
+        // Expired counts go when a store purges, once every NONCE_PURGE_EVERY records: make B's
+        // next record one of those.
+        b.nonce_counts
+            .store(NONCE_PURGE_EVERY, std::sync::atomic::Ordering::Relaxed);
+        assert!(b
+            .record_nonce_count(&[9u8; 16], 1, 30_000, 20_000)
+            .await
+            .unwrap());
+        let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM digest_nonce_counts")
+            .fetch_one(a.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            left, 1,
+            "only the count whose nonce is still valid at 20,000 ms is kept"
+        );
     }
 }

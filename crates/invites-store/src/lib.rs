@@ -162,6 +162,8 @@ pub struct Store {
     removals: Option<tokio::sync::mpsc::Sender<removals::Job>>,
     /// Background tasks (the SQLite checkpointer) run while this lives.
     lifetime: Arc<()>,
+    /// PostgreSQL: Digest nonce counts recorded by this store (see [`Store::record_nonce_count`]).
+    nonce_counts: Arc<AtomicU64>,
 }
 
 /// The in-process side of the `auth_epoch` counter.
@@ -249,6 +251,7 @@ impl Store {
                 seen_epoch: AtomicI64::new(-1),
             }),
             lifetime: Arc::new(()),
+            nonce_counts: Arc::new(AtomicU64::new(0)),
         };
         store.migrate().await?;
         match path {

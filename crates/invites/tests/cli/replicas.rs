@@ -1,5 +1,6 @@
 //! Two `invites serve` processes over one PostgreSQL database, as behind a load balancer: a Digest
-//! nonce issued by one is accepted by the other, a service-account token from one works on the
+//! nonce issued by one is accepted by the other, a request replayed to either is refused, a
+//! service-account token from one works on the
 //! other, concurrent deletes of one invitation give exactly one 204 and one 404, and concurrent
 //! overlapping bulk community removals never leave a half-done state.
 //!
@@ -105,6 +106,23 @@ async fn two_replicas_over_one_postgres_database() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204, "B accepts A's nonce");
+    // The same request again, to either replica, is a replay: refused before it reaches the
+    // operation (a 401, not the 404 of an invitation already gone).
+    let replay = digest_header(&challenge, user, pass, "DELETE", &path);
+    for (name, base) in [("A", &a.base), ("B", &b.base)] {
+        let r = client
+            .delete(format!("{base}{path}"))
+            .header("Authorization", &replay)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{name} refuses the replayed nonce count");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body["detail"], "The Digest nonce count was already used.",
+            "{name}: {body}"
+        );
+    }
 
     // A service-account token issued by A works on B.
     let token = service_account_token(&client, &a.base, &demo).await;
