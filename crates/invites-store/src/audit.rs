@@ -65,7 +65,7 @@ const AUDIT_COLUMNS: usize = 9;
 const ROWS_PER_STATEMENT: usize = 100;
 
 impl<'a> AuditRow<'a> {
-    pub(crate) fn new(
+    fn new(
         entry: &'a AuditEntry,
         action: &'a str,
         target_kind: &'a str,

@@ -56,16 +56,18 @@ fn offending(listed: &[i64], removed: &[(i64, i64)]) -> Vec<i64> {
         .collect()
 }
 
-fn removal_audit_rows<'a>(
+/// One audit row of `action` per (invitation id, user id) of `target`.
+fn audit_rows<'a>(
+    action: &'static str,
     target: CommunityTarget,
-    removed: &[(i64, i64)],
+    invitations: &[(i64, i64)],
     entry: &'a AuditEntry,
 ) -> Vec<AuditRow<'a>> {
-    removed
+    invitations
         .iter()
         .map(|&(inv, user)| AuditRow {
             entry,
-            action: "community_invitation.removed",
+            action,
             target_kind: "community_invitation",
             target_id: inv.to_string(),
             detail: serde_json::json!({ target.kind(): target.id(), "user": user }).to_string(),
@@ -184,27 +186,6 @@ fn join_sql(target: CommunityTarget) -> (&'static str, &'static str) {
             "INSERT INTO course_members (course_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING",
         ),
     }
-}
-
-/// The audit rows of new invitations, (invitation id, user id) each.
-fn invite_audit_rows<'a>(
-    target: CommunityTarget,
-    created: &[(i64, i64)],
-    entry: &'a AuditEntry,
-) -> Vec<AuditRow<'a>> {
-    created
-        .iter()
-        .map(|&(inv, user)| {
-            let detail = serde_json::json!({ target.kind(): target.id(), "user": user });
-            AuditRow::new(
-                entry,
-                "community_invitation.created",
-                "community_invitation",
-                &inv.to_string(),
-                &detail,
-            )
-        })
-        .collect()
 }
 
 /// A target's pending invitations: how many (parameter: the target), and the users of one page
@@ -369,7 +350,12 @@ impl Store {
                             created.push((row.get(0)?, id));
                         }
                     }
-                    let rows = invite_audit_rows(target, &created, &audit_entry);
+                    let rows = audit_rows(
+                        "community_invitation.created",
+                        target,
+                        &created,
+                        &audit_entry,
+                    );
                     audit::write_on_writer(conn, &rows)?;
                     Ok(Outcome::Keep(Vec::new()))
                 })
@@ -402,7 +388,12 @@ impl Store {
                 created.push((inv, id));
             }
         }
-        let rows = invite_audit_rows(target, &created, audit_entry);
+        let rows = audit_rows(
+            "community_invitation.created",
+            target,
+            &created,
+            audit_entry,
+        );
         audit::write_many(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(Vec::new())
@@ -436,7 +427,12 @@ impl Store {
                     if !offending.is_empty() {
                         return Ok(Outcome::Undo(offending));
                     }
-                    let rows = removal_audit_rows(target, &removed, &audit_entry);
+                    let rows = audit_rows(
+                        "community_invitation.removed",
+                        target,
+                        &removed,
+                        &audit_entry,
+                    );
                     audit::write_on_writer(conn, &rows)?;
                     Ok(Outcome::Keep(offending))
                 })
@@ -457,7 +453,12 @@ impl Store {
             tx.rollback().await?;
             return Ok(offending);
         }
-        let rows = removal_audit_rows(target, &removed, audit_entry);
+        let rows = audit_rows(
+            "community_invitation.removed",
+            target,
+            &removed,
+            audit_entry,
+        );
         audit::write_many(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(Vec::new())
@@ -544,23 +545,38 @@ mod tests {
     use super::*;
     use crate::test_util::fresh;
 
-    #[tokio::test]
-    async fn bulk_removal_is_all_or_nothing() {
-        let (store, _d) = fresh().await;
+    /// A fresh store (and the directory it lives in), a community group, an operator's audit
+    /// entry and `n` users, none invited yet.
+    async fn group_with_users(
+        n: usize,
+    ) -> (
+        Store,
+        tempfile::TempDir,
+        CommunityTarget,
+        AuditEntry,
+        Vec<i64>,
+    ) {
+        let (store, dir) = fresh().await;
         let now = Utc::now();
         let g = store.create_community_group("G", now).await.unwrap();
-        let t = CommunityTarget::Group(g.id);
-        let a = AuditEntry::operator(now);
-        let mut ids = Vec::new();
-        for i in 0..3 {
-            ids.push(
-                store
-                    .create_user(&format!("u{i}@x.io"), "", now)
-                    .await
-                    .unwrap()
-                    .id,
-            );
+        let ids = users(&store, n, now).await;
+        let target = CommunityTarget::Group(g.id);
+        (store, dir, target, AuditEntry::operator(now), ids)
+    }
+
+    /// `n` new users' ids.
+    async fn users(store: &Store, n: usize, now: DateTime<Utc>) -> Vec<i64> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let user = store.create_user(&format!("u{i}@x.io"), "", now).await;
+            ids.push(user.unwrap().id);
         }
+        ids
+    }
+
+    #[tokio::test]
+    async fn bulk_removal_is_all_or_nothing() {
+        let (store, _dir, t, a, ids) = group_with_users(3).await;
         assert_eq!(
             store.invite_users(t, &ids[..2], None, &a).await.unwrap(),
             Vec::<i64>::new()
@@ -584,21 +600,8 @@ mod tests {
 
     #[tokio::test]
     async fn each_new_invitation_is_audited_once_and_repeats_are_left_alone() {
-        let (store, _d) = fresh().await;
-        let now = Utc::now();
-        let g = store.create_community_group("G", now).await.unwrap();
-        let t = CommunityTarget::Group(g.id);
-        let a = AuditEntry::operator(now);
-        let mut ids = Vec::new();
-        for i in 0..3 {
-            ids.push(
-                store
-                    .create_user(&format!("u{i}@x.io"), "", now)
-                    .await
-                    .unwrap()
-                    .id,
-            );
-        }
+        let (store, _dir, t, a, ids) = group_with_users(3).await;
+        let now = a.at;
         store.invite_users(t, &ids[..1], None, &a).await.unwrap();
         // Listed twice, and one already invited: two new invitations.
         let listed = [ids[1], ids[0], ids[2], ids[1]];
@@ -635,7 +638,7 @@ mod tests {
         let (inv,): (i64,) = sqlx::query_as(
             "SELECT id FROM community_invitations WHERE group_id = $1 AND user_id = $2",
         )
-        .bind(g.id)
+        .bind(t.id())
         .bind(ids[2])
         .fetch_one(store.pool())
         .await
@@ -648,7 +651,7 @@ mod tests {
         assert_eq!(rows[0].action, "community_invitation.created");
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&rows[0].detail).unwrap(),
-            serde_json::json!({"group": g.id, "user": ids[2]})
+            serde_json::json!({"group": t.id(), "user": ids[2]})
         );
     }
 
@@ -674,21 +677,7 @@ mod tests {
 
     #[tokio::test]
     async fn pages_follow_invitation_order_and_skip_the_removed() {
-        let (store, _d) = fresh().await;
-        let now = Utc::now();
-        let g = store.create_community_group("G", now).await.unwrap();
-        let t = CommunityTarget::Group(g.id);
-        let a = AuditEntry::operator(now);
-        let mut ids = Vec::new();
-        for i in 0..7 {
-            ids.push(
-                store
-                    .create_user(&format!("u{i}@x.io"), "", now)
-                    .await
-                    .unwrap()
-                    .id,
-            );
-        }
+        let (store, _dir, t, a, ids) = group_with_users(7).await;
         // Invited in an order that is not the users' id order.
         let order = [ids[4], ids[0], ids[6], ids[2], ids[5], ids[1], ids[3]];
         for id in order {
