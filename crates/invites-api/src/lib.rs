@@ -173,26 +173,33 @@ pub struct AppConfig {
 /// Default rate limit per principal per minute.
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u64 = 6000;
 
-/// The docs page: poem-openapi's Swagger UI showing the committed document (with its adjustments)
-/// rather than poem-openapi's own, and with one server, the origin that served the page, so
-/// "Try it out" calls the server being read wherever it listens.
-fn docs_html(service: &OpenApiService<Apis, ()>) -> String {
+/// Where a Swagger UI page from poem-openapi embeds its document: the byte range of the JSON in
+/// `let spec = <document>;`.
+fn embedded_document(page: &str) -> Option<std::ops::Range<usize>> {
+    let start = page.find("let spec = ")? + "let spec = ".len();
+    let len = page[start..].find(";\n")?;
+    Some(start..start + len)
+}
+
+/// The docs page: poem-openapi's Swagger UI showing `spec` (the committed document, from
+/// [`spec_json`]) rather than poem-openapi's own, with one server, the origin that served the
+/// page, so "Try it out" calls the server being read wherever it listens.
+fn docs_html(service: &OpenApiService<Apis, ()>, spec: &str) -> String {
     let mut spec: serde_json::Value =
-        serde_json::from_str(&spec_json()).expect("spec_json emits valid JSON");
+        serde_json::from_str(spec).expect("spec_json emits valid JSON");
     spec["servers"] = serde_json::json!([{ "url": "/", "description": "this server" }]);
-    let (page, raw) = (service.swagger_ui_html(), service.spec());
-    assert!(
-        page.contains(&raw),
-        "poem-openapi's Swagger UI page no longer embeds its document as is"
-    );
-    page.replacen(&raw, &spec.to_string(), 1)
+    let mut page = service.swagger_ui_html();
+    let document = embedded_document(&page)
+        .expect("poem-openapi's Swagger UI page embeds its document as `let spec = ...;`");
+    page.replace_range(document, &spec.to_string());
+    page
 }
 
 /// The whole HTTP application over a backend.
 pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
     let service = service(Arc::new(list_cache::ListCache::new()));
-    let docs = Html(docs_html(&service));
     let spec = spec_json();
+    let docs = Html(docs_html(&service, &spec));
     let methods = Arc::new(edge::MethodTable::from_spec(
         &serde_json::from_str(&spec).expect("spec_json emits valid JSON"),
     ));
@@ -241,12 +248,8 @@ mod tests {
 
     #[test]
     fn the_docs_page_shows_the_committed_document_served_from_where_it_is_read() {
-        let page = docs_html(&service(Default::default()));
-        let embedded = page
-            .split_once("let spec = ")
-            .and_then(|(_, rest)| rest.split_once(";\n"))
-            .map(|(json, _)| json)
-            .expect("the page embeds its document");
+        let page = docs_html(&service(Default::default()), &spec_json());
+        let embedded = &page[embedded_document(&page).expect("the page embeds its document")];
         let mut shown: serde_json::Value = serde_json::from_str(embedded).unwrap();
         assert_eq!(
             shown["servers"],
