@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use invites_domain::community::{CommunityTarget, InvitedUser};
 use invites_domain::CommunityRole;
+use rusqlite::OptionalExtension;
 
 use crate::audit::{self, AuditEntry, AuditRow};
 use crate::writer::Outcome;
@@ -156,36 +157,53 @@ impl Store {
 
 const USER_EXISTS_SQL: &str = "SELECT id FROM users WHERE id = $1";
 
+/// `build(column)` for each kind of target, built once into `texts`, `column` naming the target
+/// in the invitation and membership tables (see [`invitation_column`]).
+fn per_target(
+    texts: &'static OnceLock<[String; 2]>,
+    target: CommunityTarget,
+    build: fn(&str) -> String,
+) -> &'static str {
+    let [group, course] = texts.get_or_init(|| {
+        [CommunityTarget::Group(0), CommunityTarget::Course(0)].map(|t| build(invitation_column(t)))
+    });
+    match target {
+        CommunityTarget::Group(_) => group,
+        CommunityTarget::Course(_) => course,
+    }
+}
+
 /// Invites one user to a target unless already invited (parameters: target, user, inviter,
 /// time); returns the new invitation's id, or no row. The same text on both paths.
 fn invite_sql(target: CommunityTarget) -> &'static str {
-    match target {
-        CommunityTarget::Group(_) => {
-            "INSERT INTO community_invitations (group_id, user_id, inviter_user_id, status, created_at) \
-             VALUES ($1, $2, $3, 'PENDING', $4) ON CONFLICT (group_id, user_id) WHERE group_id IS NOT NULL DO NOTHING RETURNING id"
-        }
-        CommunityTarget::Course(_) => {
-            "INSERT INTO community_invitations (course_id, user_id, inviter_user_id, status, created_at) \
-             VALUES ($1, $2, $3, 'PENDING', $4) ON CONFLICT (course_id, user_id) WHERE course_id IS NOT NULL DO NOTHING RETURNING id"
-        }
-    }
+    static TEXTS: OnceLock<[String; 2]> = OnceLock::new();
+    per_target(&TEXTS, target, |col| {
+        format!(
+            "INSERT INTO community_invitations ({col}, user_id, inviter_user_id, status, created_at) \
+             VALUES ($1, $2, $3, 'PENDING', $4) ON CONFLICT ({col}, user_id) WHERE {col} IS NOT NULL DO NOTHING RETURNING id"
+        )
+    })
 }
 
 /// Joining a target: the acceptance (parameters: target, user, time; returns the invitation's
 /// id) and the membership it grants (target, user).
 fn join_sql(target: CommunityTarget) -> (&'static str, &'static str) {
-    match target {
-        CommunityTarget::Group(_) => (
+    static ACCEPT: OnceLock<[String; 2]> = OnceLock::new();
+    let accept = per_target(&ACCEPT, target, |col| {
+        format!(
             "UPDATE community_invitations SET status = 'ACCEPTED', accepted_at = $3 \
-             WHERE group_id = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id",
-            "INSERT INTO community_group_members (group_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING",
-        ),
-        CommunityTarget::Course(_) => (
-            "UPDATE community_invitations SET status = 'ACCEPTED', accepted_at = $3 \
-             WHERE course_id = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id",
-            "INSERT INTO course_members (course_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING",
-        ),
-    }
+             WHERE {col} = $1 AND user_id = $2 AND status = 'PENDING' RETURNING id"
+        )
+    });
+    let member = match target {
+        CommunityTarget::Group(_) => {
+            "INSERT INTO community_group_members (group_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING"
+        }
+        CommunityTarget::Course(_) => {
+            "INSERT INTO course_members (course_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING"
+        }
+    };
+    (accept, member)
 }
 
 /// A target's pending invitations: how many (parameter: the target), and the users of one page
@@ -194,26 +212,21 @@ fn join_sql(target: CommunityTarget) -> (&'static str, &'static str) {
 /// of the target before skipping to the offset. (An index on (target, id) of the pending
 /// invitations would also spare the sort, but costs every write: see ARCHITECTURE.md.)
 fn invited_sql(target: CommunityTarget) -> (&'static str, &'static str) {
-    static TEXTS: OnceLock<[(String, String); 2]> = OnceLock::new();
-    let texts = TEXTS.get_or_init(|| {
-        let texts = |col: &str| {
-            let pending =
-                format!("FROM community_invitations WHERE {col} = $1 AND status = 'PENDING'");
-            (
-                format!("SELECT COUNT(*) {pending}"),
-                format!(
-                    "SELECT u.id, u.username, u.real_name, u.avatar, u.ext_id FROM \
-                     (SELECT id, user_id {pending} ORDER BY id LIMIT $2 OFFSET $3) i \
-                     JOIN users u ON u.id = i.user_id ORDER BY i.id"
-                ),
-            )
-        };
-        [texts("group_id"), texts("course_id")]
+    static COUNT: OnceLock<[String; 2]> = OnceLock::new();
+    static PAGE: OnceLock<[String; 2]> = OnceLock::new();
+    let count = per_target(&COUNT, target, |col| {
+        format!(
+            "SELECT COUNT(*) FROM community_invitations WHERE {col} = $1 AND status = 'PENDING'"
+        )
     });
-    let (count, page) = match target {
-        CommunityTarget::Group(_) => &texts[0],
-        CommunityTarget::Course(_) => &texts[1],
-    };
+    let page = per_target(&PAGE, target, |col| {
+        format!(
+            "SELECT u.id, u.username, u.real_name, u.avatar, u.ext_id FROM \
+             (SELECT id, user_id FROM community_invitations WHERE {col} = $1 AND status = 'PENDING' \
+              ORDER BY id LIMIT $2 OFFSET $3) i \
+             JOIN users u ON u.id = i.user_id ORDER BY i.id"
+        )
+    });
     (count, page)
 }
 
@@ -340,14 +353,9 @@ impl Store {
                     let mut insert = conn.prepare_cached(insert)?;
                     let mut created = Vec::with_capacity(user_ids.len());
                     for &id in &user_ids {
-                        let mut rows = insert.query(rusqlite::params![
-                            target.id(),
-                            id,
-                            inviter_user_id,
-                            at
-                        ])?;
-                        if let Some(row) = rows.next()? {
-                            created.push((row.get(0)?, id));
+                        let params = rusqlite::params![target.id(), id, inviter_user_id, at];
+                        if let Some(inv) = insert.query_row(params, |row| row.get(0)).optional()? {
+                            created.push((inv, id));
                         }
                     }
                     let rows = audit_rows(
@@ -480,17 +488,17 @@ impl Store {
             writer
                 .run(move |conn| {
                     // Named: the statement reads its parameters out of number order.
-                    let mut accept = conn.prepare_cached(accept)?;
-                    let mut rows = accept.query(rusqlite::named_params! {
+                    let params = rusqlite::named_params! {
                         "$1": target.id(),
                         "$2": user_id,
                         "$3": at,
-                    })?;
-                    let Some(inv) = rows.next()?.map(|row| row.get::<_, i64>(0)).transpose()?
-                    else {
+                    };
+                    let accepted = conn
+                        .prepare_cached(accept)?
+                        .query_row(params, |row| row.get::<_, i64>(0));
+                    let Some(inv) = accepted.optional()? else {
                         return Ok(Outcome::Keep(false));
                     };
-                    drop(rows);
                     conn.prepare_cached(member)?
                         .execute(rusqlite::params![target.id(), user_id])?;
                     audit::write_one_on_writer(
