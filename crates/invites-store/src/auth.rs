@@ -361,8 +361,7 @@ mod tests {
             .unwrap());
         // Expired counts go when a store purges, once every NONCE_PURGE_EVERY records: make B's
         // next record one of those.
-        b.nonce_counts
-            .store(NONCE_PURGE_EVERY, std::sync::atomic::Ordering::Relaxed);
+        b.nonce_counts.store(NONCE_PURGE_EVERY, Ordering::Relaxed);
         assert!(b
             .record_nonce_count(&[9u8; 16], 1, 30_000, 20_000)
             .await
