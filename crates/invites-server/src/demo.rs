@@ -2,11 +2,16 @@
 //! principal, and invitations in every state, so each endpoint can be tried at once.
 //!
 //! Secrets are never stored, so they cannot be shown again: on a database that already holds the
-//! demo data, the demo credentials are rotated and the new ones printed.
+//! demo data, the demo credentials are rotated and the new ones printed. What the printed
+//! examples remove is made again at every start (a pending organization and project invitation,
+//! three users invited to the community group and the course), so the examples work every time.
 
 use chrono::Utc;
-use invites_domain::{CommunityRole, GroupRole, NewInvitation, ObjectId, OrgRole};
-use invites_store::{AuditEntry, Store};
+use invites_domain::{
+    community::CommunityTarget, CommunityRole, GroupRole, InvitationStatus, NewInvitation,
+    ObjectId, OrgRole,
+};
+use invites_store::{AuditEntry, InvitationScope, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::credentials::{ha1_pair, new_api_key, new_client_id, new_secret, sha256_hex};
@@ -55,10 +60,19 @@ const MARKER: &str = "demo_credentials";
 
 /// Seeds the demo data, or rotates its credentials if it is already there. Returns the credentials.
 pub async fn seed(store: &Store) -> anyhow::Result<DemoCredentials> {
-    if let Some(saved) = store.setting(MARKER).await? {
-        let creds: DemoCredentials = serde_json::from_str(&saved)?;
-        return rotate(store, creds).await;
-    }
+    let creds = match store.setting(MARKER).await? {
+        Some(saved) => rotate(store, serde_json::from_str(&saved)?).await?,
+        None => create(store).await?,
+    };
+    let creds = refresh_examples(store, creds).await?;
+    store
+        .set_setting(MARKER, &serde_json::to_string(&without_secrets(&creds))?)
+        .await?;
+    Ok(creds)
+}
+
+/// The demo data on a database that has none.
+async fn create(store: &Store) -> anyhow::Result<DemoCredentials> {
     let now = Utc::now();
     let org = store.create_org("Demo-Org", now).await?;
     let project = store.create_project(org.id, "Demo-Project", now).await?;
@@ -229,11 +243,123 @@ pub async fn seed(store: &Store) -> anyhow::Result<DemoCredentials> {
         accepted_org_invitation_id: accepted.id.to_string(),
         invited_user_ids,
     };
-    let creds = issue_user_tokens(store, creds).await?;
-    store
-        .set_setting(MARKER, &serde_json::to_string(&without_secrets(&creds))?)
-        .await?;
+    issue_user_tokens(store, creds).await
+}
+
+/// The username the demo's pending Atlas and Ops Manager invitations are for.
+const INVITEE: &str = "invitee@demo.example";
+
+/// How many users the printed community examples need with a pending invitation.
+const INVITED_GUESTS: usize = 3;
+
+/// Makes again what the printed examples use up: the pending organization and project
+/// invitations (a new one when the recorded one was removed or accepted) and
+/// [`INVITED_GUESTS`] users with a pending invitation to both the community group and the course
+/// (re-invited, or new guests when one has joined).
+async fn refresh_examples(
+    store: &Store,
+    mut creds: DemoCredentials,
+) -> anyhow::Result<DemoCredentials> {
+    let now = Utc::now();
+    let audit = AuditEntry::operator(now);
+    let org_id: ObjectId = creds.org_id.parse()?;
+    let project_id: ObjectId = creds.project_id.parse()?;
+    let inviter = "owner@demo.example".to_owned();
+    for (scope, recorded, roles) in [
+        (
+            InvitationScope::Org(org_id),
+            &mut creds.pending_org_invitation_id,
+            "ORG_MEMBER",
+        ),
+        (
+            InvitationScope::Project(project_id),
+            &mut creds.pending_project_invitation_id,
+            "GROUP_READ_ONLY",
+        ),
+    ] {
+        let still_pending = match recorded.parse::<ObjectId>() {
+            Ok(id) => store
+                .invitation(id)
+                .await?
+                .is_some_and(|i| i.status == InvitationStatus::Pending),
+            Err(_) => false,
+        };
+        if still_pending {
+            continue;
+        }
+        let pending = store.pending_invitations(scope, Some(INVITEE)).await?;
+        let id = match pending.first() {
+            Some(existing) => existing.id,
+            None => {
+                let new = NewInvitation {
+                    org_id,
+                    project_id: match scope {
+                        InvitationScope::Project(p) => Some(p),
+                        InvitationScope::Org(_) => None,
+                    },
+                    username: INVITEE.to_owned(),
+                    inviter_username: inviter.clone(),
+                    roles: vec![roles.to_owned()],
+                    team_ids: vec![],
+                    group_role_assignments: vec![],
+                };
+                store.create_invitation(&new, &audit).await?.id
+            }
+        };
+        *recorded = id.to_string();
+    }
+
+    let group = CommunityTarget::Group(creds.community_group_id);
+    let course = CommunityTarget::Course(creds.course_id);
+    let manager = creds
+        .community_users
+        .iter()
+        .find(|u| u.role == "manager")
+        .map(|u| u.user_id);
+    // Re-invite the recorded guests: users already pending are left as they are.
+    for target in [group, course] {
+        store
+            .invite_users(target, &creds.invited_user_ids, manager, &audit)
+            .await?;
+    }
+    let mut pending = pending_in_both(store, group, course).await?;
+    pending.retain(|id| creds.invited_user_ids.contains(id));
+    let mut n = 1;
+    while pending.len() < INVITED_GUESTS {
+        // A recorded guest joined (and so cannot be invited again): invite a new guest.
+        let username = format!("guest{n}@demo.example");
+        n += 1;
+        if store.user_by_username(&username).await?.is_some() {
+            continue;
+        }
+        let user = store
+            .create_user(&username, &format!("Guest {}", n - 1), now)
+            .await?;
+        for target in [group, course] {
+            store
+                .invite_users(target, &[user.id], manager, &audit)
+                .await?;
+        }
+        pending.push(user.id);
+    }
+    pending.truncate(INVITED_GUESTS);
+    creds.invited_user_ids = pending;
     Ok(creds)
+}
+
+/// Users with a pending invitation to both targets, in the group's invitation order.
+async fn pending_in_both(
+    store: &Store,
+    group: CommunityTarget,
+    course: CommunityTarget,
+) -> anyhow::Result<Vec<i64>> {
+    let (_, in_group) = store.invited_users(group, 1000, 0).await?;
+    let (_, in_course) = store.invited_users(course, 1000, 0).await?;
+    Ok(in_group
+        .iter()
+        .filter(|u| in_course.iter().any(|c| c.id == u.id))
+        .map(|u| u.id)
+        .collect())
 }
 
 /// Gives each community demo user a fresh Bearer token.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use invites_api::{AppConfig, AuthConfig, REALM};
 use invites_digest::{Algorithm, Verifier};
 use invites_store::Store;
-use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::Server;
 
 pub use backend::StoreBackend;
@@ -109,30 +109,98 @@ impl Running {
     }
 }
 
-/// Binds `listen` (use port 0 for any free port) and serves the application in a task.
-pub async fn start(store: Store, listen: &str, config: &ServiceConfig) -> anyhow::Result<Running> {
-    let app = application(store, config).await?;
-    let acceptor = TcpListener::bind(listen.to_owned()).into_acceptor().await?;
+/// A socket bound and listening, nothing served yet.
+///
+/// `invites serve` binds before it opens, migrates or seeds the database, so a start that cannot
+/// listen (the port is taken) changes nothing: the demo credentials of a server already running
+/// there stay the ones it printed.
+pub struct Listening {
+    acceptor: TcpAcceptor,
+    pub addr: SocketAddr,
+}
+
+/// Binds `listen` (port 0 picks any free port). The error says what to do when the address is
+/// taken or not an address.
+pub async fn listen(listen: &str) -> anyhow::Result<Listening> {
+    let acceptor = match TcpListener::bind(listen.to_owned()).into_acceptor().await {
+        Ok(a) => a,
+        Err(e) => anyhow::bail!("{}", explain_bind_error(listen, &e)),
+    };
     let addr = acceptor
         .local_addr()
         .into_iter()
         .find_map(|a| a.as_socket_addr().copied())
-        .ok_or_else(|| anyhow::anyhow!("listener has no socket address"))?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async {
-                    let _ = rx.await;
-                },
-                Some(Duration::from_secs(10)),
-            )
-            .await
-    });
-    Ok(Running {
-        addr,
-        task,
-        shutdown: Some(tx),
-    })
+        .ok_or_else(|| anyhow::anyhow!("listener on {listen} has no socket address"))?;
+    Ok(Listening { acceptor, addr })
+}
+
+/// One line for a failed bind: the address, the cause, and the fix.
+fn explain_bind_error(listen: &str, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "cannot listen on {listen}: the address is already in use (another server runs there?); \
+             stop it, or pick another address with --listen (port 0 picks a free one)"
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "cannot listen on {listen}: permission denied (ports below 1024 need privileges); \
+             pick a port above 1024 with --listen"
+        ),
+        ErrorKind::AddrNotAvailable => format!(
+            "cannot listen on {listen}: no network interface of this machine has that address; \
+             use 127.0.0.1 or 0.0.0.0 with --listen"
+        ),
+        _ => format!("cannot listen on {listen}: {e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
+    }
+}
+
+impl Listening {
+    /// Serves the application over `store` on this socket, in a task.
+    pub async fn serve(self, store: Store, config: &ServiceConfig) -> anyhow::Result<Running> {
+        let app = application(store, config).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let acceptor = self.acceptor;
+        let task = tokio::spawn(async move {
+            Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    app,
+                    async {
+                        let _ = rx.await;
+                    },
+                    Some(Duration::from_secs(10)),
+                )
+                .await
+        });
+        Ok(Running {
+            addr: self.addr,
+            task,
+            shutdown: Some(tx),
+        })
+    }
+}
+
+/// Binds `listen` (use port 0 for any free port), then serves the application in a task.
+pub async fn start(store: Store, listen: &str, config: &ServiceConfig) -> anyhow::Result<Running> {
+    self::listen(listen).await?.serve(store, config).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_address_is_explained_in_one_line() {
+        let first = listen("127.0.0.1:0").await.unwrap();
+        let taken = first.addr.to_string();
+        let err = listen(&taken).await.err().unwrap().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "cannot listen on {taken}: the address is already in use"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("--listen") && !err.contains('\n'), "{err}");
+        let err = listen("nonsense").await.err().unwrap().to_string();
+        assert!(err.contains("expected HOST:PORT"), "{err}");
+    }
 }

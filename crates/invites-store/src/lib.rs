@@ -11,11 +11,11 @@
 mod admin;
 mod audit;
 mod auth;
-#[cfg(feature = "bench-bounds")]
 pub mod bench_bound;
 mod checkpoint;
 mod community;
 mod invitations;
+mod open_error;
 mod reader;
 mod removals;
 mod writer;
@@ -102,9 +102,12 @@ pub enum StoreError {
     /// The database was migrated by a newer version of this program.
     #[error("database schema version {found} is newer than this program knows ({known}); upgrade the program")]
     SchemaTooNew { found: i64, known: i64 },
-    /// Anything else from the driver.
+    /// The database could not be opened: one line naming it, the reason and the fix.
+    #[error("{0}")]
+    Open(String),
+    /// Anything else from the driver (its text in the message, not repeated as a source).
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(sqlx::Error),
     /// Anything else from the SQLite writer thread (see `writer`).
     #[error("database error: {0}")]
     Sqlite(String),
@@ -185,16 +188,40 @@ impl Store {
     /// Opens the database at `url` and migrates it. A `postgres://` URL opens PostgreSQL (a pool
     /// of 8); anything else is SQLite (`sqlite://path`, `sqlite:path` or a plain file path),
     /// created if missing, in WAL mode with foreign keys on and a 5 s busy timeout (a pool of 4).
+    ///
+    /// A failure is a [`StoreError::Open`] that names the file or server, why and what to do
+    /// (a missing directory, a file without permission, a PostgreSQL server that refuses the
+    /// connection or the password, a database migrated by a newer version).
     pub async fn open(url: &str) -> Result<Store> {
+        let target = open_error::Target::of_url(url);
+        Self::open_unexplained(url)
+            .await
+            .map_err(|e| open_error::explain(&target, e))
+    }
+
+    async fn open_unexplained(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url);
         let (pool, writer, path) = match backend {
             Backend::Postgres => {
-                let pool = AnyPoolOptions::new()
+                let pool = match AnyPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
-                    .await?;
+                    .await
+                {
+                    Ok(pool) => pool,
+                    // The pool retries refused connections until its timeout and then says
+                    // only that; one direct attempt tells why.
+                    Err(sqlx::Error::PoolTimedOut) => {
+                        use sqlx::Connection;
+                        return Err(match sqlx::AnyConnection::connect(url).await {
+                            Err(e) => StoreError::Database(e),
+                            Ok(_) => StoreError::Busy,
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 (pool.clone(), pool, None)
             }
             Backend::Sqlite => {

@@ -200,12 +200,8 @@ fn check_access_entry(entry: &str) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.database_url).await.with_context(|| {
-        format!(
-            "opening database {}",
-            crate::redact_password(&args.database_url)
-        )
-    })?;
+    // The error names the database and the fix itself (see `Store::open`).
+    let store = Store::open(&args.database_url).await?;
     let out = execute(&store, args.command).await;
     store.close().await;
     println!("{}", serde_json::to_string_pretty(&out?)?);

@@ -171,6 +171,8 @@ async fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in a file or a collector.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -231,9 +233,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         failed_auth_per_address: args.failed_auth_per_address,
         failed_auth_per_key: args.failed_auth_per_key,
     };
-    let running = invites_server::start(store.clone(), &args.listen, &config)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    // Bind first: a start that cannot listen must change nothing in the database (a second
+    // `serve --demo` on a taken port would otherwise rotate the running server's demo secrets).
+    let listening = invites_server::listen(&args.listen).await?;
+    let store = Store::open(&args.database_url).await?;
+    let demo = if args.demo {
+        Some(
+            invites_server::demo::seed(&store)
+                .await
+                .context("seeding demo data")?,
+        )
+    } else {
+        None
+    };
+    let running = listening.serve(store.clone(), &config).await?;
     let base = format!("http://{}", running.addr);
     println!(
         "invites listening on {base} (database {})",

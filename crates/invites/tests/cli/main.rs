@@ -6,7 +6,7 @@ mod replicas;
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn invites(db: &std::path::Path, args: &[&str]) -> (bool, serde_json::Value, String) {
@@ -287,4 +287,157 @@ async fn serve_demo_prints_credentials_answers_and_stops_on_sigterm() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// `invites serve --demo` on `db` at `listen`, with `--demo-out out`: the process and every line
+/// it printed up to the credentials file (the "Try" commands among them).
+fn start_demo(db: &std::path::Path, listen: &str, out: &std::path::Path) -> (Child, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_invites"))
+        .args(["serve", "--demo", "--listen", listen, "--database-url"])
+        .arg(db)
+        .arg("--demo-out")
+        .arg(out)
+        .env("INVITES_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    for line in lines.by_ref().take(100) {
+        let line = line.unwrap();
+        let done = line.contains("demo credentials written to");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, printed)
+}
+
+/// The printed example commands (the lines starting with `curl` after "Try").
+fn examples(printed: &[String]) -> Vec<String> {
+    printed
+        .iter()
+        .skip_while(|l| !l.starts_with("Try"))
+        .map(|l| l.trim().to_owned())
+        .filter(|l| l.starts_with("curl "))
+        .collect()
+}
+
+/// Runs a printed command as a person pastes it, returning the HTTP status curl saw.
+fn run_example(line: &str) -> u16 {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line} -s -o /dev/null -w '%{{http_code}}'"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Waits for a process to end (at most `limit`), killing it if it does not.
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn a_start_that_cannot_listen_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let (mut first, printed) = start_demo(&db, "127.0.0.1:0", &dir.path().join("a.json"));
+    let listen = printed
+        .iter()
+        .flat_map(|l| l.split_whitespace())
+        .find_map(|w| w.strip_prefix("http://127.0.0.1:"))
+        .map(|port| format!("127.0.0.1:{port}"))
+        .expect("prints where it listens");
+    let list = examples(&printed)[0].clone();
+    assert_eq!(run_example(&list), 200, "{list}");
+
+    // A second demo start on the same port and database: refused before it touches the database.
+    let second_out = dir.path().join("b.json");
+    let mut second = Command::new(env!("CARGO_BIN_EXE_invites"))
+        .args(["serve", "--demo", "--listen", &listen, "--database-url"])
+        .arg(&db)
+        .arg("--demo-out")
+        .arg(&second_out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_bounded(&mut second, Duration::from_secs(20)).expect("it gives up at once");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on {listen}: the address is already in use"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(!second_out.exists(), "no new credentials were made");
+    // The running server's printed credentials still work.
+    assert_eq!(run_example(&list), 200, "{list}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+}
+
+#[test]
+fn the_printed_demo_examples_work_on_every_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let out = dir.path().join("demo.json");
+    // Atlas list, Atlas delete, Ops Manager list, token, community list, community delete.
+    let expected = [200, 204, 200, 200, 200, 204];
+    let mut removed = Vec::new();
+    for start in 0..2 {
+        let (mut server, printed) = start_demo(&db, "127.0.0.1:0", &out);
+        let lines = examples(&printed);
+        assert_eq!(lines.len(), expected.len(), "{printed:#?}");
+        let demo: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let invited = demo["invited_user_ids"].as_array().unwrap();
+        assert_eq!(invited.len(), 3, "{demo}");
+        let ids_line = format!(
+            "users with a pending invitation to group {} and course {}: {}",
+            demo["community_group_id"],
+            demo["course_id"],
+            invited
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert!(
+            printed.iter().any(|l| l.contains(&ids_line)),
+            "start {start} prints the invited users: {printed:#?}"
+        );
+        for (line, want) in lines.iter().zip(expected) {
+            assert_eq!(run_example(line), want, "start {start}: {line}");
+        }
+        // The removals are used up: run again, they find nothing to remove.
+        assert_eq!(run_example(&lines[1]), 404, "{}", lines[1]);
+        assert_eq!(run_example(&lines[5]), 400, "{}", lines[5]);
+        removed.push(demo["pending_project_invitation_id"].clone());
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+    assert_ne!(
+        removed[0], removed[1],
+        "the second start made a new invitation"
+    );
 }
