@@ -103,6 +103,24 @@ pub fn docs_check() -> Result<()> {
         );
     }
     println!("/docs sends \"Try it out\" to the server showing it (server \"/\")");
+    // A newcomer sees the product's name and the introduction (families, credentials, why the
+    // Atlas operations are deprecated), not a generic Swagger UI page.
+    for (what, text) in [
+        ("the title", "<title>Invitation service API"),
+        ("how to get demo credentials", "invites serve --demo"),
+        (
+            "why the Atlas operations are deprecated",
+            "Why the Atlas invitation operations are shown deprecated",
+        ),
+    ] {
+        if !dom.contains(text) {
+            bail!(
+                "/docs does not show {what} ({text:?}); DOM in {}",
+                dir.join("dom.html").display()
+            );
+        }
+    }
+    println!("/docs shows the product's title and its introduction");
     Ok(())
 }
 

@@ -40,6 +40,33 @@ type Apis = (
     oauth::ServiceApi,
 );
 
+/// The document's introduction, shown at the top of `/docs` (CommonMark).
+const DESCRIPTION: &str = "\
+Invitation management for three API families in one server:
+
+- **MongoDB Atlas Administration API v2** (`/api/atlas/v2`): organization and project \
+invitations, answered field for field like the real Atlas contract. Authenticate with an API key \
+over HTTP Digest (public key as user name, private key as password), or with a service \
+account's Bearer token from `POST /api/oauth/token` (HTTP Basic with the client id and secret, \
+`grant_type=client_credentials`).
+- **Ops Manager Public API v1.0** (`/api/public/v1.0`): project invitations, Digest API keys.
+- **Community platform API v2** (`/api/v2`): group and course invitations, Bearer tokens of \
+community users.
+
+**Trying it:** `invites serve --demo` prints demo API keys, a service account, community tokens \
+and ready-to-paste `curl` commands; `invites admin` creates real ones. Use *Authorize* above with \
+them, then *Try it out* calls this server.
+
+**Why the Atlas invitation operations are shown deprecated:** the real Atlas contract deprecates \
+them (Atlas now manages pending users through its users endpoints) and this server keeps its \
+contract, `Deprecation` and `Sunset` headers included; they work as documented.
+
+Every error is an `ApiError` JSON body; `envelope=true` wraps any answer as \
+`{\"status\", \"content\"}` with HTTP 200 and `pretty=true` indents JSON.";
+
+/// The docs page's title (poem-openapi's page says only "Swagger UI").
+const DOCS_TITLE: &str = "Invitation service API: Atlas v2, Ops Manager v1.0, community v2";
+
 /// The operations, over `lists` as the list cache (one per server; the spec does not use it).
 fn service(lists: Arc<list_cache::ListCache>) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
@@ -54,14 +81,7 @@ fn service(lists: Arc<list_cache::ListCache>) -> OpenApiService<Apis, ()> {
         "Invitation service",
         env!("CARGO_PKG_VERSION"),
     )
-    .description(
-        "Invitation management for three API families in one server: the MongoDB Atlas \
-             Administration API v2 (`/api/atlas/v2`, Digest API keys or service-account tokens), \
-             the Ops Manager Public API v1.0 (`/api/public/v1.0`, Digest API keys) and a community \
-             platform's API v2 (`/api/v2`, Bearer tokens). Every error is an `ApiError`; \
-             `envelope=true` wraps any answer as `{\"status\", \"content\"}` with HTTP 200 and \
-             `pretty=true` indents JSON.",
-    )
+    .description(DESCRIPTION)
     .server("http://127.0.0.1:8080")
 }
 
@@ -192,7 +212,11 @@ fn docs_html(service: &OpenApiService<Apis, ()>, spec: &str) -> String {
     let document = embedded_document(&page)
         .expect("poem-openapi's Swagger UI page embeds its document as `let spec = ...;`");
     page.replace_range(document, &spec.to_string());
-    page
+    page.replacen(
+        "<title>Swagger UI</title>",
+        &format!("<title>{DOCS_TITLE}</title>"),
+        1,
+    )
 }
 
 /// The whole HTTP application over a backend.
@@ -255,6 +279,8 @@ mod tests {
             shown["servers"],
             serde_json::json!([{ "url": "/", "description": "this server" }])
         );
+        assert!(page.contains(&format!("<title>{DOCS_TITLE}</title>")));
+        assert!(!page.contains("<title>Swagger UI</title>"));
         let mut committed: serde_json::Value = serde_json::from_str(&spec_json()).unwrap();
         shown.as_object_mut().unwrap().remove("servers");
         committed.as_object_mut().unwrap().remove("servers");
