@@ -142,7 +142,12 @@ fn target(
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 
-fn page_params(limit: &Option<IntParam>, offset: &Option<IntParam>) -> Result<(i64, i64), Error> {
+/// `limit`: 1 to [`MAX_LIMIT`], documented so.
+type Limit = IntParam<1, MAX_LIMIT>;
+/// `offset`: not negative, documented so.
+type Offset = IntParam<0>;
+
+fn page_params(limit: &Option<Limit>, offset: &Option<Offset>) -> Result<(i64, i64), Error> {
     let bad = |name: &str, raw: String, rule: &str| {
         Error::new(
             ErrorCode::InvalidAttribute,
@@ -188,7 +193,7 @@ fn page(
     };
     InvitedUserPage {
         count,
-        next: (offset + limit < count).then(|| url(offset + limit)),
+        next: (offset.saturating_add(limit) < count).then(|| url(offset + limit)),
         previous: (offset > 0).then(|| url((offset - limit).max(0))),
         results: users
             .into_iter()
@@ -208,8 +213,8 @@ async fn list(
     auth: CommunityAuth,
     req: &Request,
     target: CommunityTarget,
-    limit: &Option<IntParam>,
-    offset: &Option<IntParam>,
+    limit: &Option<Limit>,
+    offset: &Option<Offset>,
 ) -> Result<Listed, CommunityErrors> {
     let (limit, offset) = page_params(limit, offset)?;
     let (count, users) = backend
@@ -241,9 +246,9 @@ impl CommunityApi {
         /// A unique integer value identifying this group.
         id: Path<IntParam>,
         /// Number of results to return per page (1 to 1000, default 100).
-        limit: Query<Option<IntParam>>,
+        limit: Query<Option<Limit>>,
         /// The initial index from which to return the results (default 0).
-        offset: Query<Option<IntParam>>,
+        offset: Query<Option<Offset>>,
     ) -> Result<Listed, CommunityErrors> {
         let t = target(CommunityTarget::Group, &id, "group")?;
         list(&backend, auth, req, t, &limit, &offset).await
@@ -338,9 +343,9 @@ impl CommunityApi {
         /// A unique integer value identifying this course.
         id: Path<IntParam>,
         /// Number of results to return per page (1 to 1000, default 100).
-        limit: Query<Option<IntParam>>,
+        limit: Query<Option<Limit>>,
         /// The initial index from which to return the results (default 0).
-        offset: Query<Option<IntParam>>,
+        offset: Query<Option<Offset>>,
     ) -> Result<Listed, CommunityErrors> {
         let t = target(CommunityTarget::Course, &id, "course")?;
         list(&backend, auth, req, t, &limit, &offset).await

@@ -251,6 +251,19 @@ pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
             config: config.auth,
         })
         .data(backend)
+        // A bug that panics answers 500 with an ApiError (and is logged), rather than the
+        // connection closing with no answer at all.
+        .with(poem::middleware::CatchPanic::new().with_handler(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = what, "a request handler panicked");
+                error::error_response(&invites_domain::Error::internal())
+            },
+        ))
         .with(edge::Edge { methods })
 }
 

@@ -115,29 +115,35 @@ impl ParseFromParameter for Flag {
     }
 }
 
-/// An integer parameter (path id, `limit`, `offset`) documented as `integer`, accepted as any text
-/// so the handler answers a non-integer with its operation's documented status.
+/// An integer parameter (path id, `limit`, `offset`) documented as `integer` with the bounds the
+/// handler enforces (`MIN`, `MAX`; the extremes of `i64` document none), accepted as any text so
+/// the handler answers a non-integer or out-of-range value with its operation's documented status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IntParam(pub Result<i64, String>);
+pub struct IntParam<const MIN: i64 = { i64::MIN }, const MAX: i64 = { i64::MAX }>(
+    pub Result<i64, String>,
+);
 
-impl IntParam {
+impl<const MIN: i64, const MAX: i64> IntParam<MIN, MAX> {
     /// The value, or `on_bad(raw)`.
     pub fn or(&self, on_bad: impl FnOnce(&str) -> Error) -> Result<i64, Error> {
         self.0.clone().map_err(|raw| on_bad(&raw))
     }
 }
 
-impl Type for IntParam {
+impl<const MIN: i64, const MAX: i64> Type for IntParam<MIN, MAX> {
     const IS_REQUIRED: bool = true;
     type RawValueType = Self;
     type RawElementValueType = Self;
 
     fn name() -> Cow<'static, str> {
-        "integer(int64)".into()
+        format!("integer(int64, {MIN}..={MAX})").into()
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("integer", "int64")))
+        let mut schema = MetaSchema::new_with_format("integer", "int64");
+        schema.minimum = (MIN != i64::MIN).then_some(MIN as f64);
+        schema.maximum = (MAX != i64::MAX).then_some(MAX as f64);
+        MetaSchemaRef::Inline(Box::new(schema))
     }
 
     fn as_raw_value(&self) -> Option<&Self::RawValueType> {
@@ -151,7 +157,7 @@ impl Type for IntParam {
     }
 }
 
-impl ParseFromParameter for IntParam {
+impl<const MIN: i64, const MAX: i64> ParseFromParameter for IntParam<MIN, MAX> {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
         Ok(IntParam(
             value

@@ -108,6 +108,19 @@ async fn managers_list_invited_users_page_by_page() {
         .await;
         api_error(r, 400, "INVALID_ATTRIBUTE").await;
     }
+    // The largest offset the document allows: an empty page, not an overflow (schemathesis found
+    // `offset + limit` panicking the connection away once the bounds were documented).
+    let r = call(
+        &s,
+        Method::GET,
+        &format!("/api/v2/group/{g}/invite/?limit=1000&offset={}", i64::MAX),
+        &s.user_token("manager"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let last: Value = r.json().await.unwrap();
+    assert_eq!((ids(&last).len(), last["next"].is_null()), (0, true));
     s.stop().await;
 }
 
