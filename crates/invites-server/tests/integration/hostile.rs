@@ -5,15 +5,15 @@
 
 use std::path::PathBuf;
 
-use invites_mock::Mock;
+use invites_contract::Contract;
 use proptest::prelude::*;
 use reqwest::Method;
 
 use crate::support::TestServer;
 
-fn spec() -> Mock {
+fn spec() -> Contract {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../openapi/invites.json");
-    Mock::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+    Contract::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Percent-encodes everything but unreserved characters, for a path segment or query value.
