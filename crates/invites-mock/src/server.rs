@@ -1,201 +1,524 @@
-//! Answering requests: route, check credentials' presence, validate, pick the response, log.
+//! Answering requests: CORS, route (under each document's base path), credentials, request
+//! checks, the documented response a client asks for, content negotiation, and the log line.
 
-use poem::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use invites_contract::{
+    check_security, media, Contract, Operation, PreparedResponse, Problem, RequestParts, Route,
+};
+use poem::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use poem::{Body, Endpoint, Request, Response};
 use serde_json::{json, Value};
 
-use crate::document::{Credential, Operation, ParamIn, PreparedResponse, Route};
-use crate::schema::Violation;
 use crate::Mock;
 
 /// Largest request body the mock reads.
-const MAX_BODY: usize = 1024 * 1024;
+const MAX_BODY: usize = 16 * 1024 * 1024;
 
-fn json_response(status: StatusCode, v: Value) -> Response {
+/// An `application/problem+json` answer (RFC 9457), for what the document does not describe.
+pub(crate) fn problem(
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+    extra: Option<Value>,
+) -> Response {
+    let mut body = json!({
+        "type": format!("https://invites.dev/mock/problems/{}", status.as_u16()),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if let (Some(Value::Object(extra)), Some(o)) = (extra, body.as_object_mut()) {
+        o.extend(extra);
+    }
     Response::builder()
         .status(status)
-        .content_type("application/json")
-        .body(serde_json::to_vec(&v).expect("JSON values serialize"))
+        .content_type("application/problem+json")
+        .body(serde_json::to_vec(&body).expect("JSON values serialize"))
 }
 
-/// `Prefer: code=404, example=name` (Prism's spelling; `;` also separates).
+/// What a client asks of the answer: `Prefer: code=404, example=name, dynamic=true`, or the
+/// `__code`, `__example`, `__dynamic` query parameters when no `Prefer` header is sent.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Prefer {
-    code: Option<u16>,
+pub(crate) struct Prefer {
+    code: Option<Result<u16, String>>,
     example: Option<String>,
+    dynamic: Option<bool>,
 }
 
-fn prefer(req: &Request) -> Prefer {
+pub(crate) fn prefer(headers: &HeaderMap, query: &[(String, String)]) -> Prefer {
     let mut p = Prefer::default();
-    for value in req
-        .headers()
+    let mut set = |key: &str, value: &str| {
+        let value = value.trim().trim_matches('"');
+        match key.trim().to_ascii_lowercase().as_str() {
+            "code" if p.code.is_none() => {
+                p.code = Some(
+                    value
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|c| (100..600).contains(c))
+                        .ok_or_else(|| value.to_owned()),
+                )
+            }
+            "example" if p.example.is_none() => p.example = Some(value.to_owned()),
+            "dynamic" if p.dynamic.is_none() => p.dynamic = Some(value == "true"),
+            _ => {}
+        }
+    };
+    let headers: Vec<&str> = headers
         .get_all("prefer")
         .iter()
         .filter_map(|v| v.to_str().ok())
-    {
-        for part in value.split([',', ';']) {
-            match part.trim().split_once('=') {
-                Some(("code", c)) => p.code = c.trim().trim_matches('"').parse().ok(),
-                Some(("example", e)) => p.example = Some(e.trim().trim_matches('"').to_owned()),
-                _ => {}
+        .collect();
+    if headers.is_empty() {
+        for (k, v) in query {
+            if let Some(key) = k.strip_prefix("__") {
+                set(key, v);
+            }
+        }
+    } else {
+        for part in headers.iter().flat_map(|h| h.split([',', ';'])) {
+            if let Some((k, v)) = part.split_once('=') {
+                set(k, v);
             }
         }
     }
     p
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
+/// The status to send for a documented response picked for `asked` (a range or `default`
+/// answers with the status asked for, else its range's first, else 200).
+fn status_of(r: &PreparedResponse, asked: Option<u16>) -> u16 {
+    r.status
+        .or(asked)
+        .unwrap_or_else(|| r.range.map(|d| d * 100).unwrap_or(200))
+}
+
+fn cors_headers(resp: &mut Response, req_headers: &HeaderMap) {
+    let origin = req_headers
+        .get(header::ORIGIN)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("*"));
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("*"),
+    );
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+/// Answers a CORS preflight (an OPTIONS with `Origin` and `Access-Control-Request-Method`)
+/// without routing, as Prism does.
+fn preflight(req: &Request) -> Option<Response> {
+    let h = req.headers();
+    if req.method() != Method::OPTIONS
+        || !h.contains_key(header::ORIGIN)
+        || !h.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return None;
+    }
+    let mut resp = Response::builder().status(StatusCode::NO_CONTENT).finish();
+    let method = h
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("*"));
+    let headers = h
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("*"));
+    let out = resp.headers_mut();
+    out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, method);
+    out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, headers);
+    out.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    Some(resp)
+}
+
+/// Where a request goes among the documents served.
+pub(crate) enum Found {
+    Operation(Arc<Contract>, usize, String),
+    WrongMethod(Vec<String>),
+    Nothing,
+}
+
+impl Mock {
+    /// Routes `path`: each document under its base path (the longest first); with one document,
+    /// also without it (as Prism, which ignores base paths, would answer).
+    pub(crate) fn find(&self, path: &str, method: &str) -> Found {
+        let mut candidates: Vec<(Arc<Contract>, String)> = Vec::new();
+        let mut specs: Vec<Arc<Contract>> = self.specs.iter().map(|s| s.contract()).collect();
+        specs.sort_by_key(|c| std::cmp::Reverse(c.base_path().len()));
+        for c in &specs {
+            let base = c.base_path();
+            if base.is_empty() {
+                candidates.push((Arc::clone(c), path.to_owned()));
+            } else if let Some(rest) = path.strip_prefix(base) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    let rest = if rest.is_empty() { "/" } else { rest };
+                    candidates.push((Arc::clone(c), rest.to_owned()));
                 }
             }
-            b => out.push(b),
         }
-        i += 1;
+        if specs.len() == 1 && !specs[0].base_path().is_empty() {
+            candidates.push((Arc::clone(&specs[0]), path.to_owned()));
+        }
+        let mut allowed: Option<Vec<String>> = None;
+        for (c, rest) in candidates {
+            match c.route(&rest, method) {
+                Route::Found(i) => return Found::Operation(Arc::clone(&c), i, rest),
+                Route::WrongMethod(m) => {
+                    allowed.get_or_insert_with(|| m.iter().map(|s| (*s).to_owned()).collect());
+                }
+                Route::NotFound => {}
+            }
+        }
+        match allowed {
+            Some(m) => Found::WrongMethod(m),
+            None => Found::Nothing,
+        }
     }
-    String::from_utf8_lossy(&out).into_owned()
+
+    async fn answer(&self, mut req: Request) -> (Response, Option<String>, Option<String>) {
+        if self.config.cors {
+            if let Some(resp) = preflight(&req) {
+                return (resp, None, None);
+            }
+        }
+        let path = req.uri().path().to_owned();
+        let method = req.method().as_str().to_owned();
+        let (contract, index, local_path) = match self.find(&path, &method) {
+            Found::Operation(c, i, p) => (c, i, p),
+            Found::WrongMethod(allowed) if self.config.proxy.is_none() => {
+                let mut resp = problem(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Method not allowed",
+                    &format!(
+                        "{method} is not documented for {path}; allowed: {}",
+                        allowed.join(", ")
+                    ),
+                    None,
+                );
+                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                    resp.headers_mut().insert(header::ALLOW, v);
+                }
+                return (resp, None, None);
+            }
+            _ if self.config.proxy.is_some() => {
+                let resp = self.forward_unknown(req).await;
+                return (resp, None, None);
+            }
+            _ => {
+                let resp = problem(
+                    StatusCode::NOT_FOUND,
+                    "No documented path matches",
+                    &format!("no operation of the document matches {method} {path}"),
+                    None,
+                );
+                return (resp, None, None);
+            }
+        };
+        let op = &contract.operations()[index];
+        let id = Some(op.id.clone());
+        let body = match req.take_body().into_bytes_limit(MAX_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                let resp = problem(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request body too large",
+                    &format!("the mock reads request bodies of at most {MAX_BODY} bytes"),
+                    None,
+                );
+                return (resp, id, None);
+            }
+        };
+        let parts = RequestParts {
+            path: &local_path,
+            query: req.uri().query().unwrap_or(""),
+            headers: req.headers(),
+            body: &body,
+        };
+        if self.config.proxy.is_some() {
+            let (resp, violation) = self.proxy(&contract, op, &req, &parts, body.clone()).await;
+            return (resp, id, violation);
+        }
+        let query = invites_contract::pairs(parts.query);
+        let checked = check_security(op, &parts).and_then(|()| {
+            if self.config.validate {
+                contract.check_request(op, &parts)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(p) = checked {
+            let rule = p.rule();
+            let mut resp = self.refusal(&contract, op, &p, req.headers(), &query);
+            if let Ok(h) = HeaderValue::from_str(&rule) {
+                resp.headers_mut().insert("x-mock-violation", h);
+            }
+            return (resp, id, Some(rule));
+        }
+        (
+            self.documented(&contract, op, req.headers(), &query),
+            id,
+            None,
+        )
+    }
+
+    /// The answer to a request that broke the document: the documented response for it when
+    /// there is one, else problem+json naming the rule.
+    fn refusal(
+        &self,
+        contract: &Contract,
+        op: &Operation,
+        p: &Problem,
+        headers: &HeaderMap,
+        query: &[(String, String)],
+    ) -> Response {
+        let rule = p.rule();
+        let (documented, status, title) = match p {
+            Problem::Unauthorized { .. } => (
+                op.exact(401)
+                    .or_else(|| op.range(4))
+                    .or_else(|| op.default()),
+                401,
+                "Credentials required",
+            ),
+            Problem::UnsupportedMediaType { .. } => (op.exact(415), 415, "Unsupported media type"),
+            Problem::Invalid(_) => (
+                op.exact(422)
+                    .or_else(|| op.exact(400))
+                    .or_else(|| op.range(4))
+                    .or_else(|| op.default()),
+                422,
+                "Request does not match the document",
+            ),
+        };
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        let Some(r) = documented else {
+            let mut extra = json!({"operation": op.id});
+            if let Problem::Invalid(v) = p {
+                extra["validation"] = json!([{"location": v.location, "rule": v.rule}]);
+            }
+            let mut resp = problem(code, title, &rule, Some(extra));
+            if let Problem::Unauthorized { challenges, .. } = p {
+                if let Ok(v) = HeaderValue::from_str(&challenges.join(", ")) {
+                    if !challenges.is_empty() {
+                        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                    }
+                }
+            }
+            return resp;
+        };
+        let status = status_of(r, Some(status));
+        let prefer = prefer(headers, query);
+        let content = pick_content(r, headers).or_else(|| r.contents.first());
+        let body = content.and_then(|c| {
+            let named = prefer
+                .example
+                .as_ref()
+                .and_then(|n| c.examples.iter().find(|(name, _)| name == n))
+                .map(|(_, b)| b.clone());
+            named
+                .or_else(|| c.body.clone())
+                .map(|b| with_message(contract, c.schema, &b, &rule).unwrap_or(b))
+        });
+        send(op, r, status, content.map(|c| c.media_type.as_str()), body)
+    }
+
+    /// The documented response the client asked for (or the first success).
+    fn documented(
+        &self,
+        contract: &Contract,
+        op: &Operation,
+        headers: &HeaderMap,
+        query: &[(String, String)],
+    ) -> Response {
+        let wanted = prefer(headers, query);
+        let chosen = match &wanted.code {
+            Some(Err(text)) => {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid preference",
+                    &format!("code={text:?} is not an HTTP status code"),
+                    None,
+                )
+            }
+            Some(Ok(code)) => op.response(*code).map(|r| (r, status_of(r, Some(*code)))),
+            None => op.default_response().map(|r| (r, status_of(r, None))),
+        };
+        let Some((r, status)) = chosen else {
+            return match wanted.code {
+                Some(Ok(code)) => problem(
+                    StatusCode::NOT_FOUND,
+                    "No such documented response",
+                    &format!(
+                        "Requested status code {code} is not defined in the document for {}",
+                        op.id
+                    ),
+                    None,
+                ),
+                _ => problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "No response documented",
+                    &format!("{} documents no response", op.id),
+                    None,
+                ),
+            };
+        };
+        if status < 200 {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Informational status",
+                &format!(
+                    "{} documents {status}, which HTTP sends only before a final response",
+                    op.id
+                ),
+                None,
+            );
+        }
+        if r.contents.is_empty() || status == 204 || status == 304 {
+            return send(op, r, status, None, None);
+        }
+        let Some(content) = pick_content(r, headers) else {
+            if let Some(doc406) = op.exact(406) {
+                let c = doc406.contents.first();
+                return send(
+                    op,
+                    doc406,
+                    406,
+                    c.map(|c| c.media_type.as_str()),
+                    c.and_then(|c| c.body.clone()),
+                );
+            }
+            let offered: Vec<&str> = r.contents.iter().map(|c| c.media_type.as_str()).collect();
+            return problem(
+                StatusCode::NOT_ACCEPTABLE,
+                "Not acceptable",
+                &format!(
+                    "Accept: {} matches none of the documented media types of {} {status}: {}",
+                    headers
+                        .get(header::ACCEPT)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or(""),
+                    op.id,
+                    offered.join(", ")
+                ),
+                None,
+            );
+        };
+        let body = match (
+            &wanted.example,
+            wanted.dynamic.unwrap_or(self.config.dynamic),
+        ) {
+            (Some(name), _) => match content.examples.iter().find(|(n, _)| n == name) {
+                Some((_, b)) => Some(b.clone()),
+                None => {
+                    return problem(
+                        StatusCode::NOT_FOUND,
+                        "No such documented example",
+                        &format!(
+                            "{} {status} {} has no example {name:?} (it has: {})",
+                            op.id,
+                            content.media_type,
+                            content
+                                .examples
+                                .iter()
+                                .map(|(n, _)| n.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        None,
+                    )
+                }
+            },
+            (None, true) => match content.schema {
+                Some(s) => {
+                    let seed = match self.config.seed {
+                        Some(seed) => seed ^ fnv(&op.id) ^ u64::from(status),
+                        None => self.next_seed() ^ fnv(&op.id).rotate_left(7) ^ now_nanos(),
+                    };
+                    let v = contract.schemas().dynamic_example(s, seed);
+                    Some(encode(&content.media_type, &v))
+                }
+                None => content.body.clone(),
+            },
+            (None, false) => content.body.clone(),
+        };
+        send(op, r, status, Some(&content.media_type), body)
+    }
 }
 
-/// The path parameter values of `path` under `template`.
-fn path_values<'p>(template: &str, path: &'p str) -> Vec<(String, &'p str)> {
-    template
-        .split('/')
-        .zip(path.split('/'))
-        .filter_map(|(t, p)| {
-            let (a, b) = (t.find('{')?, t.rfind('}')?);
-            let name = t[a + 1..b].to_owned();
-            let value = p.get(a..p.len().checked_sub(t.len() - b - 1)?)?;
-            Some((name, value))
-        })
-        .collect()
+/// The documented content to send for the request's `Accept` (None: nothing acceptable).
+fn pick_content<'r>(
+    r: &'r PreparedResponse,
+    headers: &HeaderMap,
+) -> Option<&'r invites_contract::ResponseMedia> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let offered: Vec<&str> = r.contents.iter().map(|c| c.media_type.as_str()).collect();
+    media::negotiate(accept, &offered).map(|i| &r.contents[i])
 }
 
-fn credentials_present(op: &Operation, req: &Request, query: &[(String, String)]) -> bool {
-    if op.security.is_empty() {
-        return true;
+fn encode(media_type: &str, v: &Value) -> Bytes {
+    let essence = media::essence(media_type);
+    match v {
+        Value::String(s) if !(essence.ends_with("json") || essence == "*/*") => {
+            Bytes::from(s.clone())
+        }
+        _ => Bytes::from(serde_json::to_vec(v).expect("JSON values serialize")),
     }
-    op.security.iter().any(|alternative| {
-        alternative.iter().all(|c| match c {
-            Credential::AuthorizationHeader => req.headers().contains_key(header::AUTHORIZATION),
-            Credential::Header(name) => req.headers().contains_key(name.as_str()),
-            Credential::Query(name) => query.iter().any(|(k, _)| k == name),
-            Credential::Cookie(name) => req
-                .headers()
-                .get(header::COOKIE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|c| {
-                    c.split(';')
-                        .any(|kv| kv.trim().starts_with(&format!("{name}=")))
-                }),
-        })
+}
+
+/// A documented error body with the broken rule in its `detail` or `message` text, when it has
+/// one and the result still validates.
+fn with_message(
+    contract: &Contract,
+    schema: Option<invites_contract::SchemaId>,
+    body: &Bytes,
+    rule: &str,
+) -> Option<Bytes> {
+    let mut v: Value = serde_json::from_slice(body).ok()?;
+    let o = v.as_object_mut()?;
+    let key = ["detail", "message"]
+        .into_iter()
+        .find(|k| o.get(*k).is_some_and(Value::is_string))?;
+    o.insert(key.to_owned(), Value::String(rule.to_owned()));
+    if let Some(s) = schema {
+        contract
+            .schemas()
+            .validate(s, &v, "", invites_contract::Strictness::Exact)
+            .ok()?;
+    }
+    Some(Bytes::from(serde_json::to_vec(&v).ok()?))
+}
+
+/// FNV-1a, to vary seeds by operation.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
-fn validate(
-    op: &Operation,
-    req: &Request,
-    query: &[(String, String)],
-    body: &[u8],
-) -> Result<(), Violation> {
-    let path_vals = path_values(&op.template, req.uri().path());
-    for p in &op.params {
-        let at = format!(
-            "{}.{}",
-            match p.location {
-                ParamIn::Path => "path",
-                ParamIn::Query => "query",
-                ParamIn::Header => "header",
-                ParamIn::Cookie => "cookie",
-            },
-            p.name
-        );
-        let values: Vec<String> = match p.location {
-            ParamIn::Path => path_vals
-                .iter()
-                .filter(|(n, _)| *n == p.name)
-                .map(|(_, v)| decode(v))
-                .collect(),
-            ParamIn::Query => query
-                .iter()
-                .filter(|(k, _)| *k == p.name)
-                .map(|(_, v)| v.clone())
-                .collect(),
-            ParamIn::Header => req
-                .headers()
-                .get_all(p.name.as_str())
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .collect(),
-            ParamIn::Cookie => Vec::new(),
-        };
-        if values.is_empty() {
-            if p.required && p.location != ParamIn::Cookie {
-                return Err(Violation {
-                    location: at,
-                    rule: "is required".into(),
-                });
-            }
-            continue;
-        }
-        if let Some(schema) = &p.schema {
-            let texts: Vec<&str> = values.iter().map(String::as_str).collect();
-            schema.validate_texts(&texts, &at)?;
-        }
-    }
-    if body.is_empty() {
-        if op.body_required {
-            return Err(Violation {
-                location: "body".into(),
-                rule: "is required".into(),
-            });
-        }
-        return Ok(());
-    }
-    let content_type = req.content_type().unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !op.body_media_types.is_empty()
-        && !op
-            .body_media_types
-            .iter()
-            .any(|m| m.split(';').next().unwrap_or("").trim() == essence)
-    {
-        return Err(Violation {
-            location: "header.Content-Type".into(),
-            rule: format!("must be one of {}", op.body_media_types.join(", ")),
-        });
-    }
-    if let Some(schema) = &op.body_schema {
-        if essence == "application/json" || essence.ends_with("+json") {
-            let v: Value = serde_json::from_slice(body).map_err(|e| Violation {
-                location: "body".into(),
-                rule: format!("must be valid JSON ({e})"),
-            })?;
-            schema.validate(&v, "body")?;
-        }
-    }
-    Ok(())
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn send(
     op: &Operation,
     r: &PreparedResponse,
     status: u16,
-    body: Option<&bytes::Bytes>,
+    media_type: Option<&str>,
+    body: Option<Bytes>,
 ) -> Response {
     let mut resp =
         Response::builder().status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
@@ -207,157 +530,21 @@ fn send(
             resp = resp.header(n, v);
         }
     }
-    resp = resp.header("x-mock-operation", op.id.as_str());
-    match (body, &r.media_type) {
-        (Some(b), Some(mt)) if status != 204 && status != 304 => {
-            resp.content_type(mt.as_str()).body(Body::from(b.clone()))
-        }
-        _ => resp.finish(),
+    if op.deprecated
+        && !r
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("deprecation"))
+    {
+        resp = resp.header("deprecation", "true");
     }
-}
-
-fn status_of(r: &PreparedResponse, asked: Option<u16>) -> u16 {
-    r.status
-        .or(asked)
-        .unwrap_or_else(|| r.range.map(|d| d * 100).unwrap_or(200))
-}
-
-impl Mock {
-    async fn answer(&self, mut req: Request) -> (Response, Option<String>) {
-        let path = req.uri().path().to_owned();
-        let method = req.method().as_str().to_owned();
-        let index = match self.prepared.router.route(&path, &method) {
-            Route::Found(i) => i,
-            Route::WrongMethod(allowed) => {
-                let mut resp = json_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    json!({"error": "method not allowed", "path": path, "allowed": allowed}),
-                );
-                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-                    resp.headers_mut().insert(header::ALLOW, v);
-                }
-                return (resp, None);
-            }
-            Route::NotFound => {
-                return (
-                    json_response(
-                        StatusCode::NOT_FOUND,
-                        json!({"error": "no documented path matches", "path": path}),
-                    ),
-                    None,
-                )
-            }
-        };
-        let op = &self.prepared.operations[index];
-        let query: Vec<(String, String)> = req
-            .uri()
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (decode(k), decode(v))
-            })
-            .collect();
-        if !credentials_present(op, &req, &query) {
-            let r = op.response(401).or_else(|| op.response(403));
-            let resp = match r {
-                Some(r) => send(op, r, status_of(r, Some(401)), r.body.as_ref()),
-                None => json_response(
-                    StatusCode::UNAUTHORIZED,
-                    json!({"error": "credentials required by the operation's security"}),
-                ),
-            };
-            return (resp, Some(op.id.clone()));
+    resp = resp.header("x-mock-operation", op.id.as_str());
+    match (body, media_type) {
+        (Some(b), Some(mt)) if status != 204 && status != 304 => {
+            resp.content_type(mt).body(Body::from(b))
         }
-        let body = match req.take_body().into_bytes_limit(MAX_BODY).await {
-            Ok(b) => b,
-            Err(_) => {
-                return (
-                    json_response(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        json!({"error": "request body over 1 MiB"}),
-                    ),
-                    Some(op.id.clone()),
-                )
-            }
-        };
-        if let Err(v) = validate(op, &req, &query, &body) {
-            let message = format!("{} {}", v.location, v.rule);
-            let mut resp = match op.response(400).filter(|r| r.status == Some(400)) {
-                Some(r) => {
-                    let mut documented: Value = r
-                        .body
-                        .as_deref()
-                        .and_then(|b| serde_json::from_slice(b).ok())
-                        .unwrap_or(Value::Null);
-                    if let Some(o) = documented.as_object_mut() {
-                        for key in ["detail", "message"] {
-                            if o.get(key).is_some_and(Value::is_string)
-                                || (key == "detail" && o.contains_key("errorCode"))
-                            {
-                                o.insert(key.to_owned(), Value::String(message.clone()));
-                                break;
-                            }
-                        }
-                    }
-                    send(
-                        op,
-                        r,
-                        400,
-                        Some(&bytes::Bytes::from(
-                            serde_json::to_vec(&documented).expect("serializes"),
-                        )),
-                    )
-                }
-                None => json_response(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({"error": "request does not match the contract", "location": v.location, "rule": v.rule, "operation": op.id}),
-                ),
-            };
-            if let Ok(h) = HeaderValue::from_str(&message) {
-                resp.headers_mut().insert("x-mock-violation", h);
-            }
-            resp.headers_mut().insert(
-                "x-mock-operation",
-                HeaderValue::from_str(&op.id).unwrap_or(HeaderValue::from_static("-")),
-            );
-            return (resp, Some(op.id.clone()));
-        }
-        let wanted = prefer(&req);
-        let chosen = match wanted.code {
-            Some(code) => op.response(code).map(|r| (r, code)),
-            None => op.default_response().map(|r| (r, status_of(r, None))),
-        };
-        let Some((r, status)) = chosen else {
-            let resp = json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": "no such documented response", "rule": format!("Prefer: code={} is not documented for {}", wanted.code.unwrap_or(0), op.id)}),
-            );
-            return (resp, Some(op.id.clone()));
-        };
-        if status < 200 {
-            let resp = json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": "informational statuses cannot be a final answer", "rule": format!("{} documents {status}, which HTTP sends only before a final response", op.id)}),
-            );
-            return (resp, Some(op.id.clone()));
-        }
-        let body = match &wanted.example {
-            Some(name) => match r.examples.iter().find(|(n, _)| n == name) {
-                Some((_, b)) => Some(b),
-                None => {
-                    let resp = json_response(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        json!({"error": "no such documented example", "rule": format!("Prefer: example={name} is not documented for {} {status}", op.id)}),
-                    );
-                    return (resp, Some(op.id.clone()));
-                }
-            },
-            None => r.body.as_ref(),
-        };
-        (send(op, r, status, body), Some(op.id.clone()))
+        (None, Some(mt)) if status != 204 && status != 304 => resp.content_type(mt).finish(),
+        _ => resp.finish(),
     }
 }
 
@@ -367,10 +554,27 @@ impl Endpoint for Mock {
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = std::time::Instant::now();
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-        let (resp, op) = self.answer(req).await;
-        if method != Method::HEAD {
-            tracing::info!(target: "invites_mock::request", %method, path, status = resp.status().as_u16(), operation = op.as_deref().unwrap_or("-"), latency_us = started.elapsed().as_micros() as u64);
+        let req_headers = if self.config.cors {
+            Some(req.headers().clone())
+        } else {
+            None
+        };
+        let (mut resp, op, violation) = self.answer(req).await;
+        if let Some(h) = &req_headers {
+            cors_headers(&mut resp, h);
         }
+        if method == Method::HEAD {
+            resp.set_body(Body::empty());
+        }
+        tracing::info!(
+            target: "invites_mock::request",
+            %method,
+            path,
+            status = resp.status().as_u16(),
+            operation = op.as_deref().unwrap_or("-"),
+            violation = violation.as_deref().unwrap_or("-"),
+            latency_us = started.elapsed().as_micros() as u64
+        );
         Ok(resp)
     }
 }
@@ -379,18 +583,37 @@ impl Endpoint for Mock {
 mod tests {
     use super::*;
 
-    #[test]
-    fn path_values_follow_the_template() {
-        assert_eq!(
-            path_values("/a/{x}/b/{y}.json", "/a/1/b/two.json"),
-            vec![("x".to_owned(), "1"), ("y".to_owned(), "two")]
-        );
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
     }
 
     #[test]
-    fn percent_decoding() {
-        assert_eq!(decode("a%40b+c"), "a@b c");
-        assert_eq!(decode("100%"), "100%");
-        assert_eq!(decode("%zz"), "%zz");
+    fn prefer_reads_the_header_or_else_the_query() {
+        let p = prefer(
+            &headers(&[("prefer", "code=404, example=\"gone\"; dynamic=true")]),
+            &[],
+        );
+        assert_eq!(p.code, Some(Ok(404)));
+        assert_eq!(p.example.as_deref(), Some("gone"));
+        assert_eq!(p.dynamic, Some(true));
+        let q = vec![
+            ("__code".to_owned(), "201".to_owned()),
+            ("__dynamic".to_owned(), "true".to_owned()),
+        ];
+        let p = prefer(&HeaderMap::new(), &q);
+        assert_eq!((p.code, p.dynamic), (Some(Ok(201)), Some(true)));
+        let p = prefer(&headers(&[("prefer", "example=a")]), &q);
+        assert_eq!(p.code, None, "a Prefer header replaces the query forms");
+        let p = prefer(&headers(&[("prefer", "code=abc")]), &[]);
+        assert_eq!(p.code, Some(Err("abc".into())));
+    }
+
+    #[test]
+    fn fnv_differs_by_text() {
+        assert_ne!(fnv("a"), fnv("b"));
     }
 }

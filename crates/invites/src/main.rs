@@ -27,8 +27,9 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Print the OpenAPI document generated from the code.
     Openapi,
-    /// Serve a mock of any OpenAPI 3.0 document: validates requests, replays documented responses
-    /// (pick one with `Prefer: code=404` or `Prefer: example=name`).
+    /// Serve a mock of OpenAPI 3.0/3.1 documents (JSON or YAML, one file or many): validates
+    /// requests, answers documented responses (pick one with `Prefer: code=404`); or, with
+    /// --proxy, forward to a real server and report what breaks the document.
     Mock(MockArgs),
     /// Probe a running server's /health (exit 0 when it answers 200): the container health
     /// check, which needs no curl in the image.
@@ -45,15 +46,61 @@ struct HealthcheckArgs {
     timeout_secs: u64,
 }
 
+/// `invites mock`: a mock (or, with --proxy, a validating proxy) of OpenAPI documents.
 #[derive(clap::Args, Debug)]
+#[command(after_help = MOCK_HELP)]
 struct MockArgs {
-    /// The OpenAPI 3.0 document (JSON) to serve.
-    #[arg(long, default_value = "openapi/invites.json")]
-    spec: PathBuf,
+    /// An OpenAPI 3.0 or 3.1 document, JSON or YAML (decided by its content), possibly split over
+    /// files joined by relative `$ref`s (give the root file). Repeatable: each document answers
+    /// under the path of its first `servers` URL.
+    #[arg(long = "spec", default_value = "openapi/invites.json")]
+    specs: Vec<PathBuf>,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:4010")]
     listen: String,
+    /// CORS headers on every answer and preflight requests answered (`--cors false` turns it off).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    cors: bool,
+    /// Do not check request parameters and bodies (credentials are still checked).
+    #[arg(long)]
+    no_validate: bool,
+    /// Answer with generated data instead of the documented examples (per request:
+    /// `Prefer: dynamic=true`).
+    #[arg(long)]
+    dynamic: bool,
+    /// Makes generated data repeatable: the same request gets the same data.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Proxy mode: forward every request to this server (`http://host:port`) and report each
+    /// request and answer that breaks the document (log, `X-Mock-Violation`, summary at exit).
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// With --proxy: a violation answers 502 with a problem+json body (as Prism's --errors).
+    #[arg(long, requires = "proxy")]
+    errors: bool,
+    /// Largest document file read, in bytes.
+    #[arg(long, default_value_t = invites_contract::load::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: u64,
+    /// A folder outside the document's own that its `$ref`s may read (repeatable).
+    #[arg(long = "allow-ref-outside", value_name = "DIR")]
+    allow_ref_outside: Vec<PathBuf>,
 }
+
+/// The mock's headers and query parameters, shown by `invites mock --help`.
+const MOCK_HELP: &str = "\
+Request headers:
+  Prefer: code=404          answer that documented status (else 404 problem+json)
+  Prefer: example=name      answer that named example of the response
+  Prefer: dynamic=true      answer generated data (dynamic=false: the example)
+  ?__code=404&__example=name&__dynamic=true   the same, when no Prefer header is sent
+Answer headers:
+  X-Mock-Operation          the operationId that matched
+  X-Mock-Violation          the rule a request (or, with --proxy, an answer) broke
+Errors: an invalid request gets the operation's documented 422, else 400, else 4XX, else
+default; missing credentials its 401; an unaccepted body type 415; an Accept nothing documented
+satisfies 406; where none is documented, application/problem+json naming the rule.
+The document is read again when one of its files changes (an invalid new version keeps the old
+one serving).";
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum DigestAlgorithm {
@@ -205,18 +252,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(bound) => tracing::warn!(?bound, "benchmark bound in force: removals remove nothing"),
         None => tracing::warn!("built with bench-bounds, but no INVITES_BENCH_BOUND is set"),
     }
-    let store = Store::open(&args.database_url)
-        .await
-        .with_context(|| format!("opening database {}", redact_password(&args.database_url)))?;
-    let demo = if args.demo {
-        Some(
-            invites_server::demo::seed(&store)
-                .await
-                .context("seeding demo data")?,
-        )
-    } else {
-        None
-    };
+    // Flags first, then the socket: a start that fails on either changes nothing.
     let config = ServiceConfig {
         nonce_lifetime: Duration::from_secs(args.nonce_lifetime_secs),
         challenge_algorithm: match args.digest_algorithm {
@@ -274,11 +310,39 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
     use poem::listener::{Acceptor, Listener};
     let shutdown = ShutdownSignals::register().context("registering signal handlers")?;
     let started = std::time::Instant::now();
-    let text = std::fs::read_to_string(&args.spec)
-        .with_context(|| format!("reading {}", args.spec.display()))?;
-    let mock = invites_mock::Mock::from_json(&text)
-        .map_err(|e| anyhow::anyhow!("{} cannot be served: {e}", args.spec.display()))?;
-    let operations = mock.operations().len();
+    let options = invites_contract::LoadOptions {
+        max_file_bytes: args.max_file_bytes,
+        allow_outside: args.allow_ref_outside.clone(),
+        ..Default::default()
+    };
+    let mut specs = Vec::new();
+    for path in &args.specs {
+        let served = invites_mock::Served::load(path, &options)
+            .map_err(|e| anyhow::anyhow!("{} cannot be served: {e}", path.display()))?;
+        specs.push(served);
+    }
+    if let Some(url) = &args.proxy {
+        anyhow::ensure!(
+            url.starts_with("http://"),
+            "--proxy {url:?}: give an http:// URL (the proxy does not speak TLS)"
+        );
+    }
+    let mock = std::sync::Arc::new(invites_mock::Mock::new(
+        specs,
+        invites_mock::MockConfig {
+            cors: args.cors,
+            validate: !args.no_validate,
+            dynamic: args.dynamic,
+            seed: args.seed,
+            proxy: args
+                .proxy
+                .clone()
+                .map(|upstream| invites_mock::ProxyConfig {
+                    upstream,
+                    errors: args.errors,
+                }),
+        },
+    ));
     let acceptor = poem::listener::TcpListener::bind(args.listen.clone())
         .into_acceptor()
         .await
@@ -286,18 +350,67 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
     let addr = acceptor
         .local_addr()
         .into_iter()
-        .find_map(|a| a.as_socket_addr().copied());
-    println!(
-        "mock of {} ({operations} operations) listening on http://{} (ready in {} ms)",
-        args.spec.display(),
-        addr.map(|a| a.to_string()).unwrap_or_default(),
-        started.elapsed().as_millis()
-    );
+        .find_map(|a| a.as_socket_addr().copied())
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let ready = started.elapsed().as_millis();
+    for s in mock.specs() {
+        let c = s.contract();
+        let base = if c.base_path().is_empty() {
+            "/"
+        } else {
+            c.base_path()
+        };
+        println!(
+            "{} {} ({} operations{}) at http://{addr}{base}",
+            if args.proxy.is_some() {
+                "proxy for"
+            } else {
+                "mock of"
+            },
+            s.name,
+            c.operations().len(),
+            if c.title().is_empty() {
+                String::new()
+            } else {
+                format!(", {}", c.title())
+            },
+        );
+        for w in c.warnings() {
+            println!("  note: {w}");
+        }
+    }
+    match &args.proxy {
+        Some(url) => {
+            println!("forwarding to {url}; listening on http://{addr} (ready in {ready} ms)")
+        }
+        None => println!("listening on http://{addr} (ready in {ready} ms)"),
+    }
     use std::io::Write;
     std::io::stdout().flush()?;
+    // The documents are read again when a file changes.
+    let watched = std::sync::Arc::clone(&mock);
+    let watcher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let m = std::sync::Arc::clone(&watched);
+            let _ = tokio::task::spawn_blocking(move || m.reload_changed()).await;
+        }
+    });
     poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(mock, shutdown.recv(), Some(Duration::from_secs(5)))
+        .run_with_graceful_shutdown(
+            mock.endpoint(),
+            shutdown.recv(),
+            Some(Duration::from_secs(5)),
+        )
         .await?;
+    watcher.abort();
+    if let Some(summary) = mock.summary() {
+        eprint!("{summary}");
+    } else if args.proxy.is_some() {
+        eprintln!("no contract violations seen");
+    }
     Ok(())
 }
 
@@ -323,16 +436,66 @@ fn print_demo(base: &str, c: &invites_server::demo::DemoCredentials) {
             u.role, u.user_id, u.username, u.token
         );
     }
+    println!(
+        "  pending invitations of invitee@demo.example: org {}, project {}",
+        c.pending_org_invitation_id, c.pending_project_invitation_id
+    );
+    let invited: Vec<String> = c.invited_user_ids.iter().map(i64::to_string).collect();
+    println!(
+        "  users with a pending invitation to group {} and course {}: {}",
+        c.community_group_id,
+        c.course_id,
+        invited.join(", ")
+    );
+    println!("\nTry (each start makes again what these remove):");
+    for line in demo_examples(base, c) {
+        println!("  {line}");
+    }
+}
+
+/// The example commands `serve --demo` prints, over the demo's own ids and secrets.
+fn demo_examples(base: &str, c: &invites_server::demo::DemoCredentials) -> Vec<String> {
     let owner = &c.api_keys[0];
-    println!("\nTry:");
-    println!(
-        "  curl --digest --user {}:{} -H 'Accept: application/vnd.atlas.2023-01-01+json' '{base}/api/atlas/v2/orgs/{}/invites?pretty=true'",
-        owner.public_key, owner.private_key, c.org_id
-    );
-    println!(
-        "  curl --digest --user {}:{} -X DELETE '{base}/api/atlas/v2/groups/{}/invites/{}'",
-        owner.public_key, owner.private_key, c.project_id, c.pending_project_invitation_id
-    );
+    let digest = format!("--digest --user {}:{}", owner.public_key, owner.private_key);
+    let manager = c
+        .community_users
+        .iter()
+        .find(|u| u.role == "manager")
+        .map(|u| u.token.as_str())
+        .unwrap_or_default();
+    let users: Vec<String> = c
+        .invited_user_ids
+        .iter()
+        .take(2)
+        .map(|id| format!("users={id}"))
+        .collect();
+    vec![
+        format!(
+            "curl {digest} -H 'Accept: application/vnd.atlas.2023-01-01+json' '{base}/api/atlas/v2/orgs/{}/invites?pretty=true'",
+            c.org_id
+        ),
+        format!(
+            "curl {digest} -X DELETE '{base}/api/atlas/v2/groups/{}/invites/{}'",
+            c.project_id, c.pending_project_invitation_id
+        ),
+        format!(
+            "curl {digest} '{base}/api/public/v1.0/groups/{}/invites?pretty=true'",
+            c.project_id
+        ),
+        format!(
+            "curl -u {}:{} -d grant_type=client_credentials '{base}/api/oauth/token'",
+            c.service_account.client_id, c.service_account.client_secret
+        ),
+        format!(
+            "curl -H 'Authorization: Bearer {manager}' '{base}/api/v2/group/{}/invite/'",
+            c.community_group_id
+        ),
+        format!(
+            "curl -X DELETE -H 'Authorization: Bearer {manager}' -d '{}' '{base}/api/v2/group/{}/invite/'",
+            users.join("&"),
+            c.community_group_id
+        ),
+    ]
 }
 
 /// SIGINT and SIGTERM, registered at once (so a signal during start-up is not lost) and awaited later.
