@@ -45,7 +45,7 @@ fn wait_listening(port: u16, limit: Duration) -> Result<Duration> {
 fn ensure_tools(dir: &Path) -> Result<PathBuf> {
     if Command::new("wrk").arg("--version").output().is_err() {
         println!("installing wrk (apt-get)");
-        crate::apt_install(&["wrk"])?;
+        crate::tools::apt_install(&["wrk"])?;
     }
     let prism = dir.join("prism/node_modules/.bin/prism");
     if !prism.exists() {

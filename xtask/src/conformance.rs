@@ -18,9 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use invites_mock::Mock;
+use invites_contract::Contract;
 use serde_json::Value;
 
+use crate::tools::invites_binary;
 use crate::{root, run, spec_path};
 
 /// The five "remove an invitation" operations of the seed documents: every status they document
@@ -74,8 +75,6 @@ pub struct Options<'a> {
     pub database_url: Option<String>,
     /// Only these fixture sets (all when empty).
     pub sets: Vec<String>,
-    /// Also run schemathesis against our own spec (local target only).
-    pub schemathesis: bool,
 }
 
 /// One HTTP exchange hurl made, as its report records it.
@@ -169,20 +168,10 @@ pub fn ensure_hurl() -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()
-        .filter(|p| {
-            !Command::new("dpkg-query")
-                .args(["-W", "-f=${Status}", p])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-                .unwrap_or(false)
-        })
+        .filter(|p| !crate::tools::has_package(p))
         .collect();
     if !missing.is_empty() {
-        println!(
-            "installing Debian packages hurl builds against: {}",
-            missing.join(" ")
-        );
-        crate::apt_install(&missing)?;
+        crate::tools::apt_install(&missing)?;
     }
     println!("installing hurl {HURL_VERSION} with cargo install (about 3 minutes)");
     run(Command::new("cargo").args(["install", "hurl", "--version", HURL_VERSION, "--locked"]))?;
@@ -326,7 +315,7 @@ struct Verdict {
 }
 
 impl Verdict {
-    fn judge(&mut self, spec: &Mock, calls: &[Call]) {
+    fn judge(&mut self, spec: &Contract, calls: &[Call]) {
         for c in calls {
             let place = format!("{}:{} {} {}", c.file, c.line, c.method, c.path);
             let Some(op) = spec.operation_for(&c.method, &c.path) else {
@@ -361,8 +350,8 @@ impl Verdict {
 
 /// The matrix: a row per operation, a column per status any operation documents.
 /// `x` covered, `.` documented but not exercised, blank: not documented.
-fn matrix(spec: &Mock, covered: &BTreeMap<String, BTreeSet<u16>>) -> (String, Vec<String>) {
-    let documented = |op: &invites_mock::Operation| -> BTreeSet<u16> {
+fn matrix(spec: &Contract, covered: &BTreeMap<String, BTreeSet<u16>>) -> (String, Vec<String>) {
+    let documented = |op: &invites_contract::Operation| -> BTreeSet<u16> {
         op.responses.iter().filter_map(|r| r.status).collect()
     };
     let columns: BTreeSet<u16> = spec.operations().iter().flat_map(documented).collect();
@@ -423,10 +412,6 @@ fn matrix_html(text: &str) -> String {
     )
 }
 
-fn invites_binary() -> PathBuf {
-    root().join("target/debug/invites")
-}
-
 /// The fault-injection script for a database URL's backend.
 fn faults_for(database_url: &str) -> PathBuf {
     let backend =
@@ -440,11 +425,8 @@ fn faults_for(database_url: &str) -> PathBuf {
 
 pub fn conformance(opts: &Options) -> Result<()> {
     let started = Instant::now();
-    ensure_hurl()?;
-    println!("building the server (cargo build -p invites)");
-    run(Command::new("cargo").args(["build", "--quiet", "-p", "invites"]))?;
     let spec_text = std::fs::read_to_string(spec_path())?;
-    let spec = Mock::from_json(&spec_text)
+    let spec = Contract::from_json(&spec_text)
         .map_err(|e| anyhow::anyhow!("openapi/invites.json cannot be read: {e}"))?;
     let work = root().join("target/conformance");
     let _ = std::fs::remove_dir_all(&work);
@@ -594,12 +576,6 @@ pub fn conformance(opts: &Options) -> Result<()> {
             verdict.breaches.len()
         ));
     }
-    if opts.schemathesis && opts.target == Target::Local && opts.postgres.is_none() {
-        match schemathesis_own_spec(&work, &sets) {
-            Ok(()) => {}
-            Err(e) => problems.push(format!("{e:#}")),
-        }
-    }
     let partial = !opts.sets.is_empty();
     if partial && !missing_seed.is_empty() {
         println!("note: a partial run (--set): seed DELETE coverage is shown, not enforced");
@@ -636,10 +612,10 @@ pub fn conformance(opts: &Options) -> Result<()> {
 
 /// schemathesis, all checks, against openapi/invites.json on a server holding every fixture set
 /// (config: conformance/schemathesis/invites.toml; Digest via its digest_auth.py hook).
-fn schemathesis_own_spec(work: &Path, sets: &[String]) -> Result<()> {
-    println!("\nschemathesis: all checks, openapi/invites.json, a server over every fixture set");
-    let python = crate::python_env()?;
-    let dir = work.join("schemathesis");
+pub fn schemathesis_own_spec(python: &Path) -> Result<()> {
+    let sets = fixture_sets()?;
+    let dir = root().join("target/schemathesis-own");
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("invites.db");
     let mut load = Command::new(invites_binary());
@@ -647,7 +623,7 @@ fn schemathesis_own_spec(work: &Path, sets: &[String]) -> Result<()> {
         .arg(&db)
         .arg("load-fixtures")
         .stdout(Stdio::null());
-    for set in sets {
+    for set in &sets {
         load.arg(root().join(format!("conformance/fixtures/{set}.sql")));
     }
     // Without the fault-injection triggers: schemathesis finds the "fault" invitations through
@@ -681,6 +657,12 @@ fn schemathesis_own_spec(work: &Path, sets: &[String]) -> Result<()> {
     if !status.success() {
         bail!("schemathesis found failures against openapi/invites.json");
     }
+    println!(
+        "note: 14 write operations reject most generated requests by design (business rules the \
+         schema cannot state), and a join succeeds once per invitation; schemathesis's \
+         validation_mismatch and missing_test_data warnings are not shown for them \
+         (conformance/schemathesis/invites.toml)"
+    );
     Ok(())
 }
 
@@ -714,7 +696,7 @@ mod tests {
 
     #[test]
     fn the_judge_names_the_operation_of_an_undocumented_answer() {
-        let spec = Mock::from_json(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
+        let spec = Contract::from_json(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
         let path =
             "/api/public/v1.0/groups/6e0000000000000000000b01/invites/6e0000000000000000000102";
         let ok = r#"{"detail":"d","error":404,"errorCode":"INVITATION_NOT_FOUND","parameters":[],"reason":"Not Found"}"#;
@@ -762,7 +744,7 @@ mod tests {
 
     #[test]
     fn the_matrix_names_missing_seed_cells() {
-        let spec = Mock::from_json(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
+        let spec = Contract::from_json(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
         let mut covered = BTreeMap::new();
         covered.insert("deleteOrgInvite".to_owned(), BTreeSet::from([204, 404]));
         let (text, missing) = matrix(&spec, &covered);

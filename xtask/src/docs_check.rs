@@ -38,7 +38,7 @@ pub fn docs_check() -> Result<()> {
         Some(b) => b,
         None => {
             println!("chromium is not installed; installing Debian's chromium");
-            crate::apt_install(&["chromium"])?;
+            crate::tools::apt_install(&["chromium"])?;
             chromium().context("chromium was installed but does not run")?
         }
     };

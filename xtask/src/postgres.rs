@@ -89,7 +89,7 @@ pub fn start() -> Result<Cluster> {
         Some(b) => b,
         None => {
             println!("PostgreSQL is not installed; installing Debian's postgresql");
-            crate::apt_install(&["postgresql"])?;
+            crate::tools::apt_install(&["postgresql"])?;
             bin_dir().context("postgresql was installed but no initdb was found")?
         }
     };

@@ -62,4 +62,65 @@ mod tests {
             );
         }
     }
+
+    /// A version such as `1.88` as three numbers (`1.88` and `1.88.0` are the same).
+    fn version(text: &str) -> Vec<u64> {
+        let mut v: Vec<u64> = text.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+        v.resize(3, 0);
+        v
+    }
+
+    /// The `rust-version` the workspace declares is what it takes: at least that of every
+    /// dependency built here (read from the sources cargo downloaded, so no network is needed).
+    #[test]
+    fn the_declared_minimum_rust_version_covers_every_dependency() {
+        let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+        let declared = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("rust-version = "))
+            .map(|v| version(v.trim_matches('"')))
+            .expect("the workspace declares a rust-version");
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+        let sources: Vec<PathBuf> = std::fs::read_dir(cargo_home.join("registry/src"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+        let mut checked = 0;
+        let mut newer = Vec::new();
+        for package in lock.split("[[package]]").skip(1) {
+            let field = |key: &str| {
+                package.lines().find_map(|l| {
+                    l.strip_prefix(key)
+                        .map(|v| v.trim_start_matches(" = ").trim_matches('"').to_owned())
+                })
+            };
+            let (Some(name), Some(ver)) = (field("name"), field("version")) else {
+                continue;
+            };
+            let Some(toml) = sources.iter().find_map(|s| {
+                std::fs::read_to_string(s.join(format!("{name}-{ver}/Cargo.toml"))).ok()
+            }) else {
+                continue; // not built on this platform (or a workspace member)
+            };
+            checked += 1;
+            let wanted = toml.lines().find_map(|l| {
+                l.strip_prefix("rust-version")
+                    .map(|v| version(v.trim_start_matches([' ', '=']).trim().trim_matches('"')))
+            });
+            if let Some(wanted) = wanted.filter(|w| *w > declared) {
+                newer.push(format!("{name} {ver} needs {wanted:?}"));
+            }
+        }
+        assert!(
+            checked > 100,
+            "found the sources of only {checked} dependencies under {}",
+            cargo_home.display()
+        );
+        assert!(
+            newer.is_empty(),
+            "the workspace declares rust-version {declared:?}, but: {newer:#?}"
+        );
+    }
 }

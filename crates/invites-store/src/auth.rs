@@ -83,7 +83,11 @@ impl Store {
         .bind(i64::try_from(expires_ms).unwrap_or(i64::MAX))
         .execute(self.writer())
         .await?;
-        if self.nonce_counts.fetch_add(1, Ordering::Relaxed) % NONCE_PURGE_EVERY == 0 {
+        if self
+            .nonce_counts
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(NONCE_PURGE_EVERY)
+        {
             sqlx::query("DELETE FROM digest_nonce_counts WHERE expires_at < $1")
                 .bind(i64::try_from(now_ms).unwrap_or(i64::MAX))
                 .execute(self.writer())

@@ -1,6 +1,7 @@
-//! Benchmark bounds, compiled only with the `bench-bounds` feature, which no served build has:
-//! `cargo xtask bench server` builds a separate binary with it to measure how fast a removal
-//! could be if parts of it cost nothing.
+//! Benchmark bounds: `cargo xtask bench server` builds a separate binary with the `bench-bounds`
+//! feature, which no served build has, to measure how fast a removal could be if parts of it cost
+//! nothing. The module compiles in every build (so its tests run with the others); only the hooks
+//! that consult it, in the removal queue, the backend and `invites serve`, are behind the feature.
 //!
 //! `INVITES_BENCH_BOUND=authorized` answers a removal as soon as it is authorized (the store is
 //! never asked); `INVITES_BENCH_BOUND=queued` sends it through the removal queue and the writer
