@@ -426,7 +426,7 @@ fn test_phases(phases: &mut Phases) -> Result<Option<String>> {
             }
         }
     }
-    phases.run(
+    let summary = phases.run(
         "test suites (SQLite; the two-replica test over PostgreSQL)",
         || {
             let mut cmd = Command::new("cargo");
@@ -448,7 +448,23 @@ fn test_phases(phases: &mut Phases) -> Result<Option<String>> {
             }
             run_keeping_summary(&mut cmd, if nextest { "Summary " } else { "test result:" })
         },
-    )
+    )?;
+    phases.run(
+        "the mock's answers to real documents judged by openapi-schema-validator",
+        || {
+            let answers = root().join("target/mock-realworld/answers.jsonl");
+            if !answers.exists() {
+                bail!(
+                    "{} is missing: the mock's realworld test did not run",
+                    answers.display()
+                );
+            }
+            run(Command::new(&python)
+                .arg(root().join("scripts/judge_mock_answers.py"))
+                .arg(answers))
+        },
+    )?;
+    Ok(summary)
 }
 
 /// `cargo clippy` over the workspace, every target, warnings denied (the last three arguments

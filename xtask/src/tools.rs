@@ -15,6 +15,10 @@ const PYTHON_PACKAGES: &[&str] = &[
     "requests==2.32.3",
     "openapi-spec-validator==0.7.1",
     "schemathesis==4.32.5",
+    // YAML 1.2 for the independent judge of the mock (scripts/judge_mock_answers.py).
+    "ruamel.yaml==0.18.17",
+    // ECMA-like patterns (`\p{L}`) for the same judge: Python's `re` has none.
+    "regex==2026.11.19",
 ];
 
 /// Where installers' output goes, so a passing run shows only what it did.

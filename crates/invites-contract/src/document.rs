@@ -152,7 +152,10 @@ impl PreparedResponse {
 pub struct Operation {
     pub id: String,
     pub method: String,
+    /// The path template it is routed by.
     pub template: String,
+    /// Its path item's key in the document (the template, with Box's `#variant` fragments).
+    pub path_key: String,
     pub params: Vec<Param>,
     pub body_required: bool,
     /// Documented request body media types.
@@ -312,6 +315,17 @@ fn find<'n>(node: &'n Node, segments: &[&str]) -> Option<&'n Node> {
     };
     if let Some(found) = node.statics.get(*first).and_then(|n| find(n, rest)) {
         return Some(found);
+    }
+    // A literal segment a client sent percent-encoded (DigitalOcean's `/<upload_url>`).
+    if first.contains('%') {
+        let decoded = crate::load::percent_decode(first);
+        if let Some(found) = node
+            .statics
+            .get(decoded.as_str())
+            .and_then(|n| find(n, rest))
+        {
+            return Some(found);
+        }
     }
     node.params.iter().find_map(|(prefix, suffix, child)| {
         let fits = first.len() > prefix.len() + suffix.len()
@@ -499,6 +513,14 @@ pub fn prepare(sources: &Sources) -> Result<Prepared, LoadError> {
                     Some((s, at_s)) => Some(compiler.compile(file, s, &at_s)?),
                     None => None,
                 };
+                // OpenAPI: header parameters named Accept, Content-Type or Authorization "SHALL
+                // be ignored" (the media types and security schemes say those).
+                if location == ParamIn::Header
+                    && ["accept", "content-type", "authorization"]
+                        .contains(&name.to_ascii_lowercase().as_str())
+                {
+                    continue;
+                }
                 let required = location == ParamIn::Path
                     || p.get("required").and_then(Value::as_bool).unwrap_or(false);
                 let style = Style::parse(p.get("style").and_then(Value::as_str), location);
@@ -728,6 +750,7 @@ pub fn prepare(sources: &Sources) -> Result<Prepared, LoadError> {
                     id,
                     method: method.to_ascii_uppercase(),
                     template: template.clone(),
+                    path_key: template_key.clone(),
                     params,
                     body_required,
                     body,

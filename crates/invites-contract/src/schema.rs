@@ -269,6 +269,8 @@ struct Node {
     /// OpenAPI 3.0's `nullable: true`: null is a valid value of the whole schema, whatever its
     /// other keywords (`anyOf: [{$ref}], nullable: true` is how Stripe writes an optional link).
     nullable: bool,
+    /// Whether the schema names its `type` (where 3.0's `nullable` adds null).
+    typed: bool,
     enum_values: Vec<Value>,
     const_value: Option<Value>,
     minimum: Option<f64>,
@@ -311,6 +313,7 @@ impl Default for Node {
         Node {
             types: Types::ANY,
             nullable: false,
+            typed: false,
             enum_values: Vec::new(),
             const_value: None,
             minimum: None,
@@ -390,6 +393,59 @@ impl Pattern {
             .as_ref()
     }
 }
+
+/// The pattern without its look-around groups (`(?=...)`, `(?!...)`, `(?<=...)`, `(?<!...)`):
+/// a pattern that takes at least every string the original takes, which the linear-time engine
+/// can run. Used only to pick example strings for a pattern that cannot be enforced.
+fn without_lookaround(source: &str) -> String {
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = String::with_capacity(source.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let look = chars[i] == '('
+            && chars.get(i + 1) == Some(&'?')
+            && (matches!(chars.get(i + 2), Some('=' | '!'))
+                || (chars.get(i + 2) == Some(&'<') && matches!(chars.get(i + 3), Some('=' | '!'))));
+        if look && (i == 0 || chars[i - 1] != '\\') {
+            // Skip to the matching close parenthesis.
+            let mut depth = 0;
+            while i < chars.len() {
+                match chars[i] {
+                    '\\' => i += 1,
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Strings tried, in order, for a pattern the engine cannot enforce: the usual shapes such
+/// patterns describe (addresses, ids, dates), then plain words.
+const UNENFORCED_PATTERN_CANDIDATES: [&str; 10] = [
+    "192.0.2.1",
+    "192.0.2.0/24",
+    "2001:db8::1",
+    "00000000-0000-4000-8000-000000000000",
+    "2024-01-01T00:00:00Z",
+    "user@example.com",
+    "https://example.com/",
+    "example",
+    "a",
+    "0",
+];
 
 /// Rewrites ECMA-262 escapes whose meaning differs in the `regex` crate: without the `u` flag,
 /// `\d` and `\w` are ASCII-only in ECMA-262 but Unicode-aware in Rust (and far larger compiled).
@@ -631,6 +687,7 @@ impl<'d> Compiler<'d> {
                 ))
             }
         }
+        node.typed = v.get("type").is_some();
         if v.get("nullable").and_then(Value::as_bool) == Some(true) {
             node.types = Types(node.types.0 | Types::NULL);
             node.nullable = true;
@@ -905,7 +962,10 @@ impl Schemas {
         d: &mut Vec<(SchemaId, usize)>,
     ) -> Result<(), Violation> {
         let n = self.node(id);
-        if n.nullable && v.is_null() {
+        // `nullable` beside `allOf`/`anyOf` and no `type` (Stripe's `anyOf: [{$ref}], nullable:
+        // true`): OpenAPI 3.0.3 says it adds null only to a `type` given beside it, and judges of
+        // responses read it so; requests are let through either way.
+        if n.nullable && v.is_null() && (strictness == Strictness::Lenient || n.typed) {
             return Ok(());
         }
         if let Some(r) = n.reference {
@@ -1406,6 +1466,16 @@ impl Schemas {
             .iter()
             .flat_map(|n| n.any_of.iter().chain(&n.one_of).copied())
             .collect();
+        // Alternatives (Stripe's `anyOf: [array of objects, ""]`): the first reading of the
+        // texts that one of them takes.
+        if !alternatives.is_empty() && !matches!(v, Value::String(_)) {
+            for a in &alternatives {
+                let read = self.coerce_at(*a, v.clone(), depth + 1);
+                if self.validate(id, &read, "", Strictness::Lenient).is_ok() {
+                    return read;
+                }
+            }
+        }
         match v {
             Value::String(text) => {
                 if self.expects_array(id) {
@@ -1665,7 +1735,7 @@ impl Synth<'_> {
                 return self.value(r, depth + 1);
             }
         }
-        if deep && n.types.has(Types::NULL) {
+        if deep && self.valid(id, &Value::Null) {
             return Value::Null;
         }
         // Alternatives: the first (or a seeded) branch whose value matches the whole schema.
@@ -1947,11 +2017,14 @@ impl Synth<'_> {
                         Direction::Response => wo,
                     };
                     let required = n.required.contains(name);
-                    if skip && !required {
+                    // A write-only property is never in a response, a read-only one never in
+                    // a request, required or not (the validator lets them be missing).
+                    if skip {
                         continue;
                     }
                     if !required
                         && (deep
+                            || depth + 1 > SYNTH_DEPTH
                             || !self.schemas.satisfiable(*p)
                             || (self.rng.is_some() && self.pick(4) == 0))
                     {
@@ -2045,6 +2118,23 @@ impl Synth<'_> {
     fn string(&mut self, n: &Node) -> String {
         let min = n.min_length.unwrap_or(0);
         let max = n.max_length.unwrap_or(usize::MAX);
+        if let Some(p) = n.pattern.map(|p| &self.schemas.patterns[p]) {
+            if p.regex().is_none() {
+                // Not enforced here, but a judge that can run it will: a string the pattern
+                // without its look-arounds takes, from shapes such patterns usually describe.
+                let relaxed =
+                    regex::RegexBuilder::new(&ecma_to_rust(&without_lookaround(&p.source)))
+                        .size_limit(PATTERN_SIZE_LIMIT)
+                        .build();
+                if let Ok(re) = relaxed {
+                    let fits =
+                        |c: &&&str| re.is_match(c) && (min..=max).contains(&c.chars().count());
+                    if let Some(c) = UNENFORCED_PATTERN_CANDIDATES.iter().find(fits) {
+                        return (*c).to_owned();
+                    }
+                }
+            }
+        }
         if let Some(re) = n.pattern.and_then(|p| self.schemas.patterns[p].regex()) {
             if let Ok(hir) = regex_syntax::Parser::new().parse(re.as_str()) {
                 for repeat in [0, 1, 3, 8, 32] {
@@ -2158,6 +2248,19 @@ mod tests {
 
     fn ok(s: &(Schemas, SchemaId), v: Value) -> bool {
         s.0.validate(s.1, &v, "", Strictness::Exact).is_ok()
+    }
+
+    #[test]
+    fn patterns_the_engine_cannot_run_still_get_fitting_examples() {
+        let ip =
+            r"^((25[0-5]|(2[0-4]|1\d|[1-9]|)\d)(\.(?!$)|$)){4}|([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}$";
+        assert_eq!(
+            without_lookaround(ip),
+            r"^((25[0-5]|(2[0-4]|1\d|[1-9]|)\d)(\.|$)){4}|([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}$"
+        );
+        let s = compile(json!({"type": "string", "pattern": ip}));
+        assert_eq!(s.0.example(s.1), json!("192.0.2.1"));
+        assert_eq!(without_lookaround(r"a(?<=b)c\(?=x)"), r"ac\(?=x)");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! base paths, several documents, reloading, proxy mode).
 
 mod behaviour;
+mod realworld;
 mod support;
 
 use invites_contract::Strictness;

@@ -169,24 +169,36 @@ pub fn build(contract: &Contract, op: &Operation) -> Built {
             .map(|s| schemas.request_example(s))
             .unwrap_or(Value::Null);
         let essence = invites_contract::media::essence(&m.media_type);
-        let bytes =
-            if essence == "application/x-www-form-urlencoded" || essence == "multipart/form-data" {
-                let mut pairs = Vec::new();
-                form_pairs("", &example, &mut pairs);
-                let text = pairs
-                    .iter()
-                    .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-                    .collect::<Vec<_>>()
-                    .join("&");
-                return (
-                    "application/x-www-form-urlencoded".to_owned(),
-                    text.into_bytes(),
-                );
-            } else if essence.contains("json") || essence == "*/*" {
-                serde_json::to_vec(&example).unwrap()
-            } else {
-                text(&example).into_bytes()
-            };
+        let mut pairs = Vec::new();
+        form_pairs("", &example, &mut pairs);
+        if essence == "multipart/form-data" {
+            let mut text = String::new();
+            for (k, v) in &pairs {
+                text.push_str(&format!(
+                    "--mockboundary\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                ));
+            }
+            text.push_str("--mockboundary--\r\n");
+            return (
+                "multipart/form-data; boundary=mockboundary".to_owned(),
+                text.into_bytes(),
+            );
+        }
+        let bytes = if essence == "application/x-www-form-urlencoded" {
+            let text = pairs
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            return (
+                "application/x-www-form-urlencoded".to_owned(),
+                text.into_bytes(),
+            );
+        } else if essence.contains("json") || essence == "*/*" {
+            serde_json::to_vec(&example).unwrap()
+        } else {
+            text(&example).into_bytes()
+        };
         let media = if m.media_type.contains('*') {
             "application/json".to_owned()
         } else {
