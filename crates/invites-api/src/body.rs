@@ -10,7 +10,7 @@
 
 use invites_domain::{Error, ErrorCode};
 use poem::{Request, RequestBody};
-use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
@@ -93,7 +93,7 @@ pub(crate) async fn read_body(
     }
 }
 
-async fn parse<T: ParseFromJSON>(
+async fn parse<T: ParseFromJSON + Type>(
     request: &Request,
     body: &mut RequestBody,
     documented: &str,
@@ -127,7 +127,7 @@ async fn parse<T: ParseFromJSON>(
             "The request body must be a JSON object.",
         ));
     }
-    if let Some(field) = first_null(&value, String::new()) {
+    if let Some(field) = first_null::<T>(&value) {
         return Err(Error::new(
             ErrorCode::InvalidAttribute,
             format!("{field} must not be null."),
@@ -147,23 +147,43 @@ async fn parse<T: ParseFromJSON>(
     })
 }
 
-/// The path of the first `null` in a body. No field of the Atlas request schemas is nullable, and
-/// poem-openapi would otherwise read `null` as an absent optional field.
-fn first_null(v: &serde_json::Value, path: String) -> Option<String> {
+/// The path of the first `null` in a body's documented properties. No field of the Atlas request
+/// schemas is nullable, and poem-openapi would otherwise read `null` as an absent optional field.
+/// Properties the schema does not name are ignored whatever they hold (the contract allows them:
+/// `"extra": [1, null]` was refused as "extra[1] must not be null").
+fn first_null<T: Type>(v: &serde_json::Value) -> Option<String> {
+    let mut registry = Registry::new();
+    T::register(&mut registry);
+    null_in(&registry, &T::schema_ref(), v, String::new())
+}
+
+fn null_in(
+    registry: &Registry,
+    schema: &MetaSchemaRef,
+    v: &serde_json::Value,
+    path: String,
+) -> Option<String> {
+    let schema = match schema {
+        MetaSchemaRef::Inline(s) => s.as_ref(),
+        MetaSchemaRef::Reference(name) => registry.schemas.get(name)?,
+    };
     match v {
         serde_json::Value::Null => Some(path),
         serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let (_, property) = schema.properties.iter().find(|(name, _)| name == k)?;
             let p = if path.is_empty() {
                 k.clone()
             } else {
                 format!("{path}.{k}")
             };
-            first_null(x, p)
+            null_in(registry, property, x, p)
         }),
-        serde_json::Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .find_map(|(i, x)| first_null(x, format!("{path}[{i}]"))),
+        serde_json::Value::Array(a) => {
+            let items = schema.items.as_deref()?;
+            a.iter()
+                .enumerate()
+                .find_map(|(i, x)| null_in(registry, items, x, format!("{path}[{i}]")))
+        }
         _ => None,
     }
 }
@@ -296,15 +316,23 @@ mod tests {
     }
 
     #[test]
-    fn nulls_are_found_at_any_depth() {
+    fn nulls_are_found_in_documented_properties_at_any_depth() {
+        use crate::model::OrganizationInvitationRequest as Request;
         let v = serde_json::json!({"roles": ["A"], "groupRoleAssignments": [{"groupId": "x"}, {"groupId": null}]});
         assert_eq!(
-            first_null(&v, String::new()).as_deref(),
+            first_null::<Request>(&v).as_deref(),
             Some("groupRoleAssignments[1].groupId")
         );
         assert_eq!(
-            first_null(&serde_json::json!({"roles": []}), String::new()),
+            first_null::<Request>(&serde_json::json!({"roles": []})),
             None
         );
+        assert_eq!(
+            first_null::<Request>(&serde_json::json!({"roles": null})).as_deref(),
+            Some("roles")
+        );
+        // Unknown properties are the client's business, whatever they hold.
+        let v = serde_json::json!({"roles": ["A"], "extra": [1, null], "other": null, "deep": {"x": null}});
+        assert_eq!(first_null::<Request>(&v), None);
     }
 }

@@ -1,8 +1,8 @@
 //! Family C: the community platform's invitation endpoints under `/api/v2` (seeds 000 and 001).
 //!
 //! `group/{id}/invite/` and `course/{id}/invite/` list (GET), invite (POST) and remove (DELETE)
-//! invitations for a list of users; `group/{id}/join/` and `course/{id}/join/` let an invited user
-//! accept. The `users` list arrives as JSON, as a form, or as JSON text under a form content type
+//! invitations for a list of users; `group/{id}/subscribe/` (SelfCommunity's own client's
+//! spelling), `group/{id}/join/` and `course/{id}/join/` let an invited user accept. The `users` list arrives as JSON, as a form, or as JSON text under a form content type
 //! (the documented example does that); removal is all or nothing.
 
 use std::sync::Arc;
@@ -314,6 +314,29 @@ impl CommunityApi {
     /// The caller accepts their pending invitation to the group and becomes a member.
     #[oai(path = "/group/:id/join", method = "post", operation_id = "joinGroup")]
     async fn join_group(
+        &self,
+        auth: CommunityAuth,
+        backend: Data<&Arc<dyn Backend>>,
+        req: &Request,
+        /// A unique integer value identifying this group.
+        id: Path<IntParam>,
+    ) -> Result<Done, CommunityErrors> {
+        let t = target(CommunityTarget::Group, &id, "group")?;
+        backend.join_community(&caller_from(auth.0, req), t).await?;
+        Ok(Done::NoContent)
+    }
+
+    /// Subscribe To Group
+    ///
+    /// The caller accepts their pending invitation to the group and becomes a member: what
+    /// SelfCommunity's own JavaScript client sends (`GroupService.subscribeToGroup`); `join/` does
+    /// the same.
+    #[oai(
+        path = "/group/:id/subscribe",
+        method = "post",
+        operation_id = "subscribeToGroup"
+    )]
+    async fn subscribe_group(
         &self,
         auth: CommunityAuth,
         backend: Data<&Arc<dyn Backend>>,

@@ -222,7 +222,15 @@ fn is_json(resp: &Response) -> bool {
 }
 
 /// Applies `envelope` and `pretty` to a finished response.
-async fn apply_flags(resp: Response, flags: Flags) -> Response {
+async fn apply_flags(resp: Response, mut flags: Flags) -> Response {
+    // An authentication challenge keeps its 401: a client answers `WWW-Authenticate` only on a
+    // 401 (curl --digest and Python requests' HTTPDigestAuth got a 200 envelope and never sent
+    // credentials). What the envelope wraps once authenticated is unchanged.
+    if resp.status() == StatusCode::UNAUTHORIZED
+        && resp.headers().contains_key(header::WWW_AUTHENTICATE)
+    {
+        flags.envelope = false;
+    }
     if !(flags.envelope || (flags.pretty && is_json(&resp))) {
         return resp;
     }

@@ -115,6 +115,7 @@ macro_rules! error_responses {
         $($variant:ident = $status:literal : $desc:literal),* $(,)?
         $(; retry $($rvariant:ident = $rstatus:literal : $rdesc:literal),+ $(,)?)?
         $(; fold $($from:literal => $fvariant:ident = $fstatus:literal),+ $(,)?)?
+        $(; rename $($old:literal => $new:literal),+ $(,)?)?
     }) => {
         $(#[$meta])*
         #[derive(ApiResponse, Debug)]
@@ -150,6 +151,12 @@ macro_rules! error_responses {
             fn from(e: Error) -> Self {
                 #[allow(unused_mut)]
                 let mut body = ApiError::from(&e);
+                // Parameters named as this family's contract spells them.
+                $($(
+                    for p in body.parameters.iter_mut().filter(|p| p.name == $old) {
+                        p.name = $new.to_owned();
+                    }
+                )+)?
                 match e.status() {
                     $($status => $name::$variant(Json(body)),)*
                     $($($rstatus => $name::$rvariant(Json(body), e.retry_after, None, None),)+)?
@@ -207,7 +214,8 @@ error_responses!(
         Unauthorized = 401: "Unauthorized.",
         Forbidden = 403: "Forbidden.",
         NotFound = 404: "Not Found.";
-        fold 415 => BadRequest = 400,
+        fold 415 => BadRequest = 400;
+        rename "groupId" => "GROUP-ID", "invitationId" => "INVITATION-ID",
     }
 );
 

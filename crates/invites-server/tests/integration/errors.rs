@@ -108,16 +108,33 @@ async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
 #[tokio::test]
 async fn envelope_wraps_errors_and_successes_with_http_200() {
     let s = TestServer::start().await;
+    // An authentication challenge is the exception: it keeps its 401 and WWW-Authenticate, or
+    // Digest clients would never answer it.
     let r = s
         .anonymous(
             Method::GET,
             &format!("/api/atlas/v2/orgs/{}/invites?envelope=true", s.demo.org_id),
         )
         .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["errorCode"], "NOT_AUTHENTICATED");
+    // Other errors are wrapped.
+    let r = s
+        .digest(
+            Method::GET,
+            &format!(
+                "/api/atlas/v2/orgs/{}/invites/{}?envelope=true",
+                s.demo.org_id, "0123456789abcdef01234567"
+            ),
+            &s.key("owner"),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["status"], 401);
-    assert_eq!(body["content"]["errorCode"], "NOT_AUTHENTICATED");
+    assert_eq!(body["status"], 404);
+    assert_eq!(body["content"]["errorCode"], "INVITATION_NOT_FOUND");
 
     let path = format!(
         "/api/atlas/v2/groups/{}/invites/{}?envelope=true",

@@ -145,13 +145,14 @@ async fn each_operation_answers_its_error_statuses() {
             "USER_UNAUTHORIZED",
         )
         .await;
-        // 404: another tenant.
-        api_error(
+        // 404: another tenant, naming the parameter as this contract spells it.
+        let body404 = api_error(
             om(&s, method.clone(), path, &s.foreign_key, body.clone()).await,
             404,
             "GROUP_NOT_FOUND",
         )
         .await;
+        assert_eq!(body404["parameters"][0]["name"], "GROUP-ID", "{body404}");
         // 400: a malformed project id.
         let bad = path.replace(&s.demo.project_id, "nope");
         api_error(
@@ -252,5 +253,52 @@ async fn the_seed_example_runs_as_written_and_returns_204() {
         "INVITATION_NOT_FOUND",
     )
     .await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_body_properties_are_ignored_whatever_they_hold_in_both_families() {
+    let s = TestServer::start().await;
+    let owner = s.key("owner");
+    // Ops Manager.
+    let r = om(
+        &s,
+        Method::POST,
+        &base(&s),
+        &owner,
+        Some(
+            json!({"username": "extra@example.com", "roles": ["GROUP_READ_ONLY"],
+                    "extra": [1, null], "other": null, "deep": {"x": null}}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // Atlas.
+    let path = format!("/api/atlas/v2/orgs/{}/invites", s.demo.org_id);
+    let answer = DigestAnswer::new(&s.challenge(&path).await, &owner.0, &owner.1);
+    let r = s
+        .client
+        .post(s.url(&path))
+        .header("Authorization", answer.header("POST", &path, 1))
+        .header("Content-Type", "application/vnd.atlas.2023-01-01+json")
+        .body(
+            json!({"username": "extra@example.com", "roles": ["ORG_MEMBER"], "extra": [1, null]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // A null in a documented property is still named.
+    let r = om(
+        &s,
+        Method::POST,
+        &base(&s),
+        &owner,
+        Some(json!({"username": "extra2@example.com", "roles": null})),
+    )
+    .await;
+    let body = api_error(r, 400, "INVALID_ATTRIBUTE").await;
+    assert!(body["detail"].as_str().unwrap().contains("roles"), "{body}");
     s.stop().await;
 }

@@ -79,11 +79,25 @@ async fn curl_digest_lists_and_deletes() {
     assert!(body.is_empty());
 
     // Without credentials curl sees the challenge and the ApiError body.
-    let (code, body) = tokio::task::spawn_blocking(move || curl(&[&list]))
+    let plain = list.clone();
+    let (code, body) = tokio::task::spawn_blocking(move || curl(&[&plain]))
         .await
         .unwrap();
     assert_eq!(code, 401);
     assert!(body.contains("NOT_AUTHENTICATED"));
+
+    // `envelope=true`: curl still gets the 401 challenge, answers it, and the answer is wrapped
+    // (before, the challenge came as a 200 envelope and curl never sent credentials).
+    let user = format!("{public}:{private}");
+    let url = format!("{list}&envelope=true");
+    let (code, body) =
+        tokio::task::spawn_blocking(move || curl(&["--digest", "--user", &user, &url]))
+            .await
+            .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let wrapped: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(wrapped["status"], 200, "{body}");
+    assert_eq!(wrapped["content"][0]["orgName"], "Demo-Org", "{body}");
     s.stop().await;
 }
 
@@ -124,6 +138,10 @@ out["delete_again"] = r.status_code
 out["delete_again_code"] = r.json()["errorCode"]
 r = s.get(f"{base}/api/atlas/v2/orgs/{org}/invites", auth=HTTPDigestAuth(user, "wrong"), headers=headers)
 out["wrong"] = r.status_code
+# envelope=true: the challenge stays a 401, so the client answers it; the answer is wrapped.
+r = requests.get(f"{base}/api/atlas/v2/orgs/{org}/invites", auth=HTTPDigestAuth(user, password),
+                 headers=headers, params={"envelope": "true"})
+out["envelope"] = [r.status_code, r.json()["status"], r.json()["content"][0]["orgName"]]
 print(json.dumps(out))
 "#;
 
@@ -157,7 +175,8 @@ async fn python_requests_http_digest_auth() {
         serde_json::json!({
             "list": 200, "orgName": "Demo-Org",
             "delete_trailing_slash": 204, "delete": 404, "delete_again": 404,
-            "delete_again_code": "INVITATION_NOT_FOUND", "wrong": 401
+            "delete_again_code": "INVITATION_NOT_FOUND", "wrong": 401,
+            "envelope": [200, 200, "Demo-Org"]
         })
     );
     let _ = StatusCode::OK;
