@@ -451,7 +451,7 @@ pub fn prepare(sources: &Sources) -> Result<Prepared, LoadError> {
     let mut operations = Vec::new();
     let mut router = Router::default();
     // Bodies synthesized from a shared schema are made once and shared (`Bytes` clones share).
-    let mut synthesized: HashMap<SchemaId, Bytes> = HashMap::new();
+    let mut synthesized: HashMap<SchemaId, Synthesized> = HashMap::new();
     let mut callbacks = 0;
     let mut links = 0;
     let mut duplicates = Vec::new();
@@ -884,15 +884,14 @@ struct Pending {
 /// example when it validates, else the first valid named one, else one synthesized).
 fn prepare_media(
     schemas: &Schemas,
-    synthesized: &mut HashMap<SchemaId, Bytes>,
+    synthesized: &mut HashMap<SchemaId, Synthesized>,
     media_type: String,
     schema: Option<SchemaId>,
     example: Option<Value>,
     named: Vec<(String, Value)>,
 ) -> ResponseMedia {
     let json = is_json(&media_type);
-    let fits =
-        |e: &Value| schema.is_none_or(|s| schemas.validate(s, e, "", Strictness::Exact).is_ok());
+    let fits = |e: &Value| schema.is_none_or(|s| schemas.is_valid(s, e, Strictness::Exact));
     let encode = |v: &Value| -> Bytes {
         match (json, v) {
             (false, Value::String(s)) => Bytes::from(s.clone()),
@@ -904,31 +903,33 @@ fn prepare_media(
         .filter(|(_, v)| fits(v))
         .map(|(n, v)| (n.clone(), encode(v)))
         .collect();
-    let body = match (
-        example.as_ref().filter(|e| fits(e)),
-        named.iter().find(|(_, v)| fits(v)),
-    ) {
-        (Some(e), _) => Some(encode(e)),
-        (None, Some((_, e))) => Some(encode(e)),
-        (None, None) => match schema {
-            Some(s)
-                if json || !matches!(schemas.example(s), Value::Object(_) | Value::Array(_)) =>
-            {
-                Some(
-                    synthesized
-                        .entry(s)
-                        .or_insert_with(|| encode(&schemas.example(s)))
-                        .clone(),
-                )
+    let first_named = || named.iter().map(|(_, v)| v).find(|v| fits(v));
+    let (body, valid) = match example.as_ref().filter(|e| fits(e)).or_else(first_named) {
+        Some(e) => (Some(encode(e)), true),
+        None => match schema {
+            Some(s) => {
+                // One synthesized value per schema, shared by every response that names it.
+                let made = synthesized.entry(s).or_insert_with(|| {
+                    let v = schemas.example(s);
+                    Synthesized {
+                        valid: schemas.is_valid(s, &v, Strictness::Exact),
+                        structured: matches!(v, Value::Object(_) | Value::Array(_)),
+                        json: Bytes::from(serde_json::to_vec(&v).expect("JSON values serialize")),
+                        text: match v {
+                            Value::String(t) => Some(Bytes::from(t)),
+                            _ => None,
+                        },
+                    }
+                });
+                match (json, made.structured) {
+                    (true, _) => (Some(made.json.clone()), made.valid),
+                    // A text media type: the value as text; a structure has no text form.
+                    (false, false) => (made.text.clone().or(Some(made.json.clone())), made.valid),
+                    (false, true) => (None, true),
+                }
             }
-            Some(_) => None,
-            None => example.as_ref().map(encode),
+            None => (example.as_ref().map(encode), true),
         },
-    };
-    let valid = match (schema, &body) {
-        (Some(s), Some(b)) if json => serde_json::from_slice::<Value>(b)
-            .is_ok_and(|v| schemas.validate(s, &v, "", Strictness::Exact).is_ok()),
-        _ => true,
     };
     ResponseMedia {
         media_type,
@@ -937,6 +938,14 @@ fn prepare_media(
         examples,
         valid,
     }
+}
+
+/// A body synthesized from a schema, made once per schema.
+struct Synthesized {
+    json: Bytes,
+    text: Option<Bytes>,
+    structured: bool,
+    valid: bool,
 }
 
 #[cfg(test)]

@@ -126,6 +126,26 @@ fn is_remote(file_part: &str) -> bool {
     lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("//")
 }
 
+/// Removes the vendor extensions (`x-...`) of operation objects (those with `responses`):
+/// nothing the mock serves reads them, and DigitalOcean's `x-codeSamples` alone name 1,379
+/// files of code samples, which would otherwise be read, parsed and kept. Extensions elsewhere
+/// stay (a `properties` or `headers` map may have a member named `x-...`).
+fn strip_operation_extensions(value: &mut Value) {
+    let mut pending = vec![value];
+    while let Some(v) = pending.pop() {
+        match v {
+            Value::Object(m) => {
+                if m.contains_key("responses") && m.get("responses").is_some_and(Value::is_object) {
+                    m.retain(|k, _| !k.starts_with("x-"));
+                }
+                pending.extend(m.values_mut());
+            }
+            Value::Array(a) => pending.extend(a.iter_mut()),
+            _ => {}
+        }
+    }
+}
+
 /// Every `$ref` string in a value (iteratively: documents may be deep).
 fn references(value: &Value) -> Vec<&str> {
     let mut found = Vec::new();
@@ -148,8 +168,9 @@ fn references(value: &Value) -> Vec<&str> {
 impl Sources {
     /// A document given as text (JSON or YAML); it may refer only to itself.
     pub fn from_text(text: &str, name: &str) -> Result<Sources, LoadError> {
-        let value =
+        let mut value =
             parse(text, yaml::Limits::default()).map_err(|e| LoadError::in_file(name, "#", e))?;
+        strip_operation_extensions(&mut value);
         let sources = Sources {
             files: vec![SourceFile {
                 name: name.to_owned(),
@@ -207,6 +228,7 @@ impl Sources {
             links: HashMap::new(),
         };
         let mut by_path: HashMap<PathBuf, FileId> = HashMap::new();
+        let mut canonical_of: HashMap<PathBuf, PathBuf> = HashMap::new();
         let mut queue = vec![canonical_root.clone()];
         by_path.insert(canonical_root, 0);
         let mut next = 0;
@@ -222,7 +244,8 @@ impl Sources {
                     .display()
                     .to_string()
             };
-            let value = read_file(&path, &name, options)?;
+            let mut value = read_file(&path, &name, options)?;
+            strip_operation_extensions(&mut value);
             sources.files.push(SourceFile {
                 name: name.clone(),
                 path: Some(path.clone()),
@@ -244,8 +267,16 @@ impl Sources {
                         format!("$ref {part:?} is on the network, which the mock never reads"),
                     ));
                 }
-                let target = dir.join(percent_decode(&part));
-                let canonical = std::fs::canonicalize(&target).map_err(|e| {
+                let target = lexical(&dir.join(percent_decode(&part)));
+                // Many references name the same file: ask the file system once per spelling.
+                let canonical = match canonical_of.get(&target) {
+                    Some(c) => Ok(c.clone()),
+                    None => std::fs::canonicalize(&target),
+                };
+                if let Ok(c) = &canonical {
+                    canonical_of.insert(target.clone(), c.clone());
+                }
+                let canonical = canonical.map_err(|e| {
                     LoadError::in_file(
                         &name,
                         "#",
@@ -371,6 +402,24 @@ impl Sources {
         }
         Ok((here, self.place(here, &walked), node))
     }
+}
+
+/// `a/./b/../c` as `a/c`, without asking the file system (symbolic links are resolved by the
+/// canonical path taken after).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Reads and parses one file of the set, within the size limit.

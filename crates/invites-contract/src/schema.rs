@@ -495,6 +495,9 @@ pub struct Violation {
 pub struct Schemas {
     nodes: Vec<Node>,
     patterns: Vec<Pattern>,
+    /// The types each schema's values can have ([`Schemas::satisfiable`]), worked out once
+    /// every schema is compiled.
+    possible: Vec<u8>,
 }
 
 /// The dialect of the document being compiled.
@@ -746,6 +749,9 @@ impl<'d> Compiler<'d> {
                 let id = self.compile(file, p, &format!("{at}/properties/{}", escape(name)))?;
                 node.properties.push((name.clone(), id));
             }
+            // Sorted by name, for the validator's binary search (JSON maps here are sorted
+            // already; this keeps it true whatever the map type).
+            node.properties.sort_by(|a, b| a.0.cmp(&b.0));
         }
         node.required = v
             .get("required")
@@ -858,12 +864,20 @@ impl<'d> Compiler<'d> {
     /// The compiled schemas; each schema's own example is kept only if it validates (documents
     /// carry examples that break their own schema: Atlas has `"example": "3e+06"` on an integer).
     pub fn finish(mut self) -> Schemas {
+        let possible: Vec<u8> = (0..self.schemas.nodes.len())
+            .map(|i| {
+                self.schemas
+                    .possible_types(SchemaId(i as u32), &mut Vec::new())
+                    .0
+            })
+            .collect();
+        self.schemas.possible = possible;
         for i in 0..self.schemas.nodes.len() {
             let candidates = std::mem::take(&mut self.schemas.nodes[i].candidate_examples);
             let id = SchemaId(i as u32);
             let chosen = candidates
                 .into_iter()
-                .find(|e| self.schemas.validate(id, e, "", Strictness::Exact).is_ok());
+                .find(|e| self.schemas.is_valid(id, e, Strictness::Exact));
             self.schemas.nodes[i].example = chosen;
         }
         self.schemas
@@ -873,6 +887,44 @@ impl<'d> Compiler<'d> {
 /// A property name as a JSON pointer token.
 fn escape(name: &str) -> String {
     name.replace('~', "~0").replace('/', "~1")
+}
+
+/// The state of one check: the (schema, value) pairs under way, and whether places are named.
+struct Walk {
+    active: Vec<(SchemaId, usize)>,
+    locate: bool,
+}
+
+impl Walk {
+    fn locating() -> Walk {
+        Walk {
+            active: Vec::new(),
+            locate: true,
+        }
+    }
+
+    fn judging() -> Walk {
+        Walk {
+            active: Vec::new(),
+            locate: false,
+        }
+    }
+
+    fn key(&self, at: &str, key: &str) -> String {
+        if self.locate {
+            join(at, key)
+        } else {
+            String::new()
+        }
+    }
+
+    fn index(&self, at: &str, i: usize) -> String {
+        if self.locate {
+            format!("{at}[{i}]")
+        } else {
+            String::new()
+        }
+    }
 }
 
 fn join(at: &str, key: &str) -> String {
@@ -925,7 +977,14 @@ impl Schemas {
         at: &str,
         strictness: Strictness,
     ) -> Result<(), Violation> {
-        self.check(id, v, at, strictness, &mut Vec::new())
+        self.check(id, v, at, strictness, &mut Walk::locating())
+    }
+
+    /// Whether `v` is valid: [`Schemas::validate`] without naming where it is not (no location
+    /// text is built, which is most of the cost of checking a large valid value).
+    pub fn is_valid(&self, id: SchemaId, v: &Value, strictness: Strictness) -> bool {
+        self.check(id, v, "", strictness, &mut Walk::judging())
+            .is_ok()
     }
 
     /// `active` holds the (schema, value) pairs being checked on the way here: a schema that
@@ -938,18 +997,18 @@ impl Schemas {
         v: &Value,
         at: &str,
         strictness: Strictness,
-        active: &mut Vec<(SchemaId, usize)>,
+        walk: &mut Walk,
     ) -> Result<(), Violation> {
         let key = (id, v as *const Value as usize);
-        if active.contains(&key) {
+        if walk.active.contains(&key) {
             return Ok(());
         }
-        if active.len() > 512 {
+        if walk.active.len() > 512 {
             return fail(at, "is nested too deeply to check");
         }
-        active.push(key);
-        let result = self.check_node(id, v, at, strictness, active);
-        active.pop();
+        walk.active.push(key);
+        let result = self.check_node(id, v, at, strictness, walk);
+        walk.active.pop();
         result
     }
 
@@ -959,7 +1018,7 @@ impl Schemas {
         v: &Value,
         at: &str,
         strictness: Strictness,
-        d: &mut Vec<(SchemaId, usize)>,
+        d: &mut Walk,
     ) -> Result<(), Violation> {
         let n = self.node(id);
         // `nullable` beside `allOf`/`anyOf` and no `type` (Stripe's `anyOf: [{$ref}], nullable:
@@ -1103,17 +1162,14 @@ impl Schemas {
                 if n.unique_items {
                     for (i, a) in items.iter().enumerate() {
                         if items[..i].iter().any(|b| json_equal(a, b)) {
-                            return fail(
-                                &format!("{at}[{i}]"),
-                                "repeats an earlier item (uniqueItems)",
-                            );
+                            return fail(&d.index(at, i), "repeats an earlier item (uniqueItems)");
                         }
                     }
                 }
                 for (i, x) in items.iter().enumerate() {
                     let schema = n.prefix_items.get(i).copied().or(n.items);
                     if let Some(s) = schema {
-                        self.check(s, x, &format!("{at}[{i}]"), strictness, d)?;
+                        self.check(s, x, &d.index(at, i), strictness, d)?;
                     }
                 }
             }
@@ -1147,14 +1203,20 @@ impl Schemas {
                             }
                         });
                         if !one_way {
-                            return fail(&join(at, r), "is required");
+                            return fail(&d.key(at, r), "is required");
                         }
                     }
                 }
                 for (k, x) in o {
-                    let place = join(at, k);
+                    let place = d.key(at, k);
                     let mut matched = false;
-                    if let Some((_, p)) = n.properties.iter().find(|(name, _)| name == k) {
+                    // Properties are sorted by name (the document's maps are).
+                    let found = n
+                        .properties
+                        .binary_search_by(|(name, _)| name.as_str().cmp(k.as_str()))
+                        .ok()
+                        .map(|i| &n.properties[i]);
+                    if let Some((_, p)) = found {
                         self.check(*p, x, &place, strictness, d)?;
                         matched = true;
                     }
@@ -1242,7 +1304,7 @@ impl Schemas {
         v: &Value,
         at: &str,
         strictness: Strictness,
-        depth: &mut Vec<(SchemaId, usize)>,
+        depth: &mut Walk,
     ) -> bool {
         if let (Some(d), Some(name)) = (
             &n.discriminator,
@@ -1382,10 +1444,16 @@ impl Schemas {
     /// `type: object` with `oneOf` strings), or that requires a property or an item no value
     /// satisfies, has no valid value, so no body for it can validate.
     pub fn satisfiable(&self, id: SchemaId) -> bool {
-        self.possible_types(id, &mut Vec::new()).0 != 0
+        match self.possible.get(id.0 as usize) {
+            Some(t) => *t != 0,
+            None => self.possible_types(id, &mut Vec::new()).0 != 0,
+        }
     }
 
     fn possible_types(&self, id: SchemaId, visiting: &mut Vec<SchemaId>) -> Types {
+        if let Some(t) = self.possible.get(id.0 as usize) {
+            return Types(*t);
+        }
         if visiting.contains(&id) || visiting.len() > 64 {
             // Recursion: assume the cycle can be satisfied (it is checked where it starts).
             return Types::ANY;
@@ -1471,7 +1539,7 @@ impl Schemas {
         if !alternatives.is_empty() && !matches!(v, Value::String(_)) {
             for a in &alternatives {
                 let read = self.coerce_at(*a, v.clone(), depth + 1);
-                if self.validate(id, &read, "", Strictness::Lenient).is_ok() {
+                if self.is_valid(id, &read, Strictness::Lenient) {
                     return read;
                 }
             }
@@ -1501,7 +1569,7 @@ impl Schemas {
                 }
                 for a in alternatives {
                     let v = self.coerce_at(a, Value::String(text.clone()), depth + 1);
-                    if self.validate(a, &v, "", Strictness::Lenient).is_ok() {
+                    if self.is_valid(a, &v, Strictness::Lenient) {
                         return v;
                     }
                 }
@@ -1592,7 +1660,7 @@ impl Schemas {
             visits: HashMap::new(),
         };
         let v = s.value(id, 0);
-        if self.validate(id, &v, "", Strictness::Exact).is_ok() || seed.is_none() {
+        if self.is_valid(id, &v, Strictness::Exact) || seed.is_none() {
             return v;
         }
         // A varied value that breaks a rule: the plain one instead.
@@ -1705,7 +1773,7 @@ impl Synth<'_> {
     }
 
     fn valid(&self, id: SchemaId, v: &Value) -> bool {
-        self.schemas.validate(id, v, "", Strictness::Exact).is_ok()
+        self.schemas.is_valid(id, v, Strictness::Exact)
     }
 
     fn value_inner(&mut self, id: SchemaId, depth: usize, deep: bool) -> Value {
@@ -1853,7 +1921,7 @@ impl Synth<'_> {
             return None;
         }
         for other in n.one_of.iter().copied().filter(|o| *o != chosen) {
-            if schemas.validate(other, &v, "", Strictness::Exact).is_err() {
+            if !schemas.is_valid(other, &v, Strictness::Exact) {
                 continue;
             }
             let candidate = schemas.facets(other).iter().find_map(|f| {
