@@ -442,3 +442,39 @@ fn the_printed_demo_examples_work_on_every_start() {
         "the second start made a new invitation"
     );
 }
+
+#[test]
+fn a_database_that_cannot_be_opened_is_named_in_one_line_with_the_fix() {
+    let run = |url: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_invites"))
+            .args(["admin", "--database-url", url, "check-database"])
+            .env("INVITES_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let err = run("/nonexistent/dir/x.db");
+    assert_eq!(
+        err.trim(),
+        "error: cannot open SQLite database /nonexistent/dir/x.db: the directory \
+         /nonexistent/dir does not exist: create it (mkdir -p /nonexistent/dir) or give another \
+         --database-url"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let err = run(dir.path().to_str().unwrap());
+    assert!(
+        err.contains("is a directory: give a file path inside it"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Nothing listens on port 1: refused (after the pool's own retries), named with the fix,
+    // the password never shown.
+    let err = run("postgres://app:s3cret@127.0.0.1:1/invites");
+    assert!(
+        err.contains("cannot open PostgreSQL database invites at 127.0.0.1:1: connection refused"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
