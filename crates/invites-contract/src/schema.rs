@@ -266,8 +266,9 @@ struct Discriminator {
 #[derive(Debug, Clone)]
 struct Node {
     types: Types,
-    /// OpenAPI 3.0's `nullable: true`: null is a valid value of the whole schema, whatever its
-    /// other keywords (`anyOf: [{$ref}], nullable: true` is how Stripe writes an optional link).
+    /// OpenAPI 3.0's `nullable: true`. With a `type` beside it, null is one of the types; without
+    /// (`anyOf: [{$ref}], nullable: true`, how Stripe writes an optional link) null passes
+    /// requests as the whole schema's value, while responses follow 3.0.3's reading: no null.
     nullable: bool,
     /// Whether the schema names its `type` (where 3.0's `nullable` adds null).
     typed: bool,
