@@ -9,6 +9,8 @@ mod conformance;
 mod docs_check;
 mod phases;
 mod postgres;
+mod releases;
+mod spec_diff;
 mod tidy;
 mod tools;
 
@@ -30,11 +32,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Regenerate openapi/invites.json from the code (or, with --check, fail if it is stale).
+    /// Regenerate openapi/invites.json from the code and docs/api-changelog.md from it and the
+    /// released versions (openapi/released/). Fails on a change that breaks clients of the last
+    /// released version unless the workspace version moved past a semver-breaking boundary.
     Openapi {
-        /// Only check that the committed file is current.
-        #[arg(long)]
+        /// Only check: the committed files are current and nothing breaks the last release.
+        #[arg(long, conflicts_with = "release")]
         check: bool,
+        /// Also release the document as this version (its info.version, the workspace
+        /// version): writes openapi/released/<VERSION>.json; a released file is never rewritten.
+        #[arg(long, value_name = "VERSION")]
+        release: Option<String>,
     },
     /// Run every check and test: fmt, clippy (also with bench-bounds), spec freshness and independent validation,
     /// schemathesis against the Atlas reference, the test suites. Installs what the tests need
@@ -137,25 +145,26 @@ fn generated_spec(invites: &Path) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// Writes openapi/invites.json from the code, or with `check` fails when it differs.
+/// Writes openapi/invites.json from the code and the changelog, or with `check` fails when either
+/// differs; both modes run the breaking-change gate.
 fn openapi(invites: &Path, check: bool) -> Result<()> {
     let want = generated_spec(invites)?;
     let path = spec_path();
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     if have == want {
         println!("{} is up to date", path.display());
-        return Ok(());
-    }
-    if check {
+    } else if check {
         bail!(
             "{} is stale: run `cargo xtask openapi` and commit the result",
             path.display()
         );
+    } else {
+        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        std::fs::write(&path, &want)?;
+        println!("wrote {}", path.display());
     }
-    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-    std::fs::write(&path, want)?;
-    println!("wrote {}", path.display());
-    Ok(())
+    let doc: serde_json::Value = serde_json::from_str(&want).context("the generated document")?;
+    releases::check(&doc, !check)
 }
 
 /// A demo server started for a check, stopped when dropped.
@@ -341,9 +350,10 @@ fn test_phases(phases: &mut Phases) -> Result<Option<String>> {
         "build: every test binary and the invites binary, once (the servers below are this build)",
         tools::test_build,
     )?;
-    phases.run("committed OpenAPI document is current", || {
-        openapi(&invites, true)
-    })?;
+    phases.run(
+        "committed OpenAPI document and changelog current, no break since the last release",
+        || openapi(&invites, true),
+    )?;
     let python = phases.run("python tools (virtualenv under target/)", tools::python_env)?;
     phases.run("openapi-spec-validator on openapi/invites.json", || {
         run(Command::new(&python)
@@ -530,7 +540,15 @@ fn main() -> std::process::ExitCode {
 
 fn command(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Openapi { check } => openapi(&tools::test_build()?, check),
+        Cmd::Openapi { check, release } => {
+            openapi(&tools::test_build()?, check)?;
+            match release {
+                Some(version) => {
+                    releases::release(&std::fs::read_to_string(spec_path())?, &version)
+                }
+                None => Ok(()),
+            }
+        }
         Cmd::Test => test(),
         Cmd::Bench {
             what: BenchWhat::Mock,
