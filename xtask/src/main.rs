@@ -145,6 +145,39 @@ fn generated_spec(invites: &Path) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
+/// `redocly lint` on the committed document with Redocly's recommended rules as
+/// `openapi/redocly.yaml` adjusts them; any error or warning fails.
+fn lint(node_bin: &Path) -> Result<()> {
+    let redocly = |format: &str| {
+        let mut cmd = Command::new(node_bin.join("redocly"));
+        cmd.current_dir(root().join("openapi"))
+            .args(["lint", "invites.json", "--config", "redocly.yaml"])
+            .arg(format!("--format={format}"))
+            .env("REDOCLY_TELEMETRY", "off")
+            .env("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true");
+        cmd
+    };
+    let out = redocly("json").output().context("running redocly")?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "redocly lint printed no JSON report: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let count = |k: &str| report["totals"][k].as_u64().unwrap_or(0);
+    let (errors, warnings, ignored) = (count("errors"), count("warnings"), count("ignored"));
+    if errors + warnings > 0 {
+        let shown = redocly("stylish").output()?;
+        println!("{}", String::from_utf8_lossy(&shown.stdout));
+        bail!("redocly lint: {errors} error(s), {warnings} warning(s) on openapi/invites.json");
+    }
+    println!(
+        "redocly lint {}: 0 errors, 0 warnings ({ignored} ignored in openapi/.redocly.lint-ignore.yaml, each explained)",
+        report["version"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
 /// Writes openapi/invites.json from the code and the changelog, or with `check` fails when either
 /// differs; both modes run the breaking-change gate.
 fn openapi(invites: &Path, check: bool) -> Result<()> {
@@ -353,6 +386,11 @@ fn test_phases(phases: &mut Phases) -> Result<Option<String>> {
     phases.run(
         "committed OpenAPI document and changelog current, no break since the last release",
         || openapi(&invites, true),
+    )?;
+    let node = phases.run("npm tools (under target/node-tools)", tools::node_tools)?;
+    phases.run(
+        "redocly lint, recommended rules (openapi/redocly.yaml)",
+        || lint(&node),
     )?;
     let python = phases.run("python tools (virtualenv under target/)", tools::python_env)?;
     phases.run("openapi-spec-validator on openapi/invites.json", || {

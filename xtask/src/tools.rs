@@ -1,6 +1,7 @@
 //! What the checks need from outside the workspace, installed once when missing: Debian packages
 //! (through apt, its chatter kept in a log), the pinned Python tools (a virtualenv under
-//! `target/`), and the one build of the workspace that every check runs on.
+//! `target/`), the pinned npm tools (under `target/node-tools`), and the one build of the
+//! workspace that every check runs on.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,6 +21,9 @@ const PYTHON_PACKAGES: &[&str] = &[
     // ECMA-like patterns (`\p{L}`) for the same judge: Python's `re` has none.
     "regex==2026.11.19",
 ];
+
+/// npm packages the checks use, pinned (each works on Node.js 20, the machine's).
+const NODE_PACKAGES: &[&str] = &["@redocly/cli@2.77.0"];
 
 /// Where installers' output goes, so a passing run shows only what it did.
 fn log_path(name: &str) -> Result<PathBuf> {
@@ -128,6 +132,53 @@ pub fn python_env() -> Result<PathBuf> {
         .args(PYTHON_PACKAGES))?;
     std::fs::write(&stamp, wanted)?;
     Ok(python)
+}
+
+/// The `node_modules/.bin` of the pinned npm packages, installed under `target/node-tools` when
+/// missing (Node.js and npm from Debian when the machine has none).
+pub fn node_tools() -> Result<PathBuf> {
+    let dir = root().join("target").join("node-tools");
+    let bin = dir.join("node_modules").join(".bin");
+    let stamp = dir.join(".installed");
+    let wanted = NODE_PACKAGES.join("\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        println!("npm packages ready in {}", dir.display());
+        return Ok(bin);
+    }
+    if Command::new("npm").arg("--version").output().is_err() {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    println!(
+        "installing {} (npm) into {}",
+        NODE_PACKAGES.join(" "),
+        dir.display()
+    );
+    std::io::stdout().flush()?;
+    std::fs::create_dir_all(&dir)?;
+    let log = log_path("npm.log")?;
+    let status = Command::new("npm")
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--save-exact",
+            "--prefix",
+        ])
+        .arg(&dir)
+        .args(NODE_PACKAGES)
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(std::fs::File::options().append(true).open(&log)?)
+        .status()
+        .context("running npm")?;
+    if !status.success() {
+        bail!(
+            "npm install failed ({status}); the end of {}:\n{}",
+            log.display(),
+            tail(&log, 20)
+        );
+    }
+    std::fs::write(&stamp, wanted)?;
+    Ok(bin)
 }
 
 pub fn has_nextest() -> bool {

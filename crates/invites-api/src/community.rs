@@ -147,15 +147,18 @@ type Limit = IntParam<1, MAX_LIMIT>;
 /// `offset`: not negative, documented so.
 type Offset = IntParam<0>;
 
+/// A `limit` or `offset` outside its documented range.
+pub(crate) fn bad_page_param(name: &str, raw: String, rule: &str) -> Error {
+    Error::new(
+        ErrorCode::InvalidAttribute,
+        format!("Query parameter {name} {rule}; got {raw:?}."),
+    )
+    .with_parameter(name, raw)
+    .with_field(name, rule)
+}
+
 fn page_params(limit: &Option<Limit>, offset: &Option<Offset>) -> Result<(i64, i64), Error> {
-    let bad = |name: &str, raw: String, rule: &str| {
-        Error::new(
-            ErrorCode::InvalidAttribute,
-            format!("Query parameter {name} {rule}; got {raw:?}."),
-        )
-        .with_parameter(name, raw)
-        .with_field(name, rule)
-    };
+    let bad = bad_page_param;
     let limit = match limit {
         None => DEFAULT_LIMIT,
         Some(p) => match &p.0 {

@@ -12,6 +12,7 @@ pub mod body;
 pub mod community;
 pub mod edge;
 pub mod error;
+pub mod examples;
 pub mod guard;
 pub mod list_cache;
 pub mod model;
@@ -82,6 +83,7 @@ fn service(lists: Arc<list_cache::ListCache>) -> OpenApiService<Apis, ()> {
         env!("CARGO_PKG_VERSION"),
     )
     .description(DESCRIPTION)
+    .license(env!("CARGO_PKG_LICENSE"))
     .server("http://127.0.0.1:8080")
 }
 
@@ -106,8 +108,8 @@ const HEADER_SPELLINGS: &[&str] = &[
 /// The OpenAPI document, exactly as committed under `openapi/invites.json`.
 ///
 /// poem-openapi's output is adjusted in one place, here: OpenAPI 3.0 requires an OAuth2 flow's
-/// `scopes` object even when empty (poem-openapi omits it), and response header names get their
-/// usual spelling back.
+/// `scopes` object even when empty (poem-openapi omits it), response header names get their
+/// usual spelling back, and every body gets an example ([`examples`]).
 pub fn spec_json() -> String {
     let mut spec: serde_json::Value = serde_json::from_str(&service(Default::default()).spec())
         .expect("poem-openapi emits valid JSON");
@@ -165,6 +167,7 @@ pub fn spec_json() -> String {
             p.insert("nullable".to_owned(), serde_json::Value::Bool(true));
         }
     }
+    examples::add(&mut spec);
     if let Some(flows) = spec
         .pointer_mut("/components/securitySchemes/ServiceAccounts/flows")
         .and_then(|f| f.as_object_mut())

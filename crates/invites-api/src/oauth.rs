@@ -67,6 +67,28 @@ pub enum Healthy {
     Ok(Json<Health>),
 }
 
+/// A `grant_type` other than `client_credentials`.
+pub(crate) fn unsupported_grant() -> Error {
+    Error::new(
+        ErrorCode::InvalidAttribute,
+        "grant_type must be client_credentials.",
+    )
+    .with_field("grant_type", "must be client_credentials")
+}
+
+/// Neither HTTP Basic credentials nor `client_id` and `client_secret`.
+fn missing_credentials() -> Error {
+    Error::new(
+        ErrorCode::NotAuthenticated,
+        "Client credentials are required (HTTP Basic or client_id and client_secret).",
+    )
+}
+
+/// Credentials that match no service account.
+pub(crate) fn invalid_client() -> Error {
+    Error::new(ErrorCode::NotAuthenticated, "Invalid client credentials.")
+}
+
 fn basic_credentials(req: &Request) -> Option<(String, String)> {
     let value = req
         .headers()
@@ -106,32 +128,20 @@ impl ServiceApi {
     ) -> Result<TokenIssued, TokenErrors> {
         let body = body.into_result()?;
         if body.grant_type != "client_credentials" {
-            return Err(Error::new(
-                ErrorCode::InvalidAttribute,
-                "grant_type must be client_credentials.",
-            )
-            .with_field("grant_type", "must be client_credentials")
-            .into());
+            return Err(unsupported_grant().into());
         }
-        let (id, secret) =
-            match (basic_credentials(req), &body.client_id, &body.client_secret) {
-                (Some(pair), _, _) => pair,
-                (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
-                _ => return Err(Error::new(
-                    ErrorCode::NotAuthenticated,
-                    "Client credentials are required (HTTP Basic or client_id and client_secret).",
-                )
-                .into()),
-            };
+        let (id, secret) = match (basic_credentials(req), &body.client_id, &body.client_secret) {
+            (Some(pair), _, _) => pair,
+            (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
+            _ => return Err(missing_credentials().into()),
+        };
         match backend.issue_token(&id, &secret).await? {
             Some(t) => Ok(TokenIssued::Ok(Json(TokenResponse {
                 access_token: t.access_token,
                 token_type: "Bearer".to_owned(),
                 expires_in: t.expires_in,
             }))),
-            None => {
-                Err(Error::new(ErrorCode::NotAuthenticated, "Invalid client credentials.").into())
-            }
+            None => Err(invalid_client().into()),
         }
     }
 

@@ -54,7 +54,7 @@ pub struct OpsManagerInvitation {
 }
 
 impl OpsManagerInvitation {
-    fn from_domain(inv: &Invitation) -> Self {
+    pub(crate) fn from_domain(inv: &Invitation) -> Self {
         OpsManagerInvitation {
             created_at: Timestamp(inv.created_at),
             expires_at: Timestamp(inv.expires_at),

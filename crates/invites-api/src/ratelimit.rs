@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use invites_domain::{Error, ErrorCode, ObjectId, Principal};
+use invites_domain::{Error, ObjectId, Principal};
 use poem::http::{header, HeaderName, HeaderValue};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 
@@ -139,13 +139,7 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
                 }
             }
             Decision::Limited { limit, retry_after } => {
-                let mut resp = error_response(
-                    &Error::new(
-                        ErrorCode::RateLimited,
-                        format!("Too many requests: the limit is {limit} per minute. Retry after {retry_after} s."),
-                    )
-                    .with_retry_after(retry_after),
-                );
+                let mut resp = error_response(&Error::rate_limited(limit, retry_after));
                 set(&mut resp, "ratelimit-limit", HeaderValue::from(limit));
                 set(&mut resp, "ratelimit-remaining", HeaderValue::from(0));
                 resp

@@ -37,6 +37,38 @@ pub struct InvitedUser {
     pub ext_id: Option<String>,
 }
 
+/// No such group or course.
+pub fn not_found(target: CommunityTarget) -> Error {
+    Error::new(
+        ErrorCode::CommunityResourceNotFound,
+        format!("No {} with id {} exists.", target.kind(), target.id()),
+    )
+    .with_parameter("id", target.id().to_string())
+}
+
+/// The caller may not manage the target's invitations ([`may_manage`] said no).
+pub fn not_a_manager(target: CommunityTarget) -> Error {
+    Error::new(
+        ErrorCode::UserUnauthorized,
+        match target {
+            CommunityTarget::Group(_) => "Only the group's managers may do this.",
+            CommunityTarget::Course(_) => "Only the course's creator or managers may do this.",
+        },
+    )
+}
+
+/// A join by someone without a pending invitation to the target.
+pub fn no_pending_invitation(target: CommunityTarget) -> Error {
+    Error::new(
+        ErrorCode::InvitationNotFound,
+        format!(
+            "You have no pending invitation to {} {}.",
+            target.kind(),
+            target.id()
+        ),
+    )
+}
+
 /// Removal and invitation are allowed to a group's managers, and to a course's creator or managers.
 pub fn may_manage(target: CommunityTarget, role: Option<CommunityRole>, is_creator: bool) -> bool {
     match target {

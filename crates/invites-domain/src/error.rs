@@ -234,6 +234,35 @@ impl Error {
         .with_parameter("invitationId", id)
     }
 
+    /// An organization path naming a project invitation: it is removed through its project.
+    pub fn project_invitation_via_org(id: &str) -> Self {
+        Error::new(
+            ErrorCode::CannotDeleteGroupInvitation,
+            format!("Invitation {id} is a project invitation; remove it through its project."),
+        )
+        .with_parameter("invitationId", id)
+    }
+
+    /// Over the per-minute request limit.
+    pub fn rate_limited(limit: i64, retry_after: u64) -> Self {
+        Error::new(
+            ErrorCode::RateLimited,
+            format!(
+                "Too many requests: the limit is {limit} per minute. Retry after {retry_after} s."
+            ),
+        )
+        .with_retry_after(retry_after)
+    }
+
+    /// The database is busy (SQLite's lock, PostgreSQL's serialization or pool timeout).
+    pub fn database_busy() -> Self {
+        Error::new(
+            ErrorCode::ServiceUnavailable,
+            "The database is busy; retry shortly.",
+        )
+        .with_retry_after(1)
+    }
+
     pub fn invalid_object_id(field: &str, value: &str) -> Self {
         Error::new(
             ErrorCode::InvalidObjectId,

@@ -25,11 +25,7 @@ pub const TOKEN_LIFETIME_SECS: u64 = 3600;
 /// Converts a store failure into what the client may see; the cause goes to the log.
 pub fn store_error(e: StoreError) -> Error {
     match e {
-        StoreError::Busy => Error::new(
-            ErrorCode::ServiceUnavailable,
-            "The database is busy; retry shortly.",
-        )
-        .with_retry_after(1),
+        StoreError::Busy => Error::database_busy(),
         StoreError::Full => Error::new(
             ErrorCode::ServiceUnavailable,
             "The database is out of space; retry later.",
@@ -340,15 +336,7 @@ impl StoreBackend {
         };
         let role = self.community_role(target, user_id).await?;
         if !community::may_manage(target, role, is_creator) {
-            return Err(Error::new(
-                ErrorCode::UserUnauthorized,
-                match target {
-                    CommunityTarget::Group(_) => "Only the group's managers may do this.",
-                    CommunityTarget::Course(_) => {
-                        "Only the course's creator or managers may do this."
-                    }
-                },
-            ));
+            return Err(community::not_a_manager(target));
         }
         Ok(user_id)
     }
@@ -360,27 +348,10 @@ impl StoreBackend {
             CommunityTarget::Course(id) => self.course(id).await?.is_some(),
         };
         if !exists {
-            return Err(community_not_found(target));
+            return Err(community::not_found(target));
         }
         caller.principal.user_id.ok_or_else(Error::forbidden)
     }
-}
-
-/// Refusal to remove a project invitation through its organization's path.
-fn project_invitation(id: ObjectId) -> Error {
-    Error::new(
-        ErrorCode::CannotDeleteGroupInvitation,
-        format!("Invitation {id} is a project invitation; remove it through its project."),
-    )
-    .with_parameter("invitationId", id.to_string())
-}
-
-fn community_not_found(target: CommunityTarget) -> Error {
-    Error::new(
-        ErrorCode::CommunityResourceNotFound,
-        format!("No {} with id {} exists.", target.kind(), target.id()),
-    )
-    .with_parameter("id", target.id().to_string())
 }
 
 /// The `inviterUsername` of an invitation: the caller's username when it is an email address;
@@ -527,7 +498,7 @@ impl Backend for StoreBackend {
         {
             Removal::Removed => Ok(()),
             Removal::NotFound => Err(Error::invitation_not_found(&id.to_string())),
-            Removal::ProjectInvitation => Err(project_invitation(id)),
+            Removal::ProjectInvitation => Err(Error::project_invitation_via_org(&id.to_string())),
         }
     }
 
@@ -670,14 +641,7 @@ impl Backend for StoreBackend {
         {
             Ok(())
         } else {
-            Err(Error::new(
-                ErrorCode::InvitationNotFound,
-                format!(
-                    "You have no pending invitation to {} {}.",
-                    target.kind(),
-                    target.id()
-                ),
-            ))
+            Err(community::no_pending_invitation(target))
         }
     }
 }

@@ -1,3 +1,4 @@
-//! Tests of the generated OpenAPI document against the real Atlas contract.
+//! Tests of the generated OpenAPI document: against the real Atlas contract, and its examples.
 
+mod examples;
 mod fidelity;
