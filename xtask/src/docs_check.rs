@@ -1,20 +1,176 @@
-//! `cargo xtask docs-check`: the docs page at `/docs` rendered by headless Chromium (Debian's
-//! `chromium`, installed when missing) lists every operation of `openapi/invites.json`; a
-//! screenshot is written to `target/docs-check/docs.png`.
+//! The two docs pages checked in headless Chromium (Debian's `chromium`, installed when missing):
+//! `cargo xtask docs-check`, the server's `/docs` lists every operation of `openapi/invites.json`
+//! (screenshot in `target/docs-check/docs.png`); `cargo xtask docs`, a static Redoc reference for
+//! consumers written to `target/docs/index.html` by `redocly build-docs`, every operation linked.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
 use crate::{root, spec_path, start_demo};
 
-fn chromium() -> Option<&'static str> {
+fn installed_chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser"].into_iter().find(|c| {
         Command::new(c)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
     })
+}
+
+/// Chromium, installed from Debian when missing.
+fn chromium() -> Result<&'static str> {
+    match installed_chromium() {
+        Some(b) => Ok(b),
+        None => {
+            println!("chromium is not installed; installing Debian's chromium");
+            crate::tools::apt_install(&["chromium"])?;
+            installed_chromium().context("chromium was installed but does not run")
+        }
+    }
+}
+
+/// Headless Chromium's flags for a page rendered as a tall window, scripts given 20 s.
+const FLAGS: [&str; 7] = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--window-size=1280,3000",
+    "--virtual-time-budget=20000",
+];
+
+/// Renders `url` in headless Chromium: a screenshot and the DOM after its scripts ran.
+fn render(url: &str, screenshot: &Path) -> Result<String> {
+    let browser = chromium()?;
+    let out = Command::new(browser)
+        .args(FLAGS)
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg(url)
+        .output()
+        .context("running chromium")?;
+    if !screenshot.exists() {
+        bail!(
+            "chromium wrote no screenshot of {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new(browser)
+        .args(FLAGS)
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .context("running chromium")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The operationIds of the committed document.
+fn operation_ids() -> Result<Vec<String>> {
+    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(spec_path())?)?;
+    Ok(spec["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+        .filter_map(|item| item.as_object())
+        .flat_map(|item| item.values())
+        .filter_map(|op| op["operationId"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Redoc links each operation from its side menu as `#/<tag>/<operationid in lower case>`; the
+/// operations without such a link.
+fn unlisted_in_redoc(dom: &str, operation_ids: &[String]) -> Vec<String> {
+    let linked: std::collections::HashSet<&str> = dom
+        .split("href=\"#/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter_map(|link| match link.split('/').collect::<Vec<_>>()[..] {
+            [_tag, operation] => Some(operation),
+            _ => None,
+        })
+        .collect();
+    operation_ids
+        .iter()
+        .filter(|id| !linked.contains(id.to_lowercase().as_str()))
+        .cloned()
+        .collect()
+}
+
+/// How many operations Redoc folds behind its "Show N more..." buttons.
+fn folded_in_redoc(dom: &str) -> usize {
+    dom.split(">Show ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(" more"))
+        .filter_map(|(n, _)| n.parse::<usize>().ok())
+        .sum()
+}
+
+/// `cargo xtask docs`: writes the static Redoc reference of `openapi/invites.json` to
+/// `target/docs/index.html` (scripts inlined: it opens offline, from a file) and checks in
+/// headless Chromium that it links every operation and carries the document's title.
+pub fn static_docs(node_bin: &Path) -> Result<PathBuf> {
+    let dir = root().join("target/docs");
+    std::fs::create_dir_all(&dir)?;
+    let page = dir.join("index.html");
+    let _ = std::fs::remove_file(&page);
+    let out = Command::new(node_bin.join("redocly"))
+        .arg("build-docs")
+        .arg(spec_path())
+        .arg("--inlineBundle")
+        .arg("--output")
+        .arg(&page)
+        .arg("--config")
+        .arg(root().join("openapi/redocly.yaml"))
+        .current_dir(root())
+        .output()
+        .context("running redocly build-docs")?;
+    if !out.status.success() || !page.exists() {
+        bail!(
+            "redocly build-docs failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dom = render(
+        &format!("file://{}", page.display()),
+        &dir.join("index.png"),
+    )?;
+    std::fs::write(dir.join("dom.html"), dom.as_bytes())?;
+    let ids = operation_ids()?;
+    let unlisted = unlisted_in_redoc(&dom, &ids);
+    let folded = folded_in_redoc(&dom);
+    println!(
+        "{} ({} KiB) rendered by chromium: {} of {} operations linked, {} behind \"Show N more\"; screenshot {}",
+        page.display(),
+        std::fs::metadata(&page)?.len() / 1024,
+        ids.len() - unlisted.len(),
+        ids.len(),
+        folded,
+        dir.join("index.png").display()
+    );
+    // Redoc lists a tag's first operations and folds the rest behind "Show N more...": what is
+    // not linked must be exactly what is folded.
+    if unlisted.len() != folded {
+        bail!(
+            "{} links no entry for {} operation(s) ({}) but folds {folded} (DOM in {})",
+            page.display(),
+            unlisted.len(),
+            unlisted.join(", "),
+            dir.join("dom.html").display()
+        );
+    }
+    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(spec_path())?)?;
+    let title = spec["info"]["title"].as_str().unwrap_or_default();
+    if title.is_empty() || !dom.contains(&format!("<title>{title}</title>")) {
+        bail!("{} is not titled {title:?}", page.display());
+    }
+    if dom.contains("<script src=\"http") {
+        bail!("{} loads a script from the network", page.display());
+    }
+    Ok(page)
 }
 
 /// Swagger UI gives each operation an element id `operations-<tag>-<operationId>`.
@@ -34,60 +190,17 @@ fn missing_operations(dom: &str, operation_ids: &[String]) -> Vec<String> {
 }
 
 pub fn docs_check() -> Result<()> {
-    let browser = match chromium() {
-        Some(b) => b,
-        None => {
-            println!("chromium is not installed; installing Debian's chromium");
-            crate::tools::apt_install(&["chromium"])?;
-            chromium().context("chromium was installed but does not run")?
-        }
-    };
     let dir = root().join("target/docs-check");
     let server = start_demo(&dir.join("server"), &[])?;
     let url = format!("{}/docs", server.base);
-    let flags = [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--window-size=1280,3000",
-        "--virtual-time-budget=20000",
-    ];
     let screenshot = dir.join("docs.png");
-    let out = Command::new(browser)
-        .args(flags)
-        .arg(format!("--screenshot={}", screenshot.display()))
-        .arg(&url)
-        .output()
-        .context("running chromium")?;
-    if !screenshot.exists() {
-        bail!(
-            "chromium wrote no screenshot: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let out = Command::new(browser)
-        .args(flags)
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .context("running chromium")?;
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = render(&url, &screenshot)?;
     std::fs::write(dir.join("dom.html"), dom.as_bytes())?;
-    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(spec_path())?)?;
-    let ids: Vec<String> = spec["paths"]
-        .as_object()
-        .into_iter()
-        .flat_map(|p| p.values())
-        .filter_map(|item| item.as_object())
-        .flat_map(|item| item.values())
-        .filter_map(|op| op["operationId"].as_str().map(str::to_owned))
-        .collect();
+    let ids = operation_ids()?;
     let missing = missing_operations(&dom, &ids);
     let size = std::fs::metadata(&screenshot)?.len();
     println!(
-        "/docs rendered by {browser}: {} of {} operations listed; screenshot {} ({size} bytes)",
+        "/docs rendered by chromium: {} of {} operations listed; screenshot {} ({size} bytes)",
         ids.len() - missing.len(),
         ids.len(),
         screenshot.display()
@@ -141,5 +254,27 @@ mod tests {
         .map(String::from)
         .to_vec();
         assert_eq!(missing_operations(dom, &ids), ["joinCourse", "Invite"]);
+    }
+
+    #[test]
+    fn redoc_links_are_matched_by_the_whole_lowercased_operation_id() {
+        let dom = r##"<a href="#/organizations/deleteorginvite"></a>
+                      <a href="#/projects/getgroupinvitex"></a><a href="#/community">x</a>"##;
+        let ids = ["deleteOrgInvite", "getGroupInvite", "community"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            unlisted_in_redoc(dom, &ids),
+            ["getGroupInvite", "community"],
+            "a longer id or a tag link is not the operation's link"
+        );
+    }
+
+    #[test]
+    fn folds_are_counted_from_their_buttons() {
+        let dom = r#"<button data-testid="show-more-operations">Show 3 more...</button>
+                     <p>Show me more</p><button>Show 1 more...</button>"#;
+        assert_eq!(folded_in_redoc(dom), 4);
+        assert_eq!(folded_in_redoc("<p>nothing folded</p>"), 0);
     }
 }

@@ -5,6 +5,7 @@
 //! Every command that starts the server runs it from the one test build ([`tools::test_build`]).
 
 mod bench;
+mod clients;
 mod conformance;
 mod docs_check;
 mod phases;
@@ -81,6 +82,12 @@ enum Cmd {
     /// Render /docs in headless Chromium (installed when missing), check that it lists every
     /// operation, and write a screenshot to target/docs-check/docs.png.
     DocsCheck,
+    /// Write the static API reference for consumers (Redoc, through `redocly build-docs`) to
+    /// target/docs/index.html and check in headless Chromium that it links every operation.
+    Docs,
+    /// Generate the Rust, TypeScript and Python clients from openapi/invites.json and drive the
+    /// invitation lifecycle of clients/LIFECYCLE.md with each against a fresh demo server.
+    Clients,
     /// Run schemathesis (all checks) with the Atlas reference contract against a demo server.
     Schemathesis {
         /// Hypothesis examples per operation.
@@ -406,6 +413,14 @@ fn test_phases(phases: &mut Phases) -> Result<Option<String>> {
         "/docs in headless Chromium lists every operation (screenshot in target/docs-check)",
         docs_check::docs_check,
     )?;
+    phases.run(
+        "static API reference (Redoc) in target/docs, every operation linked in Chromium",
+        || docs_check::static_docs(&node),
+    )?;
+    phases.run(
+        "generated clients (Rust, TypeScript, Python): the lifecycle against demo servers",
+        clients::clients,
+    )?;
     phases.run("hurl for the conformance suite", conformance::ensure_hurl)?;
     phases.run(
         "conformance suite (SQLite): hurl over fixture sets, judged by openapi/invites.json",
@@ -625,6 +640,15 @@ fn command(cli: Cli) -> Result<()> {
         Cmd::DocsCheck => {
             tools::test_build()?;
             docs_check::docs_check()
+        }
+        Cmd::Docs => {
+            let page = docs_check::static_docs(&tools::node_tools()?)?;
+            println!("open file://{}", page.display());
+            Ok(())
+        }
+        Cmd::Clients => {
+            tools::test_build()?;
+            clients::clients()
         }
         Cmd::Schemathesis { max_examples, seed } => {
             tools::test_build()?;

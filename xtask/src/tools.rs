@@ -145,9 +145,7 @@ pub fn node_tools() -> Result<PathBuf> {
         println!("npm packages ready in {}", dir.display());
         return Ok(bin);
     }
-    if Command::new("npm").arg("--version").output().is_err() {
-        apt_install(&["nodejs", "npm"])?;
-    }
+    ensure_npm()?;
     println!(
         "installing {} (npm) into {}",
         NODE_PACKAGES.join(" "),
@@ -179,6 +177,14 @@ pub fn node_tools() -> Result<PathBuf> {
     }
     std::fs::write(&stamp, wanted)?;
     Ok(bin)
+}
+
+/// Node.js and npm, from Debian when the machine has none.
+pub fn ensure_npm() -> Result<()> {
+    if Command::new("npm").arg("--version").output().is_err() {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    Ok(())
 }
 
 pub fn has_nextest() -> bool {
