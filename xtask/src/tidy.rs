@@ -41,6 +41,32 @@ mod tests {
         );
     }
 
+    /// The image builds with the workspace's cargo settings (`.cargo/config.toml` sets the
+    /// bundled SQLite's flags): the Dockerfile copies `.cargo` before it builds, and the build
+    /// context does not leave it out.
+    #[test]
+    fn the_image_builds_with_the_cargo_settings_the_benchmarks_used() {
+        let config = std::fs::read_to_string(root().join(".cargo/config.toml")).unwrap();
+        assert!(
+            config.contains("LIBSQLITE3_FLAGS"),
+            "the setting this test is about"
+        );
+        let dockerfile = std::fs::read_to_string(root().join("docker/Dockerfile")).unwrap();
+        let copy = dockerfile.find("\nCOPY .cargo .cargo\n");
+        let build = dockerfile.find("cargo build");
+        assert!(
+            matches!((copy, build), (Some(c), Some(b)) if c < b),
+            "docker/Dockerfile must `COPY .cargo .cargo` before `cargo build`"
+        );
+        let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+        assert!(
+            !ignore
+                .lines()
+                .any(|l| l.trim().trim_start_matches("**/") == ".cargo"),
+            ".dockerignore must not leave .cargo out of the build context"
+        );
+    }
+
     #[test]
     fn every_crate_uses_workspace_lints_and_is_in_architecture_md() {
         let arch = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();

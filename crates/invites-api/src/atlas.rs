@@ -1,8 +1,9 @@
 //! Family A: the twelve Atlas Administration API v2 invitation operations under `/api/atlas/v2`.
 //!
 //! Paths, operationIds, parameters, schemas, media types and status sets follow the reference
-//! contract (`shared/reference/atlas-v2-invitations.openapi.json`); `fidelity_allowlist.txt`
-//! beside the committed spec lists, with reasons, the few places where our document differs.
+//! contract (`shared/reference/atlas-v2-invitations.openapi.json`);
+//! `openapi/atlas-fidelity-allowlist.txt` lists, with reasons, the few places where our document
+//! differs.
 //! Handlers only parse and answer: authorization and data rules live behind [`Backend`]. Every
 //! error goes through the operation's error enum, which answers only the documented statuses.
 
@@ -26,6 +27,7 @@ use crate::model::{
 };
 use crate::params::{Flag, HexId};
 use crate::ratelimit::RateInfo;
+use crate::request::{base_url, caller_from, flags, username_filter};
 
 /// The versioned media type of every successful Atlas answer and request body.
 pub const ATLAS_MEDIA_TYPE: &str = "application/vnd.atlas.2023-01-01+json";
@@ -80,17 +82,6 @@ pub enum Removed {
     ),
 }
 
-/// `http://host` as the client addressed us, for `links`.
-pub(crate) fn base_url(req: &Request) -> String {
-    let host = req
-        .headers()
-        .get(poem::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.len() < 256 && !h.contains(['/', ' ', '"']))
-        .unwrap_or("localhost");
-    format!("http://{host}")
-}
-
 pub(crate) fn caller(auth: AtlasAuth, req: &Request) -> Caller {
     caller_from(auth.0, req)
 }
@@ -112,39 +103,6 @@ async fn list_body<T: poem_openapi::types::ToJSON>(
         base: base_url(req),
     };
     pending_list(backend, lists, &caller(auth, req), key, render).await
-}
-
-/// The caller of a request: its principal and the address it came from.
-pub(crate) fn caller_from(principal: invites_domain::Principal, req: &Request) -> Caller {
-    Caller {
-        principal,
-        remote_addr: req
-            .extensions()
-            .get::<crate::guard::ClientAddr>()
-            .and_then(|c| c.0)
-            .or_else(|| req.remote_addr().as_socket_addr().map(|a| a.ip()))
-            .map(|ip| ip.to_string()),
-    }
-}
-
-/// Checks the `envelope` and `pretty` flags (the edge applies them).
-fn flags(envelope: &Option<Flag>, pretty: &Option<Flag>) -> Result<(), Error> {
-    Flag::value(envelope, "envelope")?;
-    Flag::value(pretty, "pretty")?;
-    Ok(())
-}
-
-/// Checks the optional `username` filter: the contract types it as an email address.
-pub(crate) fn username_filter(username: &Option<String>) -> Result<Option<&str>, Error> {
-    match username.as_deref() {
-        Some(u) if !invites_domain::invitation::is_valid_username(u) => Err(Error::new(
-            invites_domain::ErrorCode::InvalidAttribute,
-            "Query parameter username must be an email address.",
-        )
-        .with_parameter("username", u)
-        .with_field("username", "must be an email address")),
-        other => Ok(other),
-    }
 }
 
 fn org_scope(id: &HexId) -> Result<Scope, Error> {

@@ -19,11 +19,11 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi, Tags,
 };
 
-use crate::atlas::{base_url, caller_from};
 use crate::auth::CommunityAuth;
 use crate::backend::Backend;
 use crate::error::CommunityErrors;
 use crate::params::IntParam;
+use crate::request::{base_url, caller_from};
 
 #[derive(Tags)]
 pub enum CommunityTags {

@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod opsmanager;
 pub mod params;
 pub mod ratelimit;
+pub mod request;
 
 use std::sync::Arc;
 
@@ -87,7 +88,6 @@ fn service(lists: Arc<list_cache::ListCache>) -> OpenApiService<Apis, ()> {
     .server("http://127.0.0.1:8080")
 }
 
-/// Response header names as the HTTP and Atlas documents spell them (poem-openapi upper-cases them).
 /// Response properties serialized as `null` when absent.
 const NULLABLE: &[(&str, &str)] = &[
     ("CommunityInvitedUserPage", "next"),
@@ -96,6 +96,7 @@ const NULLABLE: &[(&str, &str)] = &[
     ("CommunityInvitedUser", "ext_id"),
 ];
 
+/// Response header names as the HTTP and Atlas documents spell them (poem-openapi upper-cases them).
 const HEADER_SPELLINGS: &[&str] = &[
     "Retry-After",
     "RateLimit-Limit",
@@ -107,9 +108,11 @@ const HEADER_SPELLINGS: &[&str] = &[
 
 /// The OpenAPI document, exactly as committed under `openapi/invites.json`.
 ///
-/// poem-openapi's output is adjusted in one place, here: OpenAPI 3.0 requires an OAuth2 flow's
-/// `scopes` object even when empty (poem-openapi omits it), response header names get their
-/// usual spelling back, and every body gets an example ([`examples`]).
+/// poem-openapi's output is adjusted in one place, here: the community paths get back their
+/// trailing slash (poem-openapi drops it), response header names their usual spelling
+/// (`HEADER_SPELLINGS`), the optional community fields sent as `null` are marked nullable
+/// (`NULLABLE`), every body gets an example ([`examples`]), and the OAuth2 flow gets the
+/// `scopes` object OpenAPI 3.0 requires even when empty (poem-openapi omits it).
 pub fn spec_json() -> String {
     let mut spec: serde_json::Value = serde_json::from_str(&service(Default::default()).spec())
         .expect("poem-openapi emits valid JSON");

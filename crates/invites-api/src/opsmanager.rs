@@ -15,7 +15,6 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
-use crate::atlas::caller_from;
 use crate::auth::OpsManagerAuth;
 use crate::backend::{Backend, Scope};
 use crate::body::OpsManagerBody;
@@ -23,6 +22,7 @@ use crate::error::OpsManagerErrors;
 use crate::list_cache::{pending_list, JsonBytes, Key, ListCache};
 use crate::model::Timestamp;
 use crate::params::{Flag, HexId};
+use crate::request::{caller_from, flags, username_filter};
 
 #[derive(Tags)]
 pub enum OpsManagerTags {
@@ -136,12 +136,6 @@ fn invitation(id: &HexId) -> Result<ObjectId, Error> {
     id.parse_or(|raw| Error::invalid_object_id("INVITATION-ID", raw))
 }
 
-fn flags(pretty: &Option<Flag>, envelope: &Option<Flag>) -> Result<(), Error> {
-    Flag::value(pretty, "pretty")?;
-    Flag::value(envelope, "envelope")?;
-    Ok(())
-}
-
 /// The Ops Manager operations; `lists` is the server's list cache (see `list_cache`).
 pub struct OpsManagerApi {
     pub(crate) lists: Arc<ListCache>,
@@ -177,9 +171,9 @@ impl OpsManagerApi {
         /// Wrap the answer as `{"status", "content"}` with HTTP 200.
         envelope: Query<Option<Flag>>,
     ) -> Result<OmList, OpsManagerErrors> {
-        flags(&pretty, &envelope)?;
+        flags(&envelope, &pretty)?;
         let scope = project(&group)?;
-        let username = crate::atlas::username_filter(&username)?;
+        let username = username_filter(&username)?;
         // The bodies have no links: the same bytes whatever the host.
         let key = Key {
             scope,
@@ -225,7 +219,7 @@ impl OpsManagerApi {
         /// The user to invite and the roles to grant.
         body: OpsManagerBody<OpsManagerInvitationRequest>,
     ) -> Result<OmOne, OpsManagerErrors> {
-        flags(&pretty, &envelope)?;
+        flags(&envelope, &pretty)?;
         let scope = project(&group)?;
         let input = body.into_result()?.into();
         let inv = backend
@@ -258,7 +252,7 @@ impl OpsManagerApi {
         /// The invited user and the new roles.
         body: OpsManagerBody<OpsManagerInvitationRequest>,
     ) -> Result<OmOne, OpsManagerErrors> {
-        flags(&pretty, &envelope)?;
+        flags(&envelope, &pretty)?;
         let scope = project(&group)?;
         let input = body.into_result()?.into();
         let inv = backend
@@ -292,7 +286,7 @@ impl OpsManagerApi {
         /// Wrap the answer as `{"status", "content"}` with HTTP 200.
         envelope: Query<Option<Flag>>,
     ) -> Result<OmOne, OpsManagerErrors> {
-        flags(&pretty, &envelope)?;
+        flags(&envelope, &pretty)?;
         let scope = project(&group)?;
         let inv = backend
             .get_invitation(&caller_from(auth.0, req), scope, invitation(&id)?)
@@ -327,7 +321,7 @@ impl OpsManagerApi {
         /// The new roles.
         body: OpsManagerBody<OpsManagerInvitationUpdate>,
     ) -> Result<OmOne, OpsManagerErrors> {
-        flags(&pretty, &envelope)?;
+        flags(&envelope, &pretty)?;
         let scope = project(&group)?;
         let id = invitation(&id)?;
         let input = body.into_result()?.into();
@@ -363,7 +357,7 @@ impl OpsManagerApi {
         /// Wrap the answer as `{"status", "content"}` with HTTP 200.
         envelope: Query<Option<Flag>>,
     ) -> Result<OmRemoved, OpsManagerErrors> {
-        flags(&pretty, &envelope)?;
+        flags(&envelope, &pretty)?;
         let scope = project(&group)?;
         backend
             .delete_invitation(&caller_from(auth.0, req), scope, invitation(&id)?)

@@ -160,7 +160,7 @@ pub enum Purpose {
     UpdateById,
 }
 
-/// A request checked against the rules; roles deduplicated in order.
+/// A request checked against the rules (a repeated role or team id is refused, not merged).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ValidInput {
     pub username: Option<String>,

@@ -1,4 +1,6 @@
-//! `invites`: run the invitation service, administer its data, print its OpenAPI document.
+//! `invites`: run the invitation service (`serve`), administer its data (`admin`), serve a mock
+//! of OpenAPI documents (`mock`), print the OpenAPI document (`openapi`), and check a running
+//! server's health for a container (`healthcheck`).
 
 mod admin;
 
