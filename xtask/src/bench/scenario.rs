@@ -1,0 +1,106 @@
+//! The scenarios of `cargo xtask bench server`: what `invites-bench load --scenario` calls
+//! each, its title and letter in the report, the status every answer must have, and which
+//! carry the targets of issue 8.
+
+/// One load of `cargo xtask bench server`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// (a) the bare poem route: the ceiling the others are compared with.
+    Ceiling,
+    /// (b) `deleteOrgInvite` with Digest.
+    Digest,
+    /// (c) `deleteOrgInvite` with a service account's Bearer token.
+    Bearer,
+    /// (d) a community bulk removal of 10 users.
+    Bulk,
+    /// (e) `listOrgInvites` of 1,000 invitations.
+    List,
+    /// (f) `updateOrgInviteById`, beyond the issue's five.
+    Update,
+    /// (g) `createOrgInvite`, beyond the issue's five; runs last (it grows the table).
+    Create,
+}
+
+impl Scenario {
+    /// Every scenario, in the report's order (their letters are a to g).
+    #[cfg(test)]
+    pub const ALL: [Scenario; 7] = [
+        Scenario::Ceiling,
+        Scenario::Digest,
+        Scenario::Bearer,
+        Scenario::Bulk,
+        Scenario::List,
+        Scenario::Update,
+        Scenario::Create,
+    ];
+
+    /// The scenarios issue 8 sets targets for, besides the ceiling.
+    pub const TARGETED: [Scenario; 4] = [
+        Scenario::Digest,
+        Scenario::Bearer,
+        Scenario::Bulk,
+        Scenario::List,
+    ];
+
+    /// Its name on `invites-bench load --scenario`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Ceiling => "ceiling",
+            Scenario::Digest => "digest",
+            Scenario::Bearer => "bearer",
+            Scenario::Bulk => "bulk",
+            Scenario::List => "list",
+            Scenario::Update => "update",
+            Scenario::Create => "create",
+        }
+    }
+
+    /// Its title in the report, starting with its letter.
+    pub fn title(self) -> &'static str {
+        match self {
+            Scenario::Ceiling => "(a) bare poem route, 204",
+            Scenario::Digest => "(b) deleteOrgInvite, Digest",
+            Scenario::Bearer => "(c) deleteOrgInvite, Bearer",
+            Scenario::Bulk => "(d) community bulk DELETE, 10 users",
+            Scenario::List => "(e) listOrgInvites, 1,000 invitations",
+            Scenario::Update => "(f) updateOrgInvite, Bearer",
+            Scenario::Create => "(g) createOrgInvite, Bearer",
+        }
+    }
+
+    /// Its letter in the report.
+    pub fn letter(self) -> char {
+        self.title().chars().nth(1).unwrap_or('?')
+    }
+
+    /// The status every answer must have: a run with any other answer measured nothing.
+    pub fn success(self) -> u16 {
+        match self {
+            Scenario::Ceiling | Scenario::Digest | Scenario::Bearer | Scenario::Bulk => 204,
+            Scenario::List | Scenario::Update | Scenario::Create => 200,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letters_run_a_to_g_in_order_and_titles_start_with_them() {
+        let letters: String = Scenario::ALL.iter().map(|s| s.letter()).collect();
+        assert_eq!(letters, "abcdefg");
+        assert_eq!(
+            Scenario::Bulk.title(),
+            "(d) community bulk DELETE, 10 users"
+        );
+    }
+
+    #[test]
+    fn names_are_distinct() {
+        let mut names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Scenario::ALL.len());
+    }
+}

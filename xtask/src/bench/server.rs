@@ -1,0 +1,533 @@
+//! `cargo xtask bench server`: the service under load (release build, loopback) on tables of
+//! 10k and 1M invitations, each scenario against a bare poem route, then the delete scenarios
+//! again under the `bench-bounds` feature; writes `docs/benchmarks.md` (`report.rs`).
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::report::{bench_report, latency_svg};
+use super::scenario::Scenario;
+use super::{free_port, mock_section, peak_rss_mib, wait_listening, with_mock_section, Server};
+use crate::{root, run};
+
+/// Invitations in the table for each run.
+pub(super) const TABLE_SIZES: [u64; 2] = [10_000, 1_000_000];
+/// Deletable invitations (cycled through; a trigger puts each deleted row back).
+const DELETE_POOL: u64 = 3_200;
+/// Users removed in bulk: 32 connections x 10.
+const BULK_USERS: i64 = 320;
+const FIRST_BULK_USER: i64 = 100_000;
+const LIST_SIZE: u64 = 1_000;
+
+/// One measured scenario.
+#[derive(Debug, Clone)]
+pub(super) struct Figures {
+    pub(super) scenario: Scenario,
+    pub(super) rows: Option<u64>,
+    /// The benchmark bound in force (see `bounds`), for the bound rows only.
+    pub(super) bound: Option<&'static str>,
+    pub(super) rps: f64,
+    /// The lowest and highest req/s of the rounds (see [`ROUNDS`]); `rps` is their median.
+    pub(super) rps_range: (f64, f64),
+    pub(super) p50: f64,
+    pub(super) p99: f64,
+    pub(super) p999: f64,
+}
+
+/// Rounds of every scenario: its figures are those of the round with the median req/s, so one
+/// disturbed round (the kernel writing back, another process) does not decide a target.
+const ROUNDS: usize = 3;
+
+/// [`load`] [`ROUNDS`] times: the median round's figures, with the spread of req/s.
+fn measure(scenario: Scenario, addr: &str, extra: &[String], seconds: u64) -> Result<Figures> {
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        rounds.push(load(scenario, addr, extra, seconds)?);
+    }
+    rounds.sort_by(|x, y| x.rps.total_cmp(&y.rps));
+    let range = (rounds[0].rps, rounds[ROUNDS - 1].rps);
+    let mut median = rounds.swap_remove(ROUNDS / 2);
+    median.rps_range = range;
+    Ok(median)
+}
+
+/// Flushes what earlier steps wrote, so their write-back does not land in the next measurement.
+fn settle() -> Result<()> {
+    run(&mut Command::new("sync"))
+}
+
+fn bench_bin() -> PathBuf {
+    root().join("target/release/invites-bench")
+}
+
+fn invites_bin() -> PathBuf {
+    root().join("target/release/invites")
+}
+
+/// Runs `invites admin ... ` on `db` and returns its JSON.
+fn admin(db: &Path, args: &[&str]) -> Result<serde_json::Value> {
+    let out = Command::new(invites_bin())
+        .args(["admin", "--database-url"])
+        .arg(db)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "invites admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn load(scenario: Scenario, addr: &str, extra: &[String], seconds: u64) -> Result<Figures> {
+    let expect = scenario.success();
+    let out = Command::new(bench_bin())
+        .args(["load", "--scenario", scenario.name(), "--addr", addr])
+        .args(["--duration-secs", &seconds.to_string()])
+        .args(extra)
+        .output()
+        .context("running invites-bench")?;
+    if !out.status.success() {
+        bail!(
+            "invites-bench load {}: {}",
+            scenario.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let statuses = v["statuses"].as_object().cloned().unwrap_or_default();
+    // A benchmark that measured errors measured nothing: every answer must be the success.
+    let unexpected: Vec<String> = statuses
+        .iter()
+        .filter(|(s, _)| s.as_str() != expect.to_string())
+        .map(|(s, n)| format!("{n} x {s}"))
+        .collect();
+    if !unexpected.is_empty() || v["errors"].as_u64().unwrap_or(0) > 0 {
+        bail!(
+            "{}: answers other than {expect}: {unexpected:?}, transport errors {}",
+            scenario.name(),
+            v["errors"]
+        );
+    }
+    Ok(Figures {
+        scenario,
+        rows: None,
+        bound: None,
+        rps: v["rps"].as_f64().unwrap_or(0.0),
+        rps_range: (0.0, 0.0),
+        p50: v["p50_ms"].as_f64().unwrap_or(0.0),
+        p99: v["p99_ms"].as_f64().unwrap_or(0.0),
+        p999: v["p999_ms"].as_f64().unwrap_or(0.0),
+    })
+}
+
+/// The bulk data: deletable and listed invitations, background rows up to `rows`, community
+/// users with pending invitations, and the triggers that put deleted benchmark rows back.
+fn bench_sql(rows: u64, delete_org: &str, list_org: &str, group: i64) -> String {
+    let background = rows.saturating_sub(DELETE_POOL + LIST_SIZE);
+    let orgs = background.div_ceil(1000);
+    let t = 1_763_596_800_000_i64;
+    let exp = t + 30 * 86_400_000;
+    let cols = "id, org_id, project_id, username, inviter_username, roles, team_ids, group_role_assignments, status, created_at, expires_at";
+    format!(
+        "-- Generated by cargo xtask bench server.
+WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < {DELETE_POOL})
+INSERT INTO invitations ({cols})
+SELECT printf('dd%022x', x), '{delete_org}', NULL, printf('del%d@bench.example', x), 'bench', '[\"ORG_MEMBER\"]', '[]', '[]', 'PENDING', {t}, {exp} FROM n;
+WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < {LIST_SIZE})
+INSERT INTO invitations ({cols})
+SELECT printf('ee%022x', x), '{list_org}', NULL, printf('list%d@bench.example', x), 'bench', '[\"ORG_MEMBER\"]', '[]', '[]', 'PENDING', {t}, {exp} FROM n;
+WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < {orgs})
+INSERT INTO orgs (id, name, created_at) SELECT printf('cc%022x', x), printf('Background-%d', x), {t} FROM n;
+WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < {background})
+INSERT INTO invitations ({cols})
+SELECT printf('ff%022x', x), printf('cc%022x', x / 1000), NULL, printf('bg%d@bench.example', x), 'bench', '[\"ORG_MEMBER\"]', '[]', '[]', 'PENDING', {t}, {exp} FROM n;
+WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < {BULK_USERS})
+INSERT INTO principals (id, kind, created_at) SELECT printf('bb%022x', x), 'user', {t} FROM n;
+WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < {BULK_USERS})
+INSERT INTO users (id, principal_id, username, real_name, created_at)
+SELECT {FIRST_BULK_USER} + x, printf('bb%022x', x), printf('bulk%d@bench.example', x), '', {t} FROM n;
+WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x + 1 < {BULK_USERS})
+INSERT INTO community_invitations (group_id, user_id, status, created_at)
+SELECT {group}, {FIRST_BULK_USER} + x, 'PENDING', {t} FROM n;
+-- Deleted benchmark rows come back, so the table keeps its size and ids can be reused. The
+-- re-insert is work a real delete does not do: the figures are pessimistic by that much.
+CREATE TRIGGER bench_replenish AFTER DELETE ON invitations WHEN OLD.org_id = '{delete_org}'
+BEGIN
+    INSERT INTO invitations ({cols}) VALUES (OLD.id, OLD.org_id, OLD.project_id, OLD.username,
+        OLD.inviter_username, OLD.roles, OLD.team_ids, OLD.group_role_assignments, OLD.status,
+        OLD.created_at, OLD.expires_at);
+END;
+CREATE TRIGGER bench_replenish_community AFTER DELETE ON community_invitations WHEN OLD.group_id = {group}
+BEGIN
+    INSERT INTO community_invitations (group_id, user_id, status, created_at)
+    VALUES (OLD.group_id, OLD.user_id, OLD.status, OLD.created_at);
+END;
+"
+    )
+}
+
+/// Time from spawning the server to its first answered `/health`.
+fn start_server(db: &Path, port: u16) -> Result<(Server, Duration)> {
+    start_server_with(&invites_bin(), db, port, None, Stdio::null())
+}
+
+/// Starts `bin` serving `db`, with `INVITES_BENCH_BOUND` set to `bound` if given and its log
+/// (warnings and worse) to `stderr`; returns once `/health` answers.
+fn start_server_with(
+    bin: &Path,
+    db: &Path,
+    port: u16,
+    bound: Option<&str>,
+    stderr: Stdio,
+) -> Result<(Server, Duration)> {
+    let started = Instant::now();
+    let mut command = Command::new(bin);
+    if let Some(bound) = bound {
+        command.env("INVITES_BENCH_BOUND", bound);
+    }
+    let child = command
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+        ])
+        .arg(db)
+        .args([
+            "--rate-limit-per-minute",
+            "1000000000",
+            "--failed-auth-per-address",
+            "0",
+            "--failed-auth-per-key",
+            "0",
+        ])
+        .env("INVITES_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()?;
+    let server = Server(child);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut head = [0u8; 16];
+            if s.read(&mut head)
+                .is_ok_and(|n| n >= 12 && &head[9..12] == b"200")
+            {
+                return Ok((server, started.elapsed()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("the server did not answer /health within 30 s")
+}
+
+pub fn server(seconds: u64) -> Result<()> {
+    let dir = root().join("target/bench/server");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    println!("building release binaries (invites, invites-bench)");
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "invites",
+        "-p",
+        "invites-bench",
+    ]))?;
+    let mut rows = Vec::new();
+    // (a) the ceiling.
+    let port = free_port()?;
+    let ceiling = Server(
+        Command::new(bench_bin())
+            .args(["ceiling", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    wait_listening(port, Duration::from_secs(10))?;
+    println!("{}", Scenario::Ceiling.title());
+    let a = measure(
+        Scenario::Ceiling,
+        &format!("127.0.0.1:{port}"),
+        &[],
+        seconds,
+    )?;
+    let ceiling_rss = peak_rss_mib(ceiling.0.id()).unwrap_or(f64::NAN);
+    drop(ceiling);
+    println!("    {:.0} req/s, p99 {:.2} ms", a.rps, a.p99);
+    let mut server_rss = Vec::new();
+    let mut cold_starts = Vec::new();
+    // The smaller table's database and delete scenarios, measured again under the bounds.
+    let mut bound_runs: Option<(PathBuf, Vec<DeleteScenario>)> = None;
+    for table in TABLE_SIZES {
+        let db = dir.join(format!("bench-{table}.db"));
+        println!("\n== {table} invitations: preparing {}", db.display());
+        let prepared = Instant::now();
+        let delete_org = admin(&db, &["create-org", "--name", "Bench-Delete"])?["id"]
+            .as_str()
+            .context("org id")?
+            .to_owned();
+        let list_org = admin(&db, &["create-org", "--name", "Bench-List"])?["id"]
+            .as_str()
+            .context("org id")?
+            .to_owned();
+        let key = admin(
+            &db,
+            &[
+                "create-api-key",
+                "--org",
+                &delete_org,
+                "--org-role",
+                "ORG_OWNER",
+            ],
+        )?;
+        let sa = admin(
+            &db,
+            &[
+                "create-service-account",
+                "--org",
+                &delete_org,
+                "--name",
+                "bench",
+                "--org-role",
+                "ORG_OWNER",
+            ],
+        )?;
+        let sa_principal = sa["principalId"].as_str().context("principal")?;
+        admin(
+            &db,
+            &[
+                "grant-org-role",
+                "--org",
+                &list_org,
+                "--principal",
+                sa_principal,
+                "--role",
+                "ORG_OWNER",
+            ],
+        )?;
+        let group = admin(&db, &["create-community-group", "--name", "Bench Group"])?["id"]
+            .as_i64()
+            .context("group id")?;
+        let manager = admin(&db, &["create-user", "--username", "manager@bench.example"])?["id"]
+            .as_i64()
+            .context("user id")?;
+        admin(
+            &db,
+            &[
+                "set-community-role",
+                "--group",
+                &group.to_string(),
+                "--user-id",
+                &manager.to_string(),
+                "--role",
+                "manager",
+            ],
+        )?;
+        let token = admin(&db, &["create-token", "--user-id", &manager.to_string()])?["token"]
+            .as_str()
+            .context("token")?
+            .to_owned();
+        let sql = dir.join(format!("bench-{table}.sql"));
+        std::fs::write(&sql, bench_sql(table, &delete_org, &list_org, group))?;
+        admin(&db, &["load-fixtures", sql.to_str().context("path")?])?;
+        settle()?;
+        println!("    prepared in {:.1} s", prepared.elapsed().as_secs_f64());
+        let port = free_port()?;
+        let (server, cold) = start_server(&db, port)?;
+        println!("    cold start to first /health: {} ms", cold.as_millis());
+        cold_starts.push((table, cold));
+        let addr = format!("127.0.0.1:{port}");
+        let ids = vec!["--delete-ids".to_owned(), DELETE_POOL.to_string()];
+        let org = vec!["--org".to_owned(), delete_org.clone()];
+        let sa_args = vec![
+            "--client-id".to_owned(),
+            sa["clientId"].as_str().context("client id")?.to_owned(),
+            "--client-secret".to_owned(),
+            sa["clientSecret"].as_str().context("secret")?.to_owned(),
+        ];
+        let scenarios: Vec<(Scenario, Vec<String>)> = vec![
+            (
+                Scenario::Digest,
+                [
+                    ids.clone(),
+                    org.clone(),
+                    vec![
+                        "--user".into(),
+                        key["publicKey"].as_str().context("key")?.into(),
+                        "--secret".into(),
+                        key["privateKey"].as_str().context("key")?.into(),
+                    ],
+                ]
+                .concat(),
+            ),
+            (
+                Scenario::Bearer,
+                [ids.clone(), org.clone(), sa_args.clone()].concat(),
+            ),
+            (
+                Scenario::Bulk,
+                vec![
+                    "--token".into(),
+                    token.clone(),
+                    "--group".into(),
+                    group.to_string(),
+                    "--first-user".into(),
+                    FIRST_BULK_USER.to_string(),
+                ],
+            ),
+            (
+                Scenario::List,
+                [vec!["--org".to_owned(), list_org.clone()], sa_args.clone()].concat(),
+            ),
+            // Beyond the issue's five: the rest of the lifecycle. Creates come last, as they
+            // grow the table (by what they create).
+            (
+                Scenario::Update,
+                [ids.clone(), org.clone(), sa_args.clone()].concat(),
+            ),
+            (Scenario::Create, [org.clone(), sa_args.clone()].concat()),
+        ];
+        // Each scenario's load arguments beside the database, so one scenario can be replayed
+        // by hand (`invites serve` on a copy of the database, then `invites-bench load`).
+        let replay: serde_json::Map<String, serde_json::Value> = scenarios
+            .iter()
+            .map(|(scenario, extra)| (scenario.name().to_owned(), serde_json::json!(extra)))
+            .collect();
+        std::fs::write(
+            dir.join(format!("bench-{table}.scenarios.json")),
+            serde_json::to_string_pretty(&replay)?,
+        )?;
+        if bound_runs.is_none() {
+            let deletes = scenarios
+                .iter()
+                .filter(|(scenario, _)| matches!(scenario, Scenario::Digest | Scenario::Bearer))
+                .cloned()
+                .collect();
+            bound_runs = Some((db.clone(), deletes));
+        }
+        for (scenario, extra) in scenarios {
+            println!("  {}", scenario.title());
+            let mut f = measure(scenario, &addr, &extra, seconds)?;
+            f.rows = Some(table);
+            println!(
+                "    {:.0} req/s ({:.0}% of the ceiling), p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
+                f.rps,
+                100.0 * f.rps / a.rps.max(1.0),
+                f.p50,
+                f.p99,
+                f.p999
+            );
+            rows.push(f);
+        }
+        server_rss.push((table, peak_rss_mib(server.0.id()).unwrap_or(f64::NAN)));
+        drop(server);
+        settle()?;
+    }
+    let bound_rows = match bound_runs {
+        Some((db, deletes)) => bounds(&dir, &db, &deletes, &a, seconds)?,
+        None => Vec::new(),
+    };
+    let report = bench_report(
+        &a,
+        ceiling_rss,
+        &rows,
+        &bound_rows,
+        &server_rss,
+        &cold_starts,
+    );
+    println!("\n{report}");
+    let path = root().join("docs/benchmarks.md");
+    let kept = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| mock_section(&t).map(str::to_owned));
+    let report = match kept {
+        Some(section) => with_mock_section(&report, &section),
+        None => report,
+    };
+    std::fs::write(&path, &report)?;
+    std::fs::write(
+        root().join("docs/benchmarks-latency.svg"),
+        latency_svg(&a, &rows),
+    )?;
+    println!("written: docs/benchmarks.md, docs/benchmarks-latency.svg");
+    Ok(())
+}
+
+/// Benchmark bounds: what (b) and (c) would reach if a removal skipped part of its work,
+/// measured with a separate build of the server that has the `bench-bounds` feature (in its own
+/// target directory, so the served binary never has it; see invites-store's `bench_bound`).
+fn bounds(
+    dir: &Path,
+    db: &Path,
+    deletes: &[DeleteScenario],
+    a: &Figures,
+    seconds: u64,
+) -> Result<Vec<Figures>> {
+    println!(
+        "\n== bounds of (b) and (c), {} invitations: building invites with the bench-bounds feature \
+         (target/bench-bounds)",
+        TABLE_SIZES[0]
+    );
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "invites",
+        "--features",
+        "bench-bounds",
+        "--target-dir",
+        "target/bench-bounds",
+    ]))?;
+    let bin = root().join("target/bench-bounds/release/invites");
+    let mut rows = Vec::new();
+    for bound in BOUNDS {
+        let log = dir.join(format!("bound-{bound}.log"));
+        let port = free_port()?;
+        let (server, _) = start_server_with(
+            &bin,
+            db,
+            port,
+            Some(bound),
+            std::fs::File::create(&log)?.into(),
+        )?;
+        // Without the bound in force these rows would be the ordinary figures under another name.
+        let said = std::fs::read_to_string(&log)?;
+        if !said.contains("benchmark bound in force") {
+            bail!(
+                "the bench-bounds server did not report the bound {bound}: {}",
+                log.display()
+            );
+        }
+        for (scenario, extra) in deletes {
+            println!("  ({}) bound {bound}", scenario.letter());
+            let mut f = measure(*scenario, &format!("127.0.0.1:{port}"), extra, seconds)?;
+            f.rows = Some(TABLE_SIZES[0]);
+            f.bound = Some(bound);
+            println!(
+                "    {:.0} req/s ({:.0}% of the ceiling), p99 {:.2} ms",
+                f.rps,
+                100.0 * f.rps / a.rps.max(1.0),
+                f.p99
+            );
+            rows.push(f);
+        }
+        drop(server);
+    }
+    Ok(rows)
+}
+
+/// A delete scenario's name and load arguments.
+type DeleteScenario = (Scenario, Vec<String>);
+
+/// The bounds measured, as `INVITES_BENCH_BOUND` names them.
+pub(super) const BOUNDS: [&str; 2] = ["authorized", "queued"];
