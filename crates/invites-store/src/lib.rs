@@ -14,6 +14,7 @@ mod auth;
 pub mod bench_bound;
 mod checkpoint;
 mod community;
+mod error;
 mod invitations;
 mod open_error;
 mod reader;
@@ -32,6 +33,7 @@ pub use admin::{ApiKeyRecord, OrgRecord, ProjectRecord, ServiceAccountRecord, Us
 pub use audit::{AuditEntry, AuditRecord};
 pub use auth::{ApiKeyAuth, ServiceAccountAuth, TokenOwner};
 pub use community::{CommunityGroupRecord, CourseRecord};
+pub use error::{Result, StoreError};
 pub use invitations::InvitationScope;
 pub use removals::Removal;
 
@@ -76,73 +78,6 @@ const IDENTITY_TABLES: [&str; 5] = [
     "community_invitations",
     "audit_log",
 ];
-
-/// PostgreSQL SQLSTATEs after which retrying may succeed, and the one for a full disk.
-const PG_BUSY: [&str; 6] = ["40001", "40P01", "55P03", "57P03", "53300", "53400"];
-const PG_FULL: [&str; 2] = ["53100", "53200"];
-
-/// A failure of the store, classified by what the caller can do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database is locked by another writer past the busy timeout: retry later.
-    #[error("database busy")]
-    Busy,
-    /// The disk or database is full: retry once space is freed.
-    #[error("database full")]
-    Full,
-    /// A uniqueness or foreign-key rule refused the write.
-    #[error("constraint violated: {0}")]
-    Conflict(String),
-    /// A named thing the write refers to does not exist.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// A stored value could not be decoded (data written by something else).
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-    /// The database was migrated by a newer version of this program.
-    #[error("database schema version {found} is newer than this program knows ({known}); upgrade the program")]
-    SchemaTooNew { found: i64, known: i64 },
-    /// The database could not be opened: one line naming it, the reason and the fix.
-    #[error("{0}")]
-    Open(String),
-    /// Anything else from the driver (its text in the message, not repeated as a source).
-    #[error("database error: {0}")]
-    Database(sqlx::Error),
-    /// Anything else from the SQLite writer thread (see `writer`).
-    #[error("database error: {0}")]
-    Sqlite(String),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                // SQLite primary result codes: 5 BUSY, 6 LOCKED, 13 FULL; extended codes keep
-                // the primary code in their low byte.
-                match code.parse::<i64>().map(|c| c & 0xff) {
-                    Ok(5 | 6) => return StoreError::Busy,
-                    Ok(13) => return StoreError::Full,
-                    _ => {}
-                }
-            } else if PG_BUSY.contains(&code.as_str()) {
-                return StoreError::Busy;
-            } else if PG_FULL.contains(&code.as_str()) {
-                return StoreError::Full;
-            }
-            if db.is_unique_violation() || db.is_foreign_key_violation() || db.is_check_violation()
-            {
-                return StoreError::Conflict(db.message().to_owned());
-            }
-        }
-        if let sqlx::Error::PoolTimedOut = e {
-            return StoreError::Busy;
-        }
-        StoreError::Database(e)
-    }
-}
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The database behind the service.
 #[derive(Clone)]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::StoreError;
+use crate::error::{self, StoreError};
 
 /// What `Store::open` was asked to open, for messages (a PostgreSQL password never appears).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,18 +79,11 @@ pub(crate) fn explain(target: &Target, err: StoreError) -> StoreError {
 /// The reason SQLite could not open or create `path`, from the file system when it tells more
 /// than SQLite's result code.
 fn sqlite_reason(path: &Path, e: &sqlx::Error) -> String {
-    let code = match e {
-        sqlx::Error::Database(db) => db
-            .code()
-            .and_then(|c| c.parse::<i64>().ok())
-            .map(|c| c & 0xff),
-        _ => None,
-    };
-    match code {
-        // SQLITE_NOTADB
-        Some(26) => "the file is not an SQLite database (wrong path, or an encrypted file?)".into(),
-        // SQLITE_READONLY
-        Some(8) => format!(
+    match error::sqlx_sqlite_code(e).map(error::sqlite_primary) {
+        Some(error::SQLITE_NOTADB) => {
+            "the file is not an SQLite database (wrong path, or an encrypted file?)".into()
+        }
+        Some(error::SQLITE_READONLY) => format!(
             "it is read-only for this process: give the process write access to {} and its \
              directory (SQLite writes its log beside the file)",
             path.display()
@@ -199,24 +192,21 @@ fn postgres_reason(target: &Target, e: &sqlx::Error) -> String {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             match code.as_str() {
-                // invalid_password
-                "28P01" => format!(
+                error::PG_INVALID_PASSWORD => format!(
                     "password authentication failed for user {user}: check the user and \
                      password in --database-url"
                 ),
-                // invalid_authorization_specification (pg_hba.conf has no entry)
-                "28000" => format!(
+                // pg_hba.conf has no entry for this user
+                error::PG_INVALID_AUTHORIZATION => format!(
                     "PostgreSQL refused user {user} ({}): allow it in pg_hba.conf or use \
                      another user",
                     db.message()
                 ),
-                // invalid_catalog_name
-                "3D000" => format!(
+                error::PG_INVALID_CATALOG_NAME => format!(
                     "the database {database} does not exist: create it (createdb -h {host} -p \
                      {port} -U {user} {database}) or name another in --database-url"
                 ),
-                // insufficient_privilege
-                "42501" => format!(
+                error::PG_INSUFFICIENT_PRIVILEGE => format!(
                     "user {user} may not create the tables ({}): grant it CREATE on the schema, \
                      or migrate once as the owner",
                     db.message()

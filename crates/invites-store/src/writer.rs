@@ -222,33 +222,6 @@ fn step(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-impl From<&rusqlite::Error> for StoreError {
-    fn from(e: &rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
-        if let rusqlite::Error::SqliteFailure(failure, message) = e {
-            match failure.code {
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return StoreError::Busy,
-                ErrorCode::DiskFull => return StoreError::Full,
-                // Unique, primary key, foreign key and check constraints, as sqlx classifies
-                // them; other constraint codes (a trigger's RAISE) are plain failures.
-                ErrorCode::ConstraintViolation
-                    if [2067, 1555, 787, 275].contains(&failure.extended_code) =>
-                {
-                    return StoreError::Conflict(message.clone().unwrap_or_else(|| e.to_string()))
-                }
-                _ => {}
-            }
-        }
-        StoreError::Sqlite(e.to_string())
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::from(&e)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
