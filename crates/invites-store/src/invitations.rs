@@ -19,79 +19,124 @@ pub enum InvitationScope {
     Project(ObjectId),
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-);
+/// An invitation as [`SELECT`] reads it, before its ids, JSON lists, status and times are
+/// parsed: the one row type of both engines' decoders.
+#[derive(Debug)]
+pub(crate) struct InvitationRow {
+    pub id: String,
+    pub org_id: String,
+    pub org_name: String,
+    pub project_id: Option<String>,
+    pub project_name: Option<String>,
+    pub username: String,
+    pub inviter_username: String,
+    /// JSON array of role names.
+    pub roles: String,
+    /// JSON array of team ids.
+    pub team_ids: String,
+    /// JSON array of project role assignments.
+    pub group_role_assignments: String,
+    pub status: String,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// Milliseconds since the epoch.
+    pub expires_at: i64,
+}
 
+/// Where each field of an [`InvitationRow`] is in [`SELECT`]'s column list (read by index: no
+/// name lookup per column and row).
+pub(crate) mod col {
+    pub const ID: usize = 0;
+    pub const ORG_ID: usize = 1;
+    pub const ORG_NAME: usize = 2;
+    pub const PROJECT_ID: usize = 3;
+    pub const PROJECT_NAME: usize = 4;
+    pub const USERNAME: usize = 5;
+    pub const INVITER_USERNAME: usize = 6;
+    pub const ROLES: usize = 7;
+    pub const TEAM_IDS: usize = 8;
+    pub const GROUP_ROLE_ASSIGNMENTS: usize = 9;
+    pub const STATUS: usize = 10;
+    pub const CREATED_AT: usize = 11;
+    pub const EXPIRES_AT: usize = 12;
+}
+
+/// The invitations with their organization's and project's names; [`col`] names its columns.
 const SELECT: &str =
     "SELECT i.id, i.org_id, o.name, i.project_id, p.name, i.username, i.inviter_username, \
      i.roles, i.team_ids, i.group_role_assignments, i.status, i.created_at, i.expires_at \
      FROM invitations i JOIN orgs o ON o.id = i.org_id LEFT JOIN projects p ON p.id = i.project_id";
 
-/// A [`Row`] from rusqlite (see `reader`).
-fn row_tuple(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-    ))
+impl InvitationRow {
+    /// A row from rusqlite (see `reader`).
+    pub(crate) fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationRow> {
+        Ok(InvitationRow {
+            id: r.get(col::ID)?,
+            org_id: r.get(col::ORG_ID)?,
+            org_name: r.get(col::ORG_NAME)?,
+            project_id: r.get(col::PROJECT_ID)?,
+            project_name: r.get(col::PROJECT_NAME)?,
+            username: r.get(col::USERNAME)?,
+            inviter_username: r.get(col::INVITER_USERNAME)?,
+            roles: r.get(col::ROLES)?,
+            team_ids: r.get(col::TEAM_IDS)?,
+            group_role_assignments: r.get(col::GROUP_ROLE_ASSIGNMENTS)?,
+            status: r.get(col::STATUS)?,
+            created_at: r.get(col::CREATED_AT)?,
+            expires_at: r.get(col::EXPIRES_AT)?,
+        })
+    }
+
+    /// The invitation the row stores; [`StoreError::Corrupt`] if a value does not parse.
+    pub(crate) fn decode(self) -> Result<Invitation> {
+        let id = &self.id;
+        let json =
+            |what: &str, s: &str| StoreError::Corrupt(format!("invitation {id} {what}: {s:?}"));
+        Ok(Invitation {
+            id: parse_object_id(id)?,
+            org_id: parse_object_id(&self.org_id)?,
+            org_name: self.org_name,
+            project_id: self
+                .project_id
+                .as_deref()
+                .map(parse_object_id)
+                .transpose()?,
+            project_name: self.project_name,
+            username: self.username,
+            inviter_username: self.inviter_username,
+            roles: serde_json::from_str(&self.roles).map_err(|_| json("roles", &self.roles))?,
+            team_ids: serde_json::from_str(&self.team_ids)
+                .map_err(|_| json("team_ids", &self.team_ids))?,
+            group_role_assignments: serde_json::from_str(&self.group_role_assignments)
+                .map_err(|_| json("group_role_assignments", &self.group_role_assignments))?,
+            status: InvitationStatus::parse(&self.status)
+                .ok_or_else(|| json("status", &self.status))?,
+            created_at: from_millis(self.created_at)?,
+            expires_at: from_millis(self.expires_at)?,
+        })
+    }
 }
 
-fn decode(row: Row) -> Result<Invitation> {
-    let (
-        id,
-        org,
-        org_name,
-        project,
-        project_name,
-        username,
-        inviter,
-        roles,
-        teams,
-        gra,
-        status,
-        created,
-        expires,
-    ) = row;
-    let json = |what: &str, s: &str| StoreError::Corrupt(format!("invitation {id} {what}: {s:?}"));
-    Ok(Invitation {
-        id: parse_object_id(&id)?,
-        org_id: parse_object_id(&org)?,
-        org_name,
-        project_id: project.as_deref().map(parse_object_id).transpose()?,
-        project_name,
-        username,
-        inviter_username: inviter,
-        roles: serde_json::from_str(&roles).map_err(|_| json("roles", &roles))?,
-        team_ids: serde_json::from_str(&teams).map_err(|_| json("team_ids", &teams))?,
-        group_role_assignments: serde_json::from_str(&gra)
-            .map_err(|_| json("group_role_assignments", &gra))?,
-        status: InvitationStatus::parse(&status).ok_or_else(|| json("status", &status))?,
-        created_at: from_millis(created)?,
-        expires_at: from_millis(expires)?,
-    })
+/// A row through sqlx (PostgreSQL).
+impl sqlx::FromRow<'_, sqlx::any::AnyRow> for InvitationRow {
+    fn from_row(r: &sqlx::any::AnyRow) -> sqlx::Result<InvitationRow> {
+        use sqlx::Row;
+        Ok(InvitationRow {
+            id: r.try_get(col::ID)?,
+            org_id: r.try_get(col::ORG_ID)?,
+            org_name: r.try_get(col::ORG_NAME)?,
+            project_id: r.try_get(col::PROJECT_ID)?,
+            project_name: r.try_get(col::PROJECT_NAME)?,
+            username: r.try_get(col::USERNAME)?,
+            inviter_username: r.try_get(col::INVITER_USERNAME)?,
+            roles: r.try_get(col::ROLES)?,
+            team_ids: r.try_get(col::TEAM_IDS)?,
+            group_role_assignments: r.try_get(col::GROUP_ROLE_ASSIGNMENTS)?,
+            status: r.try_get(col::STATUS)?,
+            created_at: r.try_get(col::CREATED_AT)?,
+            expires_at: r.try_get(col::EXPIRES_AT)?,
+        })
+    }
 }
 
 fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
@@ -171,11 +216,11 @@ impl Store {
         if let Some(readers) = &self.sqlite_readers {
             return readers.read(move |conn| invitation_on(conn, id)).await;
         }
-        let row: Option<Row> = sqlx::query_as(by_id_sql())
+        let row: Option<InvitationRow> = sqlx::query_as(by_id_sql())
             .bind(id.to_string())
             .fetch_optional(self.pool())
             .await?;
-        row.map(decode).transpose()
+        row.map(InvitationRow::decode).transpose()
     }
 
     /// Pending invitations in a scope, oldest first, optionally for one username. An org scope lists
@@ -196,8 +241,8 @@ impl Store {
         if let Some(username) = username {
             query = query.bind(username);
         }
-        let rows: Vec<Row> = query.fetch_all(self.pool()).await?;
-        rows.into_iter().map(decode).collect()
+        let rows: Vec<InvitationRow> = query.fetch_all(self.pool()).await?;
+        rows.into_iter().map(InvitationRow::decode).collect()
     }
 
     /// The version of `scope`'s invitations: it moves, in the same transaction, with every change
@@ -398,7 +443,7 @@ fn pending_on(
     };
     let mut found = Vec::new();
     while let Some(row) = rows.next()? {
-        found.push(decode(row_tuple(row)?)?);
+        found.push(InvitationRow::from_sqlite(row)?.decode()?);
     }
     Ok(found)
 }
@@ -433,9 +478,9 @@ fn by_id_sql() -> &'static str {
 fn invitation_on(conn: &rusqlite::Connection, id: ObjectId) -> Result<Option<Invitation>> {
     use rusqlite::OptionalExtension;
     conn.prepare_cached(by_id_sql())?
-        .query_row([id.to_string()], row_tuple)
+        .query_row([id.to_string()], InvitationRow::from_sqlite)
         .optional()?
-        .map(decode)
+        .map(InvitationRow::decode)
         .transpose()
 }
 
@@ -472,6 +517,65 @@ mod tests {
             team_ids: vec![],
             group_role_assignments: vec![],
         }
+    }
+
+    #[test]
+    fn the_row_decoders_read_the_columns_of_select_in_order() {
+        let (columns, _) = SELECT
+            .strip_prefix("SELECT ")
+            .and_then(|s| s.split_once(" FROM "))
+            .unwrap();
+        let columns: Vec<&str> = columns.split(", ").collect();
+        let named = [
+            (col::ID, "i.id"),
+            (col::ORG_ID, "i.org_id"),
+            (col::ORG_NAME, "o.name"),
+            (col::PROJECT_ID, "i.project_id"),
+            (col::PROJECT_NAME, "p.name"),
+            (col::USERNAME, "i.username"),
+            (col::INVITER_USERNAME, "i.inviter_username"),
+            (col::ROLES, "i.roles"),
+            (col::TEAM_IDS, "i.team_ids"),
+            (col::GROUP_ROLE_ASSIGNMENTS, "i.group_role_assignments"),
+            (col::STATUS, "i.status"),
+            (col::CREATED_AT, "i.created_at"),
+            (col::EXPIRES_AT, "i.expires_at"),
+        ];
+        assert_eq!(columns.len(), named.len(), "{columns:?}");
+        for (index, column) in named {
+            assert_eq!(columns[index], column, "column {index}");
+        }
+    }
+
+    #[test]
+    fn a_row_that_does_not_parse_is_corrupt_and_names_the_invitation() {
+        let row = || InvitationRow {
+            id: "6b0f1ae6e652eb5912000001".into(),
+            org_id: "6b0f1ae6e652eb5912000002".into(),
+            org_name: "Acme".into(),
+            project_id: None,
+            project_name: None,
+            username: "u@example.com".into(),
+            inviter_username: "o@example.com".into(),
+            roles: r#"["ORG_MEMBER"]"#.into(),
+            team_ids: "[]".into(),
+            group_role_assignments: "[]".into(),
+            status: "PENDING".into(),
+            created_at: 0,
+            expires_at: 1,
+        };
+        let good = row().decode().unwrap();
+        assert_eq!(
+            (good.roles.as_slice(), good.status),
+            (&["ORG_MEMBER".to_owned()][..], InvitationStatus::Pending)
+        );
+        let mut bad = row();
+        bad.team_ids = "[1".into();
+        let err = bad.decode().unwrap_err().to_string();
+        assert!(err.contains("6b0f1ae6e652eb5912000001 team_ids"), "{err}");
+        let mut bad = row();
+        bad.status = "GONE".into();
+        assert!(matches!(bad.decode(), Err(StoreError::Corrupt(_))));
     }
 
     #[tokio::test]
