@@ -60,125 +60,30 @@ pub(crate) struct AuditRow<'a> {
     pub detail: String,
 }
 
-const AUDIT_COLUMNS: usize = 9;
-/// Audit rows per INSERT: 900 parameters, far below either backend's limit.
-const ROWS_PER_STATEMENT: usize = 100;
-
-impl<'a> AuditRow<'a> {
-    fn new(
-        entry: &'a AuditEntry,
-        action: &'a str,
-        target_kind: &'a str,
-        target_id: &str,
-        detail: &serde_json::Value,
-    ) -> Self {
-        AuditRow {
-            entry,
-            action,
-            target_kind,
-            target_id: target_id.to_owned(),
-            detail: detail.to_string(),
-        }
-    }
-}
-
-/// Writes one audit row through sqlx.
-pub(crate) async fn write(
-    conn: &mut sqlx::AnyConnection,
-    entry: &AuditEntry,
-    action: &str,
-    target_kind: &str,
-    target_id: &str,
-    detail: &serde_json::Value,
-) -> Result<()> {
-    let row = AuditRow::new(entry, action, target_kind, target_id, detail);
-    write_many(conn, &[row]).await
-}
-
-/// [`write`] on the SQLite writer thread (see `writer`).
-pub(crate) fn write_one_on_writer(
-    conn: &rusqlite::Connection,
-    entry: &AuditEntry,
-    action: &str,
-    target_kind: &str,
-    target_id: &str,
-    detail: &serde_json::Value,
-) -> Result<()> {
-    let row = AuditRow::new(entry, action, target_kind, target_id, detail);
-    write_on_writer(conn, &[row])
-}
+/// Values per audit row in [`insert_sql`].
+pub(crate) const COLUMNS: usize = 9;
+/// Audit rows per INSERT: 900 parameters, far below either engine's limit.
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;
 
 /// The audit INSERT's columns, in bind order.
 const INSERT: &str = "INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) VALUES ";
 
 /// The INSERT of `rows` audit rows (`$N` placeholders, which SQLite reads by position too), built
-/// once per number of rows.
-fn insert_sql(rows: usize) -> &'static str {
+/// once per number of rows; each engine binds a row's values in [`INSERT`]'s column order
+/// (`sqlite::write_audit`, `postgres::write_audit`).
+pub(crate) fn insert_sql(rows: usize) -> &'static str {
     static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let texts = TEXTS.get_or_init(|| {
         (1..=ROWS_PER_STATEMENT)
             .map(|rows| {
                 let values: Vec<String> = (0..rows)
-                    .map(|i| format!("({})", placeholders(i * AUDIT_COLUMNS + 1, AUDIT_COLUMNS)))
+                    .map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)))
                     .collect();
                 format!("{INSERT}{}", values.join(", "))
             })
             .collect()
     });
     &texts[rows.clamp(1, ROWS_PER_STATEMENT) - 1]
-}
-
-/// Writes audit rows on the SQLite writer thread (see `writer`), up to [`ROWS_PER_STATEMENT`] per
-/// statement.
-pub(crate) fn write_on_writer(conn: &rusqlite::Connection, rows: &[AuditRow<'_>]) -> Result<()> {
-    use rusqlite::ToSql;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let at: Vec<i64> = chunk
-            .iter()
-            .map(|r| r.entry.at.timestamp_millis())
-            .collect();
-        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * AUDIT_COLUMNS);
-        for (row, at) in chunk.iter().zip(&at) {
-            values.extend([
-                at as &dyn ToSql,
-                &row.entry.actor_kind,
-                &row.entry.actor_id,
-                &row.entry.actor_display,
-                &row.action,
-                &row.target_kind,
-                &row.target_id,
-                &row.entry.remote_addr,
-                &row.detail,
-            ]);
-        }
-        conn.prepare_cached(insert_sql(chunk.len()))?
-            .execute(values.as_slice())?;
-    }
-    Ok(())
-}
-
-/// Writes audit rows, up to [`ROWS_PER_STATEMENT`] per statement.
-pub(crate) async fn write_many(
-    conn: &mut sqlx::AnyConnection,
-    rows: &[AuditRow<'_>],
-) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut query = sqlx::query(insert_sql(chunk.len()));
-        for row in chunk {
-            query = query
-                .bind(row.entry.at.timestamp_millis())
-                .bind(&row.entry.actor_kind)
-                .bind(&row.entry.actor_id)
-                .bind(&row.entry.actor_display)
-                .bind(row.action)
-                .bind(row.target_kind)
-                .bind(&row.target_id)
-                .bind(&row.entry.remote_addr)
-                .bind(&row.detail);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 impl Store {

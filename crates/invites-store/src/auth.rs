@@ -71,7 +71,7 @@ impl Store {
         expires_ms: u64,
         now_ms: u64,
     ) -> Result<bool> {
-        if self.backend == crate::Backend::Sqlite {
+        if self.backend() == crate::Backend::Sqlite {
             return Ok(true);
         }
         let done = sqlx::query(

@@ -1,4 +1,8 @@
 //! Community groups and courses, and invitations to them.
+//!
+//! The hot paths (bulk invitations and removals, joins) dispatch to their engine's body
+//! (`crate::sqlite::community`, `crate::postgres::community`); what both bodies share is here:
+//! the SQL texts and the audit rows. The rest runs through sqlx on either engine.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -6,11 +10,9 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use invites_domain::community::{CommunityTarget, InvitedUser};
 use invites_domain::CommunityRole;
-use rusqlite::OptionalExtension;
 
-use crate::audit::{self, AuditEntry, AuditRow};
-use crate::writer::Outcome;
-use crate::{placeholders, Result, Store, StoreError, IDS_PER_STATEMENT};
+use crate::audit::{AuditEntry, AuditRow};
+use crate::{placeholders, Engine, Result, Store, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommunityGroupRecord {
@@ -35,9 +37,8 @@ fn ascending_unique(ids: &[i64]) -> Vec<i64> {
 }
 
 /// Removes the pending invitations of `n` users to `target` (parameters: the target's id, then
-/// the users); returns (invitation id, user id) per removal. The same text runs on SQLite's
-/// writer thread and through sqlx.
-fn removal_sql(target: CommunityTarget, n: usize) -> String {
+/// the users); returns (invitation id, user id) per removal.
+pub(crate) fn removal_sql(target: CommunityTarget, n: usize) -> String {
     let col = invitation_column(target);
     format!(
         "DELETE FROM community_invitations WHERE {col} = $1 AND status = 'PENDING' \
@@ -47,7 +48,7 @@ fn removal_sql(target: CommunityTarget, n: usize) -> String {
 }
 
 /// The listed ids that removed nothing, in the order given; a duplicated id can remove only once.
-fn offending(listed: &[i64], removed: &[(i64, i64)]) -> Vec<i64> {
+pub(crate) fn offending(listed: &[i64], removed: &[(i64, i64)]) -> Vec<i64> {
     let gone: HashSet<i64> = removed.iter().map(|&(_, user)| user).collect();
     let mut used = HashSet::new();
     listed
@@ -57,8 +58,13 @@ fn offending(listed: &[i64], removed: &[(i64, i64)]) -> Vec<i64> {
         .collect()
 }
 
+/// Audit actions of community invitations.
+pub(crate) const CREATED: &str = "community_invitation.created";
+pub(crate) const REMOVED: &str = "community_invitation.removed";
+pub(crate) const ACCEPTED: &str = "community_invitation.accepted";
+
 /// One audit row of `action` per (invitation id, user id) of `target`.
-fn audit_rows<'a>(
+pub(crate) fn audit_rows<'a>(
     action: &'static str,
     target: CommunityTarget,
     invitations: &[(i64, i64)],
@@ -66,14 +72,35 @@ fn audit_rows<'a>(
 ) -> Vec<AuditRow<'a>> {
     invitations
         .iter()
-        .map(|&(inv, user)| AuditRow {
-            entry,
-            action,
-            target_kind: "community_invitation",
-            target_id: inv.to_string(),
-            detail: serde_json::json!({ target.kind(): target.id(), "user": user }).to_string(),
-        })
+        .map(|&(inv, user)| audit_row(entry, action, target, user, inv))
         .collect()
+}
+
+/// The audit row of `user`'s invitation `inv` to `target` accepted (a join).
+pub(crate) fn accepted_audit(
+    entry: &AuditEntry,
+    target: CommunityTarget,
+    user: i64,
+    inv: i64,
+) -> AuditRow<'_> {
+    audit_row(entry, ACCEPTED, target, user, inv)
+}
+
+/// The audit row of `action` on `user`'s invitation `inv` to `target`.
+fn audit_row<'a>(
+    entry: &'a AuditEntry,
+    action: &'static str,
+    target: CommunityTarget,
+    user: i64,
+    inv: i64,
+) -> AuditRow<'a> {
+    AuditRow {
+        entry,
+        action,
+        target_kind: "community_invitation",
+        target_id: inv.to_string(),
+        detail: serde_json::json!({ target.kind(): target.id(), "user": user }).to_string(),
+    }
 }
 
 impl Store {
@@ -155,7 +182,8 @@ impl Store {
     }
 }
 
-const USER_EXISTS_SQL: &str = "SELECT id FROM users WHERE id = $1";
+/// Whether a user exists (parameter: the id).
+pub(crate) const USER_EXISTS_SQL: &str = "SELECT id FROM users WHERE id = $1";
 
 /// `build(column)` for each kind of target, built once into `texts`, `column` naming the target
 /// in the invitation and membership tables (see [`invitation_column`]).
@@ -174,8 +202,8 @@ fn per_target(
 }
 
 /// Invites one user to a target unless already invited (parameters: target, user, inviter,
-/// time); returns the new invitation's id, or no row. The same text on both paths.
-fn invite_sql(target: CommunityTarget) -> &'static str {
+/// time); returns the new invitation's id, or no row.
+pub(crate) fn invite_sql(target: CommunityTarget) -> &'static str {
     static TEXTS: OnceLock<[String; 2]> = OnceLock::new();
     per_target(&TEXTS, target, |col| {
         format!(
@@ -187,7 +215,7 @@ fn invite_sql(target: CommunityTarget) -> &'static str {
 
 /// Joining a target: the acceptance (parameters: target, user, time; returns the invitation's
 /// id) and the membership it grants (target, user).
-fn join_sql(target: CommunityTarget) -> (&'static str, &'static str) {
+pub(crate) fn join_sql(target: CommunityTarget) -> (&'static str, &'static str) {
     static ACCEPT: OnceLock<[String; 2]> = OnceLock::new();
     let accept = per_target(&ACCEPT, target, |col| {
         format!(
@@ -332,79 +360,16 @@ impl Store {
         inviter_user_id: Option<i64>,
         audit_entry: &AuditEntry,
     ) -> Result<Vec<i64>> {
-        let insert = invite_sql(target);
-        let at = audit_entry.at.timestamp_millis();
-        if let Some(writer) = &self.sqlite_writer {
-            // One writer-thread job, batched with other writes, instead of three round trips
-            // per user on the sqlx write connection.
-            let (user_ids, audit_entry) = (user_ids.to_vec(), audit_entry.clone());
-            return writer
-                .run(move |conn| {
-                    let mut exists = conn.prepare_cached(USER_EXISTS_SQL)?;
-                    let mut unknown = Vec::new();
-                    for &id in &user_ids {
-                        if !exists.exists([id])? {
-                            unknown.push(id);
-                        }
-                    }
-                    if !unknown.is_empty() {
-                        return Ok(Outcome::Keep(unknown));
-                    }
-                    let mut insert = conn.prepare_cached(insert)?;
-                    let mut created = Vec::with_capacity(user_ids.len());
-                    for &id in &user_ids {
-                        let params = rusqlite::params![target.id(), id, inviter_user_id, at];
-                        if let Some(inv) = insert.query_row(params, |row| row.get(0)).optional()? {
-                            created.push((inv, id));
-                        }
-                    }
-                    let rows = audit_rows(
-                        "community_invitation.created",
-                        target,
-                        &created,
-                        &audit_entry,
-                    );
-                    audit::write_on_writer(conn, &rows)?;
-                    Ok(Outcome::Keep(Vec::new()))
-                })
-                .await;
-        }
-        let mut tx = self.writer().begin().await?;
-        let mut unknown = Vec::new();
-        for &id in user_ids {
-            let exists: Option<(i64,)> = sqlx::query_as(USER_EXISTS_SQL)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
-                unknown.push(id);
+        match &self.engine {
+            Engine::Sqlite(db) => {
+                db.invite_users(target, user_ids, inviter_user_id, audit_entry)
+                    .await
+            }
+            Engine::Postgres(db) => {
+                db.invite_users(target, user_ids, inviter_user_id, audit_entry)
+                    .await
             }
         }
-        if !unknown.is_empty() {
-            return Ok(unknown);
-        }
-        let mut created = Vec::with_capacity(user_ids.len());
-        for &id in user_ids {
-            let row: Option<(i64,)> = sqlx::query_as(insert)
-                .bind(target.id())
-                .bind(id)
-                .bind(inviter_user_id)
-                .bind(at)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some((inv,)) = row {
-                created.push((inv, id));
-            }
-        }
-        let rows = audit_rows(
-            "community_invitation.created",
-            target,
-            &created,
-            audit_entry,
-        );
-        audit::write_many(&mut tx, &rows).await?;
-        tx.commit().await?;
-        Ok(Vec::new())
     }
 
     /// Removes the pending invitations of `user_ids` to `target` in one transaction, all or none:
@@ -417,59 +382,16 @@ impl Store {
         audit_entry: &AuditEntry,
     ) -> Result<Vec<i64>> {
         let unique = ascending_unique(user_ids);
-        if let Some(writer) = &self.sqlite_writer {
-            let (user_ids, audit_entry) = (user_ids.to_vec(), audit_entry.clone());
-            return writer
-                .run(move |conn| {
-                    let mut removed = Vec::with_capacity(unique.len());
-                    for chunk in unique.chunks(IDS_PER_STATEMENT) {
-                        let mut statement =
-                            conn.prepare_cached(&removal_sql(target, chunk.len()))?;
-                        let params = std::iter::once(target.id()).chain(chunk.iter().copied());
-                        let mut rows = statement.query(rusqlite::params_from_iter(params))?;
-                        while let Some(row) = rows.next()? {
-                            removed.push((row.get(0)?, row.get(1)?));
-                        }
-                    }
-                    let offending = offending(&user_ids, &removed);
-                    if !offending.is_empty() {
-                        return Ok(Outcome::Undo(offending));
-                    }
-                    let rows = audit_rows(
-                        "community_invitation.removed",
-                        target,
-                        &removed,
-                        &audit_entry,
-                    );
-                    audit::write_on_writer(conn, &rows)?;
-                    Ok(Outcome::Keep(offending))
-                })
-                .await;
-        }
-        let mut tx = self.writer().begin().await?;
-        let mut removed: Vec<(i64, i64)> = Vec::with_capacity(unique.len());
-        for chunk in unique.chunks(IDS_PER_STATEMENT) {
-            let sql = removal_sql(target, chunk.len());
-            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(target.id());
-            for &id in chunk {
-                query = query.bind(id);
+        match &self.engine {
+            Engine::Sqlite(db) => {
+                db.remove_invitations(target, user_ids, unique, audit_entry)
+                    .await
             }
-            removed.extend(query.fetch_all(&mut *tx).await?);
+            Engine::Postgres(db) => {
+                db.remove_invitations(target, user_ids, unique, audit_entry)
+                    .await
+            }
         }
-        let offending = offending(user_ids, &removed);
-        if !offending.is_empty() {
-            tx.rollback().await?;
-            return Ok(offending);
-        }
-        let rows = audit_rows(
-            "community_invitation.removed",
-            target,
-            &removed,
-            audit_entry,
-        );
-        audit::write_many(&mut tx, &rows).await?;
-        tx.commit().await?;
-        Ok(Vec::new())
     }
 
     /// Accepts `user_id`'s pending invitation to `target`, making them a member. False when there
@@ -480,65 +402,9 @@ impl Store {
         user_id: i64,
         audit_entry: &AuditEntry,
     ) -> Result<bool> {
-        let (accept, member) = join_sql(target);
-        let at = audit_entry.at.timestamp_millis();
-        let detail = serde_json::json!({ target.kind(): target.id(), "user": user_id });
-        let joined = if let Some(writer) = &self.sqlite_writer {
-            let audit_entry = audit_entry.clone();
-            writer
-                .run(move |conn| {
-                    // Named: the statement reads its parameters out of number order.
-                    let params = rusqlite::named_params! {
-                        "$1": target.id(),
-                        "$2": user_id,
-                        "$3": at,
-                    };
-                    let accepted = conn
-                        .prepare_cached(accept)?
-                        .query_row(params, |row| row.get::<_, i64>(0));
-                    let Some(inv) = accepted.optional()? else {
-                        return Ok(Outcome::Keep(false));
-                    };
-                    conn.prepare_cached(member)?
-                        .execute(rusqlite::params![target.id(), user_id])?;
-                    audit::write_one_on_writer(
-                        conn,
-                        &audit_entry,
-                        "community_invitation.accepted",
-                        "community_invitation",
-                        &inv.to_string(),
-                        &detail,
-                    )?;
-                    Ok(Outcome::Keep(true))
-                })
-                .await?
-        } else {
-            let mut tx = self.writer().begin().await?;
-            let row: Option<(i64,)> = sqlx::query_as(accept)
-                .bind(target.id())
-                .bind(user_id)
-                .bind(at)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some((inv,)) = row else {
-                return Ok(false);
-            };
-            sqlx::query(member)
-                .bind(target.id())
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            audit::write(
-                &mut tx,
-                audit_entry,
-                "community_invitation.accepted",
-                "community_invitation",
-                &inv.to_string(),
-                &detail,
-            )
-            .await?;
-            tx.commit().await?;
-            true
+        let joined = match &self.engine {
+            Engine::Sqlite(db) => db.join(target, user_id, audit_entry).await?,
+            Engine::Postgres(db) => db.join(target, user_id, audit_entry).await?,
         };
         if joined {
             // Membership is part of what a user may do.

@@ -1,16 +1,18 @@
 //! Atlas and Ops Manager invitations: to an organization (no project) or to a project.
+//!
+//! The [`Store`] methods dispatch to their engine's body (`crate::sqlite::invitations`,
+//! `crate::postgres::invitations`); what both bodies share is here: the SQL texts, the row type
+//! [`InvitationRow`] and its parsing, and the audit rows.
 
 use std::sync::OnceLock;
 
 #[cfg(test)]
 use chrono::Utc;
-use invites_domain::invitation::expires_at;
 use invites_domain::{GroupRoleAssignment, Invitation, InvitationStatus, NewInvitation, ObjectId};
 use serde::Serialize;
 
-use crate::audit::{self, AuditEntry};
-use crate::writer::Outcome;
-use crate::{from_millis, parse_object_id, Result, Store, StoreError};
+use crate::audit::{AuditEntry, AuditRow};
+use crate::{from_millis, parse_object_id, Engine, Result, Store, StoreError};
 
 /// Where an invitation invites to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,31 +64,12 @@ pub(crate) mod col {
 }
 
 /// The invitations with their organization's and project's names; [`col`] names its columns.
-const SELECT: &str =
+pub(crate) const SELECT: &str =
     "SELECT i.id, i.org_id, o.name, i.project_id, p.name, i.username, i.inviter_username, \
      i.roles, i.team_ids, i.group_role_assignments, i.status, i.created_at, i.expires_at \
      FROM invitations i JOIN orgs o ON o.id = i.org_id LEFT JOIN projects p ON p.id = i.project_id";
 
 impl InvitationRow {
-    /// A row from rusqlite (see `reader`).
-    pub(crate) fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationRow> {
-        Ok(InvitationRow {
-            id: r.get(col::ID)?,
-            org_id: r.get(col::ORG_ID)?,
-            org_name: r.get(col::ORG_NAME)?,
-            project_id: r.get(col::PROJECT_ID)?,
-            project_name: r.get(col::PROJECT_NAME)?,
-            username: r.get(col::USERNAME)?,
-            inviter_username: r.get(col::INVITER_USERNAME)?,
-            roles: r.get(col::ROLES)?,
-            team_ids: r.get(col::TEAM_IDS)?,
-            group_role_assignments: r.get(col::GROUP_ROLE_ASSIGNMENTS)?,
-            status: r.get(col::STATUS)?,
-            created_at: r.get(col::CREATED_AT)?,
-            expires_at: r.get(col::EXPIRES_AT)?,
-        })
-    }
-
     /// The invitation the row stores; [`StoreError::Corrupt`] if a value does not parse.
     pub(crate) fn decode(self) -> Result<Invitation> {
         let id = &self.id;
@@ -117,292 +100,29 @@ impl InvitationRow {
     }
 }
 
-/// A row through sqlx (PostgreSQL).
-impl sqlx::FromRow<'_, sqlx::any::AnyRow> for InvitationRow {
-    fn from_row(r: &sqlx::any::AnyRow) -> sqlx::Result<InvitationRow> {
-        use sqlx::Row;
-        Ok(InvitationRow {
-            id: r.try_get(col::ID)?,
-            org_id: r.try_get(col::ORG_ID)?,
-            org_name: r.try_get(col::ORG_NAME)?,
-            project_id: r.try_get(col::PROJECT_ID)?,
-            project_name: r.try_get(col::PROJECT_NAME)?,
-            username: r.try_get(col::USERNAME)?,
-            inviter_username: r.try_get(col::INVITER_USERNAME)?,
-            roles: r.try_get(col::ROLES)?,
-            team_ids: r.try_get(col::TEAM_IDS)?,
-            group_role_assignments: r.try_get(col::GROUP_ROLE_ASSIGNMENTS)?,
-            status: r.try_get(col::STATUS)?,
-            created_at: r.try_get(col::CREATED_AT)?,
-            expires_at: r.try_get(col::EXPIRES_AT)?,
-        })
-    }
-}
+/// A new pending invitation; its ten parameters in order of appearance (as rusqlite binds them
+/// by position): id, organization, project, username, inviter, roles, teams, project role
+/// assignments (JSON), creation and expiry (milliseconds).
+pub(crate) const INSERT_SQL: &str = "INSERT INTO invitations (id, org_id, project_id, username, \
+     inviter_username, roles, team_ids, group_role_assignments, status, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10)";
 
-fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
-    serde_json::to_string(v).expect("plain data serializes")
-}
+/// New roles, teams and project assignments (each kept when NULL) for a pending invitation.
+pub(crate) const UPDATE_SQL: &str = "UPDATE invitations SET roles = COALESCE($2, roles), \
+     team_ids = COALESCE($3, team_ids), group_role_assignments = COALESCE($4, group_role_assignments) \
+     WHERE id = $1 AND status = 'PENDING'";
 
-impl Store {
-    /// Creates a pending invitation and its audit row in one transaction.
-    pub async fn create_invitation(
-        &self,
-        new: &NewInvitation,
-        audit_entry: &AuditEntry,
-    ) -> Result<Invitation> {
-        let now = audit_entry.at;
-        let id = ObjectId::generate(now.timestamp());
-        let detail = serde_json::json!({"username": new.username, "roles": new.roles});
-        if let Some(writer) = &self.sqlite_writer {
-            // A job of the writer thread, batched with whatever else is being written, and read
-            // back in its own transaction: one hand-off in all.
-            let (new, audit_entry) = (new.clone(), audit_entry.clone());
-            return writer
-                .run(move |conn| {
-                    conn.prepare_cached(INSERT_SQL)?.execute(rusqlite::params![
-                        id.to_string(),
-                        new.org_id.to_string(),
-                        new.project_id.map(|p| p.to_string()),
-                        &new.username,
-                        &new.inviter_username,
-                        to_json(&new.roles),
-                        to_json(&new.team_ids),
-                        to_json(&new.group_role_assignments),
-                        now.timestamp_millis(),
-                        expires_at(now).timestamp_millis(),
-                    ])?;
-                    audit::write_one_on_writer(
-                        conn,
-                        &audit_entry,
-                        "invitation.created",
-                        "invitation",
-                        &id.to_string(),
-                        &detail,
-                    )?;
-                    let created = invitation_on(conn, id)?.ok_or_else(|| vanished(id))?;
-                    Ok(Outcome::Keep(created))
-                })
-                .await;
-        }
-        let mut tx = self.writer().begin().await?;
-        sqlx::query(INSERT_SQL)
-            .bind(id.to_string())
-            .bind(new.org_id.to_string())
-            .bind(new.project_id.map(|p| p.to_string()))
-            .bind(&new.username)
-            .bind(&new.inviter_username)
-            .bind(to_json(&new.roles))
-            .bind(to_json(&new.team_ids))
-            .bind(to_json(&new.group_role_assignments))
-            .bind(now.timestamp_millis())
-            .bind(expires_at(now).timestamp_millis())
-            .execute(&mut *tx)
-            .await?;
-        audit::write(
-            &mut tx,
-            audit_entry,
-            "invitation.created",
-            "invitation",
-            &id.to_string(),
-            &detail,
-        )
-        .await?;
-        tx.commit().await?;
-        self.invitation(id).await?.ok_or_else(|| vanished(id))
-    }
+/// A pending invitation accepted at a time.
+pub(crate) const ACCEPT_SQL: &str = "UPDATE invitations SET status = 'ACCEPTED', accepted_at = $2 \
+     WHERE id = $1 AND status = 'PENDING'";
 
-    /// One invitation by id, whatever its status.
-    pub async fn invitation(&self, id: ObjectId) -> Result<Option<Invitation>> {
-        if let Some(readers) = &self.sqlite_readers {
-            return readers.read(move |conn| invitation_on(conn, id)).await;
-        }
-        let row: Option<InvitationRow> = sqlx::query_as(by_id_sql())
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(InvitationRow::decode).transpose()
-    }
+/// The version of a scope (parameter: [`scope_id`]); no row before its first change.
+pub(crate) const VERSION_SQL: &str = "SELECT version FROM invitation_versions WHERE scope_id = $1";
 
-    /// Pending invitations in a scope, oldest first, optionally for one username. An org scope lists
-    /// only organization invitations, a project scope only that project's.
-    pub async fn pending_invitations(
-        &self,
-        scope: InvitationScope,
-        username: Option<&str>,
-    ) -> Result<Vec<Invitation>> {
-        let (sql, id) = pending_sql(scope, username.is_some());
-        if let Some(readers) = &self.sqlite_readers {
-            let username = username.map(str::to_owned);
-            return readers
-                .read(move |conn| pending_on(conn, sql, id, username))
-                .await;
-        }
-        let mut query = sqlx::query_as(sql).bind(id.to_string());
-        if let Some(username) = username {
-            query = query.bind(username);
-        }
-        let rows: Vec<InvitationRow> = query.fetch_all(self.pool()).await?;
-        rows.into_iter().map(InvitationRow::decode).collect()
-    }
-
-    /// The version of `scope`'s invitations: it moves, in the same transaction, with every change
-    /// to them (triggers of migration 6); 0 before the first.
-    pub async fn invitations_version(&self, scope: InvitationScope) -> Result<i64> {
-        let id = scope_id(scope);
-        if let Some(readers) = &self.sqlite_readers {
-            return readers.read(move |conn| version_on(conn, &id)).await;
-        }
-        let version: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM invitation_versions WHERE scope_id = $1")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(version.map_or(0, |(v,)| v))
-    }
-
-    /// [`Store::pending_invitations`] with the version of the scope they are as of, or `None`
-    /// when a change committed while they were read (so they may be as of no one version).
-    pub async fn pending_invitations_versioned(
-        &self,
-        scope: InvitationScope,
-        username: Option<&str>,
-    ) -> Result<(Option<i64>, Vec<Invitation>)> {
-        if let Some(readers) = &self.sqlite_readers {
-            // One read transaction: the version and the rows come from the same snapshot.
-            let (sql, id) = pending_sql(scope, username.is_some());
-            let username = username.map(str::to_owned);
-            return readers
-                .read(move |conn| {
-                    let tx = conn.unchecked_transaction()?;
-                    let version = version_on(&tx, &scope_id(scope))?;
-                    let found = pending_on(&tx, sql, id, username)?;
-                    tx.commit()?;
-                    Ok((Some(version), found))
-                })
-                .await;
-        }
-        let before = self.invitations_version(scope).await?;
-        let found = self.pending_invitations(scope, username).await?;
-        let after = self.invitations_version(scope).await?;
-        Ok(((before == after).then_some(before), found))
-    }
-
-    /// Replaces the roles (and, for organization invitations, teams and project assignments) of a
-    /// pending invitation. Returns None when no pending invitation has that id.
-    pub async fn update_invitation(
-        &self,
-        id: ObjectId,
-        roles: Option<&[String]>,
-        team_ids: Option<&[String]>,
-        group_role_assignments: Option<&[GroupRoleAssignment]>,
-        audit_entry: &AuditEntry,
-    ) -> Result<Option<Invitation>> {
-        let (roles_json, teams_json, assignments_json) = (
-            roles.map(to_json),
-            team_ids.map(to_json),
-            group_role_assignments.map(to_json),
-        );
-        let detail = serde_json::json!({"roles": roles, "teamIds": team_ids});
-        if let Some(writer) = &self.sqlite_writer {
-            let audit_entry = audit_entry.clone();
-            return writer
-                .run(move |conn| {
-                    // By name: the parameters do not appear in the order of their numbers.
-                    let changed =
-                        conn.prepare_cached(UPDATE_SQL)?
-                            .execute(rusqlite::named_params! {
-                                "$1": id.to_string(),
-                                "$2": roles_json,
-                                "$3": teams_json,
-                                "$4": assignments_json,
-                            })?;
-                    if changed == 0 {
-                        return Ok(Outcome::Keep(None));
-                    }
-                    audit::write_one_on_writer(
-                        conn,
-                        &audit_entry,
-                        "invitation.updated",
-                        "invitation",
-                        &id.to_string(),
-                        &detail,
-                    )?;
-                    Ok(Outcome::Keep(invitation_on(conn, id)?))
-                })
-                .await;
-        }
-        let mut tx = self.writer().begin().await?;
-        let done = sqlx::query(UPDATE_SQL)
-            .bind(id.to_string())
-            .bind(roles_json)
-            .bind(teams_json)
-            .bind(assignments_json)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        audit::write(
-            &mut tx,
-            audit_entry,
-            "invitation.updated",
-            "invitation",
-            &id.to_string(),
-            &detail,
-        )
-        .await?;
-        tx.commit().await?;
-        self.invitation(id).await
-    }
-
-    /// Marks a pending invitation accepted. Returns false when there was none.
-    pub async fn accept_invitation(&self, id: ObjectId, audit_entry: &AuditEntry) -> Result<bool> {
-        if let Some(writer) = &self.sqlite_writer {
-            let audit_entry = audit_entry.clone();
-            return writer
-                .run(move |conn| {
-                    let changed =
-                        conn.prepare_cached(ACCEPT_SQL)?
-                            .execute(rusqlite::named_params! {
-                                "$1": id.to_string(),
-                                "$2": audit_entry.at.timestamp_millis(),
-                            })?;
-                    if changed == 0 {
-                        return Ok(Outcome::Keep(false));
-                    }
-                    audit::write_one_on_writer(
-                        conn,
-                        &audit_entry,
-                        "invitation.accepted",
-                        "invitation",
-                        &id.to_string(),
-                        &serde_json::json!({}),
-                    )?;
-                    Ok(Outcome::Keep(true))
-                })
-                .await;
-        }
-        let mut tx = self.writer().begin().await?;
-        let done = sqlx::query(ACCEPT_SQL)
-            .bind(id.to_string())
-            .bind(audit_entry.at.timestamp_millis())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        audit::write(
-            &mut tx,
-            audit_entry,
-            "invitation.accepted",
-            "invitation",
-            &id.to_string(),
-            &serde_json::json!({}),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
+/// The invitation with an id, any status.
+pub(crate) fn by_id_sql() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| format!("{SELECT} WHERE i.id = $1"))
 }
 
 /// The pending-invitations query of a scope, for one username or all, and the id it binds first
@@ -410,7 +130,7 @@ impl Store {
 /// username named the planner seeks the scope's unique (scope, username) index instead of
 /// reading every pending invitation of the scope, which made a create in a scope of thousands of
 /// invitations cost thousands of rows.
-fn pending_sql(scope: InvitationScope, by_username: bool) -> (&'static str, ObjectId) {
+pub(crate) fn pending_sql(scope: InvitationScope, by_username: bool) -> (&'static str, ObjectId) {
     static TEXTS: OnceLock<[String; 4]> = OnceLock::new();
     let texts = TEXTS.get_or_init(|| {
         let text = |clause: &str, username: &str| {
@@ -429,76 +149,133 @@ fn pending_sql(scope: InvitationScope, by_username: bool) -> (&'static str, Obje
     (&texts[base + usize::from(by_username)], id)
 }
 
-/// Runs [`pending_sql`] on a SQLite reader connection.
-fn pending_on(
-    conn: &rusqlite::Connection,
-    sql: &str,
-    id: ObjectId,
-    username: Option<String>,
-) -> Result<Vec<Invitation>> {
-    let mut statement = conn.prepare_cached(sql)?;
-    let mut rows = match username {
-        Some(username) => statement.query(rusqlite::params![id.to_string(), username])?,
-        None => statement.query([id.to_string()])?,
-    };
-    let mut found = Vec::new();
-    while let Some(row) = rows.next()? {
-        found.push(InvitationRow::from_sqlite(row)?.decode()?);
-    }
-    Ok(found)
-}
-
-/// A new pending invitation; its ten parameters in order of appearance (as rusqlite binds them
-/// by position).
-const INSERT_SQL: &str = "INSERT INTO invitations (id, org_id, project_id, username, \
-     inviter_username, roles, team_ids, group_role_assignments, status, created_at, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10)";
-
-/// New roles, teams and project assignments (each kept when NULL) for a pending invitation.
-const UPDATE_SQL: &str = "UPDATE invitations SET roles = COALESCE($2, roles), \
-     team_ids = COALESCE($3, team_ids), group_role_assignments = COALESCE($4, group_role_assignments) \
-     WHERE id = $1 AND status = 'PENDING'";
-
-/// A pending invitation accepted at a time.
-const ACCEPT_SQL: &str = "UPDATE invitations SET status = 'ACCEPTED', accepted_at = $2 \
-     WHERE id = $1 AND status = 'PENDING'";
-
-/// An invitation just inserted could not be read back in the same transaction.
-fn vanished(id: ObjectId) -> StoreError {
-    StoreError::Corrupt(format!("invitation {id} vanished after insert"))
-}
-
-/// The invitation with an id, any status.
-fn by_id_sql() -> &'static str {
-    static TEXT: OnceLock<String> = OnceLock::new();
-    TEXT.get_or_init(|| format!("{SELECT} WHERE i.id = $1"))
-}
-
-/// [`Store::invitation`] on a SQLite reader connection.
-fn invitation_on(conn: &rusqlite::Connection, id: ObjectId) -> Result<Option<Invitation>> {
-    use rusqlite::OptionalExtension;
-    conn.prepare_cached(by_id_sql())?
-        .query_row([id.to_string()], InvitationRow::from_sqlite)
-        .optional()?
-        .map(InvitationRow::decode)
-        .transpose()
-}
-
 /// The key of a scope in `invitation_versions`: the project's id, or the organization's.
-fn scope_id(scope: InvitationScope) -> String {
+pub(crate) fn scope_id(scope: InvitationScope) -> String {
     match scope {
         InvitationScope::Org(id) | InvitationScope::Project(id) => id.to_string(),
     }
 }
 
-/// A scope's version on a SQLite reader connection.
-fn version_on(conn: &rusqlite::Connection, scope_id: &str) -> Result<i64> {
-    use rusqlite::OptionalExtension;
-    let version: Option<i64> = conn
-        .prepare_cached("SELECT version FROM invitation_versions WHERE scope_id = ?1")?
-        .query_row([scope_id], |row| row.get(0))
-        .optional()?;
-    Ok(version.unwrap_or(0))
+pub(crate) fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data serializes")
+}
+
+/// An invitation just inserted could not be read back in the same transaction.
+pub(crate) fn vanished(id: ObjectId) -> StoreError {
+    StoreError::Corrupt(format!("invitation {id} vanished after insert"))
+}
+
+/// Audit actions of invitations (removals: see `removals`).
+pub(crate) const CREATED: &str = "invitation.created";
+pub(crate) const UPDATED: &str = "invitation.updated";
+pub(crate) const ACCEPTED: &str = "invitation.accepted";
+
+/// The audit row of `action` on invitation `id`.
+pub(crate) fn audit_row<'a>(
+    entry: &'a AuditEntry,
+    action: &'static str,
+    id: ObjectId,
+    detail: &serde_json::Value,
+) -> AuditRow<'a> {
+    AuditRow {
+        entry,
+        action,
+        target_kind: "invitation",
+        target_id: id.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+impl Store {
+    /// Creates a pending invitation and its audit row in one transaction.
+    pub async fn create_invitation(
+        &self,
+        new: &NewInvitation,
+        audit_entry: &AuditEntry,
+    ) -> Result<Invitation> {
+        let id = ObjectId::generate(audit_entry.at.timestamp());
+        let detail = serde_json::json!({"username": new.username, "roles": new.roles});
+        match &self.engine {
+            Engine::Sqlite(db) => db.create_invitation(id, new, audit_entry, detail).await,
+            Engine::Postgres(db) => db.create_invitation(id, new, audit_entry, &detail).await,
+        }
+    }
+
+    /// One invitation by id, whatever its status.
+    pub async fn invitation(&self, id: ObjectId) -> Result<Option<Invitation>> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.invitation(id).await,
+            Engine::Postgres(db) => db.invitation(id).await,
+        }
+    }
+
+    /// Pending invitations in a scope, oldest first, optionally for one username. An org scope lists
+    /// only organization invitations, a project scope only that project's.
+    pub async fn pending_invitations(
+        &self,
+        scope: InvitationScope,
+        username: Option<&str>,
+    ) -> Result<Vec<Invitation>> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.pending_invitations(scope, username).await,
+            Engine::Postgres(db) => db.pending_invitations(scope, username).await,
+        }
+    }
+
+    /// The version of `scope`'s invitations: it moves, in the same transaction, with every change
+    /// to them (triggers of migration 6); 0 before the first.
+    pub async fn invitations_version(&self, scope: InvitationScope) -> Result<i64> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.invitations_version(scope).await,
+            Engine::Postgres(db) => db.invitations_version(scope).await,
+        }
+    }
+
+    /// [`Store::pending_invitations`] with the version of the scope they are as of, or `None`
+    /// when a change committed while they were read (so they may be as of no one version).
+    pub async fn pending_invitations_versioned(
+        &self,
+        scope: InvitationScope,
+        username: Option<&str>,
+    ) -> Result<(Option<i64>, Vec<Invitation>)> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.pending_invitations_versioned(scope, username).await,
+            Engine::Postgres(db) => db.pending_invitations_versioned(scope, username).await,
+        }
+    }
+
+    /// Replaces the roles (and, for organization invitations, teams and project assignments) of a
+    /// pending invitation. Returns None when no pending invitation has that id.
+    pub async fn update_invitation(
+        &self,
+        id: ObjectId,
+        roles: Option<&[String]>,
+        team_ids: Option<&[String]>,
+        group_role_assignments: Option<&[GroupRoleAssignment]>,
+        audit_entry: &AuditEntry,
+    ) -> Result<Option<Invitation>> {
+        let (r, t, a) = (
+            roles.map(to_json),
+            team_ids.map(to_json),
+            group_role_assignments.map(to_json),
+        );
+        let detail = serde_json::json!({"roles": roles, "teamIds": team_ids});
+        match &self.engine {
+            Engine::Sqlite(db) => db.update_invitation(id, r, t, a, audit_entry, detail).await,
+            Engine::Postgres(db) => {
+                db.update_invitation(id, r, t, a, audit_entry, &detail)
+                    .await
+            }
+        }
+    }
+
+    /// Marks a pending invitation accepted. Returns false when there was none.
+    pub async fn accept_invitation(&self, id: ObjectId, audit_entry: &AuditEntry) -> Result<bool> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.accept_invitation(id, audit_entry).await,
+            Engine::Postgres(db) => db.accept_invitation(id, audit_entry).await,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,33 +1,35 @@
 //! Persistence for the invitation service: sqlx over SQLite (embedded, the default) or PostgreSQL
 //! (several replicas over one database), chosen by the database URL; migrations embedded.
 //!
-//! One [`Store`] wraps an `AnyPool`. Every statement is parameterised with `$N` placeholders,
-//! which both backends accept, and uses only portable SQL (`RETURNING`, `ON CONFLICT`, partial
-//! indexes, BIGINT millisecond timestamps, TEXT for ids and JSON), so one text serves both. The
-//! schema has a twin per backend (`migrations/sqlite`, `migrations/postgres`) that differ only in
-//! how auto-numbered keys are declared. Callers get domain types back, never rows, and
-//! [`StoreError`] says whether retrying may help; raw SQL errors stay in this crate and the log.
+//! One [`Store`] holds its engine (`Engine`). Every statement is parameterised with `$N`
+//! placeholders, which both engines accept, and uses only portable SQL (`RETURNING`, `ON
+//! CONFLICT`, partial indexes, BIGINT millisecond timestamps, TEXT for ids and JSON), so one text
+//! serves both. Most operations run that text through sqlx's `Any` driver on either engine; the
+//! hot paths (invitation writes and reads, community bulk writes and joins, batched removals)
+//! have a body per engine, `sqlite::*` on rusqlite and `postgres::*` on sqlx, sharing the texts
+//! of `invitations`, `community` and `removals`. The schema has a twin per engine
+//! (`migrations/sqlite`, `migrations/postgres`). Callers get domain types back, never rows, and
+//! [`StoreError`] (`error`) says whether retrying may help; raw SQL errors stay in this crate and
+//! the log.
 
 mod admin;
 mod audit;
 mod auth;
 pub mod bench_bound;
-mod checkpoint;
 mod community;
 mod error;
 mod invitations;
 mod open_error;
-mod reader;
+mod postgres;
 mod removals;
-mod writer;
+mod sqlite;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::AnyPool;
 
 pub use admin::{ApiKeyRecord, OrgRecord, ProjectRecord, ServiceAccountRecord, UserRecord};
 pub use audit::{AuditEntry, AuditRecord};
@@ -82,26 +84,24 @@ const IDENTITY_TABLES: [&str; 5] = [
 /// The database behind the service.
 #[derive(Clone)]
 pub struct Store {
-    /// Reads (and, on PostgreSQL, everything).
-    pool: AnyPool,
-    /// Writes. On SQLite one connection: SQLite runs one writer at a time, and writers on several
-    /// connections would wait for each other in SQLite's busy handler, which sleeps; queueing
-    /// for this connection in the pool costs nothing. On PostgreSQL, the same pool as reads.
-    writer: AnyPool,
-    backend: Backend,
+    /// The engine and what it holds (pools, SQLite's writer thread and readers).
+    engine: Engine,
     /// See [`Store::auth_generation`].
     auth: Arc<AuthGeneration>,
-    /// SQLite: the writer thread that commits batches of removals (see `writer`).
-    sqlite_writer: Option<writer::Writer>,
-    /// SQLite: connections for long reads (see `reader`).
-    sqlite_readers: Option<Arc<reader::Readers>>,
-    /// The queue of the task that removes invitations in batches (see `removals`); set by
-    /// [`Store::open`] once the database is migrated.
-    removals: Option<tokio::sync::mpsc::Sender<removals::Job>>,
-    /// Background tasks (the SQLite checkpointer) run while this lives.
-    lifetime: Arc<()>,
+    /// The queue of the task that removes invitations in batches (see `removals`).
+    removals: tokio::sync::mpsc::Sender<removals::Job>,
     /// PostgreSQL: Digest nonce counts recorded by this store (see [`Store::record_nonce_count`]).
     nonce_counts: Arc<AtomicU64>,
+}
+
+/// The database engine a [`Store`] runs on. The hot paths have a body per engine
+/// (`sqlite::{invitations, community, removals}` on rusqlite, `postgres::...` on sqlx) that
+/// [`Store`]'s methods choose by matching on this; everything else is sqlx through its `Any`
+/// driver on `Store::pool` and `Store::writer`, one text for both.
+#[derive(Clone)]
+pub(crate) enum Engine {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
 }
 
 /// The in-process side of the `auth_epoch` counter.
@@ -136,140 +136,44 @@ impl Store {
 
     async fn open_unexplained(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
-        let backend = Backend::of_url(url);
-        let (pool, writer, path) = match backend {
+        let engine = match Backend::of_url(url) {
             Backend::Postgres => {
-                let pool = match AnyPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
-                    .await
-                {
-                    Ok(pool) => pool,
-                    // The pool retries refused connections until its timeout and then says
-                    // only that; one direct attempt tells why.
-                    Err(sqlx::Error::PoolTimedOut) => {
-                        use sqlx::Connection;
-                        return Err(match sqlx::AnyConnection::connect(url).await {
-                            Err(e) => StoreError::Database(e),
-                            Ok(_) => StoreError::Busy,
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                (pool.clone(), pool, None)
+                let pool = postgres::connect(url).await?;
+                migrate(Backend::Postgres, &pool, &pool).await?;
+                Engine::Postgres(postgres::Postgres { pool })
             }
             Backend::Sqlite => {
-                // Every connection (the pools, the writer thread, the readers) opens the file
-                // anew; in memory, each would see a database of its own.
-                if sqlite_path(url).as_os_str() == ":memory:" || url.contains("mode=memory") {
-                    return Err(StoreError::Sqlite(
-                        "an in-memory SQLite database cannot be shared by the server's connections; \
-                         give a file path"
-                            .into(),
-                    ));
-                }
-                let url = if url.starts_with("sqlite:") {
-                    url.to_owned()
-                } else {
-                    format!("sqlite://{url}")
-                };
-                let url = if url.contains('?') {
-                    url
-                } else {
-                    format!("{url}?mode=rwc")
-                };
-                let options = |connections: u32| {
-                    AnyPoolOptions::new()
-                        .max_connections(connections)
-                        .acquire_timeout(Duration::from_secs(10))
-                        .after_connect(|conn, _| {
-                            Box::pin(async move {
-                                // 1 KiB pages (new databases only; before WAL mode): a
-                                // write rewrites a whole page per index it touches, so
-                                // smaller pages mean less to log and sync; measured
-                                // 1.5-2x the removals/s of 4 KiB pages here.
-                                conn.execute("PRAGMA page_size = 1024;").await?;
-                                conn.execute(SQLITE_CONNECTION_PRAGMAS).await?;
-                                Ok(())
-                            })
-                        })
-                };
-                // The writer first: it creates the file and switches it to WAL.
-                let writer = options(1).connect(&url).await?;
-                let pool = options(4).connect(&url).await?;
-                (pool, writer, Some(sqlite_path(&url)))
+                let (pool, sqlx_writer, path) = sqlite::connect(url).await?;
+                migrate(Backend::Sqlite, &pool, &sqlx_writer).await?;
+                Engine::Sqlite(sqlite::Sqlite::start(pool, sqlx_writer, path)?)
             }
         };
-        let mut store = Store {
-            sqlite_writer: None,
-            sqlite_readers: None,
-            removals: None,
-            pool,
-            writer,
-            backend,
+        let removals = removals::start(match &engine {
+            Engine::Sqlite(db) => removals::Executor::Writer(db.writer.clone()),
+            Engine::Postgres(db) => removals::Executor::Pool(db.pool.clone()),
+        });
+        Ok(Store {
+            engine,
             auth: Arc::new(AuthGeneration {
                 generation: AtomicU64::new(0),
                 seen_epoch: AtomicI64::new(-1),
             }),
-            lifetime: Arc::new(()),
+            removals,
             nonce_counts: Arc::new(AtomicU64::new(0)),
-        };
-        store.migrate().await?;
-        match path {
-            Some(path) => {
-                let restart_wanted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                checkpoint::start(
-                    store.pool.clone(),
-                    Arc::downgrade(&store.lifetime),
-                    Arc::clone(&restart_wanted),
-                );
-                store.sqlite_readers = Some(reader::Readers::new(path.clone()));
-                let writer = writer::Writer::start(path, restart_wanted)
-                    .map_err(|e| StoreError::Sqlite(format!("cannot start the writer: {e}")))?;
-                store.removals = Some(removals::start(removals::Executor::Writer(writer.clone())));
-                store.sqlite_writer = Some(writer);
-            }
-            None => {
-                let executor = removals::Executor::Pool(store.writer.clone());
-                store.removals = Some(removals::start(executor));
-            }
-        }
-        Ok(store)
+        })
     }
 
     /// The database this store talks to.
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.engine {
+            Engine::Sqlite(_) => Backend::Sqlite,
+            Engine::Postgres(_) => Backend::Postgres,
+        }
     }
 
     /// Applies pending migrations, refusing a database that a newer version has migrated.
     pub async fn migrate(&self) -> Result<()> {
-        let migrator = self.backend.migrator();
-        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-        let exists = match self.backend {
-            Backend::Sqlite => {
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
-            }
-            Backend::Postgres => {
-                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
-                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
-            }
-        };
-        let table: Option<(String,)> = sqlx::query_as(exists).fetch_optional(&self.pool).await?;
-        if table.is_some() {
-            let (found,): (Option<i64>,) =
-                sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations")
-                    .fetch_one(&self.pool)
-                    .await?;
-            if let Some(found) = found.filter(|f| *f > known) {
-                return Err(StoreError::SchemaTooNew { found, known });
-            }
-        }
-        migrator.run(&self.writer).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
-            other => StoreError::Database(sqlx::Error::Migrate(Box::new(other))),
-        })
+        migrate(self.backend(), self.pool(), self.writer()).await
     }
 
     /// A number that moves whenever credentials, roles, tenants or memberships may have changed:
@@ -286,7 +190,7 @@ impl Store {
     /// counter moved since the last poll. Returns whether it moved.
     pub async fn poll_auth_epoch(&self) -> Result<bool> {
         let (epoch,): (i64,) = sqlx::query_as("SELECT epoch FROM auth_epoch WHERE id = 1")
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool())
             .await?;
         let before = self.auth.seen_epoch.swap(epoch, Ordering::AcqRel);
         if before != epoch {
@@ -305,7 +209,7 @@ impl Store {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT value FROM server_settings WHERE name = $1")
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.pool())
                 .await?;
         Ok(row.map(|(v,)| v))
     }
@@ -316,7 +220,7 @@ impl Store {
         sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(value)
-            .execute(&self.writer)
+            .execute(self.writer())
             .await?;
         self.setting(name)
             .await?
@@ -328,14 +232,14 @@ impl Store {
         sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
             .bind(name)
             .bind(value)
-            .execute(&self.writer)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
 
     /// Checks that the database answers, for health checks.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
         Ok(())
     }
 
@@ -343,10 +247,10 @@ impl Store {
     /// equivalent statement (its pages are checksummed by the server); there it answers `ok`
     /// once the database answers a query.
     pub async fn integrity_check(&self) -> Result<String> {
-        match self.backend {
+        match self.backend() {
             Backend::Sqlite => {
                 let (verdict,): (String,) = sqlx::query_as("PRAGMA integrity_check")
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.pool())
                     .await?;
                 Ok(verdict)
             }
@@ -362,9 +266,9 @@ impl Store {
     /// On PostgreSQL the identity sequences are then moved past any explicit ids the script
     /// inserted.
     pub async fn run_script(&self, script: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer().begin().await?;
         sqlx::raw_sql(script).execute(&mut *tx).await?;
-        if self.backend == Backend::Postgres {
+        if self.backend() == Backend::Postgres {
             for table in IDENTITY_TABLES {
                 sqlx::raw_sql(&format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
@@ -383,13 +287,13 @@ impl Store {
     /// first folded into the database and truncated, so the next process does not have to
     /// read a large log at start (a fixture or bulk load can leave hundreds of megabytes).
     pub async fn close(&self) {
-        if self.backend == Backend::Sqlite {
+        if self.backend() == Backend::Sqlite {
             // The background checkpointer may hold the checkpoint lock for a moment, in which
             // case SQLite answers busy at once: try again, for up to a second.
             for attempt in 0..100 {
                 let done: std::result::Result<(i64, i64, i64), _> =
                     sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .fetch_one(&self.writer)
+                        .fetch_one(self.writer())
                         .await;
                 match done {
                     Ok((0, _, _)) => break,
@@ -402,35 +306,55 @@ impl Store {
                 }
             }
         }
-        self.writer.close().await;
-        self.pool.close().await;
+        self.writer().close().await;
+        self.pool().close().await;
     }
 
-    /// The pool for reads.
+    /// The sqlx pool for reads (on SQLite, those off the hot paths).
     pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+        match &self.engine {
+            Engine::Sqlite(db) => &db.pool,
+            Engine::Postgres(db) => &db.pool,
+        }
     }
 
-    /// The connection (SQLite) or pool (PostgreSQL) for writes.
+    /// The sqlx connection (SQLite, for writes off the hot paths) or pool (PostgreSQL) for
+    /// writes.
     pub(crate) fn writer(&self) -> &AnyPool {
-        &self.writer
+        match &self.engine {
+            Engine::Sqlite(db) => &db.sqlx_writer,
+            Engine::Postgres(db) => &db.pool,
+        }
     }
 }
 
-/// Settings of every SQLite connection that writes, through sqlx or on the writer thread:
-/// checkpoints run in the background (see `checkpoint`), statement journals stay in memory.
-pub(crate) const SQLITE_CONNECTION_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;";
-
-/// The file an `sqlite:` URL names (`sqlite://path?options` or `sqlite:path`).
-fn sqlite_path(url: &str) -> std::path::PathBuf {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    let file = rest.split_once('?').map_or(rest, |(file, _)| file);
-    std::path::PathBuf::from(file)
+/// Applies `backend`'s pending migrations through `writer`, refusing (read through `pool`) a
+/// database that a newer version has migrated.
+async fn migrate(backend: Backend, pool: &AnyPool, writer: &AnyPool) -> Result<()> {
+    let migrator = backend.migrator();
+    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    let exists = match backend {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+        }
+        Backend::Postgres => {
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+        }
+    };
+    let table: Option<(String,)> = sqlx::query_as(exists).fetch_optional(pool).await?;
+    if table.is_some() {
+        let (found,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(pool)
+            .await?;
+        if let Some(found) = found.filter(|f| *f > known) {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
+    }
+    migrator.run(writer).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
+        other => StoreError::Database(sqlx::Error::Migrate(Box::new(other))),
+    })
 }
 
 /// The most ids one statement binds: far below SQLite's (32,766) and PostgreSQL's (65,535)
@@ -501,7 +425,7 @@ pub(crate) mod test_util {
 
     /// Creates a database with a random name on the server of `admin_url`; returns its URL.
     pub async fn fresh_postgres(admin_url: &str) -> String {
-        use sqlx::Connection;
+        use sqlx::{Connection, Executor};
         sqlx::any::install_default_drivers();
         let name = format!("t_{}", hex::encode(rand::random::<[u8; 8]>()));
         let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
@@ -651,10 +575,10 @@ mod tests {
         let started = std::time::Instant::now();
         while file_rows().await < 500 {
             assert!(
-                started.elapsed() < checkpoint::INTERVAL * 50,
+                started.elapsed() < sqlite::checkpoint::INTERVAL * 50,
                 "rows still only in the log"
             );
-            tokio::time::sleep(checkpoint::INTERVAL / 2).await;
+            tokio::time::sleep(sqlite::checkpoint::INTERVAL / 2).await;
         }
         store.close().await;
     }

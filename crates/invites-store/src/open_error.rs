@@ -20,7 +20,7 @@ pub(crate) enum Target {
 impl Target {
     pub(crate) fn of_url(url: &str) -> Target {
         match crate::Backend::of_url(url) {
-            crate::Backend::Sqlite => Target::Sqlite(crate::sqlite_path(url)),
+            crate::Backend::Sqlite => Target::Sqlite(crate::sqlite::path_of_url(url)),
             crate::Backend::Postgres => {
                 use std::str::FromStr;
                 match sqlx::postgres::PgConnectOptions::from_str(url) {

@@ -5,8 +5,9 @@
 //! [`MAX_BATCH`]) while the previous batch was committing, so under load a transaction carries
 //! many removals and when idle it carries one, with no waiting for a batch to fill. A batch is
 //! one DELETE ... RETURNING of all its ids, one query for the organization-scope misses and one
-//! multi-row audit INSERT: on SQLite as one job of the writer thread (see `writer`), on
-//! PostgreSQL in a transaction of the pool. A removal is answered only after its transaction
+//! multi-row audit INSERT: on SQLite as one job of the writer thread (`sqlite::removals`), on
+//! PostgreSQL in a transaction of the pool (`postgres::removals`); the texts and the outcomes
+//! are worked out here for both. A removal is answered only after its transaction
 //! committed. If a batch fails (a constraint, a trigger, a full disk), its removals are retried
 //! one transaction each, so one bad row fails only its own request.
 
@@ -16,9 +17,9 @@ use std::sync::{Arc, OnceLock};
 use invites_domain::ObjectId;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::audit::{self, AuditEntry, AuditRow};
-use crate::writer::{Outcome, Writer};
-use crate::{InvitationScope, Result, Store, StoreError};
+use crate::audit::{AuditEntry, AuditRow};
+use crate::sqlite::writer::{Outcome, Writer};
+use crate::{postgres, sqlite, InvitationScope, Result, Store, StoreError};
 
 /// Most removals per transaction: 3 parameters each in the DELETE, 9 in the audit INSERT.
 pub(crate) const MAX_BATCH: usize = 64;
@@ -47,10 +48,10 @@ pub(crate) enum Executor {
 
 /// One requested removal.
 #[derive(Clone)]
-struct Request {
-    scope: InvitationScope,
-    id: ObjectId,
-    audit: AuditEntry,
+pub(crate) struct Request {
+    pub(crate) scope: InvitationScope,
+    pub(crate) id: ObjectId,
+    pub(crate) audit: AuditEntry,
 }
 
 pub(crate) struct Job {
@@ -135,72 +136,15 @@ async fn remove_batch(executor: &Executor, requests: Arc<[Request]>) -> Result<V
     match executor {
         Executor::Writer(writer) => {
             writer
-                .run(move |conn| remove_on_writer(conn, &requests).map(Outcome::Keep))
+                .run(move |conn| sqlite::removals::remove(conn, &requests).map(Outcome::Keep))
                 .await
         }
-        Executor::Pool(pool) => remove_on_pool(pool, &requests).await,
+        Executor::Pool(pool) => postgres::removals::remove(pool, &requests).await,
     }
-}
-
-async fn remove_on_pool(pool: &sqlx::AnyPool, requests: &[Request]) -> Result<Vec<Removal>> {
-    let mut query = sqlx::query_as::<_, (String,)>(delete_sql(requests.len()));
-    for request in requests {
-        let (project, org) = scope_columns(request.scope);
-        query = query.bind(request.id.to_string()).bind(project).bind(org);
-    }
-    let mut tx = pool.begin().await?;
-    let removed: HashSet<String> = query
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect();
-    let mut outcomes = outcomes(requests, &removed);
-    let misses = org_misses(requests, &outcomes);
-    if !misses.is_empty() {
-        let mut query = sqlx::query_as::<_, (String, String)>(project_owners_sql(misses.len()));
-        for (_, id, _) in &misses {
-            query = query.bind(id.to_string());
-        }
-        let owners: HashMap<String, String> =
-            query.fetch_all(&mut *tx).await?.into_iter().collect();
-        mark_project_invitations(&mut outcomes, &misses, &owners);
-    }
-    audit::write_many(&mut tx, &audit_rows(requests, &outcomes)).await?;
-    tx.commit().await?;
-    Ok(outcomes)
-}
-
-/// The same batch on the SQLite writer thread, inside its transaction.
-fn remove_on_writer(conn: &rusqlite::Connection, requests: &[Request]) -> Result<Vec<Removal>> {
-    let mut delete = conn.prepare_cached(delete_sql(requests.len()))?;
-    let mut rows = delete.query(rusqlite::params_from_iter(requests.iter().flat_map(|r| {
-        let (project, org) = scope_columns(r.scope);
-        [Some(r.id.to_string()), project, org]
-    })))?;
-    let mut removed = HashSet::with_capacity(requests.len());
-    while let Some(row) = rows.next()? {
-        removed.insert(row.get::<_, String>(0)?);
-    }
-    drop(rows);
-    let mut outcomes = outcomes(requests, &removed);
-    let misses = org_misses(requests, &outcomes);
-    if !misses.is_empty() {
-        let mut owners_query = conn.prepare_cached(project_owners_sql(misses.len()))?;
-        let owners = owners_query
-            .query_map(
-                rusqlite::params_from_iter(misses.iter().map(|(_, id, _)| id.to_string())),
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-            )?
-            .collect::<rusqlite::Result<HashMap<String, String>>>()?;
-        mark_project_invitations(&mut outcomes, &misses, &owners);
-    }
-    audit::write_on_writer(conn, &audit_rows(requests, &outcomes))?;
-    Ok(outcomes)
 }
 
 /// Removed where the DELETE returned the id, not found otherwise (refined by the misses query).
-fn outcomes(requests: &[Request], removed: &HashSet<String>) -> Vec<Removal> {
+pub(crate) fn outcomes(requests: &[Request], removed: &HashSet<String>) -> Vec<Removal> {
     requests
         .iter()
         .map(|r| {
@@ -215,7 +159,10 @@ fn outcomes(requests: &[Request], removed: &HashSet<String>) -> Vec<Removal> {
 
 /// Why the others were not removed: only an organization-scope removal of one of that
 /// organization's project invitations differs from "not found". (index, id, organization).
-fn org_misses(requests: &[Request], outcomes: &[Removal]) -> Vec<(usize, ObjectId, ObjectId)> {
+pub(crate) fn org_misses(
+    requests: &[Request],
+    outcomes: &[Removal],
+) -> Vec<(usize, ObjectId, ObjectId)> {
     requests
         .iter()
         .zip(outcomes)
@@ -228,7 +175,7 @@ fn org_misses(requests: &[Request], outcomes: &[Removal]) -> Vec<(usize, ObjectI
 }
 
 /// Marks the misses whose id is a pending project invitation of the named organization.
-fn mark_project_invitations(
+pub(crate) fn mark_project_invitations(
     outcomes: &mut [Removal],
     misses: &[(usize, ObjectId, ObjectId)],
     owners: &HashMap<String, String>,
@@ -241,7 +188,7 @@ fn mark_project_invitations(
 }
 
 /// The audit rows of the removals that happened.
-fn audit_rows<'a>(requests: &'a [Request], outcomes: &[Removal]) -> Vec<AuditRow<'a>> {
+pub(crate) fn audit_rows<'a>(requests: &'a [Request], outcomes: &[Removal]) -> Vec<AuditRow<'a>> {
     requests
         .iter()
         .zip(outcomes)
@@ -252,7 +199,7 @@ fn audit_rows<'a>(requests: &'a [Request], outcomes: &[Removal]) -> Vec<AuditRow
 
 /// The DELETE of `n` removals' pending invitations, returning the ids removed. One term per
 /// removal; every term has the same shape, so a batch size has one statement text (built once).
-fn delete_sql(n: usize) -> &'static str {
+pub(crate) fn delete_sql(n: usize) -> &'static str {
     static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
     let texts = TEXTS.get_or_init(|| {
         (1..=MAX_BATCH)
@@ -283,7 +230,7 @@ fn matches(first: usize) -> String {
 
 /// Selects (id, org_id) of the pending project invitations among `n` ids: what tells a removal
 /// through an organization's path that the invitation belongs to one of its projects.
-fn project_owners_sql(n: usize) -> &'static str {
+pub(crate) fn project_owners_sql(n: usize) -> &'static str {
     static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
     let texts = TEXTS.get_or_init(|| {
         (1..=MAX_BATCH)
@@ -312,7 +259,7 @@ fn audit_row(entry: &AuditEntry, id: ObjectId) -> AuditRow<'_> {
 
 /// The (project_id, org_id) a removal matches: a project, or an organization with no project.
 /// The other is NULL, which matches nothing.
-fn scope_columns(scope: InvitationScope) -> (Option<String>, Option<String>) {
+pub(crate) fn scope_columns(scope: InvitationScope) -> (Option<String>, Option<String>) {
     match scope {
         InvitationScope::Project(p) => (Some(p.to_string()), None),
         InvitationScope::Org(o) => (None, Some(o.to_string())),
@@ -340,11 +287,7 @@ impl Store {
         };
         // The queue stops only with the store: as a pool that was closed.
         let closed = || StoreError::Database(sqlx::Error::PoolClosed);
-        let queue = self
-            .removals
-            .as_ref()
-            .expect("an open store has a removal queue");
-        queue.send(job).await.map_err(|_| closed())?;
+        self.removals.send(job).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 }

@@ -144,7 +144,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.execute_batch(crate::SQLITE_CONNECTION_PRAGMAS)?;
+    conn.execute_batch(super::CONNECTION_PRAGMAS)?;
     // SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between tries, so the writer
     // would oversleep a checkpoint's brief hold on the write lock by up to that much; with
     // everything queued behind it. Short naps instead, for the same 5 s in all.

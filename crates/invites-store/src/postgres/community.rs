@@ -1,0 +1,117 @@
+//! PostgreSQL bodies of the community hot paths (bulk invitations and removals, joins): each one
+//! transaction of the pool.
+
+use invites_domain::community::CommunityTarget;
+
+use super::{write_audit, Postgres};
+use crate::audit::AuditEntry;
+use crate::community::{
+    accepted_audit, audit_rows, invite_sql, join_sql, offending, removal_sql, CREATED, REMOVED,
+    USER_EXISTS_SQL,
+};
+use crate::{Result, IDS_PER_STATEMENT};
+
+impl Postgres {
+    /// See [`crate::Store::invite_users`].
+    pub(crate) async fn invite_users(
+        &self,
+        target: CommunityTarget,
+        user_ids: &[i64],
+        inviter_user_id: Option<i64>,
+        audit_entry: &AuditEntry,
+    ) -> Result<Vec<i64>> {
+        let insert = invite_sql(target);
+        let at = audit_entry.at.timestamp_millis();
+        let mut tx = self.pool.begin().await?;
+        let mut unknown = Vec::new();
+        for &id in user_ids {
+            let exists: Option<(i64,)> = sqlx::query_as(USER_EXISTS_SQL)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                unknown.push(id);
+            }
+        }
+        if !unknown.is_empty() {
+            return Ok(unknown);
+        }
+        let mut created = Vec::with_capacity(user_ids.len());
+        for &id in user_ids {
+            let row: Option<(i64,)> = sqlx::query_as(insert)
+                .bind(target.id())
+                .bind(id)
+                .bind(inviter_user_id)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some((inv,)) = row {
+                created.push((inv, id));
+            }
+        }
+        write_audit(&mut tx, &audit_rows(CREATED, target, &created, audit_entry)).await?;
+        tx.commit().await?;
+        Ok(Vec::new())
+    }
+
+    /// See [`crate::Store::remove_invitations`]; `unique` is `user_ids` ascending, each once.
+    pub(crate) async fn remove_invitations(
+        &self,
+        target: CommunityTarget,
+        user_ids: &[i64],
+        unique: Vec<i64>,
+        audit_entry: &AuditEntry,
+    ) -> Result<Vec<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed: Vec<(i64, i64)> = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(IDS_PER_STATEMENT) {
+            let sql = removal_sql(target, chunk.len());
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(target.id());
+            for &id in chunk {
+                query = query.bind(id);
+            }
+            removed.extend(query.fetch_all(&mut *tx).await?);
+        }
+        let offending = offending(user_ids, &removed);
+        if !offending.is_empty() {
+            tx.rollback().await?;
+            return Ok(offending);
+        }
+        write_audit(&mut tx, &audit_rows(REMOVED, target, &removed, audit_entry)).await?;
+        tx.commit().await?;
+        Ok(Vec::new())
+    }
+
+    /// See [`crate::Store::join`].
+    pub(crate) async fn join(
+        &self,
+        target: CommunityTarget,
+        user_id: i64,
+        audit_entry: &AuditEntry,
+    ) -> Result<bool> {
+        let (accept, member) = join_sql(target);
+        let at = audit_entry.at.timestamp_millis();
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(i64,)> = sqlx::query_as(accept)
+            .bind(target.id())
+            .bind(user_id)
+            .bind(at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((inv,)) = row else {
+            return Ok(false);
+        };
+        sqlx::query(member)
+            .bind(target.id())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        write_audit(
+            &mut tx,
+            &[accepted_audit(audit_entry, target, user_id, inv)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

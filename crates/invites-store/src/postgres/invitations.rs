@@ -1,0 +1,160 @@
+//! PostgreSQL bodies of the invitation operations: writes are transactions of the pool, a
+//! created or updated invitation read back after the commit.
+
+use invites_domain::invitation::expires_at;
+use invites_domain::{Invitation, NewInvitation, ObjectId};
+
+use super::{write_audit, Postgres};
+use crate::audit::AuditEntry;
+use crate::invitations::{
+    audit_row, by_id_sql, col, pending_sql, scope_id, to_json, vanished, InvitationRow,
+    InvitationScope, ACCEPTED, ACCEPT_SQL, CREATED, INSERT_SQL, UPDATED, UPDATE_SQL, VERSION_SQL,
+};
+use crate::Result;
+
+/// A row through sqlx.
+impl sqlx::FromRow<'_, sqlx::any::AnyRow> for InvitationRow {
+    fn from_row(r: &sqlx::any::AnyRow) -> sqlx::Result<InvitationRow> {
+        use sqlx::Row;
+        Ok(InvitationRow {
+            id: r.try_get(col::ID)?,
+            org_id: r.try_get(col::ORG_ID)?,
+            org_name: r.try_get(col::ORG_NAME)?,
+            project_id: r.try_get(col::PROJECT_ID)?,
+            project_name: r.try_get(col::PROJECT_NAME)?,
+            username: r.try_get(col::USERNAME)?,
+            inviter_username: r.try_get(col::INVITER_USERNAME)?,
+            roles: r.try_get(col::ROLES)?,
+            team_ids: r.try_get(col::TEAM_IDS)?,
+            group_role_assignments: r.try_get(col::GROUP_ROLE_ASSIGNMENTS)?,
+            status: r.try_get(col::STATUS)?,
+            created_at: r.try_get(col::CREATED_AT)?,
+            expires_at: r.try_get(col::EXPIRES_AT)?,
+        })
+    }
+}
+
+impl Postgres {
+    /// See [`crate::Store::create_invitation`]: `id` is the new invitation's, `detail` its audit
+    /// row's.
+    pub(crate) async fn create_invitation(
+        &self,
+        id: ObjectId,
+        new: &NewInvitation,
+        audit_entry: &AuditEntry,
+        detail: &serde_json::Value,
+    ) -> Result<Invitation> {
+        let now = audit_entry.at;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(INSERT_SQL)
+            .bind(id.to_string())
+            .bind(new.org_id.to_string())
+            .bind(new.project_id.map(|p| p.to_string()))
+            .bind(&new.username)
+            .bind(&new.inviter_username)
+            .bind(to_json(&new.roles))
+            .bind(to_json(&new.team_ids))
+            .bind(to_json(&new.group_role_assignments))
+            .bind(now.timestamp_millis())
+            .bind(expires_at(now).timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        write_audit(&mut tx, &[audit_row(audit_entry, CREATED, id, detail)]).await?;
+        tx.commit().await?;
+        self.invitation(id).await?.ok_or_else(|| vanished(id))
+    }
+
+    /// See [`crate::Store::invitation`].
+    pub(crate) async fn invitation(&self, id: ObjectId) -> Result<Option<Invitation>> {
+        let row: Option<InvitationRow> = sqlx::query_as(by_id_sql())
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(InvitationRow::decode).transpose()
+    }
+
+    /// See [`crate::Store::pending_invitations`].
+    pub(crate) async fn pending_invitations(
+        &self,
+        scope: InvitationScope,
+        username: Option<&str>,
+    ) -> Result<Vec<Invitation>> {
+        let (sql, id) = pending_sql(scope, username.is_some());
+        let mut query = sqlx::query_as(sql).bind(id.to_string());
+        if let Some(username) = username {
+            query = query.bind(username);
+        }
+        let rows: Vec<InvitationRow> = query.fetch_all(&self.pool).await?;
+        rows.into_iter().map(InvitationRow::decode).collect()
+    }
+
+    /// See [`crate::Store::invitations_version`].
+    pub(crate) async fn invitations_version(&self, scope: InvitationScope) -> Result<i64> {
+        let version: Option<(i64,)> = sqlx::query_as(VERSION_SQL)
+            .bind(scope_id(scope))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(version.map_or(0, |(v,)| v))
+    }
+
+    /// See [`crate::Store::pending_invitations_versioned`]: the list between two reads of the
+    /// version, as of that version only when both are equal.
+    pub(crate) async fn pending_invitations_versioned(
+        &self,
+        scope: InvitationScope,
+        username: Option<&str>,
+    ) -> Result<(Option<i64>, Vec<Invitation>)> {
+        let before = self.invitations_version(scope).await?;
+        let found = self.pending_invitations(scope, username).await?;
+        let after = self.invitations_version(scope).await?;
+        Ok(((before == after).then_some(before), found))
+    }
+
+    /// See [`crate::Store::update_invitation`]; the JSON of what changes, `detail` the audit
+    /// row's.
+    pub(crate) async fn update_invitation(
+        &self,
+        id: ObjectId,
+        roles_json: Option<String>,
+        teams_json: Option<String>,
+        assignments_json: Option<String>,
+        audit_entry: &AuditEntry,
+        detail: &serde_json::Value,
+    ) -> Result<Option<Invitation>> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(UPDATE_SQL)
+            .bind(id.to_string())
+            .bind(roles_json)
+            .bind(teams_json)
+            .bind(assignments_json)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        write_audit(&mut tx, &[audit_row(audit_entry, UPDATED, id, detail)]).await?;
+        tx.commit().await?;
+        self.invitation(id).await
+    }
+
+    /// See [`crate::Store::accept_invitation`].
+    pub(crate) async fn accept_invitation(
+        &self,
+        id: ObjectId,
+        audit_entry: &AuditEntry,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(ACCEPT_SQL)
+            .bind(id.to_string())
+            .bind(audit_entry.at.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let detail = serde_json::json!({});
+        write_audit(&mut tx, &[audit_row(audit_entry, ACCEPTED, id, &detail)]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

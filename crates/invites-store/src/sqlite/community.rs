@@ -1,0 +1,115 @@
+//! SQLite bodies of the community hot paths (bulk invitations and removals, joins): each one job
+//! of the writer thread, batched with other writes, instead of round trips per user.
+
+use invites_domain::community::CommunityTarget;
+use rusqlite::OptionalExtension;
+
+use super::writer::Outcome;
+use super::{write_audit, Sqlite};
+use crate::audit::AuditEntry;
+use crate::community::{
+    accepted_audit, audit_rows, invite_sql, join_sql, offending, removal_sql, CREATED, REMOVED,
+    USER_EXISTS_SQL,
+};
+use crate::{Result, IDS_PER_STATEMENT};
+
+impl Sqlite {
+    /// See [`crate::Store::invite_users`].
+    pub(crate) async fn invite_users(
+        &self,
+        target: CommunityTarget,
+        user_ids: &[i64],
+        inviter_user_id: Option<i64>,
+        audit_entry: &AuditEntry,
+    ) -> Result<Vec<i64>> {
+        let insert = invite_sql(target);
+        let at = audit_entry.at.timestamp_millis();
+        let (user_ids, audit_entry) = (user_ids.to_vec(), audit_entry.clone());
+        self.writer
+            .run(move |conn| {
+                let mut exists = conn.prepare_cached(USER_EXISTS_SQL)?;
+                let mut unknown = Vec::new();
+                for &id in &user_ids {
+                    if !exists.exists([id])? {
+                        unknown.push(id);
+                    }
+                }
+                if !unknown.is_empty() {
+                    return Ok(Outcome::Keep(unknown));
+                }
+                let mut insert = conn.prepare_cached(insert)?;
+                let mut created = Vec::with_capacity(user_ids.len());
+                for &id in &user_ids {
+                    let params = rusqlite::params![target.id(), id, inviter_user_id, at];
+                    if let Some(inv) = insert.query_row(params, |row| row.get(0)).optional()? {
+                        created.push((inv, id));
+                    }
+                }
+                write_audit(conn, &audit_rows(CREATED, target, &created, &audit_entry))?;
+                Ok(Outcome::Keep(Vec::new()))
+            })
+            .await
+    }
+
+    /// See [`crate::Store::remove_invitations`]; `unique` is `user_ids` ascending, each once.
+    pub(crate) async fn remove_invitations(
+        &self,
+        target: CommunityTarget,
+        user_ids: &[i64],
+        unique: Vec<i64>,
+        audit_entry: &AuditEntry,
+    ) -> Result<Vec<i64>> {
+        let (user_ids, audit_entry) = (user_ids.to_vec(), audit_entry.clone());
+        self.writer
+            .run(move |conn| {
+                let mut removed = Vec::with_capacity(unique.len());
+                for chunk in unique.chunks(IDS_PER_STATEMENT) {
+                    let mut statement = conn.prepare_cached(&removal_sql(target, chunk.len()))?;
+                    let params = std::iter::once(target.id()).chain(chunk.iter().copied());
+                    let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+                    while let Some(row) = rows.next()? {
+                        removed.push((row.get(0)?, row.get(1)?));
+                    }
+                }
+                let offending = offending(&user_ids, &removed);
+                if !offending.is_empty() {
+                    return Ok(Outcome::Undo(offending));
+                }
+                write_audit(conn, &audit_rows(REMOVED, target, &removed, &audit_entry))?;
+                Ok(Outcome::Keep(offending))
+            })
+            .await
+    }
+
+    /// See [`crate::Store::join`].
+    pub(crate) async fn join(
+        &self,
+        target: CommunityTarget,
+        user_id: i64,
+        audit_entry: &AuditEntry,
+    ) -> Result<bool> {
+        let (accept, member) = join_sql(target);
+        let at = audit_entry.at.timestamp_millis();
+        let audit_entry = audit_entry.clone();
+        self.writer
+            .run(move |conn| {
+                // Named: the statement reads its parameters out of number order.
+                let params = rusqlite::named_params! {
+                    "$1": target.id(),
+                    "$2": user_id,
+                    "$3": at,
+                };
+                let accepted = conn
+                    .prepare_cached(accept)?
+                    .query_row(params, |row| row.get::<_, i64>(0));
+                let Some(inv) = accepted.optional()? else {
+                    return Ok(Outcome::Keep(false));
+                };
+                conn.prepare_cached(member)?
+                    .execute(rusqlite::params![target.id(), user_id])?;
+                write_audit(conn, &[accepted_audit(&audit_entry, target, user_id, inv)])?;
+                Ok(Outcome::Keep(true))
+            })
+            .await
+    }
+}
