@@ -19,6 +19,7 @@ pub mod bench_bound;
 mod community;
 mod error;
 mod invitations;
+mod migrations;
 mod open_error;
 mod postgres;
 mod removals;
@@ -28,7 +29,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
 pub use admin::{ApiKeyRecord, OrgRecord, ProjectRecord, ServiceAccountRecord, UserRecord};
@@ -37,13 +37,8 @@ pub use auth::{ApiKeyAuth, ServiceAccountAuth, TokenOwner};
 pub use community::{CommunityGroupRecord, CourseRecord};
 pub use error::{Result, StoreError};
 pub use invitations::InvitationScope;
+pub use migrations::{POSTGRES_MIGRATOR, SQLITE_MIGRATOR};
 pub use removals::Removal;
-
-/// The migrations, embedded in the binary.
-/// The SQLite schema.
-pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-/// The PostgreSQL twin: the same versions, tables and constraints.
-pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,13 +55,6 @@ impl Backend {
             Backend::Postgres
         } else {
             Backend::Sqlite
-        }
-    }
-
-    fn migrator(self) -> &'static Migrator {
-        match self {
-            Backend::Sqlite => &SQLITE_MIGRATOR,
-            Backend::Postgres => &POSTGRES_MIGRATOR,
         }
     }
 }
@@ -139,12 +127,12 @@ impl Store {
         let engine = match Backend::of_url(url) {
             Backend::Postgres => {
                 let pool = postgres::connect(url).await?;
-                migrate(Backend::Postgres, &pool, &pool).await?;
+                migrations::migrate(Backend::Postgres, &pool, &pool).await?;
                 Engine::Postgres(postgres::Postgres { pool })
             }
             Backend::Sqlite => {
                 let (pool, sqlx_writer, path) = sqlite::connect(url).await?;
-                migrate(Backend::Sqlite, &pool, &sqlx_writer).await?;
+                migrations::migrate(Backend::Sqlite, &pool, &sqlx_writer).await?;
                 Engine::Sqlite(sqlite::Sqlite::start(pool, sqlx_writer, path)?)
             }
         };
@@ -173,7 +161,7 @@ impl Store {
 
     /// Applies pending migrations, refusing a database that a newer version has migrated.
     pub async fn migrate(&self) -> Result<()> {
-        migrate(self.backend(), self.pool(), self.writer()).await
+        migrations::migrate(self.backend(), self.pool(), self.writer()).await
     }
 
     /// A number that moves whenever credentials, roles, tenants or memberships may have changed:
@@ -326,35 +314,6 @@ impl Store {
             Engine::Postgres(db) => &db.pool,
         }
     }
-}
-
-/// Applies `backend`'s pending migrations through `writer`, refusing (read through `pool`) a
-/// database that a newer version has migrated.
-async fn migrate(backend: Backend, pool: &AnyPool, writer: &AnyPool) -> Result<()> {
-    let migrator = backend.migrator();
-    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-    let exists = match backend {
-        Backend::Sqlite => {
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
-        }
-        Backend::Postgres => {
-            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
-        }
-    };
-    let table: Option<(String,)> = sqlx::query_as(exists).fetch_optional(pool).await?;
-    if table.is_some() {
-        let (found,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_one(pool)
-            .await?;
-        if let Some(found) = found.filter(|f| *f > known) {
-            return Err(StoreError::SchemaTooNew { found, known });
-        }
-    }
-    migrator.run(writer).await.map_err(|e| match e {
-        sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
-        other => StoreError::Database(sqlx::Error::Migrate(Box::new(other))),
-    })
 }
 
 /// The most ids one statement binds: far below SQLite's (32,766) and PostgreSQL's (65,535)
