@@ -367,6 +367,18 @@ pub(crate) mod test_util {
         (store, url, dir)
     }
 
+    /// A fresh SQLite database (`t.db` in the directory) whatever the environment names, and its
+    /// path: for the tests of what only SQLite has (the writer thread, the write-ahead log, query
+    /// plans), which thus run, on SQLite, in the PostgreSQL run too instead of passing without
+    /// testing anything.
+    pub async fn fresh_sqlite() -> (Store, String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").to_str().unwrap().to_owned();
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        (store, path, dir)
+    }
+
     /// SQLite's plan for `sql` on `conn`, its steps joined by "; ". The plan does not depend on
     /// the values, so every parameter is bound to NULL.
     pub fn query_plan(conn: &rusqlite::Connection, sql: &str) -> String {
@@ -409,9 +421,11 @@ mod tests {
         assert_eq!(store.integrity_check().await.unwrap(), "ok");
         // Migrating again is a no-op.
         store.migrate().await.unwrap();
-        if store.backend() == Backend::Postgres {
-            return;
-        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_use_wal_foreign_keys_small_pages_and_normal_sync() {
+        let (store, _path, _dir) = test_util::fresh_sqlite().await;
         let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
             .fetch_one(store.pool())
             .await
@@ -496,10 +510,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_folds_the_write_ahead_log_into_the_database() {
-        let (store, dir) = test_util::fresh().await;
-        if store.backend() == Backend::Postgres {
-            return;
-        }
+        let (store, _path, dir) = test_util::fresh_sqlite().await;
         insert_orgs(&store, 20000).await;
         let wal = dir.path().join("t.db-wal");
         assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 100_000);
@@ -511,10 +522,7 @@ mod tests {
     async fn the_log_is_folded_into_the_database_file_in_the_background() {
         use sqlx::sqlite::SqliteConnectOptions;
         use sqlx::ConnectOptions;
-        let (store, dir) = test_util::fresh().await;
-        if store.backend() == Backend::Postgres {
-            return;
-        }
+        let (store, _path, dir) = test_util::fresh_sqlite().await;
         insert_orgs(&store, 500).await;
         // An immutable connection reads the database file alone, ignoring the log: it sees the
         // rows once a checkpoint (which the writer no longer runs) has copied them there.

@@ -225,24 +225,17 @@ fn step(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::fresh_with_url;
-    use crate::Backend;
+    use crate::test_util::fresh_sqlite;
 
-    async fn sqlite_writer() -> Option<(crate::Store, Writer, tempfile::TempDir)> {
-        let (store, url, dir) = fresh_with_url().await;
-        if store.backend() != Backend::Sqlite {
-            return None;
-        }
+    async fn sqlite_writer() -> (crate::Store, Writer, tempfile::TempDir) {
+        let (store, url, dir) = fresh_sqlite().await;
         let writer = Writer::start(PathBuf::from(url), Arc::default()).unwrap();
-        Some((store, writer, dir))
+        (store, writer, dir)
     }
 
     #[tokio::test]
     async fn the_writer_restarts_the_log_when_asked() {
-        let (store, url, _dir) = fresh_with_url().await;
-        if store.backend() != Backend::Sqlite {
-            return;
-        }
+        let (store, url, _dir) = fresh_sqlite().await;
         // No background checkpointer: with nothing else copying the log, it can only start over
         // through the writer's restart.
         store.close().await;
@@ -296,9 +289,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn jobs_keep_what_they_commit_and_fail_alone() {
-        let Some((store, writer, _dir)) = sqlite_writer().await else {
-            return;
-        };
+        let (store, writer, _dir) = sqlite_writer().await;
         let mut tasks = Vec::new();
         for i in 0..200 {
             let writer = writer.clone();
@@ -335,9 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_that_panics_fails_alone_and_the_writer_goes_on() {
-        let Some((store, writer, _dir)) = sqlite_writer().await else {
-            return;
-        };
+        let (store, writer, _dir) = sqlite_writer().await;
         let panicking = writer
             .run(|conn| -> Result<Outcome<()>> {
                 conn.execute(
@@ -361,9 +350,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_constraint_violation_is_a_conflict() {
-        let Some((_store, writer, _dir)) = sqlite_writer().await else {
-            return;
-        };
+        let (_store, writer, _dir) = sqlite_writer().await;
         writer.run(insert_org("x".into(), true)).await.unwrap();
         let again = writer.run(insert_org("x".into(), true)).await;
         assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
@@ -374,8 +361,7 @@ mod tests {
 mod batch_tests {
     //! `commit_batch` driven directly, so a test decides what one batch holds.
     use super::*;
-    use crate::test_util::fresh_with_url;
-    use crate::Backend;
+    use crate::test_util::fresh_sqlite;
     use std::sync::atomic::AtomicUsize;
 
     type Runs = Arc<AtomicUsize>;
@@ -416,13 +402,8 @@ mod batch_tests {
 
     /// Runs one batch of `ends` (job i inserts organization "i") and returns each job's runs, each
     /// job's answer and the organizations left.
-    async fn batch(
-        ends: &[fn() -> Result<Outcome<()>>],
-    ) -> Option<(Vec<usize>, Vec<bool>, Vec<String>)> {
-        let (store, url, _dir) = fresh_with_url().await;
-        if store.backend() != Backend::Sqlite {
-            return None;
-        }
+    async fn batch(ends: &[fn() -> Result<Outcome<()>>]) -> (Vec<usize>, Vec<bool>, Vec<String>) {
+        let (_store, url, _dir) = fresh_sqlite().await;
         let mut conn = open(Path::new(&url)).unwrap();
         let runs: Vec<Runs> = ends.iter().map(|_| Runs::default()).collect();
         let (mut jobs, answers): (Vec<_>, Vec<_>) = ends
@@ -448,14 +429,12 @@ mod batch_tests {
             .unwrap();
         names.sort();
         let runs = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
-        Some((runs, answered, names))
+        (runs, answered, names)
     }
 
     #[tokio::test]
     async fn a_batch_that_keeps_everything_runs_each_job_once() {
-        let Some((runs, answered, names)) = batch(&[keep, keep, keep]).await else {
-            return;
-        };
+        let (runs, answered, names) = batch(&[keep, keep, keep]).await;
         assert_eq!(runs, [1, 1, 1], "no second pass");
         assert_eq!(answered, [true, true, true]);
         assert_eq!(names, ["0", "1", "2"]);
@@ -463,9 +442,7 @@ mod batch_tests {
 
     #[tokio::test]
     async fn an_undo_or_a_failure_reruns_the_batch_and_removes_only_its_own_changes() {
-        let Some((runs, answered, names)) = batch(&[keep, undo, keep, fail, keep]).await else {
-            return;
-        };
+        let (runs, answered, names) = batch(&[keep, undo, keep, fail, keep]).await;
         // The first pass stops at the first job that undoes; the second runs everything.
         assert_eq!(runs, [2, 2, 1, 1, 1]);
         assert_eq!(answered, [true, true, true, false, true]);
