@@ -340,6 +340,9 @@ impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
         };
         match verdict {
             Verdict::Allowed(principal) => {
+                if let Some(slot) = req.extensions().get::<crate::edge::PrincipalSlot>() {
+                    slot.set(principal.kind);
+                }
                 req.extensions_mut().insert(principal);
                 self.inner
                     .call(req)

@@ -1,21 +1,24 @@
-//! The HTTP edge every request passes: one log line per request, every error as an `ApiError`
-//! body (with `Allow` on 405), `envelope=true` and `pretty=true` on every operation, and the
-//! request body size limit.
+//! The HTTP edge every request passes: its request id (`X-Request-Id`, on every answer and every
+//! log line of the request), one log line per request, every error as an `ApiError` body (with
+//! `Allow` on 405), `envelope=true` and `pretty=true` on every operation, and the request body
+//! size limit.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use invites_domain::{Error, ErrorCode};
-use poem::http::{header, HeaderValue, Method, StatusCode};
+use invites_domain::{Error, ErrorCode, PrincipalKind};
+use poem::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
+use tracing::Instrument;
 
 use crate::error::{code_for_status, error_response};
 
 /// The methods each documented path template accepts, to answer 405 with `Allow`.
 #[derive(Debug, Default)]
 pub struct MethodTable {
-    routes: Vec<(Vec<String>, BTreeSet<String>)>,
+    /// Each documented template as written, its segments, and its methods.
+    routes: Vec<(String, Vec<String>, BTreeSet<String>)>,
 }
 
 impl MethodTable {
@@ -50,28 +53,40 @@ impl MethodTable {
                     .split('/')
                     .map(str::to_owned)
                     .collect();
-                routes.push((segments, methods));
+                routes.push((template.clone(), segments, methods));
             }
         }
         MethodTable { routes }
     }
 
-    /// The methods allowed on `path`, if it matches a documented template.
-    pub fn allowed(&self, path: &str) -> Option<String> {
-        let segs: Vec<&str> = path.split('/').collect();
-        self.routes.iter().find_map(|(template, methods)| {
-            let matches = template.len() == segs.len()
-                && template.iter().zip(&segs).all(|(t, s)| {
+    /// The documented template `path` matches (as the document writes it, e.g.
+    /// `/api/atlas/v2/orgs/{orgId}/invites/{invitationId}`) and its methods.
+    fn route(&self, path: &str) -> Option<(&str, &BTreeSet<String>)> {
+        let count = path.split('/').count();
+        self.routes.iter().find_map(|(name, template, methods)| {
+            let matches = template.len() == count
+                && template.iter().zip(path.split('/')).all(|(t, s)| {
                     (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
                 });
-            matches.then(|| {
-                let mut all: Vec<&str> = methods.iter().map(String::as_str).collect();
-                if methods.contains("GET") && !methods.contains("HEAD") {
-                    all.push("HEAD");
-                }
-                all.sort_unstable();
-                all.join(", ")
-            })
+            matches.then_some((name.as_str(), methods))
+        })
+    }
+
+    /// The documented path template `path` matches: what the log names instead of the path
+    /// itself, which carries ids.
+    pub fn template(&self, path: &str) -> Option<&str> {
+        self.route(path).map(|(template, _)| template)
+    }
+
+    /// The methods allowed on `path`, if it matches a documented template.
+    pub fn allowed(&self, path: &str) -> Option<String> {
+        self.route(path).map(|(_, methods)| {
+            let mut all: Vec<&str> = methods.iter().map(String::as_str).collect();
+            if methods.contains("GET") && !methods.contains("HEAD") {
+                all.push("HEAD");
+            }
+            all.sort_unstable();
+            all.join(", ")
         })
     }
 }
@@ -94,6 +109,63 @@ impl Flags {
             }
         }
         flags
+    }
+}
+
+/// The request id header, read from requests and set on every answer.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest request id taken from a request.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The request's own `X-Request-Id` when it is a sane token (1 to 128 characters of
+/// `A-Z a-z 0-9 . _ : -`), else a new one: 32 hex digits of randomness. An id that is not sane is
+/// replaced, never echoed, so a header cannot smuggle text into answers or logs.
+pub fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| is_sane_request_id(id))
+        .map(str::to_owned)
+        .unwrap_or_else(new_request_id)
+}
+
+fn is_sane_request_id(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// 128 random bits as 32 lowercase hex digits.
+fn new_request_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Who the request authenticated as, for its log line: the authentication middleware fills it
+/// in (it runs inside the edge, which reads it once the answer is made).
+#[derive(Clone, Debug, Default)]
+pub struct PrincipalSlot(Arc<OnceLock<PrincipalKind>>);
+
+impl PrincipalSlot {
+    /// Records the kind of principal the request authenticated as.
+    pub fn set(&self, kind: PrincipalKind) {
+        let _ = self.0.set(kind);
+    }
+
+    /// `api_key`, `service_account`, `user`, or `none` for a request without valid credentials.
+    pub fn name(&self) -> &'static str {
+        self.0.get().map_or("none", |k| k.as_str())
+    }
+}
+
+/// The path a request's log line names: the documented template it matched (no ids), the two
+/// fixed document paths, or `unmatched` (a path the log does not copy).
+fn logged_path<'a>(methods: &'a MethodTable, path: &str) -> &'a str {
+    match path {
+        "/openapi.json" => "/openapi.json",
+        "/docs" => "/docs",
+        _ => methods.template(path).unwrap_or("unmatched"),
     }
 }
 
@@ -165,23 +237,39 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let started = Instant::now();
-        normalize_path(&mut req);
-        let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let flags = Flags::from_query(req.uri().query());
-        let resp = match self.inner.call(req).await {
-            Ok(r) => r.into_response(),
-            Err(e) => self.error_response(e, &method, &path),
-        };
-        let resp = apply_flags(resp, flags).await;
-        tracing::info!(
-            target: "invites::request",
-            %method,
-            path,
-            status = resp.status().as_u16(),
-            latency_us = started.elapsed().as_micros() as u64,
-        );
-        Ok(resp)
+        let id = request_id(&req);
+        // Every event of the request, in any crate, is inside this span and so carries its id.
+        // ERROR, so that whatever level the filter lets through, the id comes with it.
+        let span = tracing::error_span!("request", request_id = %id);
+        async move {
+            normalize_path(&mut req);
+            let method = req.method().clone();
+            let path = req.uri().path().to_owned();
+            let flags = Flags::from_query(req.uri().query());
+            let principal = PrincipalSlot::default();
+            req.extensions_mut().insert(principal.clone());
+            let resp = match self.inner.call(req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => self.error_response(e, &method, &path),
+            };
+            let mut resp = apply_flags(resp, flags).await;
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
+            }
+            // The template, not the path (ids), and never the query string (it may carry what
+            // a client should not have put there).
+            tracing::info!(
+                target: "invites::request",
+                %method,
+                path = logged_path(&self.methods, &path),
+                status = resp.status().as_u16(),
+                latency_us = started.elapsed().as_micros() as u64,
+                principal = principal.name(),
+            );
+            Ok(resp)
+        }
+        .instrument(span)
+        .await
     }
 }
 
@@ -348,6 +436,69 @@ mod tests {
             Flags::default()
         );
         assert_eq!(Flags::from_query(None), Flags::default());
+    }
+
+    #[test]
+    fn sane_request_ids_are_kept_and_others_replaced() {
+        let with = |v: &str| {
+            let mut req = Request::builder().finish();
+            req.headers_mut()
+                .insert(X_REQUEST_ID.clone(), HeaderValue::from_str(v).unwrap());
+            request_id(&req)
+        };
+        assert_eq!(with("abc-123_X.y:z"), "abc-123_X.y:z");
+        let longest = "a".repeat(128);
+        assert_eq!(with(&longest), longest);
+        for bad in [
+            "",
+            "a b",
+            "a\"b",
+            "<script>",
+            "id;drop",
+            &"a".repeat(129),
+            "caf\u{e9}",
+        ] {
+            let Ok(value) = HeaderValue::from_str(bad) else {
+                continue;
+            };
+            let mut req = Request::builder().finish();
+            req.headers_mut().insert(X_REQUEST_ID.clone(), value);
+            let id = request_id(&req);
+            assert_ne!(id, bad);
+            assert!(is_sane_request_id(&id), "{id}");
+        }
+        let generated = request_id(&Request::builder().finish());
+        assert_eq!(generated.len(), 32);
+        assert!(generated.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(generated, request_id(&Request::builder().finish()));
+    }
+
+    #[test]
+    fn the_principal_slot_names_what_authenticated() {
+        let slot = PrincipalSlot::default();
+        assert_eq!(slot.name(), "none");
+        slot.clone().set(PrincipalKind::ServiceAccount);
+        assert_eq!(slot.name(), "service_account");
+    }
+
+    #[test]
+    fn logged_paths_are_templates() {
+        let spec = serde_json::json!({"paths": {
+            "/api/atlas/v2/orgs/{orgId}/invites/{invitationId}": {"delete": {}},
+            "/api/v2/group/{id}/invite/": {"get": {}}
+        }});
+        let t = MethodTable::from_spec(&spec);
+        assert_eq!(
+            logged_path(&t, "/api/atlas/v2/orgs/0123/invites/4567"),
+            "/api/atlas/v2/orgs/{orgId}/invites/{invitationId}"
+        );
+        // The edge strips the trailing slash before matching; the template keeps it.
+        assert_eq!(
+            logged_path(&t, "/api/v2/group/12/invite"),
+            "/api/v2/group/{id}/invite/"
+        );
+        assert_eq!(logged_path(&t, "/openapi.json"), "/openapi.json");
+        assert_eq!(logged_path(&t, "/secret/token/abc"), "unmatched");
     }
 
     #[test]

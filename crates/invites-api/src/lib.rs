@@ -64,7 +64,11 @@ them (Atlas now manages pending users through its users endpoints) and this serv
 contract, `Deprecation` and `Sunset` headers included; they work as documented.
 
 Every error is an `ApiError` JSON body; `envelope=true` wraps any answer as \
-`{\"status\", \"content\"}` with HTTP 200 and `pretty=true` indents JSON.";
+`{\"status\", \"content\"}` with HTTP 200 and `pretty=true` indents JSON.
+
+Every answer carries an `X-Request-Id` header naming the request in the server's log: the \
+request's own `X-Request-Id` when it is 1 to 128 characters of letters, digits, `.`, `_`, `:` \
+and `-`, else a new one (32 hex digits).";
 
 /// The docs page's title (poem-openapi's page says only "Swagger UI").
 const DOCS_TITLE: &str = "Invitation service API: Atlas v2, Ops Manager v1.0, community v2";
@@ -259,18 +263,19 @@ pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
         .data(backend)
         // A bug that panics answers 500 with an ApiError (and is logged), rather than the
         // connection closing with no answer at all.
-        .with(poem::middleware::CatchPanic::new().with_handler(
-            |panic: Box<dyn std::any::Any + Send>| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::error!(panic = what, "a request handler panicked");
-                error::error_response(&invites_domain::Error::internal())
-            },
-        ))
+        .with(poem::middleware::CatchPanic::new().with_handler(answer_panic))
         .with(edge::Edge { methods })
+}
+
+/// A panic inside a request, logged (within the request's span) and answered as a 500 `ApiError`.
+fn answer_panic(panic: Box<dyn std::any::Any + Send>) -> poem::Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = what, "a request handler panicked");
+    error::error_response(&invites_domain::Error::internal())
 }
 
 #[cfg(test)]
@@ -304,6 +309,30 @@ mod tests {
         shown.as_object_mut().unwrap().remove("servers");
         committed.as_object_mut().unwrap().remove("servers");
         assert_eq!(shown, committed);
+    }
+
+    /// A panic is answered as the app answers it, request id included.
+    #[tokio::test]
+    async fn a_panic_is_a_500_api_error_with_a_request_id() {
+        let app = Route::new()
+            .at(
+                "/boom",
+                get(make_sync(|_| -> &'static str { panic!("boom") })),
+            )
+            .with(poem::middleware::CatchPanic::new().with_handler(answer_panic))
+            .with(edge::Edge {
+                methods: Default::default(),
+            });
+        let req = poem::Request::builder()
+            .uri_str("/boom")
+            .header("X-Request-Id", "panic-1")
+            .finish();
+        let resp = app.call(req).await.expect("the edge answers every request");
+        assert_eq!(resp.status(), poem::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()["x-request-id"], "panic-1");
+        let body: serde_json::Value =
+            serde_json::from_slice(&resp.into_body().into_vec().await.unwrap()).unwrap();
+        assert_eq!(body["errorCode"], "UNEXPECTED_ERROR");
     }
 
     #[test]

@@ -10,4 +10,5 @@ mod hostile;
 mod invitations;
 mod opsmanager;
 mod real_clients;
+mod request_ids;
 mod support;
