@@ -3,6 +3,7 @@
 //! server's health for a container (`healthcheck`).
 
 mod admin;
+mod logging;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -151,6 +152,10 @@ struct ServeArgs {
     /// Failed authentication attempts allowed per API key per minute (0: no limit).
     #[arg(long, default_value_t = invites_api::auth::DEFAULT_FAILED_AUTH_PER_KEY)]
     failed_auth_per_key: u32,
+    /// Log lines on stderr: `text` for a person, `json` (one object per line: timestamp, level,
+    /// request id, method, path template, status, latency, principal kind) for a collector.
+    #[arg(long, value_enum, default_value = "text", env = "INVITES_LOG_FORMAT")]
+    log_format: logging::LogFormat,
 }
 
 /// An address or CIDR block; a bare address is a one-address block.
@@ -214,16 +219,12 @@ pub(crate) fn redact_password(url: &str) -> String {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("INVITES_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never in a file or a collector.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    logging::init(match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => logging::LogFormat::Text,
+    });
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

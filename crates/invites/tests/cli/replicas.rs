@@ -10,10 +10,9 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use invites_digest::{ha1, response, Algorithm};
 use serde_json::{json, Value};
 
-use crate::support::{serve, service_account_token};
+use crate::support::{digest_header, serve, service_account_token};
 
 async fn fresh_database(admin_url: &str) -> String {
     use sqlx::{Connection, Executor};
@@ -30,33 +29,6 @@ async fn fresh_database(admin_url: &str) -> String {
         .unwrap();
     admin.close().await.unwrap();
     format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
-}
-
-fn param(challenge: &str, name: &str) -> String {
-    challenge
-        .strip_prefix("Digest ")
-        .unwrap()
-        .split(", ")
-        .find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            (k == name).then(|| v.trim_matches('"').to_owned())
-        })
-        .unwrap()
-}
-
-fn digest_header(challenge: &str, user: &str, pass: &str, method: &str, uri: &str) -> String {
-    let algorithm = Algorithm::parse(Some(&param(challenge, "algorithm"))).unwrap();
-    let nonce = param(challenge, "nonce");
-    let ha1 = ha1(algorithm, user, "MMS Public API", pass);
-    let resp = response(
-        algorithm, &ha1, &nonce, "00000001", "c0ffee", "auth", method, uri,
-    );
-    format!(
-        "Digest username=\"{user}\", realm=\"MMS Public API\", nonce=\"{nonce}\", uri=\"{uri}\", \
-         algorithm={}, response=\"{resp}\", opaque=\"{}\", qop=auth, nc=00000001, cnonce=\"c0ffee\"",
-        algorithm.as_str(),
-        param(challenge, "opaque")
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

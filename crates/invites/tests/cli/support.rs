@@ -3,6 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use invites_digest::{ha1, response, Algorithm};
+
 /// A running `invites serve`; killed when dropped.
 pub struct Served {
     pub child: Child,
@@ -78,4 +80,33 @@ pub async fn service_account_token(
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// A parameter of a Digest challenge.
+pub fn param(challenge: &str, name: &str) -> String {
+    challenge
+        .strip_prefix("Digest ")
+        .unwrap()
+        .split(", ")
+        .find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            (k == name).then(|| v.trim_matches('"').to_owned())
+        })
+        .unwrap()
+}
+
+/// The `Authorization` value answering `challenge` for `user:pass` (nc 1, cnonce `c0ffee`).
+pub fn digest_header(challenge: &str, user: &str, pass: &str, method: &str, uri: &str) -> String {
+    let algorithm = Algorithm::parse(Some(&param(challenge, "algorithm"))).unwrap();
+    let nonce = param(challenge, "nonce");
+    let ha1 = ha1(algorithm, user, "MMS Public API", pass);
+    let resp = response(
+        algorithm, &ha1, &nonce, "00000001", "c0ffee", "auth", method, uri,
+    );
+    format!(
+        "Digest username=\"{user}\", realm=\"MMS Public API\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         algorithm={}, response=\"{resp}\", opaque=\"{}\", qop=auth, nc=00000001, cnonce=\"c0ffee\"",
+        algorithm.as_str(),
+        param(challenge, "opaque")
+    )
 }
