@@ -60,7 +60,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Records a Digest nonce count that this replica accepted where every replica sees it;
     /// false if one of them already had (a replay sent to another replica).
     async fn record_nonce_count(&self, used: NonceUse) -> Result<bool, Error>;
-    /// Checks that the database answers.
+    /// Checks that the database answers (the readiness check, `/ready`).
     async fn health(&self) -> Result<(), Error>;
 
     /// The version of `scope`'s invitations, once the caller is known to be allowed to list them:

@@ -241,9 +241,16 @@ error_responses!(
 );
 
 error_responses!(
-    /// The errors of the health check.
+    /// The errors of the liveness check.
     HealthErrors {
-        ; retry Unavailable = 503: "Service Unavailable: the database does not answer.",
+        ; retry Unavailable = 503: "Service Unavailable (not answered since 0.1.0's check of the database moved to /ready).",
+    }
+);
+
+error_responses!(
+    /// The errors of the readiness check.
+    ReadyErrors {
+        ; retry Unavailable = 503: "Service Unavailable: the server is starting, or its database does not answer.",
     }
 );
 

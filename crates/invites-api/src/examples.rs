@@ -18,7 +18,7 @@ use crate::model::{
     OrganizationInvitationGroupRoleAssignmentsRequest, OrganizationInvitationRequest,
     OrganizationInvitationUpdateRequest,
 };
-use crate::oauth::{Health, TokenRequest, TokenResponse};
+use crate::oauth::{Health, Readiness, TokenRequest, TokenResponse};
 use crate::opsmanager::{
     OpsManagerInvitation, OpsManagerInvitationRequest, OpsManagerInvitationUpdate,
 };
@@ -40,12 +40,14 @@ enum Family {
     Community(CommunityTarget),
     Token,
     Health,
+    Ready,
 }
 
 fn family(op: &str) -> Option<Family> {
     Some(match op {
         "createServiceAccountToken" => Family::Token,
         "health" => Family::Health,
+        "ready" => Family::Ready,
         _ if op.starts_with("opsManager") => Family::OpsManager,
         _ if op.contains("Org") => Family::AtlasOrg,
         _ if op.contains("GroupInvite") => Family::AtlasProject,
@@ -134,6 +136,8 @@ fn error(op: &str, fam: Family, status: u16) -> Error {
     match (fam, status) {
         (Family::Token, 400) => crate::oauth::unsupported_grant(),
         (Family::Token, 401) => crate::oauth::invalid_client(),
+        (Family::Health, 503) => unreachable(503),
+        (Family::Ready, 503) => crate::oauth::database_unavailable(),
         (Family::Community(_), 400) if joins => unreachable(400),
         (Family::Community(_), 403) if joins => unreachable(403),
         (Family::Community(_), 400) if op.starts_with("list") => {
@@ -225,6 +229,9 @@ pub fn response(op: &str, status: u16) -> Option<Value> {
         }),
         Family::Health => json_of(&Health {
             status: "ok".to_owned(),
+        }),
+        Family::Ready => json_of(&Readiness {
+            status: "ready".to_owned(),
         }),
     })
 }
@@ -349,6 +356,7 @@ mod tests {
             ("joinCourse", 404),
             ("createServiceAccountToken", 401),
             ("health", 503),
+            ("ready", 503),
             ("listGroupInvites", 429),
         ] {
             let body = response(op, status).unwrap();

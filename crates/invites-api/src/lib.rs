@@ -267,6 +267,38 @@ pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
         .with(edge::Edge { methods })
 }
 
+/// What the server answers between binding its socket and having its database open and
+/// migrated: `/health` 200 (the process serves), `/ready` its documented 503, and every other
+/// request the 500 with `Retry-After` every operation documents for a database that cannot
+/// serve yet (`SERVICE_UNAVAILABLE`); through the same edge, request ids and log lines included.
+pub fn starting_app() -> impl Endpoint<Output = poem::Response> {
+    let spec: serde_json::Value =
+        serde_json::from_str(&spec_json()).expect("spec_json emits valid JSON");
+    let methods = Arc::new(edge::MethodTable::from_spec(&spec));
+    make_sync(|req| match req.uri().path() {
+        "/health" => poem::Response::builder()
+            .content_type("application/json")
+            .body(r#"{"status":"ok"}"#),
+        "/ready" => error::error_response(&oauth::starting()),
+        _ => {
+            // 503 is documented by the readiness check alone; the operations document 500 with
+            // Retry-After for a database that cannot serve (see `error_responses!`).
+            let e = oauth::starting();
+            let body = error::ApiError {
+                error: 500,
+                reason: Some(invites_domain::error::reason_phrase(500).to_owned()),
+                ..error::ApiError::from(&e)
+            };
+            poem::Response::builder()
+                .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+                .content_type("application/json")
+                .header(poem::http::header::RETRY_AFTER, e.retry_after.unwrap_or(1))
+                .body(serde_json::to_vec(&body).expect("ApiError serializes"))
+        }
+    })
+    .with(edge::Edge { methods })
+}
+
 /// A panic inside a request, logged (within the request's span) and answered as a 500 `ApiError`.
 fn answer_panic(panic: Box<dyn std::any::Any + Send>) -> poem::Response {
     let what = panic

@@ -1,4 +1,6 @@
-//! The OAuth2 client-credentials token endpoint for service accounts, and the health check.
+//! The OAuth2 client-credentials token endpoint for service accounts, and the operational checks:
+//! `/health` (liveness: the process serves requests) and `/ready` (readiness: its database
+//! answers, so requests can be served).
 
 use std::sync::Arc;
 
@@ -12,7 +14,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::backend::Backend;
 use crate::body::LenientForm;
-use crate::error::{HealthErrors, TokenErrors};
+use crate::error::{HealthErrors, ReadyErrors, TokenErrors};
 
 #[derive(Tags)]
 pub enum ServiceTags {
@@ -53,18 +55,50 @@ pub enum TokenIssued {
     Ok(Json<TokenResponse>),
 }
 
-/// Health of the service.
+/// Liveness of the service.
 #[derive(Object, Debug)]
 pub struct Health {
-    /// `ok` when the database answers.
+    /// `ok`: the process serves requests (the database is not asked; see `/ready`).
     pub status: String,
 }
 
 #[derive(ApiResponse)]
 pub enum Healthy {
-    /// The service and its database answer.
+    /// The process serves requests.
     #[oai(status = 200)]
     Ok(Json<Health>),
+}
+
+/// Readiness of the service.
+#[derive(Object, Debug)]
+pub struct Readiness {
+    /// `ready`: the database is migrated and answers.
+    pub status: String,
+}
+
+#[derive(ApiResponse)]
+pub enum Ready {
+    /// The database is migrated and answers: requests can be served.
+    #[oai(status = 200)]
+    Ok(Json<Readiness>),
+}
+
+/// The database does not answer (the readiness check's 503).
+pub fn database_unavailable() -> Error {
+    Error::new(
+        ErrorCode::ServiceUnavailable,
+        "The database does not answer.",
+    )
+    .with_retry_after(5)
+}
+
+/// The server listens but has not finished opening and migrating its database.
+pub fn starting() -> Error {
+    Error::new(
+        ErrorCode::ServiceUnavailable,
+        "The server is starting (opening and migrating its database); retry shortly.",
+    )
+    .with_retry_after(1)
 }
 
 /// A `grant_type` other than `client_credentials`.
@@ -145,19 +179,40 @@ impl ServiceApi {
         }
     }
 
-    /// Health check
+    /// Liveness check
     ///
-    /// Answers 200 when the service and its database answer, 503 otherwise.
+    /// Answers 200 while the process serves requests. It does not ask the database, so an
+    /// orchestrator restarting processes that fail it does not restart every replica when the
+    /// database is away; whether requests can be served is `/ready`'s answer. The 503 stays in
+    /// the contract of 0.1.0 (when this check asked the database) and is no longer answered.
     #[oai(
         path = "/health",
         method = "get",
         operation_id = "health",
         tag = "ServiceTags::Operations"
     )]
-    async fn health(&self, backend: Data<&Arc<dyn Backend>>) -> Result<Healthy, HealthErrors> {
-        backend.health().await?;
+    async fn health(&self) -> Result<Healthy, HealthErrors> {
         Ok(Healthy::Ok(Json(Health {
             status: "ok".to_owned(),
+        })))
+    }
+
+    /// Readiness check
+    ///
+    /// Answers 200 when the database is migrated and answers, so requests can be served; 503 with
+    /// `Retry-After` while the server is starting (opening and migrating its database) and
+    /// whenever the database does not answer. For load balancers and orchestrators deciding where
+    /// to send traffic.
+    #[oai(
+        path = "/ready",
+        method = "get",
+        operation_id = "ready",
+        tag = "ServiceTags::Operations"
+    )]
+    async fn ready(&self, backend: Data<&Arc<dyn Backend>>) -> Result<Ready, ReadyErrors> {
+        backend.health().await?;
+        Ok(Ready::Ok(Json(Readiness {
+            status: "ready".to_owned(),
         })))
     }
 }

@@ -19,6 +19,9 @@ use subtle::ConstantTimeEq;
 use crate::cache::{self, Cached};
 use crate::credentials::{new_secret, sha256_hex};
 
+/// How long the readiness check waits for the database.
+const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Lifetime of service-account access tokens.
 pub const TOKEN_LIFETIME_SECS: u64 = 3600;
 
@@ -435,14 +438,21 @@ impl Backend for StoreBackend {
     }
 
     async fn health(&self) -> Result<(), Error> {
-        self.store.ping().await.map_err(|e| {
-            tracing::error!(error = %e, "health check failed");
-            Error::new(
-                ErrorCode::ServiceUnavailable,
-                "The database does not answer.",
-            )
-            .with_retry_after(5)
-        })
+        // Bounded: a database that does not answer at all (a PostgreSQL host gone) would hold
+        // the probe for the pool's 30 s acquire timeout.
+        match tokio::time::timeout(READINESS_TIMEOUT, self.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "readiness: the database does not answer");
+                Err(invites_api::oauth::database_unavailable())
+            }
+            Err(_) => {
+                tracing::error!(
+                    "readiness: the database did not answer within {READINESS_TIMEOUT:?}"
+                );
+                Err(invites_api::oauth::database_unavailable())
+            }
+        }
     }
 
     async fn invitations_version(&self, caller: &Caller, scope: Scope) -> Result<i64, Error> {

@@ -10,14 +10,15 @@ pub mod credentials;
 pub mod demo;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use invites_api::{AppConfig, AuthConfig, REALM};
 use invites_digest::{Algorithm, Verifier};
 use invites_store::Store;
+use poem::endpoint::BoxEndpoint;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::Server;
+use poem::{Endpoint, EndpointExt, Request, Response, Server};
 
 pub use backend::StoreBackend;
 use invites_api::guard::{FailedAuthLimiter, TrustedProxies};
@@ -155,15 +156,22 @@ fn explain_bind_error(listen: &str, e: &std::io::Error) -> String {
 }
 
 impl Listening {
-    /// Serves the application over `store` on this socket, in a task.
-    pub async fn serve(self, store: Store, config: &ServiceConfig) -> anyhow::Result<Running> {
-        let app = application(store, config).await?;
+    /// Starts answering on this socket at once, in a task: until [`Starting::serve`] hands the
+    /// application over, requests get [`invites_api::starting_app`]'s answers (`/health` 200,
+    /// `/ready` 503), rather than waiting unanswered while the database is opened and migrated
+    /// (on PostgreSQL, possibly behind another replica's migration lock).
+    pub fn serve_starting(self) -> Starting {
+        let app: Arc<OnceLock<BoxEndpoint<'static>>> = Arc::default();
+        let gate = Gate {
+            app: Arc::clone(&app),
+            starting: invites_api::starting_app().boxed(),
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let acceptor = self.acceptor;
         let task = tokio::spawn(async move {
             Server::new_with_acceptor(acceptor)
                 .run_with_graceful_shutdown(
-                    app,
+                    gate,
                     async {
                         let _ = rx.await;
                     },
@@ -171,11 +179,58 @@ impl Listening {
                 )
                 .await
         });
-        Ok(Running {
-            addr: self.addr,
-            task,
-            shutdown: Some(tx),
-        })
+        Starting {
+            running: Running {
+                addr: self.addr,
+                task,
+                shutdown: Some(tx),
+            },
+            app,
+        }
+    }
+
+    /// Serves the application over `store` on this socket, in a task.
+    pub async fn serve(self, store: Store, config: &ServiceConfig) -> anyhow::Result<Running> {
+        self.serve_starting().serve(store, config).await
+    }
+}
+
+/// A socket answering "starting" (`/ready` 503) until the application is handed over; dropped,
+/// it stops serving.
+pub struct Starting {
+    running: Running,
+    app: Arc<OnceLock<BoxEndpoint<'static>>>,
+}
+
+impl Starting {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.running.addr
+    }
+
+    /// Builds the application over `store` (open and migrated) and answers with it from now on.
+    pub async fn serve(self, store: Store, config: &ServiceConfig) -> anyhow::Result<Running> {
+        let app = application(store, config).await?;
+        // Set once: a `Starting` is consumed here.
+        let _ = self.app.set(app.map_to_response().boxed());
+        Ok(self.running)
+    }
+}
+
+/// The served endpoint: the application once it is set, the starting answers until then.
+struct Gate {
+    app: Arc<OnceLock<BoxEndpoint<'static>>>,
+    starting: BoxEndpoint<'static>,
+}
+
+impl Endpoint for Gate {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        match self.app.get() {
+            Some(app) => app.call(req).await,
+            None => self.starting.call(req).await,
+        }
     }
 }
 

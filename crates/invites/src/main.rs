@@ -34,8 +34,8 @@ enum Command {
     /// requests, answers documented responses (pick one with `Prefer: code=404`); or, with
     /// --proxy, forward to a real server and report what breaks the document.
     Mock(MockArgs),
-    /// Probe a running server's /health (exit 0 when it answers 200): the container health
-    /// check, which needs no curl in the image.
+    /// Probe a running server's /health, or with --ready its /ready (exit 0 when it answers
+    /// 200): the container health check, which needs no curl in the image.
     Healthcheck(HealthcheckArgs),
 }
 
@@ -47,6 +47,10 @@ struct HealthcheckArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 3)]
     timeout_secs: u64,
+    /// Probe /ready (the database is migrated and answers: send it traffic) instead of /health
+    /// (the process serves: do not restart it).
+    #[arg(long)]
+    ready: bool,
 }
 
 /// `invites mock`: a mock (or, with --proxy, a validating proxy) of OpenAPI documents.
@@ -170,7 +174,7 @@ fn parse_network(s: &str) -> anyhow::Result<ipnet::IpNet> {
         })
 }
 
-/// `GET /health` over plain HTTP/1.1 with a deadline; Ok when the status is 200.
+/// `GET /health` (or `/ready`) over plain HTTP/1.1 with a deadline; Ok when the status is 200.
 fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     use std::net::ToSocketAddrs;
@@ -185,9 +189,10 @@ fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    let path = if args.ready { "/ready" } else { "/health" };
     write!(
         stream,
-        "GET /health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         args.addr
     )?;
     let mut head = [0u8; 64];
@@ -196,10 +201,10 @@ fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
     let status = line.split_whitespace().nth(1).unwrap_or("");
     anyhow::ensure!(
         status == "200",
-        "/health answered {:?}",
+        "{path} answered {:?}",
         line.lines().next().unwrap_or("")
     );
-    println!("healthy");
+    println!("{}", if args.ready { "ready" } else { "healthy" });
     Ok(())
 }
 
@@ -275,6 +280,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Bind first: a start that cannot listen must change nothing in the database (a second
     // `serve --demo` on a taken port would otherwise rotate the running server's demo secrets).
     let listening = invites_server::listen(&args.listen).await?;
+    // Answer at once: /health 200, /ready 503 until the database is open, migrated (and the demo
+    // seeded), so probes see a starting server rather than a silent socket.
+    let starting = listening.serve_starting();
     let store = Store::open(&args.database_url).await?;
     let demo = if args.demo {
         Some(
@@ -285,7 +293,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let running = listening.serve(store.clone(), &config).await?;
+    let running = starting.serve(store.clone(), &config).await?;
     let base = format!("http://{}", running.addr);
     println!(
         "invites listening on {base} (database {})",

@@ -74,7 +74,7 @@ pub(super) fn bench_report(
             .join(", ")
     ));
     md.push_str(&format!(
-        "Cold start to first answered `/health`: {}.\n\n",
+        "Cold start to first answered `/ready`: {}.\n\n",
         cold.iter()
             .map(|(t, d)| format!("{} ms ({t} rows)", d.as_millis()))
             .collect::<Vec<_>>()

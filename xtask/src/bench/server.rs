@@ -172,13 +172,13 @@ END;
     )
 }
 
-/// Time from spawning the server to its first answered `/health`.
+/// Time from spawning the server to its first answered `/ready`.
 fn start_server(db: &Path, port: u16) -> Result<(Server, Duration)> {
     start_server_with(&invites_bin(), db, port, None, Stdio::null())
 }
 
 /// Starts `bin` serving `db`, with `INVITES_BENCH_BOUND` set to `bound` if given and its log
-/// (warnings and worse) to `stderr`; returns once `/health` answers.
+/// (warnings and worse) to `stderr`; returns once `/ready` answers.
 fn start_server_with(
     bin: &Path,
     db: &Path,
@@ -216,7 +216,7 @@ fn start_server_with(
     while started.elapsed() < Duration::from_secs(30) {
         if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
             use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let mut head = [0u8; 16];
             if s.read(&mut head)
                 .is_ok_and(|n| n >= 12 && &head[9..12] == b"200")
@@ -226,7 +226,7 @@ fn start_server_with(
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    bail!("the server did not answer /health within 30 s")
+    bail!("the server did not answer /ready within 30 s")
 }
 
 pub fn server(seconds: u64) -> Result<()> {
@@ -343,7 +343,7 @@ pub fn server(seconds: u64) -> Result<()> {
         println!("    prepared in {:.1} s", prepared.elapsed().as_secs_f64());
         let port = free_port()?;
         let (server, cold) = start_server(&db, port)?;
-        println!("    cold start to first /health: {} ms", cold.as_millis());
+        println!("    cold start to first /ready: {} ms", cold.as_millis());
         cold_starts.push((table, cold));
         let addr = format!("127.0.0.1:{port}");
         let ids = vec!["--delete-ids".to_owned(), DELETE_POOL.to_string()];

@@ -205,8 +205,8 @@ async fn a_busy_database_is_a_5xx_with_retry_after_and_recovers() {
     );
     let body = api_error(r, 500, "SERVICE_UNAVAILABLE").await;
     assert!(body["detail"].as_str().unwrap().contains("busy"), "{body}");
-    // Reads still work meanwhile (WAL), so the health check answers.
-    assert_eq!(s.anonymous(Method::GET, "/health").await.status(), 200);
+    // Reads still work meanwhile (WAL), so the readiness check answers.
+    assert_eq!(s.anonymous(Method::GET, "/ready").await.status(), 200);
     locker.execute("ROLLBACK").await.unwrap();
     let r = s.digest(Method::DELETE, &path, &s.key("owner")).await;
     assert_eq!(r.status(), 204, "recovered once the lock is gone");
@@ -289,7 +289,7 @@ async fn a_full_disk_is_a_5xx_with_retry_after_and_recovers() {
     );
     let body = api_error(r, 500, "SERVICE_UNAVAILABLE").await;
     assert!(body["detail"].as_str().unwrap().contains("space"), "{body}");
-    assert_eq!(s.anonymous(Method::GET, "/health").await.status(), 200);
+    assert_eq!(s.anonymous(Method::GET, "/ready").await.status(), 200);
     std::fs::remove_file(&filler).unwrap();
     let (path, body) = create(10_000);
     let r = s

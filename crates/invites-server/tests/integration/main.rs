@@ -9,6 +9,7 @@ mod errors;
 mod hostile;
 mod invitations;
 mod opsmanager;
+mod readiness;
 mod real_clients;
 mod request_ids;
 mod support;

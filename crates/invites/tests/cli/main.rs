@@ -4,6 +4,7 @@
 mod crash;
 mod logs;
 mod proxy;
+mod readiness;
 mod replicas;
 mod support;
 

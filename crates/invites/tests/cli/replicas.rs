@@ -12,24 +12,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::support::{digest_header, serve, service_account_token};
-
-async fn fresh_database(admin_url: &str) -> String {
-    use sqlx::{Connection, Executor};
-    sqlx::any::install_default_drivers();
-    let name = format!("replicas_{}", std::process::id());
-    let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await
-        .unwrap();
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
-}
+use crate::support::{digest_header, fresh_database, serve, service_account_token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_over_one_postgres_database() {
@@ -37,7 +20,7 @@ async fn two_replicas_over_one_postgres_database() {
         eprintln!("skipped: INVITES_TEST_POSTGRES_URL is not set (cargo xtask test sets it)");
         return;
     };
-    let db = fresh_database(&admin_url).await;
+    let db = fresh_database(&admin_url, "replicas").await;
     let dir = tempfile::tempdir().unwrap();
     let creds_file = dir.path().join("demo.json");
     let a = serve(&db, &["--demo", "--demo-out", creds_file.to_str().unwrap()]);

@@ -110,3 +110,21 @@ pub fn digest_header(challenge: &str, user: &str, pass: &str, method: &str, uri:
         param(challenge, "opaque")
     )
 }
+
+/// A new, empty PostgreSQL database `<prefix>_<pid>` on the server of `admin_url`; its URL.
+pub async fn fresh_database(admin_url: &str, prefix: &str) -> String {
+    use sqlx::{Connection, Executor};
+    sqlx::any::install_default_drivers();
+    let name = format!("{prefix}_{}", std::process::id());
+    let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
+}
