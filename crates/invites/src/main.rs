@@ -115,32 +115,58 @@ enum DigestAlgorithm {
     Sha256,
 }
 
+/// `invites serve`. Every flag also reads an `INVITES_...` variable (the flag wins), shown by
+/// `--help`; `serve_help_names_an_environment_variable_for_every_flag` keeps it so.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Every option is also read from the environment variable shown as [env: ...]; \
+                  an option given on the command line wins."
+)]
 struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080", env = "INVITES_LISTEN")]
     listen: String,
     /// Database: an SQLite file path or `sqlite://path` URL (created if missing), or a
     /// `postgres://user:password@host:port/db` URL for several replicas; migrated on start.
-    #[arg(long, default_value = "invites.db", env = "INVITES_DATABASE_URL")]
+    // hide_env_values: `--help` must not print a password it finds in the environment.
+    #[arg(
+        long,
+        default_value = "invites.db",
+        env = "INVITES_DATABASE_URL",
+        hide_env_values = true
+    )]
     database_url: String,
-    /// Seed demo data (or rotate its credentials) and print the demo credentials.
-    #[arg(long)]
+    /// Seed demo data (or rotate its credentials) and print the demo credentials (from the
+    /// environment: `true` or `false`).
+    #[arg(long, env = "INVITES_DEMO")]
     demo: bool,
     /// Also write the demo credentials as JSON to this file.
-    #[arg(long, requires = "demo")]
+    #[arg(long, requires = "demo", env = "INVITES_DEMO_OUT")]
     demo_out: Option<PathBuf>,
     /// Digest algorithm offered in challenges.
-    #[arg(long, value_enum, default_value = "md5")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "md5",
+        env = "INVITES_DIGEST_ALGORITHM"
+    )]
     digest_algorithm: DigestAlgorithm,
     /// Seconds a Digest nonce stays fresh.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, env = "INVITES_NONCE_LIFETIME_SECS")]
     nonce_lifetime_secs: u64,
     /// Largest accepted request body, in bytes.
-    #[arg(long, default_value_t = invites_api::DEFAULT_MAX_BODY_BYTES)]
+    #[arg(
+        long,
+        default_value_t = invites_api::DEFAULT_MAX_BODY_BYTES,
+        env = "INVITES_MAX_BODY_BYTES"
+    )]
     max_body_bytes: usize,
     /// Requests per API key or service account per minute on the Atlas family (429 beyond).
-    #[arg(long, default_value_t = invites_api::DEFAULT_RATE_LIMIT_PER_MINUTE)]
+    #[arg(
+        long,
+        default_value_t = invites_api::DEFAULT_RATE_LIMIT_PER_MINUTE,
+        env = "INVITES_RATE_LIMIT_PER_MINUTE"
+    )]
     rate_limit_per_minute: u64,
     /// A proxy (address or CIDR block) whose X-Forwarded-For names the client, for access lists,
     /// the audit log and failed-attempt limits (repeatable; none by default).
@@ -151,10 +177,18 @@ struct ServeArgs {
     )]
     trusted_proxies: Vec<String>,
     /// Failed authentication attempts allowed per client address per minute (0: no limit).
-    #[arg(long, default_value_t = invites_api::auth::DEFAULT_FAILED_AUTH_PER_ADDRESS)]
+    #[arg(
+        long,
+        default_value_t = invites_api::auth::DEFAULT_FAILED_AUTH_PER_ADDRESS,
+        env = "INVITES_FAILED_AUTH_PER_ADDRESS"
+    )]
     failed_auth_per_address: u32,
     /// Failed authentication attempts allowed per API key per minute (0: no limit).
-    #[arg(long, default_value_t = invites_api::auth::DEFAULT_FAILED_AUTH_PER_KEY)]
+    #[arg(
+        long,
+        default_value_t = invites_api::auth::DEFAULT_FAILED_AUTH_PER_KEY,
+        env = "INVITES_FAILED_AUTH_PER_KEY"
+    )]
     failed_auth_per_key: u32,
     /// Log lines on stderr: `text` for a person, `json` (one object per line: timestamp, level,
     /// request id, method, path template, status, latency, principal kind) for a collector.

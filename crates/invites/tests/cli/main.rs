@@ -2,6 +2,7 @@
 //! printing where it listens and its credentials, and a graceful stop on SIGTERM.
 
 mod crash;
+mod env;
 mod logs;
 mod proxy;
 mod readiness;

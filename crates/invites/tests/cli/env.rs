@@ -1,0 +1,207 @@
+//! `invites serve` configured from the environment alone, as a container is: every flag has an
+//! `INVITES_...` variable, `--help` names it, and a server started with variables only honours
+//! each one it can be seen to.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::digest_header;
+
+/// The `invites` binary with no `INVITES_...` variable of the caller's environment.
+fn invites() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_invites"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("INVITES_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn serve_help_names_an_environment_variable_for_every_flag() {
+    let out = invites().args(["serve", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    // Each option's entry: its head line (`  -h, --help`, `      --listen <LISTEN>`) and what
+    // follows up to the next head.
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let head = line.trim_start();
+        // Heads are indented 2 (`-h, --help`) or 6 (`--listen`); possible values go deeper.
+        if line.starts_with("  -") || line.starts_with("      --") {
+            let flag = head
+                .split([' ', ','])
+                .find(|w| w.starts_with("--"))
+                .unwrap_or(head)
+                .to_owned();
+            entries.push((flag, String::new()));
+        } else if let Some((_, text)) = entries.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    let flags: Vec<&str> = entries.iter().map(|(f, _)| f.as_str()).collect();
+    for expected in ["--listen", "--database-url", "--demo", "--log-format"] {
+        assert!(
+            flags.contains(&expected),
+            "{expected} not found in:\n{help}"
+        );
+    }
+    let mut names = BTreeSet::new();
+    for (flag, text) in entries.iter().filter(|(f, _)| f != "--help") {
+        let name = text
+            .split("[env: ")
+            .nth(1)
+            .and_then(|rest| rest.split([']', '=']).next())
+            .unwrap_or_else(|| panic!("{flag} names no environment variable:\n{text}"));
+        assert!(name.starts_with("INVITES_"), "{flag}: {name}");
+        assert!(names.insert(name.to_owned()), "{name} named twice");
+    }
+    assert_eq!(names.len(), entries.len() - 1, "{help}");
+}
+
+#[tokio::test]
+async fn serve_runs_configured_only_through_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("env.db");
+    let demo_out = dir.path().join("demo.json");
+    let log = dir.path().join("stderr.log");
+    let mut child = invites()
+        .arg("serve")
+        .env("INVITES_LISTEN", "127.0.0.1:0")
+        .env("INVITES_DATABASE_URL", &db)
+        .env("INVITES_DEMO", "true")
+        .env("INVITES_DEMO_OUT", &demo_out)
+        .env("INVITES_DIGEST_ALGORITHM", "sha256")
+        .env("INVITES_NONCE_LIFETIME_SECS", "120")
+        .env("INVITES_MAX_BODY_BYTES", "100")
+        .env("INVITES_RATE_LIMIT_PER_MINUTE", "1")
+        .env("INVITES_TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.1")
+        .env("INVITES_FAILED_AUTH_PER_ADDRESS", "50")
+        .env("INVITES_FAILED_AUTH_PER_KEY", "1")
+        .env("INVITES_LOG_FORMAT", "json")
+        .env("INVITES_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut base = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        base = base.or_else(|| {
+            line.split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+                .map(str::to_owned)
+        });
+        if line.contains("demo credentials written") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let base = base.expect("INVITES_LISTEN: it printed where it listens");
+    // INVITES_DEMO and INVITES_DEMO_OUT.
+    let demo: Value = serde_json::from_str(&std::fs::read_to_string(&demo_out).unwrap()).unwrap();
+    let client = reqwest::Client::new();
+    let path = format!(
+        "/api/atlas/v2/orgs/{}/invites",
+        demo["org_id"].as_str().unwrap()
+    );
+    let owner = (
+        demo["api_keys"][0]["public_key"].as_str().unwrap(),
+        demo["api_keys"][0]["private_key"].as_str().unwrap(),
+    );
+    // INVITES_DIGEST_ALGORITHM.
+    let r = client.get(format!("{base}{path}")).send().await.unwrap();
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("algorithm=SHA-256"), "{challenge}");
+    // INVITES_RATE_LIMIT_PER_MINUTE: the second request of the minute is refused.
+    for expected in [200, 429] {
+        let fresh = client.get(format!("{base}{path}")).send().await.unwrap();
+        let c = fresh.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let r = client
+            .get(format!("{base}{path}"))
+            .header(
+                "Authorization",
+                digest_header(&c, owner.0, owner.1, "GET", &path),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected);
+    }
+    // INVITES_MAX_BODY_BYTES: the community family has no rate limit.
+    let manager = demo["community_users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["role"] == "manager")
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = client
+        .post(format!(
+            "{base}/api/v2/group/{}/invite/",
+            demo["community_group_id"]
+        ))
+        .bearer_auth(&manager)
+        .header("Content-Type", "application/json")
+        .body(vec![b' '; 101])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // INVITES_FAILED_AUTH_PER_KEY: one wrong password locks the key out for the minute, the
+    // right one included (429 with Retry-After on the Atlas family; a second demo key, untouched
+    // by the rate limit above).
+    let other = (
+        demo["api_keys"][1]["public_key"].as_str().unwrap(),
+        demo["api_keys"][1]["private_key"].as_str().unwrap(),
+    );
+    for (password, expected) in [("wrong", 401), (other.1, 429)] {
+        let fresh = client.get(format!("{base}{path}")).send().await.unwrap();
+        let c = fresh.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let r = client
+            .get(format!("{base}{path}"))
+            .header(
+                "Authorization",
+                digest_header(&c, other.0, password, "GET", &path),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{password}");
+        if password != "wrong" {
+            assert!(r.headers().contains_key("retry-after"), "locked out");
+        }
+    }
+
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no stop within 15 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // INVITES_LOG_FORMAT: JSON lines.
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.lines().count() > 0);
+    for line in log.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+}
