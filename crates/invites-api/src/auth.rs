@@ -349,11 +349,54 @@ impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
                     .await
                     .map(poem::IntoResponse::into_response)
             }
-            Verdict::Challenge { detail, stale } => Ok(self.challenge(family, detail, stale)),
-            Verdict::Refused(e) => Ok(error_response(&e)),
-            Verdict::Throttled(retry) => Ok(self.throttled(family, retry)),
+            Verdict::Challenge { detail, stale } => {
+                Ok(drain_or_close(&mut req, self.challenge(family, detail, stale)).await)
+            }
+            Verdict::Refused(e) => Ok(drain_or_close(&mut req, error_response(&e)).await),
+            Verdict::Throttled(retry) => {
+                Ok(drain_or_close(&mut req, self.throttled(family, retry)).await)
+            }
         }
     }
+}
+
+/// The most of an unauthenticated request's body read (and dropped) so that its connection can
+/// carry the next request: a Digest client sends its body with the first, unauthenticated
+/// request and repeats the request, body and all, on the same connection after the challenge.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// How long reading that body may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A refusal answered before the request's body was read. Left unread, the body makes hyper
+/// close the connection once the answer is out, and a client that reuses it at once (httpx's
+/// `DigestAuth` answering the challenge) finds it closed with no answer. So a body of at most
+/// [`DRAIN_LIMIT`] bytes that arrives within [`DRAIN_TIME`] is read and dropped, and the
+/// connection kept; a larger or slower one is not read (no work for an unauthenticated sender)
+/// and the answer says `Connection: close`, so the client opens a new connection.
+async fn drain_or_close(req: &mut Request, mut resp: Response) -> Response {
+    let headers = req.headers();
+    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let drained = match (length, chunked) {
+        (None | Some(0), false) => true,
+        (Some(n), false) if n > DRAIN_LIMIT as u64 => false,
+        _ => {
+            let body = req.take_body();
+            matches!(
+                tokio::time::timeout(DRAIN_TIME, body.into_bytes_limit(DRAIN_LIMIT)).await,
+                Ok(Ok(_))
+            )
+        }
+    };
+    if !drained {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 fn principal_from(req: &Request) -> poem::Result<Principal> {
