@@ -80,6 +80,8 @@ pub struct Store {
     removals: tokio::sync::mpsc::Sender<removals::Job>,
     /// PostgreSQL: Digest nonce counts recorded by this store (see [`Store::record_nonce_count`]).
     nonce_counts: Arc<AtomicU64>,
+    /// What the writer thread and the pools record (see [`Store::metrics`]).
+    metrics: invites_metrics::StoreMetrics,
 }
 
 /// The database engine a [`Store`] runs on. The hot paths have a body per engine
@@ -124,6 +126,7 @@ impl Store {
 
     async fn open_unexplained(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
+        let metrics = invites_metrics::StoreMetrics::default();
         let engine = match Backend::of_url(url) {
             Backend::Postgres => {
                 let pool = postgres::connect(url).await?;
@@ -133,7 +136,7 @@ impl Store {
             Backend::Sqlite => {
                 let (pool, sqlx_writer, path) = sqlite::connect(url).await?;
                 migrations::migrate(Backend::Sqlite, &pool, &sqlx_writer).await?;
-                Engine::Sqlite(sqlite::Sqlite::start(pool, sqlx_writer, path)?)
+                Engine::Sqlite(sqlite::Sqlite::start(pool, sqlx_writer, path, &metrics)?)
             }
         };
         let removals = removals::start(match &engine {
@@ -148,7 +151,35 @@ impl Store {
             }),
             removals,
             nonce_counts: Arc::new(AtomicU64::new(0)),
+            metrics,
         })
+    }
+
+    /// What this store records (the SQLite writer's batches and commits, waits for a reader
+    /// connection); [`Store::refresh_metrics`] sets the gauges read off live values.
+    pub fn metrics(&self) -> &invites_metrics::StoreMetrics {
+        &self.metrics
+    }
+
+    /// Sets the gauges of [`Store::metrics`] to what they are now: the writer thread's queue and
+    /// each pool's open and idle connections (`sqlx_read`, `sqlx_write` and `sqlite_readers` on
+    /// SQLite, `postgres` on PostgreSQL).
+    pub fn refresh_metrics(&self) {
+        let m = &self.metrics;
+        match &self.engine {
+            Engine::Sqlite(db) => {
+                m.writer_queue_depth.set(db.writer.queue_depth() as i64);
+                m.set_pool("sqlx_read", db.pool.size(), db.pool.num_idle());
+                m.set_pool(
+                    "sqlx_write",
+                    db.sqlx_writer.size(),
+                    db.sqlx_writer.num_idle(),
+                );
+                let (open, idle) = db.readers.connections();
+                m.set_pool(sqlite::reader::POOL, open, idle);
+            }
+            Engine::Postgres(db) => m.set_pool("postgres", db.pool.size(), db.pool.num_idle()),
+        }
     }
 
     /// The database this store talks to.

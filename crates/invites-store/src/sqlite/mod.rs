@@ -101,7 +101,12 @@ pub(crate) async fn connect(url: &str) -> Result<(AnyPool, AnyPool, PathBuf)> {
 impl Sqlite {
     /// The engine over pools of a migrated database at `path`: starts the checkpointer (which
     /// runs while this or a clone lives), the readers and the writer thread.
-    pub(crate) fn start(pool: AnyPool, sqlx_writer: AnyPool, path: PathBuf) -> Result<Sqlite> {
+    pub(crate) fn start(
+        pool: AnyPool,
+        sqlx_writer: AnyPool,
+        path: PathBuf,
+        metrics: &invites_metrics::StoreMetrics,
+    ) -> Result<Sqlite> {
         let alive = Arc::new(());
         let restart_wanted = Arc::new(std::sync::atomic::AtomicBool::new(false));
         checkpoint::start(
@@ -109,8 +114,8 @@ impl Sqlite {
             Arc::downgrade(&alive),
             Arc::clone(&restart_wanted),
         );
-        let readers = reader::Readers::new(path.clone());
-        let writer = writer::Writer::start(path, restart_wanted)
+        let readers = reader::Readers::new(path.clone(), metrics);
+        let writer = writer::Writer::start(path, restart_wanted, metrics.clone())
             .map_err(|e| StoreError::Sqlite(format!("cannot start the writer: {e}")))?;
         Ok(Sqlite {
             pool,

@@ -8,8 +8,12 @@
 //! [`READERS`] run at once; their connections are kept for reuse.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use invites_metrics::StoreMetrics;
+use prometheus_client::metrics::counter::Counter;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
@@ -22,15 +26,31 @@ pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
+    /// Reads that waited for a permit, and how long in all.
+    waits: Counter,
+    wait_seconds: Counter<f64, AtomicU64>,
 }
 
+/// The readers' name in the pool metrics.
+pub(crate) const POOL: &str = "sqlite_readers";
+
 impl Readers {
-    pub(crate) fn new(path: PathBuf) -> Arc<Readers> {
+    pub(crate) fn new(path: PathBuf, metrics: &StoreMetrics) -> Arc<Readers> {
+        let (waits, wait_seconds) = metrics.pool_wait_handles(POOL);
         Arc::new(Readers {
             path,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(READERS),
+            waits,
+            wait_seconds,
         })
+    }
+
+    /// Connections open, and those idle (neither counts one being opened).
+    pub(crate) fn connections(&self) -> (u32, usize) {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let busy = READERS - self.permits.available_permits();
+        ((idle + busy) as u32, idle)
     }
 
     /// Runs `read` on a read-only connection in a blocking task.
@@ -39,11 +59,17 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Sqlite("the readers are closed".into()))?;
+        let closed = |_| StoreError::Sqlite("the readers are closed".into());
+        let _permit = match self.permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let started = Instant::now();
+                let permit = self.permits.acquire().await.map_err(closed)?;
+                self.waits.inc();
+                self.wait_seconds.inc_by(started.elapsed().as_secs_f64());
+                permit
+            }
+        };
         let me = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let reuse = me.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use invites_metrics::StoreMetrics;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
@@ -110,12 +111,22 @@ impl Writer {
     /// Starts the thread; it opens `path` (which must exist and be migrated before the first job).
     /// Whenever `restart_wanted` is set, the thread restarts the write-ahead log between two
     /// batches and clears it (see `checkpoint`).
-    pub(crate) fn start(path: PathBuf, restart_wanted: Arc<AtomicBool>) -> std::io::Result<Writer> {
+    /// Each batch's size and duration are recorded in `metrics`.
+    pub(crate) fn start(
+        path: PathBuf,
+        restart_wanted: Arc<AtomicBool>,
+        metrics: StoreMetrics,
+    ) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("invites-writer".into())
-            .spawn(move || serve(&path, rx, &restart_wanted))?;
+            .spawn(move || serve(&path, rx, &restart_wanted, &metrics))?;
         Ok(Writer { jobs })
+    }
+
+    /// Jobs sent and not yet taken by the thread.
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
     }
 
     /// Runs `work` in the next batch, inside its transaction. `work` says whether its changes
@@ -160,7 +171,12 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn serve(path: &Path, mut rx: mpsc::Receiver<Box<dyn Job>>, restart_wanted: &AtomicBool) {
+fn serve(
+    path: &Path,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    restart_wanted: &AtomicBool,
+    metrics: &StoreMetrics,
+) {
     let mut conn = match open(path) {
         Ok(conn) => Some(conn),
         Err(e) => {
@@ -174,10 +190,15 @@ fn serve(path: &Path, mut rx: mpsc::Receiver<Box<dyn Job>>, restart_wanted: &Ato
         if conn.is_none() {
             conn = open(path).ok();
         }
+        let started = Instant::now();
         let failure = match conn.as_mut() {
             Some(conn) => commit_batch(conn, &mut batch).err(),
             None => Some(rusqlite::Error::InvalidPath(path.to_owned())),
         };
+        metrics
+            .writer_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.writer_batch_size.observe(batch.len() as f64);
         for job in batch.drain(..) {
             job.answer(failure.as_ref());
         }
@@ -229,7 +250,8 @@ mod tests {
 
     async fn sqlite_writer() -> (crate::Store, Writer, tempfile::TempDir) {
         let (store, url, dir) = fresh_sqlite().await;
-        let writer = Writer::start(PathBuf::from(url), Arc::default()).unwrap();
+        let writer =
+            Writer::start(PathBuf::from(url), Arc::default(), StoreMetrics::default()).unwrap();
         (store, writer, dir)
     }
 
@@ -247,7 +269,12 @@ mod tests {
             u32::from_be_bytes(header[12..16].try_into().unwrap())
         };
         let wanted = Arc::new(AtomicBool::new(false));
-        let writer = Writer::start(PathBuf::from(&url), Arc::clone(&wanted)).unwrap();
+        let writer = Writer::start(
+            PathBuf::from(&url),
+            Arc::clone(&wanted),
+            StoreMetrics::default(),
+        )
+        .unwrap();
         for i in 0..300 {
             writer.run(insert_org(format!("{i}"), true)).await.unwrap();
         }
