@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use invites_digest::{parse_authorization, Algorithm, Failure, Verifier};
 use invites_domain::{Error, Principal, PrincipalKind};
+use invites_metrics::{AuthFailure, Lockout, Metrics};
 use poem::http::{header, HeaderValue};
 use poem::{Endpoint, Middleware, Request, Response};
 use poem_openapi::registry::{MetaOAuthFlow, MetaOAuthFlows, MetaSecurityScheme, Registry};
@@ -93,6 +94,8 @@ pub const DEFAULT_FAILED_AUTH_PER_KEY: u32 = 20;
 pub struct Authenticate {
     pub backend: Arc<dyn Backend>,
     pub config: AuthConfig,
+    /// Where failures and lockouts are counted.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl<E: Endpoint> Middleware<E> for Authenticate {
@@ -103,6 +106,7 @@ impl<E: Endpoint> Middleware<E> for Authenticate {
             inner: ep,
             backend: self.backend.clone(),
             config: self.config.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -111,6 +115,7 @@ pub struct AuthenticateEndpoint<E> {
     inner: E,
     backend: Arc<dyn Backend>,
     config: AuthConfig,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The outcome of checking a request's credentials.
@@ -120,11 +125,12 @@ enum Verdict {
     Challenge {
         detail: &'static str,
         stale: bool,
+        reason: AuthFailure,
     },
     /// Any other error (403 off the access list, 5xx from the backend).
     Refused(Error),
     /// Too many failed attempts from this address or for this key: retry after this many seconds.
-    Throttled(u64),
+    Throttled(u64, Lockout),
 }
 
 /// Whether a verdict is a failed credential check that counts toward the limit, and the Digest
@@ -140,12 +146,14 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
             return Verdict::Challenge {
                 detail: "You are not authorized for this resource.",
                 stale: false,
+                reason: AuthFailure::Missing,
             };
         };
         let Ok(value) = value.to_str() else {
             return Verdict::Challenge {
                 detail: "The Authorization header is malformed.",
                 stale: false,
+                reason: AuthFailure::Malformed,
             };
         };
         // Only a checked secret counts as a failed attempt: a scheme this family does not take
@@ -162,6 +170,7 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
         Verdict::Challenge {
             detail: "The Authorization scheme is not accepted here.",
             stale: false,
+            reason: AuthFailure::Scheme,
         }
     }
 
@@ -171,6 +180,7 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
             return Verdict::Challenge {
                 detail: "The Bearer token is malformed.",
                 stale: false,
+                reason: AuthFailure::Malformed,
             };
         }
         let principal = match self.backend.bearer(token).await {
@@ -194,11 +204,13 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
                         _ => "This Bearer token is a user's; this API takes a service account's.",
                     },
                     stale: false,
+                    reason: AuthFailure::TokenWrongFamily,
                 }
             }
             None => Verdict::Challenge {
                 detail: "The Bearer token is invalid or expired.",
                 stale: false,
+                reason: AuthFailure::TokenInvalid,
             },
         }
     }
@@ -207,6 +219,14 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
         let failed = |f: Failure| Verdict::Challenge {
             detail: f.client_text(),
             stale: f.is_stale(),
+            reason: match f {
+                Failure::Malformed(_) => AuthFailure::Malformed,
+                Failure::UnknownUser => AuthFailure::UnknownKey,
+                Failure::WrongResponse => AuthFailure::WrongResponse,
+                Failure::StaleNonce => AuthFailure::StaleNonce,
+                Failure::Replayed => AuthFailure::Replayed,
+                _ => AuthFailure::DigestRefused,
+            },
         };
         let creds = match parse_authorization(value) {
             Ok(c) => c,
@@ -215,7 +235,7 @@ impl<E: Endpoint> AuthenticateEndpoint<E> {
         attempt.username = Some(creds.username.to_owned());
         if let Some(retry) = self.config.failed_auth.key_blocked(creds.username) {
             attempt.failed = false;
-            return Verdict::Throttled(retry);
+            return Verdict::Throttled(retry, Lockout::Key);
         }
         let target = req
             .original_uri()
@@ -323,7 +343,7 @@ impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
         let limiter = &self.config.failed_auth;
         let verdict = match limiter.address_blocked(addr) {
             Some(retry) if req.headers().contains_key(header::AUTHORIZATION) => {
-                Verdict::Throttled(retry)
+                Verdict::Throttled(retry, Lockout::Address)
             }
             _ => {
                 let mut attempt = Attempt {
@@ -338,6 +358,18 @@ impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
                 verdict
             }
         };
+        if let Some(metrics) = &self.metrics {
+            match &verdict {
+                Verdict::Allowed(_) => {}
+                Verdict::Challenge { reason, .. } => metrics.auth_failed(*reason),
+                Verdict::Refused(e) => {
+                    if e.code == invites_domain::ErrorCode::IpAddressNotOnAccessList {
+                        metrics.auth_failed(AuthFailure::AccessList);
+                    }
+                }
+                Verdict::Throttled(_, by) => metrics.locked_out(*by),
+            }
+        }
         match verdict {
             Verdict::Allowed(principal) => {
                 if let Some(slot) = req.extensions().get::<crate::edge::PrincipalSlot>() {
@@ -349,11 +381,11 @@ impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
                     .await
                     .map(poem::IntoResponse::into_response)
             }
-            Verdict::Challenge { detail, stale } => {
+            Verdict::Challenge { detail, stale, .. } => {
                 Ok(drain_or_close(&mut req, self.challenge(family, detail, stale)).await)
             }
             Verdict::Refused(e) => Ok(drain_or_close(&mut req, error_response(&e)).await),
-            Verdict::Throttled(retry) => {
+            Verdict::Throttled(retry, _) => {
                 Ok(drain_or_close(&mut req, self.throttled(family, retry)).await)
             }
         }

@@ -1,30 +1,35 @@
 //! The HTTP edge every request passes: its request id (`X-Request-Id`, on every answer and every
 //! log line of the request), one log line per request, every error as an `ApiError` body (with
-//! `Allow` on 405), `envelope=true` and `pretty=true` on every operation, and the request body
-//! size limit.
+//! `Allow` on 405), `envelope=true` and `pretty=true` on every operation, the request metrics
+//! (when the server has them), and the request body size limit.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use invites_domain::{Error, ErrorCode, PrincipalKind};
+use invites_metrics::{Metrics, OperationMetrics};
 use poem::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 use tracing::Instrument;
 
 use crate::error::{code_for_status, error_response};
 
-/// The methods each documented path template accepts, to answer 405 with `Allow`.
+/// The methods each documented path template accepts, to answer 405 with `Allow`, and the
+/// operationId of each (template, method).
 #[derive(Debug, Default)]
 pub struct MethodTable {
     /// Each documented template as written, its segments, and its methods.
     routes: Vec<(String, Vec<String>, BTreeSet<String>)>,
+    /// By route, as `routes`: each method (upper case) and its operationId.
+    operations: Vec<Vec<(String, String)>>,
 }
 
 impl MethodTable {
     /// Reads the path templates and their methods from an OpenAPI document.
     pub fn from_spec(spec: &serde_json::Value) -> Self {
         let mut routes = Vec::new();
+        let mut operations = Vec::new();
         if let Some(paths) = spec.get("paths").and_then(|p| p.as_object()) {
             for (template, item) in paths {
                 let methods = item
@@ -53,22 +58,37 @@ impl MethodTable {
                     .split('/')
                     .map(str::to_owned)
                     .collect();
+                let ids = methods
+                    .iter()
+                    .filter_map(|m| {
+                        let id = item.get(m.to_ascii_lowercase())?.get("operationId")?;
+                        Some((m.clone(), id.as_str()?.to_owned()))
+                    })
+                    .collect();
                 routes.push((template.clone(), segments, methods));
+                operations.push(ids);
             }
         }
-        MethodTable { routes }
+        MethodTable { routes, operations }
+    }
+
+    /// The index of the documented template `path` matches.
+    fn route_index(&self, path: &str) -> Option<usize> {
+        let count = path.split('/').count();
+        self.routes.iter().position(|(_, template, _)| {
+            template.len() == count
+                && template.iter().zip(path.split('/')).all(|(t, s)| {
+                    (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
+                })
+        })
     }
 
     /// The documented template `path` matches (as the document writes it, e.g.
     /// `/api/atlas/v2/orgs/{orgId}/invites/{invitationId}`) and its methods.
     fn route(&self, path: &str) -> Option<(&str, &BTreeSet<String>)> {
-        let count = path.split('/').count();
-        self.routes.iter().find_map(|(name, template, methods)| {
-            let matches = template.len() == count
-                && template.iter().zip(path.split('/')).all(|(t, s)| {
-                    (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
-                });
-            matches.then_some((name.as_str(), methods))
+        self.route_index(path).map(|i| {
+            let (name, _, methods) = &self.routes[i];
+            (name.as_str(), methods)
         })
     }
 
@@ -161,17 +181,94 @@ impl PrincipalSlot {
 
 /// The path a request's log line names: the documented template it matched (no ids), the two
 /// fixed document paths, or `unmatched` (a path the log does not copy).
+#[cfg(test)]
 fn logged_path<'a>(methods: &'a MethodTable, path: &str) -> &'a str {
+    logged_path_of(methods, path, methods.route_index(path))
+}
+
+/// [`logged_path`] of a path whose route (`MethodTable::route_index`) is known.
+fn logged_path_of<'a>(methods: &'a MethodTable, path: &str, route: Option<usize>) -> &'a str {
     match path {
         "/openapi.json" => "/openapi.json",
         "/docs" => "/docs",
-        _ => methods.template(path).unwrap_or("unmatched"),
+        _ => route.map_or("unmatched", |i| methods.routes[i].0.as_str()),
+    }
+}
+
+/// The API family of a documented path, as the metrics label it.
+fn family_of(template: &str) -> &'static str {
+    if template.starts_with("/api/atlas/") {
+        "atlas"
+    } else if template.starts_with("/api/public/") {
+        "opsmanager"
+    } else if template.starts_with("/api/v2/") {
+        "community"
+    } else {
+        "service"
+    }
+}
+
+/// The request metrics of every operation, resolved when the application is built, so a request
+/// finds its handles by the route the edge matched anyway.
+pub struct EdgeMetrics {
+    metrics: Arc<Metrics>,
+    /// By route index of the `MethodTable`: each method and its operation's handles.
+    routes: Vec<Vec<(Method, OperationMetrics)>>,
+    openapi: OperationMetrics,
+    docs: OperationMetrics,
+    /// A path no operation has, or a method its path does not take.
+    unmatched: OperationMetrics,
+}
+
+impl EdgeMetrics {
+    /// The handles of every operation in `methods` (so every series exists from the start).
+    pub fn new(metrics: Arc<Metrics>, methods: &MethodTable) -> EdgeMetrics {
+        let routes = methods
+            .routes
+            .iter()
+            .zip(&methods.operations)
+            .map(|((template, _, _), ops)| {
+                ops.iter()
+                    .filter_map(|(method, id)| {
+                        let method = Method::from_bytes(method.as_bytes()).ok()?;
+                        Some((method, metrics.operation(id, family_of(template))))
+                    })
+                    .collect()
+            })
+            .collect();
+        EdgeMetrics {
+            openapi: metrics.operation("openapi", "service"),
+            docs: metrics.operation("docs", "service"),
+            unmatched: metrics.operation("unmatched", "none"),
+            routes,
+            metrics,
+        }
+    }
+
+    fn operation(&self, method: &Method, path: &str, route: Option<usize>) -> &OperationMetrics {
+        // HEAD is answered by the GET operation.
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        match (path, route) {
+            ("/openapi.json", _) => &self.openapi,
+            ("/docs", _) => &self.docs,
+            (_, Some(i)) => self.routes[i]
+                .iter()
+                .find(|(m, _)| m == method)
+                .map_or(&self.unmatched, |(_, op)| op),
+            (_, None) => &self.unmatched,
+        }
     }
 }
 
 /// The outermost middleware.
 pub struct Edge {
     pub methods: Arc<MethodTable>,
+    /// Request counts, latency and requests in flight (none: nothing recorded).
+    pub metrics: Option<Arc<EdgeMetrics>>,
 }
 
 impl<E: Endpoint> Middleware<E> for Edge {
@@ -181,6 +278,7 @@ impl<E: Endpoint> Middleware<E> for Edge {
         EdgeEndpoint {
             inner: ep,
             methods: self.methods.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -188,6 +286,7 @@ impl<E: Endpoint> Middleware<E> for Edge {
 pub struct EdgeEndpoint<E> {
     inner: E,
     methods: Arc<MethodTable>,
+    metrics: Option<Arc<EdgeMetrics>>,
 }
 
 impl<E> EdgeEndpoint<E> {
@@ -242,9 +341,11 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         // ERROR, so that whatever level the filter lets through, the id comes with it.
         let span = tracing::error_span!("request", request_id = %id);
         async move {
+            let _in_flight = self.metrics.as_ref().map(|m| m.metrics.in_flight());
             normalize_path(&mut req);
             let method = req.method().clone();
             let path = req.uri().path().to_owned();
+            let route = self.methods.route_index(&path);
             let flags = Flags::from_query(req.uri().query());
             let principal = PrincipalSlot::default();
             req.extensions_mut().insert(principal.clone());
@@ -252,6 +353,8 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
                 Ok(r) => r.into_response(),
                 Err(e) => self.error_response(e, &method, &path),
             };
+            // The operation's own status: `envelope=true` makes every answer a 200.
+            let status = resp.status();
             let mut resp = apply_flags(resp, flags).await;
             if let Ok(v) = HeaderValue::from_str(&id) {
                 resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
@@ -261,11 +364,16 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             tracing::info!(
                 target: "invites::request",
                 %method,
-                path = logged_path(&self.methods, &path),
+                path = logged_path_of(&self.methods, &path, route),
                 status = resp.status().as_u16(),
                 latency_us = started.elapsed().as_micros() as u64,
                 principal = principal.name(),
             );
+            if let Some(metrics) = &self.metrics {
+                metrics
+                    .operation(&method, &path, route)
+                    .record(status.as_u16(), started.elapsed());
+            }
             Ok(resp)
         }
         .instrument(span)

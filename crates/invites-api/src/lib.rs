@@ -198,6 +198,9 @@ pub struct AppConfig {
     pub max_body_bytes: usize,
     /// Requests per principal per minute on the Atlas family.
     pub rate_limit_per_minute: u64,
+    /// Where requests, authentication failures, lockouts, rate-limit refusals and list cache
+    /// lookups are counted; none: nowhere.
+    pub metrics: Option<Arc<invites_metrics::Metrics>>,
 }
 
 /// Default rate limit per principal per minute.
@@ -231,12 +234,18 @@ fn docs_html(service: &OpenApiService<Apis, ()>, spec: &str) -> String {
 
 /// The whole HTTP application over a backend.
 pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
-    let service = service(Arc::new(list_cache::ListCache::new()));
+    let metrics = config.metrics;
+    let service = service(Arc::new(
+        list_cache::ListCache::new().with_metrics(metrics.clone()),
+    ));
     let spec = spec_json();
     let docs = Html(docs_html(&service, &spec));
     let methods = Arc::new(edge::MethodTable::from_spec(
         &serde_json::from_str(&spec).expect("spec_json emits valid JSON"),
     ));
+    let edge_metrics = metrics
+        .as_ref()
+        .map(|m| Arc::new(edge::EdgeMetrics::new(Arc::clone(m), &methods)));
     let spec_endpoint = make_sync(move |_| {
         poem::Response::builder()
             .content_type("application/json")
@@ -253,18 +262,22 @@ pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
         .at("/docs", get(docs_endpoint))
         .nest("/", service)
         .with(edge::BodyLimit(config.max_body_bytes))
-        .with(ratelimit::RateLimit(Arc::new(ratelimit::Limiter::new(
-            config.rate_limit_per_minute,
-        ))))
+        .with(ratelimit::RateLimit(Arc::new(
+            ratelimit::Limiter::new(config.rate_limit_per_minute).with_metrics(metrics.clone()),
+        )))
         .with(auth::Authenticate {
             backend: backend.clone(),
             config: config.auth,
+            metrics,
         })
         .data(backend)
         // A bug that panics answers 500 with an ApiError (and is logged), rather than the
         // connection closing with no answer at all.
         .with(poem::middleware::CatchPanic::new().with_handler(answer_panic))
-        .with(edge::Edge { methods })
+        .with(edge::Edge {
+            methods,
+            metrics: edge_metrics,
+        })
 }
 
 /// What the server answers between binding its socket and having its database open and
@@ -296,7 +309,10 @@ pub fn starting_app() -> impl Endpoint<Output = poem::Response> {
                 .body(serde_json::to_vec(&body).expect("ApiError serializes"))
         }
     })
-    .with(edge::Edge { methods })
+    .with(edge::Edge {
+        methods,
+        metrics: None,
+    })
 }
 
 /// A panic inside a request, logged (within the request's span) and answered as a 500 `ApiError`.
@@ -354,6 +370,7 @@ mod tests {
             .with(poem::middleware::CatchPanic::new().with_handler(answer_panic))
             .with(edge::Edge {
                 methods: Default::default(),
+                metrics: None,
             });
         let req = poem::Request::builder()
             .uri_str("/boom")

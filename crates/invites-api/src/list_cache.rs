@@ -56,11 +56,22 @@ struct Inner {
 #[derive(Default)]
 pub struct ListCache {
     inner: Mutex<Inner>,
+    /// Where hits and misses are counted.
+    metrics: Option<std::sync::Arc<invites_metrics::Metrics>>,
 }
 
 impl ListCache {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Counts its hits and misses in `metrics`.
+    pub fn with_metrics(
+        mut self,
+        metrics: Option<std::sync::Arc<invites_metrics::Metrics>>,
+    ) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The body kept for `key` if it was read at `version`.
@@ -112,7 +123,11 @@ pub async fn pending_list<T: ToJSON>(
     render: impl FnOnce(&[Invitation], &str) -> T,
 ) -> Result<Bytes, Error> {
     let version = backend.invitations_version(caller, key.scope).await?;
-    if let Some(body) = cache.get(&key, version) {
+    let kept = cache.get(&key, version);
+    if let Some(metrics) = &cache.metrics {
+        metrics.list_cache(kept.is_some());
+    }
+    if let Some(body) = kept {
         return Ok(body);
     }
     let (version, list) = backend

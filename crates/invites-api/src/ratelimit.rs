@@ -31,6 +31,8 @@ pub struct Limiter {
     per_minute: u64,
     started: Instant,
     shards: Vec<Mutex<HashMap<ObjectId, (u64, u64)>>>,
+    /// Where refusals are counted.
+    metrics: Option<std::sync::Arc<invites_metrics::Metrics>>,
 }
 
 /// What the limiter decided.
@@ -51,7 +53,17 @@ impl Limiter {
             per_minute: per_minute.max(1),
             started: Instant::now(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            metrics: None,
         }
+    }
+
+    /// Counts its refusals in `metrics`.
+    pub fn with_metrics(
+        mut self,
+        metrics: Option<std::sync::Arc<invites_metrics::Metrics>>,
+    ) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn per_minute(&self) -> u64 {
@@ -139,6 +151,9 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
                 }
             }
             Decision::Limited { limit, retry_after } => {
+                if let Some(metrics) = &self.limiter.metrics {
+                    metrics.rate_limited();
+                }
                 let mut resp = error_response(&Error::rate_limited(limit, retry_after));
                 set(&mut resp, "ratelimit-limit", HeaderValue::from(limit));
                 set(&mut resp, "ratelimit-remaining", HeaderValue::from(0));

@@ -1,5 +1,6 @@
 //! The invitation service assembled: the [`invites_api::Backend`] implemented over the store,
-//! credential generation, the demo data set, and the server loop with graceful shutdown.
+//! credential generation, the demo data set, the server loop with graceful shutdown, and the
+//! metrics listener (`GET /metrics`, on its own socket).
 //!
 //! `invites serve`, the integration tests and the benchmarks all start the service through
 //! [`start`], so what is tested is what runs.
@@ -22,6 +23,7 @@ use poem::{Endpoint, EndpointExt, Request, Response, Server};
 
 pub use backend::StoreBackend;
 use invites_api::guard::{FailedAuthLimiter, TrustedProxies};
+use invites_metrics::Metrics;
 
 /// How long a Digest nonce stays fresh.
 pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
@@ -67,6 +69,15 @@ pub async fn application(
     store: Store,
     config: &ServiceConfig,
 ) -> anyhow::Result<impl poem::Endpoint> {
+    application_with_metrics(store, config, None).await
+}
+
+/// The HTTP application over `store`, counting what happens in `metrics` when given.
+pub async fn application_with_metrics(
+    store: Store,
+    config: &ServiceConfig,
+    metrics: Option<Arc<Metrics>>,
+) -> anyhow::Result<impl poem::Endpoint> {
     let secret = server_secret(&store).await?;
     let verifier = Arc::new(Verifier::new(
         REALM,
@@ -87,8 +98,23 @@ pub async fn application(
             },
             max_body_bytes: config.max_body_bytes,
             rate_limit_per_minute: config.rate_limit_per_minute,
+            metrics,
         },
     ))
+}
+
+/// The metrics listener's application: `GET /metrics`, everything `metrics` and `store` record
+/// in the Prometheus text format (the store's gauges read at that moment); anything else 404.
+pub fn metrics_app(metrics: Arc<Metrics>, store: Store) -> impl Endpoint<Output = Response> {
+    let scrape = poem::endpoint::make_sync(move |_| {
+        store.refresh_metrics();
+        Response::builder()
+            .content_type(invites_metrics::CONTENT_TYPE)
+            .body(metrics.encode())
+    });
+    poem::Route::new()
+        .at("/metrics", poem::get(scrape))
+        .map_to_response()
 }
 
 /// A service listening on a socket, running until its shutdown signal fires.
@@ -96,18 +122,53 @@ pub struct Running {
     pub addr: SocketAddr,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The metrics listener, when there is one (it stops with the service).
+    metrics: Option<Box<Running>>,
 }
 
 impl Running {
+    /// Where the metrics listener listens, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
+    }
+
     /// Asks the server to stop and waits until in-flight requests are done.
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task
+        let served = self
+            .task
             .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Some(metrics) = self.metrics.take() {
+            Box::pin(metrics.stop()).await?;
+        }
+        served
     }
+}
+
+/// Serves `app` on `acceptor` in a task until the returned shutdown sender fires (or is dropped).
+fn spawn_server(
+    acceptor: TcpAcceptor,
+    app: impl Endpoint + 'static,
+) -> (
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async {
+                    let _ = rx.await;
+                },
+                Some(Duration::from_secs(10)),
+            )
+            .await
+    });
+    (task, tx)
 }
 
 /// A socket bound and listening, nothing served yet.
@@ -123,9 +184,18 @@ pub struct Listening {
 /// Binds `listen` (port 0 picks any free port). The error says what to do when the address is
 /// taken or not an address.
 pub async fn listen(listen: &str) -> anyhow::Result<Listening> {
+    bind(listen, "--listen").await
+}
+
+/// Binds the metrics listener's `listen`, as [`listen`] does (its error names `--metrics-listen`).
+pub async fn listen_metrics(listen: &str) -> anyhow::Result<Listening> {
+    bind(listen, "--metrics-listen").await
+}
+
+async fn bind(listen: &str, flag: &str) -> anyhow::Result<Listening> {
     let acceptor = match TcpListener::bind(listen.to_owned()).into_acceptor().await {
         Ok(a) => a,
-        Err(e) => anyhow::bail!("{}", explain_bind_error(listen, &e)),
+        Err(e) => anyhow::bail!("{}", explain_bind_error(listen, flag, &e)),
     };
     let addr = acceptor
         .local_addr()
@@ -136,20 +206,20 @@ pub async fn listen(listen: &str) -> anyhow::Result<Listening> {
 }
 
 /// One line for a failed bind: the address, the cause, and the fix.
-fn explain_bind_error(listen: &str, e: &std::io::Error) -> String {
+fn explain_bind_error(listen: &str, flag: &str, e: &std::io::Error) -> String {
     use std::io::ErrorKind;
     match e.kind() {
         ErrorKind::AddrInUse => format!(
             "cannot listen on {listen}: the address is already in use (another server runs there?); \
-             stop it, or pick another address with --listen (port 0 picks a free one)"
+             stop it, or pick another address with {flag} (port 0 picks a free one)"
         ),
         ErrorKind::PermissionDenied => format!(
             "cannot listen on {listen}: permission denied (ports below 1024 need privileges); \
-             pick a port above 1024 with --listen"
+             pick a port above 1024 with {flag}"
         ),
         ErrorKind::AddrNotAvailable => format!(
             "cannot listen on {listen}: no network interface of this machine has that address; \
-             use 127.0.0.1 or 0.0.0.0 with --listen"
+             use 127.0.0.1 or 0.0.0.0 with {flag}"
         ),
         _ => format!("cannot listen on {listen}: {e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
     }
@@ -166,24 +236,13 @@ impl Listening {
             app: Arc::clone(&app),
             starting: invites_api::starting_app().boxed(),
         };
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let acceptor = self.acceptor;
-        let task = tokio::spawn(async move {
-            Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    gate,
-                    async {
-                        let _ = rx.await;
-                    },
-                    Some(Duration::from_secs(10)),
-                )
-                .await
-        });
+        let (task, tx) = spawn_server(self.acceptor, gate);
         Starting {
             running: Running {
                 addr: self.addr,
                 task,
                 shutdown: Some(tx),
+                metrics: None,
             },
             app,
         }
@@ -210,7 +269,31 @@ impl Starting {
 
     /// Builds the application over `store` (open and migrated) and answers with it from now on.
     pub async fn serve(self, store: Store, config: &ServiceConfig) -> anyhow::Result<Running> {
-        let app = application(store, config).await?;
+        self.serve_with_metrics(store, config, None).await
+    }
+
+    /// As [`Starting::serve`], and with `metrics` (a socket bound with [`listen`]) serves
+    /// `GET /metrics` there ([`metrics_app`]): what the application and the store record.
+    /// Without it nothing is recorded and no path answers metrics.
+    pub async fn serve_with_metrics(
+        mut self,
+        store: Store,
+        config: &ServiceConfig,
+        metrics: Option<Listening>,
+    ) -> anyhow::Result<Running> {
+        let recorded = metrics
+            .as_ref()
+            .map(|_| Arc::new(Metrics::new(store.metrics())));
+        let app = application_with_metrics(store.clone(), config, recorded.clone()).await?;
+        if let (Some(listening), Some(recorded)) = (metrics, recorded) {
+            let (task, tx) = spawn_server(listening.acceptor, metrics_app(recorded, store));
+            self.running.metrics = Some(Box::new(Running {
+                addr: listening.addr,
+                task,
+                shutdown: Some(tx),
+                metrics: None,
+            }));
+        }
         // Set once: a `Starting` is consumed here.
         let _ = self.app.set(app.map_to_response().boxed());
         Ok(self.running)
@@ -255,6 +338,8 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("--listen") && !err.contains('\n'), "{err}");
+        let err = listen_metrics(&taken).await.err().unwrap().to_string();
+        assert!(err.contains("with --metrics-listen"), "{err}");
         let err = listen("nonsense").await.err().unwrap().to_string();
         assert!(err.contains("expected HOST:PORT"), "{err}");
     }

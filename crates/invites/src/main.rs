@@ -190,6 +190,10 @@ struct ServeArgs {
         env = "INVITES_FAILED_AUTH_PER_KEY"
     )]
     failed_auth_per_key: u32,
+    /// Serve Prometheus metrics at `GET /metrics` on this address (HOST:PORT), a listener of its
+    /// own, apart from the API's; none by default (and then requests are not counted).
+    #[arg(long, value_name = "ADDR", env = "INVITES_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// Log lines on stderr: `text` for a person, `json` (one object per line: timestamp, level,
     /// request id, method, path template, status, latency, principal kind) for a collector.
     #[arg(long, value_enum, default_value = "text", env = "INVITES_LOG_FORMAT")]
@@ -314,6 +318,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Bind first: a start that cannot listen must change nothing in the database (a second
     // `serve --demo` on a taken port would otherwise rotate the running server's demo secrets).
     let listening = invites_server::listen(&args.listen).await?;
+    let metrics = match &args.metrics_listen {
+        Some(addr) => Some(invites_server::listen_metrics(addr).await?),
+        None => None,
+    };
     // Answer at once: /health 200, /ready 503 until the database is open, migrated (and the demo
     // seeded), so probes see a starting server rather than a silent socket.
     let starting = listening.serve_starting();
@@ -327,12 +335,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let running = starting.serve(store.clone(), &config).await?;
+    let running = starting
+        .serve_with_metrics(store.clone(), &config, metrics)
+        .await?;
     let base = format!("http://{}", running.addr);
     println!(
         "invites listening on {base} (database {})",
         redact_password(&args.database_url)
     );
+    if let Some(addr) = running.metrics_addr() {
+        println!("  metrics: http://{addr}/metrics");
+    }
     println!("  OpenAPI document: {base}/openapi.json   docs: {base}/docs");
     if let Some(creds) = &demo {
         print_demo(&base, creds);

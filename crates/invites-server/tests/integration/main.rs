@@ -8,6 +8,7 @@ mod community;
 mod errors;
 mod hostile;
 mod invitations;
+mod metrics;
 mod opsmanager;
 mod readiness;
 mod real_clients;

@@ -21,6 +21,8 @@ pub struct TestServer {
     /// The other organization's project, owned by `foreign_key`.
     pub foreign_project: String,
     pub client: reqwest::Client,
+    /// `http://host:port` of the metrics listener, for a server started with one.
+    pub metrics: Option<String>,
     running: Option<Running>,
     db: std::path::PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -42,6 +44,22 @@ impl TestServer {
         config: ServiceConfig,
         db: std::path::PathBuf,
         dir: Option<tempfile::TempDir>,
+    ) -> TestServer {
+        Self::start_full(config, db, dir, false).await
+    }
+
+    /// A server with a metrics listener (`GET /metrics`) on a port of its own.
+    pub async fn start_with_metrics() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("test.db");
+        Self::start_full(ServiceConfig::default(), db, Some(dir), true).await
+    }
+
+    async fn start_full(
+        config: ServiceConfig,
+        db: std::path::PathBuf,
+        dir: Option<tempfile::TempDir>,
+        metrics: bool,
     ) -> TestServer {
         let store = Store::open(db.to_str().unwrap()).await.unwrap();
         let demo = demo::seed(&store).await.unwrap();
@@ -71,7 +89,15 @@ impl TestServer {
             .grant_project_role(other_project.id, rec.principal_id, GroupRole::Owner)
             .await
             .unwrap();
-        let running = invites_server::start(store.clone(), "127.0.0.1:0", &config)
+        let metrics = match metrics {
+            true => Some(invites_server::listen_metrics("127.0.0.1:0").await.unwrap()),
+            false => None,
+        };
+        let running = invites_server::listen("127.0.0.1:0")
+            .await
+            .unwrap()
+            .serve_starting()
+            .serve_with_metrics(store.clone(), &config, metrics)
             .await
             .unwrap();
         TestServer {
@@ -82,6 +108,7 @@ impl TestServer {
             foreign_org: other.id.to_string(),
             foreign_project: other_project.id.to_string(),
             client: reqwest::Client::new(),
+            metrics: running.metrics_addr().map(|a| format!("http://{a}")),
             running: Some(running),
             db,
             _dir: dir,
