@@ -345,7 +345,6 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             normalize_path(&mut req);
             let method = req.method().clone();
             let path = req.uri().path().to_owned();
-            let route = self.methods.route_index(&path);
             let flags = Flags::from_query(req.uri().query());
             let principal = PrincipalSlot::default();
             req.extensions_mut().insert(principal.clone());
@@ -359,19 +358,23 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             if let Ok(v) = HeaderValue::from_str(&id) {
                 resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
             }
+            // The documented template the path matches, looked up once and only if the log line
+            // or the metrics want it (tracing evaluates a disabled event's fields not at all).
+            let route = std::cell::OnceCell::new();
+            let route = || *route.get_or_init(|| self.methods.route_index(&path));
             // The template, not the path (ids), and never the query string (it may carry what
             // a client should not have put there).
             tracing::info!(
                 target: "invites::request",
                 %method,
-                path = logged_path_of(&self.methods, &path, route),
+                path = logged_path_of(&self.methods, &path, route()),
                 status = resp.status().as_u16(),
                 latency_us = started.elapsed().as_micros() as u64,
                 principal = principal.name(),
             );
             if let Some(metrics) = &self.metrics {
                 metrics
-                    .operation(&method, &path, route)
+                    .operation(&method, &path, route())
                     .record(status.as_u16(), started.elapsed());
             }
             Ok(resp)

@@ -168,10 +168,11 @@ pub(super) fn bench_report(
          default. Their cost on (c) at 10k rows was measured apart: 16 alternating 5 s rounds of \
          `invites-bench load --scenario bearer` against the same release build without and with \
          `--metrics-listen`, each server on a fresh copy of the 10k database, while other builds kept \
-         the machine busy (load average 6-7, so the figures are below the table's): req/s 14,975 \
-         without and 14,776 with on average (-1.3%; medians 14,947 and 15,490, rounds 9,855-18,408 \
-         and 10,878-17,530), p99 10.9 and 11.1 ms (medians), server CPU per removal 57.8 and 58.7 us \
-         on average (+1.6%; utime and stime from /proc over the audit rows the run added). Recording \
+         the machine busy (load average 6-7, so the figures are below the table's): req/s 12,175 \
+         without and 12,563 with on average (medians 12,180 and 12,550; rounds 9,293-16,154 and \
+         10,754-15,399), p99 12.0 and 11.4 ms (medians), server CPU per removal 65.4 and 65.2 us on \
+         average (medians 64.1 and 65.8; utime and stime from /proc over the audit rows the run \
+         added): differences of the rounds' noise, either way. Recording \
          a request (the in-flight gauge, a counter, the latency histogram) costs about 45 ns on one \
          thread, plus about 50 ns reading the clock.\n\n\
          ![latency percentiles](benchmarks-latency.svg)\n",
