@@ -30,6 +30,7 @@ mod tests {
         let mut files = Vec::new();
         rust_files(&root().join("crates"), &mut files);
         rust_files(&root().join("xtask"), &mut files);
+        rust_files(&root().join("fuzz"), &mut files);
         assert!(files.len() > 10, "found only {} files", files.len());
         let missing: Vec<_> = files
             .iter()
