@@ -1777,6 +1777,59 @@ impl Synth<'_> {
         self.schemas.is_valid(id, v, Strictness::Exact)
     }
 
+    /// Another value for an item of a `uniqueItems` array that repeats an earlier one, which its
+    /// schema still takes: the item with its index appended (or added), the item with its last
+    /// character changed, a short text, a neighbouring number, another member of its enum. When
+    /// none fits (fewer valid values than items), the first.
+    fn unique_variant(
+        &self,
+        schema: Option<SchemaId>,
+        item: &Value,
+        items: &[Value],
+        i: usize,
+    ) -> Value {
+        let mut candidates = vec![vary(item, i)];
+        match item {
+            Value::String(s) => {
+                let mut stem = s.clone();
+                let last = stem.pop();
+                let chars = ('0'..='9').chain('a'..='z').chain('A'..='Z');
+                for c in chars.clone().filter(|c| Some(*c) != last) {
+                    candidates.push(Value::String(format!("{stem}{c}")));
+                }
+                candidates.extend(chars.map(|c| Value::String(c.to_string())));
+            }
+            Value::Number(x) => {
+                for d in 1..=(items.len() as i64 + 1) {
+                    match x.as_i64() {
+                        Some(k) => candidates.extend([json!(k - d), json!(k + d)]),
+                        None => {
+                            let f = x.as_f64().unwrap_or(0.0);
+                            candidates.extend([json!(f - d as f64), json!(f + d as f64)]);
+                        }
+                    }
+                }
+            }
+            Value::Bool(b) => candidates.push(Value::Bool(!b)),
+            _ => {}
+        }
+        // The enum of the item's schema, or of the schema it refers to.
+        let mut at = schema;
+        for _ in 0..8 {
+            let Some(s) = at else { break };
+            let n = self.schemas.node(s);
+            candidates.extend(n.enum_values.iter().cloned());
+            at = n.reference;
+        }
+        let first = candidates[0].clone();
+        candidates
+            .into_iter()
+            .find(|v| {
+                !items.iter().any(|x| json_equal(x, v)) && schema.is_none_or(|s| self.valid(s, v))
+            })
+            .unwrap_or(first)
+    }
+
     fn value_inner(&mut self, id: SchemaId, depth: usize, deep: bool) -> Value {
         let n = self.schemas.node(id);
         if self.rng.is_none() || n.example.is_some() {
@@ -2071,7 +2124,7 @@ impl Synth<'_> {
                         None => Value::String(format!("item{i}")),
                     };
                     if n.unique_items && items.iter().any(|x: &Value| json_equal(x, &item)) {
-                        item = vary(&item, i);
+                        item = self.unique_variant(schema, &item, &items, i);
                     }
                     items.push(item);
                 }
@@ -2515,6 +2568,28 @@ mod tests {
         assert_eq!(a, s.0.dynamic_example(s.1, 1), "repeatable for a seed");
         assert_ne!(a, b);
         assert!(ok(&s, a) && ok(&s, b));
+    }
+
+    /// Found by fuzzing the synthesizer (`fuzz/fuzz_targets/schema_example.rs`, in an exploratory
+    /// run over schemas written by the input): a repeated item of a `uniqueItems` array was made
+    /// unique by appending its index, which left the item's enum (`["a", "a1"]`).
+    #[test]
+    fn unique_items_stay_valid_items() {
+        for schema in [
+            json!({"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "uniqueItems": true, "minItems": 2}),
+            json!({"type": "array", "items": {"type": "integer", "maximum": 1}, "uniqueItems": true, "minItems": 3}),
+            json!({"type": "array", "items": {"type": "string", "format": "uuid"}, "uniqueItems": true, "minItems": 2}),
+            json!({"type": "array", "items": {"type": "string", "maxLength": 1}, "uniqueItems": true, "minItems": 3}),
+        ] {
+            let s = compile(schema.clone());
+            for v in [
+                s.0.example(s.1),
+                s.0.request_example(s.1),
+                s.0.dynamic_example(s.1, 3),
+            ] {
+                assert!(ok(&s, v.clone()), "{schema}: {v}");
+            }
+        }
     }
 
     #[test]
