@@ -8,6 +8,7 @@ mod bench;
 mod clients;
 mod conformance;
 mod docs_check;
+mod fuzz;
 mod phases;
 mod postgres;
 mod releases;
@@ -88,6 +89,20 @@ enum Cmd {
     /// Generate the Rust, TypeScript and Python clients from openapi/invites.json and drive the
     /// invitation lifecycle of clients/LIFECYCLE.md with each against a fresh demo server.
     Clients,
+    /// Coverage-guided fuzzing of the parsers that take input from anyone (fuzz/: cargo-fuzz,
+    /// libFuzzer, no sanitizer): builds every target once into target/fuzz, then runs each on a
+    /// working copy of its seed corpus (target/fuzz/corpus/<target>) and prints runs, execs/s,
+    /// coverage and the corpus size. Fails on a crash, an input slower than 5 s or a run above
+    /// 512 MB, naming the reproducer. Installs cargo-fuzz 0.13.2 when missing.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Only this target (repeatable): digest_authorization, community_users,
+        /// contract_load, contract_request, schema_example.
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+    },
     /// Run schemathesis (all checks) with the Atlas reference contract against a demo server.
     Schemathesis {
         /// Hypothesis examples per operation.
@@ -650,6 +665,7 @@ fn command(cli: Cli) -> Result<()> {
             tools::test_build()?;
             clients::clients()
         }
+        Cmd::Fuzz { seconds, targets } => fuzz::fuzz(&fuzz::Options { seconds, targets }),
         Cmd::Schemathesis { max_examples, seed } => {
             tools::test_build()?;
             schemathesis(&tools::python_env()?, max_examples, seed)
