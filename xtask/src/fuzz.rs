@@ -178,12 +178,45 @@ fn corpus_size(dir: &Path) -> Result<(usize, u64)> {
     Ok((files, bytes))
 }
 
+/// A working corpus with more files than this is minimized (libFuzzer's `-merge=1`) before a run,
+/// so that loading it does not eat the run's time as runs add to it.
+const MERGE_ABOVE_FILES: usize = 1000;
+
 /// The working corpus of a target: what earlier runs found, plus every committed seed (the
-/// committed corpus itself is never written to).
-fn working_corpus(target: &str) -> Result<PathBuf> {
+/// committed corpus itself is never written to). Past [`MERGE_ABOVE_FILES`] files it is first
+/// reduced to the inputs that keep its coverage.
+fn working_corpus(binary: &Path, target: &str) -> Result<PathBuf> {
     let seeds = root().join("fuzz/corpus").join(target);
     let work = fuzz_dir().join("corpus").join(target);
     std::fs::create_dir_all(&work)?;
+    let (files, _) = corpus_size(&work)?;
+    if files > MERGE_ABOVE_FILES {
+        let merged = fuzz_dir().join("corpus").join(format!("{target}.merged"));
+        let _ = std::fs::remove_dir_all(&merged);
+        std::fs::create_dir_all(&merged)?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("-merge=1")
+            .arg(format!("-timeout={INPUT_TIMEOUT_SECS}"))
+            .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
+            .arg(&merged)
+            .arg(&work)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let shown = format!("{target} -merge=1");
+        let mut child = cmd.spawn().with_context(|| format!("starting {shown}"))?;
+        let status = wait_bounded(&mut child, Duration::from_secs(300), &shown)?;
+        if !status.success() {
+            bail!("{shown} failed with {status}");
+        }
+        std::fs::remove_dir_all(&work)?;
+        std::fs::rename(&merged, &work)?;
+        println!(
+            "{target}: working corpus of {files} files minimized to {}",
+            corpus_size(&work)?.0
+        );
+    }
     for entry in
         std::fs::read_dir(&seeds).with_context(|| format!("reading {}", seeds.display()))?
     {
@@ -241,7 +274,7 @@ pub fn what_failed(log: &str) -> String {
 
 /// One target for `seconds`: its statistics, or an error naming the reproducer.
 fn run_target(binary: &Path, target: &str, seconds: u64) -> Result<Stats> {
-    let corpus = working_corpus(target)?;
+    let corpus = working_corpus(binary, target)?;
     let before = corpus_size(&corpus)?;
     let artifacts = fuzz_dir().join("artifacts").join(target);
     let _ = std::fs::remove_dir_all(&artifacts);

@@ -47,8 +47,8 @@ enum Cmd {
         release: Option<String>,
     },
     /// Run every check and test: fmt, clippy (also with bench-bounds), spec freshness and independent validation,
-    /// schemathesis against the Atlas reference, the test suites. Installs what the tests need
-    /// when it is missing (a Python virtualenv under target/).
+    /// schemathesis against the Atlas reference, the test suites, 10 s of fuzzing per target.
+    /// Installs what the tests need when it is missing (a Python virtualenv under target/).
     Test,
     /// Benchmarks (loopback only). `cargo xtask bench mock`: our mock against Stoplight Prism.
     Bench {
@@ -525,6 +525,15 @@ fn test_phases(phases: &mut Phases) -> Result<Option<String>> {
                 cmd.env("INVITES_TEST_POSTGRES_URL", &cluster.url);
             }
             run_keeping_summary(&mut cmd, if nextest { "Summary " } else { "test result:" })
+        },
+    )?;
+    phases.run(
+        "fuzzing: each target of fuzz/ for 10 s (cargo-fuzz, libFuzzer)",
+        || {
+            fuzz::fuzz(&fuzz::Options {
+                seconds: 10,
+                targets: Vec::new(),
+            })
         },
     )?;
     phases.run(
