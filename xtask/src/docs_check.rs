@@ -66,17 +66,23 @@ fn render(url: &str, screenshot: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The operationIds of the committed document.
-fn operation_ids() -> Result<Vec<String>> {
-    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(spec_path())?)?;
-    Ok(spec["paths"]
+/// The committed document, parsed.
+fn committed_spec() -> Result<serde_json::Value> {
+    Ok(serde_json::from_str(
+        &std::fs::read_to_string(spec_path())?,
+    )?)
+}
+
+/// The operationIds of a document.
+fn operation_ids(spec: &serde_json::Value) -> Vec<String> {
+    spec["paths"]
         .as_object()
         .into_iter()
         .flat_map(|p| p.values())
         .filter_map(|item| item.as_object())
         .flat_map(|item| item.values())
         .filter_map(|op| op["operationId"].as_str().map(str::to_owned))
-        .collect())
+        .collect()
 }
 
 /// Redoc links each operation from its side menu as `#/<tag>/<operationid in lower case>`; the
@@ -139,7 +145,8 @@ pub fn static_docs(node_bin: &Path) -> Result<PathBuf> {
         &dir.join("index.png"),
     )?;
     std::fs::write(dir.join("dom.html"), dom.as_bytes())?;
-    let ids = operation_ids()?;
+    let spec = committed_spec()?;
+    let ids = operation_ids(&spec);
     let unlisted = unlisted_in_redoc(&dom, &ids);
     let folded = folded_in_redoc(&dom);
     println!(
@@ -162,7 +169,6 @@ pub fn static_docs(node_bin: &Path) -> Result<PathBuf> {
             dir.join("dom.html").display()
         );
     }
-    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(spec_path())?)?;
     let title = spec["info"]["title"].as_str().unwrap_or_default();
     if title.is_empty() || !dom.contains(&format!("<title>{title}</title>")) {
         bail!("{} is not titled {title:?}", page.display());
@@ -196,7 +202,7 @@ pub fn docs_check() -> Result<()> {
     let screenshot = dir.join("docs.png");
     let dom = render(&url, &screenshot)?;
     std::fs::write(dir.join("dom.html"), dom.as_bytes())?;
-    let ids = operation_ids()?;
+    let ids = operation_ids(&committed_spec()?);
     let missing = missing_operations(&dom, &ids);
     let size = std::fs::metadata(&screenshot)?.len();
     println!(

@@ -3,13 +3,12 @@
 //! each one it can be seen to.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::digest_header;
+use crate::support::{digest_header, wait_until_started};
 
 /// The `invites` binary with no `INVITES_...` variable of the caller's environment.
 fn invites() -> Command {
@@ -90,21 +89,8 @@ async fn serve_runs_configured_only_through_the_environment() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut base = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        base = base.or_else(|| {
-            line.split_whitespace()
-                .find(|w| w.starts_with("http://127.0.0.1:"))
-                .map(str::to_owned)
-        });
-        if line.contains("demo credentials written") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let base = base.expect("INVITES_LISTEN: it printed where it listens");
+    // INVITES_LISTEN: it prints where it listens.
+    let base = wait_until_started(&mut child, true);
     // INVITES_DEMO and INVITES_DEMO_OUT.
     let demo: Value = serde_json::from_str(&std::fs::read_to_string(&demo_out).unwrap()).unwrap();
     let client = reqwest::Client::new();
@@ -122,20 +108,7 @@ async fn serve_runs_configured_only_through_the_environment() {
     assert!(challenge.contains("algorithm=SHA-256"), "{challenge}");
     // INVITES_RATE_LIMIT_PER_MINUTE: the second request of the minute is refused.
     for expected in [200, 429] {
-        let fresh = client.get(format!("{base}{path}")).send().await.unwrap();
-        let c = fresh.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let r = client
-            .get(format!("{base}{path}"))
-            .header(
-                "Authorization",
-                digest_header(&c, owner.0, owner.1, "GET", &path),
-            )
-            .send()
-            .await
-            .unwrap();
+        let r = digest_get(&client, &base, &path, owner.0, owner.1).await;
         assert_eq!(r.status(), expected);
     }
     // INVITES_MAX_BODY_BYTES: the community family has no rate limit.
@@ -168,20 +141,7 @@ async fn serve_runs_configured_only_through_the_environment() {
         demo["api_keys"][1]["private_key"].as_str().unwrap(),
     );
     for (password, expected) in [("wrong", 401), (other.1, 429)] {
-        let fresh = client.get(format!("{base}{path}")).send().await.unwrap();
-        let c = fresh.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let r = client
-            .get(format!("{base}{path}"))
-            .header(
-                "Authorization",
-                digest_header(&c, other.0, password, "GET", &path),
-            )
-            .send()
-            .await
-            .unwrap();
+        let r = digest_get(&client, &base, &path, other.0, password).await;
         assert_eq!(r.status(), expected, "{password}");
         if password != "wrong" {
             assert!(r.headers().contains_key("retry-after"), "locked out");
@@ -204,4 +164,28 @@ async fn serve_runs_configured_only_through_the_environment() {
     for line in log.lines() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
+}
+
+/// `GET base+path` answered with Digest for `user:pass` on a fresh challenge (nc 1).
+async fn digest_get(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    user: &str,
+    pass: &str,
+) -> reqwest::Response {
+    let fresh = client.get(format!("{base}{path}")).send().await.unwrap();
+    let challenge = fresh.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    client
+        .get(format!("{base}{path}"))
+        .header(
+            "Authorization",
+            digest_header(&challenge, user, pass, "GET", path),
+        )
+        .send()
+        .await
+        .unwrap()
 }

@@ -2,14 +2,13 @@
 //! each request's line naming its id, method, path template, status, latency and principal kind,
 //! and no credential anywhere, whatever the requests sent.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
 
-use crate::support::{digest_header, service_account_token};
+use crate::support::{digest_header, service_account_token, wait_until_started};
 
 /// The fields every request's line has.
 const REQUEST_FIELDS: &[&str] = &[
@@ -48,21 +47,7 @@ async fn json_log_holds_no_secret(level: &str) {
         .stderr(std::fs::File::create(&log_file).unwrap())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut base = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        base = base.or_else(|| {
-            line.split_whitespace()
-                .find(|w| w.starts_with("http://127.0.0.1:"))
-                .map(str::to_owned)
-        });
-        if line.contains("demo credentials written") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let base = base.expect("the server printed where it listens");
+    let base = wait_until_started(&mut child, true);
     let demo: Value = serde_json::from_str(&std::fs::read_to_string(&creds_file).unwrap()).unwrap();
     let org = demo["org_id"].as_str().unwrap();
     let public = demo["api_keys"][0]["public_key"].as_str().unwrap();

@@ -29,9 +29,16 @@ pub fn serve(db: &str, extra: &[&str]) -> Served {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = wait_until_started(&mut child, extra.contains(&"--demo"));
+    Served { child, base }
+}
+
+/// Reads a started `invites serve`'s standard output (piped) until it has printed where it
+/// listens and, with `demo`, written its demo credentials; keeps draining it afterwards so the
+/// server never blocks on a full pipe. Returns the base URL it printed.
+pub fn wait_until_started(child: &mut Child, demo: bool) -> String {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
     let mut base = None;
-    let demo = extra.contains(&"--demo");
     for line in lines.by_ref().take(200) {
         let line = line.unwrap();
         if base.is_none() {
@@ -49,12 +56,8 @@ pub fn serve(db: &str, extra: &[&str]) -> Served {
             break;
         }
     }
-    // Keep reading so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Served {
-        child,
-        base: base.expect("the server printed where it listens"),
-    }
+    base.expect("the server printed where it listens")
 }
 
 /// A Bearer token for the demo service account (as `--demo-out` wrote it), from `base`'s token
