@@ -33,11 +33,14 @@ pub struct LoadOptions {
 /// The default largest file: 64 MiB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The default most files a document may span.
+pub const DEFAULT_MAX_FILES: usize = 10_000;
+
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
-            max_files: 10_000,
+            max_files: DEFAULT_MAX_FILES,
             allow_outside: Vec::new(),
             yaml: yaml::Limits::default(),
         }

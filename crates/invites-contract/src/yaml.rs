@@ -19,19 +19,36 @@ pub struct Limits {
     /// Deepest nesting of sequences and mappings (serde_json refuses JSON past 128 as well).
     pub max_depth: usize,
     /// Most values (scalars, sequences, mappings) the document may hold once aliases are
-    /// expanded: what refuses a "billion laughs" before it is built.
+    /// expanded.
     pub max_values: usize,
+    /// Most bytes that aliases (`*name`, merge keys included) may add to the document, each
+    /// counted at the size of what it repeats: what refuses a "billion laughs" before it is
+    /// built. The text itself is bounded by the file size limit; only aliases multiply it.
+    pub max_alias_bytes: usize,
 }
+
+/// The default of [`Limits::max_alias_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_ALIAS_BYTES: usize = 16 * 1024 * 1024;
+
+/// Deepest nesting of a YAML or JSON document (serde_json's own fixed limit).
+pub const MAX_DEPTH: usize = 128;
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_depth: 128,
+            max_depth: MAX_DEPTH,
             // The largest real document at hand (Stripe's, 3.2 MB of YAML) holds about 300,000.
             max_values: 4_000_000,
+            max_alias_bytes: DEFAULT_MAX_ALIAS_BYTES,
         }
     }
 }
+
+/// What a value costs in memory, roughly: the value itself, plus the text of a string.
+const VALUE_BYTES: usize = std::mem::size_of::<Value>();
+/// What a mapping entry costs beyond its key's text and its value (the key's `String` and the
+/// map's node share).
+const ENTRY_BYTES: usize = 48;
 
 /// Why a YAML text is not a document, and where (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +73,7 @@ enum Frame {
         items: Vec<Value>,
         anchor: usize,
         values: usize,
+        bytes: usize,
     },
     Mapping {
         entries: Map<String, Value>,
@@ -65,16 +83,26 @@ enum Frame {
         merges: Vec<Value>,
         anchor: usize,
         values: usize,
+        bytes: usize,
     },
+}
+
+/// The size of a finished value: how many values it holds and roughly how many bytes.
+#[derive(Debug, Clone, Copy)]
+struct Size {
+    values: usize,
+    bytes: usize,
 }
 
 struct Builder {
     limits: Limits,
     stack: Vec<Frame>,
-    /// Anchored values by anchor id, with how many values each holds.
-    anchors: HashMap<usize, (Value, usize)>,
+    /// Anchored values by anchor id, with their size.
+    anchors: HashMap<usize, (Value, Size)>,
     /// Values built so far, aliases counted at their expanded size.
     values: usize,
+    /// Bytes added by aliases so far.
+    alias_bytes: usize,
     root: Option<Value>,
 }
 
@@ -175,11 +203,6 @@ impl Builder {
                 ),
             ));
         }
-        if let Some(Frame::Sequence { values, .. } | Frame::Mapping { values, .. }) =
-            self.stack.last_mut()
-        {
-            *values += n;
-        }
         Ok(())
     }
 
@@ -195,17 +218,17 @@ impl Builder {
         Ok(())
     }
 
-    /// Places a finished value (`values` of them in all) in its parent, or as the document.
+    /// Places a finished value (`size` in all) in its parent, or as the document.
     fn place(
         &mut self,
         value: Value,
-        values: usize,
+        size: Size,
         anchor: usize,
         style: Option<ScalarStyle>,
         span: &Span,
     ) -> Result<(), YamlError> {
         if anchor != 0 {
-            self.anchors.insert(anchor, (value.clone(), values));
+            self.anchors.insert(anchor, (value.clone(), size));
         }
         match self.stack.last_mut() {
             None => {
@@ -215,25 +238,32 @@ impl Builder {
                 self.root = Some(value);
             }
             Some(Frame::Sequence {
-                items, values: n, ..
+                items,
+                values,
+                bytes,
+                ..
             }) => {
                 items.push(value);
-                *n += values;
+                *values += size.values;
+                *bytes += size.bytes;
             }
             Some(Frame::Mapping {
                 entries,
                 key,
                 merges,
-                values: n,
+                values,
+                bytes,
                 ..
             }) => {
-                *n += values;
+                *values += size.values;
+                *bytes += size.bytes;
                 match key.take() {
                     None => {
                         let text = key_text(&value).ok_or_else(|| {
                             error(span, "a mapping key that is a sequence or a mapping")
                         })?;
                         // `<<` is a merge key only when written plain.
+                        *bytes += ENTRY_BYTES + text.len();
                         if text == "<<" && style == Some(ScalarStyle::Plain) {
                             *key = Some(MERGE.to_owned());
                         } else {
@@ -261,21 +291,40 @@ impl Builder {
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, span)?;
                 let value = scalar(&text, style, tag.as_deref());
-                self.place(value, 1, anchor, Some(style), span)
+                let size = Size {
+                    values: 1,
+                    bytes: VALUE_BYTES + text.len(),
+                };
+                self.place(value, size, anchor, Some(style), span)
             }
             Event::Alias(id) => {
-                let (value, values) =
-                    self.anchors.get(&id).cloned().ok_or_else(|| {
-                        error(span, "an alias to an anchor not defined before it")
-                    })?;
-                self.count(values, span)?;
-                self.place(value, values, 0, None, span)
+                // Counted before the copy is made, so a refused alias costs nothing.
+                let size = self
+                    .anchors
+                    .get(&id)
+                    .map(|(_, size)| *size)
+                    .ok_or_else(|| error(span, "an alias to an anchor not defined before it"))?;
+                self.alias_bytes = self.alias_bytes.saturating_add(size.bytes);
+                if self.alias_bytes > self.limits.max_alias_bytes {
+                    return Err(error(
+                        span,
+                        format!(
+                            "aliases expand the document by more than {} bytes (aliases \
+                             repeating a large part of it?)",
+                            self.limits.max_alias_bytes
+                        ),
+                    ));
+                }
+                self.count(size.values, span)?;
+                let value = self.anchors[&id].0.clone();
+                self.place(value, size, 0, None, span)
             }
             Event::SequenceStart(anchor, _) => self.open(
                 Frame::Sequence {
                     items: Vec::new(),
                     anchor,
                     values: 1,
+                    bytes: VALUE_BYTES,
                 },
                 span,
             ),
@@ -286,6 +335,7 @@ impl Builder {
                     merges: Vec::new(),
                     anchor,
                     values: 1,
+                    bytes: VALUE_BYTES,
                 },
                 span,
             ),
@@ -294,7 +344,14 @@ impl Builder {
                     items,
                     anchor,
                     values,
-                }) => self.place(Value::Array(items), values, anchor, None, span),
+                    bytes,
+                }) => self.place(
+                    Value::Array(items),
+                    Size { values, bytes },
+                    anchor,
+                    None,
+                    span,
+                ),
                 _ => Err(error(span, "unbalanced sequence")),
             },
             Event::MappingEnd => match self.stack.pop() {
@@ -303,6 +360,7 @@ impl Builder {
                     merges,
                     anchor,
                     values,
+                    bytes,
                     ..
                 }) => {
                     for merged in merges {
@@ -312,7 +370,8 @@ impl Builder {
                             }
                         }
                     }
-                    self.place(Value::Object(entries), values, anchor, None, span)
+                    let size = Size { values, bytes };
+                    self.place(Value::Object(entries), size, anchor, None, span)
                 }
                 _ => Err(error(span, "unbalanced mapping")),
             },
@@ -335,6 +394,7 @@ pub fn to_json(text: &str, limits: Limits) -> Result<Value, YamlError> {
         stack: Vec::new(),
         anchors: HashMap::new(),
         values: 0,
+        alias_bytes: 0,
         root: None,
     };
     for next in Parser::new_from_str(text) {
@@ -417,8 +477,46 @@ mod tests {
             ));
         }
         let err = to_json(&text, Limits::default()).unwrap_err();
-        assert!(err.message.contains("expands to more than"), "{err}");
+        assert!(err.message.contains("aliases expand the document"), "{err}");
         assert!(err.line >= 5, "{err}");
+        // The count of values refuses what is many small values rather than many bytes.
+        let few_values = Limits {
+            max_values: 50_000,
+            ..Limits::default()
+        };
+        let err = to_json(&text, few_values).unwrap_err();
+        assert!(err.message.contains("expands to more than 50000"), "{err}");
+    }
+
+    #[test]
+    fn long_strings_and_merge_keys_count_at_their_size() {
+        // One 1 MiB string, repeated by 17 aliases: few values, but 17 MiB; the 16th crosses
+        // 16 MiB (each alias counts the string and the value holding it).
+        let big = "x".repeat(1024 * 1024);
+        let mut text = format!("s: &s '{big}'\nlist:\n");
+        for _ in 0..17 {
+            text.push_str("  - *s\n");
+        }
+        let err = to_json(&text, Limits::default()).unwrap_err();
+        assert!(
+            err.message.contains("more than 16777216 bytes"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.line, 18, "the alias that crosses the limit");
+        // Merge keys repeat what they merge: a mapping merging a large one, again and again.
+        let mut text = format!("m0: &m0 {{a: '{}'}}\n", "y".repeat(100_000));
+        for i in 1..200 {
+            text.push_str(&format!(
+                "m{i}: &m{i} {{<<: [*m{}, *m0], k{i}: 1}}\n",
+                i - 1
+            ));
+        }
+        let err = to_json(&text, Limits::default()).unwrap_err();
+        assert!(err.message.contains("aliases expand"), "{}", err.message);
+        // Within the limit, aliases work as before.
+        let fine = format!("s: &s '{}'\nt: *s\nu: *s\n", "z".repeat(1000));
+        assert_eq!(yaml(&fine)["u"].as_str().unwrap().len(), 1000);
     }
 
     #[test]

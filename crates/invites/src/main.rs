@@ -85,9 +85,16 @@ struct MockArgs {
     /// With --proxy: a violation answers 502 with a problem+json body (as Prism's --errors).
     #[arg(long, requires = "proxy")]
     errors: bool,
-    /// Largest document file read, in bytes.
+    /// Largest document file read, in bytes (each file of a document split over several).
     #[arg(long, default_value_t = invites_contract::load::DEFAULT_MAX_FILE_BYTES)]
     max_file_bytes: u64,
+    /// Most files a document may span through its `$ref`s, the root included.
+    #[arg(long, default_value_t = invites_contract::load::DEFAULT_MAX_FILES)]
+    max_files: usize,
+    /// Most bytes YAML aliases (`*name`, merge keys included) may add to a file, each counted
+    /// at the size of what it repeats: refuses "billion laughs" before they are built.
+    #[arg(long, default_value_t = invites_contract::yaml::DEFAULT_MAX_ALIAS_BYTES)]
+    max_alias_bytes: usize,
     /// A folder outside the document's own that its `$ref`s may read (repeatable).
     #[arg(long = "allow-ref-outside", value_name = "DIR")]
     allow_ref_outside: Vec<PathBuf>,
@@ -370,7 +377,12 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let options = invites_contract::LoadOptions {
         max_file_bytes: args.max_file_bytes,
+        max_files: args.max_files,
         allow_outside: args.allow_ref_outside.clone(),
+        yaml: invites_contract::yaml::Limits {
+            max_alias_bytes: args.max_alias_bytes,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut specs = Vec::new();

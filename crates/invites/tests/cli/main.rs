@@ -3,6 +3,7 @@
 
 mod crash;
 mod env;
+mod hostile;
 mod logs;
 mod proxy;
 mod readiness;
