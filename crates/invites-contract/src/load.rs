@@ -73,8 +73,26 @@ pub struct Sources {
 pub fn parse(text: &str, limits: yaml::Limits) -> Result<Value, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let start = text.trim_start();
+    if let Some(at) = text.find('\0') {
+        // YAML allows no NUL character, JSON none outside an escape: a binary file.
+        return Err(format!(
+            "a NUL byte at offset {at}: a binary file, not a JSON or YAML text"
+        ));
+    }
     if start.starts_with('{') || start.starts_with('[') {
-        return serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"));
+        return serde_json::from_str(text).map_err(|e| {
+            if e.to_string().starts_with("recursion limit exceeded") {
+                // serde_json's fixed limit, the YAML builder's default.
+                format!(
+                    "not valid JSON: nested deeper than {} levels, at line {}, column {}",
+                    yaml::MAX_DEPTH,
+                    e.line(),
+                    e.column()
+                )
+            } else {
+                format!("not valid JSON: {e}")
+            }
+        });
     }
     yaml::to_json(text, limits).map_err(|e| format!("not valid YAML: {e}"))
 }
@@ -304,7 +322,10 @@ impl Sources {
                             return Err(LoadError::in_file(
                                 &name,
                                 "#",
-                                format!("the document spans more than {} files", options.max_files),
+                                format!(
+                                    "the document spans more than {} files (--max-files)",
+                                    options.max_files
+                                ),
                             ));
                         }
                         let t = queue.len();

@@ -518,6 +518,8 @@ pub struct Compiler<'d> {
     /// Compiled targets by their canonical place (`file#/pointer`).
     by_place: HashMap<String, SchemaId>,
     patterns: HashMap<String, usize>,
+    /// The places of a chain of references to references being followed.
+    chasing: Vec<String>,
 }
 
 fn num(v: &Value, k: &str) -> Option<f64> {
@@ -536,6 +538,7 @@ impl<'d> Compiler<'d> {
             schemas: Schemas::default(),
             by_place: HashMap::new(),
             patterns: HashMap::new(),
+            chasing: Vec::new(),
         }
     }
 
@@ -617,8 +620,20 @@ impl<'d> Compiler<'d> {
             return Ok(*id);
         }
         if target.get("$ref").is_some() && target.as_object().is_some_and(|o| o.len() == 1) {
-            // A reference to a reference: share the final target.
-            let id = self.compile(target_file, target, &place)?;
+            // A reference to a reference: share the final target. A chain that comes back to
+            // a place it passed has no schema at its end (recursion needs a schema between).
+            if self.chasing.contains(&place) || self.chasing.len() >= 64 {
+                self.chasing.push(place);
+                let chain = std::mem::take(&mut self.chasing).join(" -> ");
+                return Err(LoadError::at(
+                    at,
+                    format!("$ref {r:?}: references lead to each other in a cycle ({chain})"),
+                ));
+            }
+            self.chasing.push(place.clone());
+            let id = self.compile(target_file, target, &place);
+            self.chasing.pop();
+            let id = id?;
             self.by_place.insert(place, id);
             return Ok(id);
         }

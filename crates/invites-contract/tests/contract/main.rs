@@ -1,6 +1,8 @@
 //! Real documents through the contract: each loads (JSON, YAML, many files), and every value the
 //! synthesizer makes for a request or a response validates against its own schema.
 
+mod hostile;
+
 use std::path::PathBuf;
 
 use invites_contract::{Contract, LoadOptions, Strictness};
