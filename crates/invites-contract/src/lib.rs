@@ -11,6 +11,7 @@
 mod document;
 pub mod load;
 pub mod media;
+pub mod remote;
 mod request;
 pub mod schema;
 pub mod yaml;

@@ -7,13 +7,16 @@
 //! URI form, so they are percent-decoded before `~1` and `~0` are (RFC 6901, section 6), and a
 //! pointer may pass through another reference (`#/components/schemas/A/properties/b` where `A`
 //! is itself a `$ref`). Files are only read inside the root document's folder (and any folder
-//! named as allowed), never fetched from the network.
+//! named as allowed, after symbolic links are resolved), and fetched from the network only when
+//! allowed (`http://` only: [`crate::remote`]); a remote file's relative references are URLs
+//! relative to it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::remote;
 use crate::yaml;
 use crate::LoadError;
 
@@ -28,10 +31,18 @@ pub struct LoadOptions {
     pub allow_outside: Vec<PathBuf>,
     /// Bounds on YAML files.
     pub yaml: yaml::Limits,
+    /// Whether `$ref`s may name `http://` URLs (fetched once per load, within `remote_timeout`
+    /// and `max_file_bytes`); without it no request leaves the machine.
+    pub allow_remote_refs: bool,
+    /// How long fetching one remote file may take, connecting and reading included.
+    pub remote_timeout: std::time::Duration,
 }
 
 /// The default largest file: 64 MiB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The default time a remote file may take: 10 s.
+pub const DEFAULT_REMOTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The default most files a document may span.
 pub const DEFAULT_MAX_FILES: usize = 10_000;
@@ -43,6 +54,8 @@ impl Default for LoadOptions {
             max_files: DEFAULT_MAX_FILES,
             allow_outside: Vec::new(),
             yaml: yaml::Limits::default(),
+            allow_remote_refs: false,
+            remote_timeout: DEFAULT_REMOTE_TIMEOUT,
         }
     }
 }
@@ -142,9 +155,13 @@ fn split_ref(reference: &str) -> (&str, &str) {
     }
 }
 
-fn is_remote(file_part: &str) -> bool {
-    let lower = file_part.to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("//")
+/// Where a file of the set is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Location {
+    /// A canonical path.
+    File(PathBuf),
+    /// An `http://` URL, without its fragment (only with `allow_remote_refs`).
+    Url(String),
 }
 
 /// Removes the vendor extensions (`x-...`) of operation objects (those with `responses`):
@@ -248,31 +265,37 @@ impl Sources {
             files: Vec::new(),
             links: HashMap::new(),
         };
-        let mut by_path: HashMap<PathBuf, FileId> = HashMap::new();
+        let mut by_location: HashMap<Location, FileId> = HashMap::new();
         let mut canonical_of: HashMap<PathBuf, PathBuf> = HashMap::new();
-        let mut queue = vec![canonical_root.clone()];
-        by_path.insert(canonical_root, 0);
+        let mut queue = vec![Location::File(canonical_root.clone())];
+        by_location.insert(Location::File(canonical_root), 0);
         let mut next = 0;
         while next < queue.len() {
-            let path = queue[next].clone();
+            let location = queue[next].clone();
             let id = next;
             next += 1;
-            let name = if id == 0 {
-                root_name.clone()
-            } else {
-                path.strip_prefix(&base)
-                    .unwrap_or(&path)
+            let name = match &location {
+                Location::File(_) if id == 0 => root_name.clone(),
+                Location::File(path) => path
+                    .strip_prefix(&base)
+                    .unwrap_or(path)
                     .display()
-                    .to_string()
+                    .to_string(),
+                Location::Url(url) => url.clone(),
             };
-            let mut value = read_file(&path, &name, options)?;
+            let mut value = match &location {
+                Location::File(path) => read_file(path, &name, options)?,
+                Location::Url(url) => read_url(url, options)?,
+            };
             strip_operation_extensions(&mut value);
             sources.files.push(SourceFile {
                 name: name.clone(),
-                path: Some(path.clone()),
+                path: match &location {
+                    Location::File(path) => Some(path.clone()),
+                    Location::Url(_) => None,
+                },
                 value,
             });
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let mut file_parts: Vec<String> = references(&sources.files[id].value)
                 .into_iter()
                 .map(|r| split_ref(r).0.to_owned())
@@ -281,41 +304,55 @@ impl Sources {
             file_parts.sort();
             file_parts.dedup();
             for part in file_parts {
-                if is_remote(&part) {
-                    return Err(LoadError::in_file(
-                        &name,
-                        "#",
-                        format!("$ref {part:?} is on the network, which the mock never reads"),
-                    ));
-                }
-                let target = lexical(&dir.join(percent_decode(&part)));
-                // Many references name the same file: ask the file system once per spelling.
-                let canonical = match canonical_of.get(&target) {
-                    Some(c) => Ok(c.clone()),
-                    None => std::fs::canonicalize(&target),
+                let target = match &location {
+                    _ if remote::is_remote(&part) => {
+                        if !options.allow_remote_refs {
+                            return Err(LoadError::in_file(
+                                &name,
+                                "#",
+                                format!(
+                                    "$ref {part:?} is on the network: not fetched unless \
+                                     --allow-remote-refs is given"
+                                ),
+                            ));
+                        }
+                        Location::Url(remote::join("http://localhost/", &part))
+                    }
+                    Location::Url(url) => Location::Url(remote::join(url, &part)),
+                    Location::File(path) => {
+                        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                        let target = lexical(&dir.join(percent_decode(&part)));
+                        // Many references name the same file: ask the file system once per
+                        // spelling.
+                        let canonical = match canonical_of.get(&target) {
+                            Some(c) => Ok(c.clone()),
+                            None => std::fs::canonicalize(&target),
+                        };
+                        if let Ok(c) = &canonical {
+                            canonical_of.insert(target.clone(), c.clone());
+                        }
+                        let canonical = canonical.map_err(|e| {
+                            LoadError::in_file(
+                                &name,
+                                "#",
+                                format!("$ref {part:?}: {} cannot be read: {e}", target.display()),
+                            )
+                        })?;
+                        if !allowed.iter().any(|a| canonical.starts_with(a)) {
+                            return Err(LoadError::in_file(
+                                &name,
+                                "#",
+                                format!(
+                                    "$ref {part:?} leaves the document's folder ({}): refused \
+                                     unless allowed (--allow-ref-outside DIR)",
+                                    base.display()
+                                ),
+                            ));
+                        }
+                        Location::File(canonical)
+                    }
                 };
-                if let Ok(c) = &canonical {
-                    canonical_of.insert(target.clone(), c.clone());
-                }
-                let canonical = canonical.map_err(|e| {
-                    LoadError::in_file(
-                        &name,
-                        "#",
-                        format!("$ref {part:?}: {} cannot be read: {e}", target.display()),
-                    )
-                })?;
-                if !allowed.iter().any(|a| canonical.starts_with(a)) {
-                    return Err(LoadError::in_file(
-                        &name,
-                        "#",
-                        format!(
-                            "$ref {part:?} leaves the document's folder ({}): refused unless \
-                             allowed (--allow-ref-outside DIR)",
-                            base.display()
-                        ),
-                    ));
-                }
-                let target_id = match by_path.get(&canonical) {
+                let target_id = match by_location.get(&target) {
                     Some(t) => *t,
                     None => {
                         if queue.len() >= options.max_files {
@@ -329,8 +366,8 @@ impl Sources {
                             ));
                         }
                         let t = queue.len();
-                        queue.push(canonical.clone());
-                        by_path.insert(canonical, t);
+                        queue.push(target.clone());
+                        by_location.insert(target, t);
                         t
                     }
                 };
@@ -446,6 +483,23 @@ fn lexical(path: &Path) -> PathBuf {
     out
 }
 
+/// Fetches and parses one remote file of the set (named by its URL in errors).
+fn read_url(url: &str, options: &LoadOptions) -> Result<Value, LoadError> {
+    let bytes = remote::fetch(url, options.remote_timeout, options.max_file_bytes)
+        .map_err(|e| LoadError::in_file(url, "#", e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        LoadError::in_file(
+            url,
+            "#",
+            format!(
+                "not UTF-8 text (a binary file?): invalid byte at offset {}",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
+    parse(&text, options.yaml).map_err(|e| LoadError::in_file(url, "#", e))
+}
+
 /// Reads and parses one file of the set, within the size limit.
 fn read_file(path: &Path, name: &str, options: &LoadOptions) -> Result<Value, LoadError> {
     let meta = std::fs::metadata(path)
@@ -558,7 +612,10 @@ mod tests {
         let err = Sources::load(&dir.path().join("r.yaml"), &LoadOptions::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("on the network"), "{err}");
+        assert!(
+            err.contains("on the network") && err.contains("--allow-remote-refs"),
+            "{err}"
+        );
 
         write(dir.path(), "m.yaml", "a: {$ref: 'missing.yaml#/x'}\n");
         let err = Sources::load(&dir.path().join("m.yaml"), &LoadOptions::default())

@@ -95,9 +95,18 @@ struct MockArgs {
     /// at the size of what it repeats: refuses "billion laughs" before they are built.
     #[arg(long, default_value_t = invites_contract::yaml::DEFAULT_MAX_ALIAS_BYTES)]
     max_alias_bytes: usize,
-    /// A folder outside the document's own that its `$ref`s may read (repeatable).
+    /// A folder outside the document's own that its `$ref`s may read (repeatable). Symbolic
+    /// links are resolved before the check, so a link inside that points out is refused too.
     #[arg(long = "allow-ref-outside", value_name = "DIR")]
     allow_ref_outside: Vec<PathBuf>,
+    /// Fetch `$ref`s that name `http://` URLs (without it no request leaves the machine;
+    /// `https://` is never fetched: no TLS client). Each remote file within
+    /// --remote-ref-timeout and --max-file-bytes, no redirect followed, read at each load.
+    #[arg(long)]
+    allow_remote_refs: bool,
+    /// Seconds one remote file may take, connecting and reading included.
+    #[arg(long, value_name = "SECS", default_value_t = invites_contract::load::DEFAULT_REMOTE_TIMEOUT.as_secs())]
+    remote_ref_timeout: u64,
 }
 
 /// The mock's headers and query parameters, shown by `invites mock --help`.
@@ -383,7 +392,8 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
             max_alias_bytes: args.max_alias_bytes,
             ..Default::default()
         },
-        ..Default::default()
+        allow_remote_refs: args.allow_remote_refs,
+        remote_timeout: Duration::from_secs(args.remote_ref_timeout),
     };
     let mut specs = Vec::new();
     for path in &args.specs {

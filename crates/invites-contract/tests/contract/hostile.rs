@@ -1,8 +1,14 @@
 //! Hostile and broken documents (`hostile/`, small files; large ones are written at run time):
 //! each is refused with one line naming the file and the place, never a panic, a stack
-//! overflow, memory exhaustion or a read outside the document's folder.
+//! overflow, memory exhaustion, a read outside the document's folder or, unless allowed, a
+//! request to the network (remote references against a loopback server).
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use invites_contract::{Contract, LoadOptions};
 use serde_json::json;
@@ -250,6 +256,158 @@ fn files_and_sizes_are_bounded() {
     let err = refusal(&root, &small);
     assert!(
         err.contains("root.yaml#") && err.contains("--max-file-bytes"),
+        "{err}"
+    );
+}
+
+/// A loopback HTTP server answering GETs of `files` (path to body; 404 otherwise) after `delay`,
+/// for at most 10 s: its base URL and the count of connections it accepted.
+fn http_server(files: Vec<(&'static str, String)>, delay: Duration) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            let Ok((mut s, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&request).into_owned();
+            let path = request.split(' ').nth(1).unwrap_or_default().to_owned();
+            std::thread::sleep(delay);
+            let answer = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                ),
+                None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned(),
+            };
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+    (base, accepted)
+}
+
+/// A document whose one response's schema is `reference`.
+fn referring_to(dir: &Path, reference: &str) -> PathBuf {
+    let path = dir.join("root.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "openapi: 3.0.3\ninfo: {{title: t, version: '1'}}\npaths:\n  /pet:\n    get:\n      \
+             responses:\n        '200':\n          description: ok\n          content:\n            \
+             application/json:\n              schema: {{$ref: '{reference}'}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn remote_references_are_fetched_only_when_allowed() {
+    let (base, accepted) = http_server(
+        vec![
+            (
+                "/schemas/pet.yaml",
+                "Pet:\n  type: object\n  required: [name]\n  properties:\n    name: {$ref: '../common.yaml#/Name'}\n".into(),
+            ),
+            ("/common.yaml", "Name: {type: string, maxLength: 5}\n".into()),
+        ],
+        Duration::ZERO,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = referring_to(dir.path(), &format!("{base}/schemas/pet.yaml#/Pet"));
+    let err = refusal(&root, &LoadOptions::default());
+    assert!(
+        err.contains("root.yaml#") && err.contains("not fetched unless --allow-remote-refs"),
+        "{err}"
+    );
+    // No request left: the server never saw a connection.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+
+    let allowed = LoadOptions {
+        allow_remote_refs: true,
+        ..LoadOptions::default()
+    };
+    let contract = Contract::load(&root, &allowed).unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "each file fetched once");
+    let schema = contract.operations()[0].responses[0].contents[0]
+        .schema
+        .unwrap();
+    let strict = invites_contract::Strictness::Exact;
+    let schemas = contract.schemas();
+    assert!(schemas
+        .validate(schema, &json!({"name": "Rex"}), "b", strict)
+        .is_ok());
+    assert!(schemas
+        .validate(schema, &json!({"name": "Rexxxx"}), "b", strict)
+        .is_err());
+    assert_eq!(contract.files().len(), 1, "remote files are not watched");
+
+    // A remote file that is not there is named by its URL.
+    let root = referring_to(dir.path(), &format!("{base}/nope.yaml#/Pet"));
+    let err = refusal(&root, &allowed);
+    assert!(
+        err.contains(&format!("{base}/nope.yaml#: answered 404 Not Found")),
+        "{err}"
+    );
+    // https would need a TLS client, which the mock does not have.
+    let root = referring_to(dir.path(), "https://127.0.0.1:9/x.yaml#/Pet");
+    let err = refusal(&root, &allowed);
+    assert!(err.contains("no TLS client"), "{err}");
+}
+
+#[test]
+fn remote_references_are_bounded_in_time_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (slow, _) = http_server(
+        vec![("/pet.yaml", "Pet: {type: string}\n".into())],
+        Duration::from_secs(3),
+    );
+    let root = referring_to(dir.path(), &format!("{slow}/pet.yaml#/Pet"));
+    let options = LoadOptions {
+        allow_remote_refs: true,
+        remote_timeout: Duration::from_millis(300),
+        ..LoadOptions::default()
+    };
+    let started = Instant::now();
+    let err = refusal(&root, &options);
+    assert!(
+        err.contains(&format!("{slow}/pet.yaml#"))
+            && err.contains("within 300ms (--remote-ref-timeout)"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let big = format!(
+        "Pet: {{type: string, description: '{}'}}\n",
+        "x".repeat(10_000)
+    );
+    let (base, _) = http_server(vec![("/pet.yaml", big)], Duration::ZERO);
+    let root = referring_to(dir.path(), &format!("{base}/pet.yaml#/Pet"));
+    let options = LoadOptions {
+        allow_remote_refs: true,
+        max_file_bytes: 4096,
+        ..LoadOptions::default()
+    };
+    let err = refusal(&root, &options);
+    assert!(
+        err.contains("larger than 4096 bytes (--max-file-bytes)"),
         "{err}"
     );
 }
