@@ -780,6 +780,13 @@ pub fn prepare(sources: &Sources) -> Result<Prepared, LoadError> {
         ));
     }
     let schemas = compiler.finish();
+    for (place, why) in schemas.unenforced_patterns() {
+        let place = match place.starts_with('#') {
+            true => format!("{}{place}", sources.files[0].name),
+            false => place.to_owned(),
+        };
+        warnings.push(format!("the pattern at {place} is not enforced: {why}"));
+    }
     // Bodies are chosen once every schema is compiled (an example is judged by its schema).
     let operations = operations
         .into_iter()

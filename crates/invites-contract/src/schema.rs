@@ -359,6 +359,8 @@ impl Default for Node {
 #[derive(Debug)]
 struct Pattern {
     source: String,
+    /// Where it is first written (`#/components/schemas/A/pattern`), for warnings.
+    place: String,
     compiled: OnceLock<Option<Regex>>,
 }
 
@@ -367,11 +369,43 @@ struct Pattern {
 const PATTERN_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
 impl Pattern {
-    fn new(source: &str) -> Self {
+    fn new(source: &str, place: String) -> Self {
         Pattern {
             source: source.to_owned(),
+            place,
             compiled: OnceLock::new(),
         }
+    }
+
+    fn build(&self) -> Result<Regex, regex::Error> {
+        regex::RegexBuilder::new(&ecma_to_rust(&self.source))
+            .size_limit(PATTERN_SIZE_LIMIT)
+            .build()
+    }
+
+    /// Why the pattern cannot be enforced, if it cannot: compiled within the size limit and
+    /// dropped (what compiles is compiled again on first use, so memory stays as it was).
+    fn unenforceable(&self) -> Option<String> {
+        let e = self.build().err()?;
+        // Not tried again on first use.
+        let _ = self.compiled.set(None);
+        Some(match e {
+            regex::Error::CompiledTooBig(limit) => {
+                format!("it would compile to more than {limit} bytes")
+            }
+            other => {
+                let text = other.to_string();
+                let reason = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_owned();
+                format!("the linear-time engine cannot run it ({reason})")
+            }
+        })
     }
 
     /// The compiled pattern, or None for one the regex engine cannot run (look-around,
@@ -379,16 +413,11 @@ impl Pattern {
     /// Matching is linear in the input (the `regex` crate guarantees it).
     fn regex(&self) -> Option<&Regex> {
         self.compiled
-            .get_or_init(|| {
-                match regex::RegexBuilder::new(&ecma_to_rust(&self.source))
-                    .size_limit(PATTERN_SIZE_LIMIT)
-                    .build()
-                {
-                    Ok(re) => Some(re),
-                    Err(e) => {
-                        tracing::info!(pattern = self.source, error = %e, "pattern not enforced");
-                        None
-                    }
+            .get_or_init(|| match self.build() {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    tracing::info!(pattern = self.source, error = %e, "pattern not enforced");
+                    None
                 }
             })
             .as_ref()
@@ -566,12 +595,12 @@ impl<'d> Compiler<'d> {
         Err(LoadError::at(at, "$ref chain longer than 64"))
     }
 
-    fn pattern(&mut self, source: &str) -> usize {
+    fn pattern(&mut self, source: &str, place: String) -> usize {
         if let Some(i) = self.patterns.get(source) {
             return *i;
         }
         let i = self.schemas.patterns.len();
-        self.schemas.patterns.push(Pattern::new(source));
+        self.schemas.patterns.push(Pattern::new(source, place));
         self.patterns.insert(source.to_owned(), i);
         i
     }
@@ -733,7 +762,7 @@ impl<'d> Compiler<'d> {
         node.min_length = size(v, "minLength");
         node.max_length = size(v, "maxLength");
         if let Some(p) = v.get("pattern").and_then(Value::as_str) {
-            node.pattern = Some(self.pattern(p));
+            node.pattern = Some(self.pattern(p, format!("{at}/pattern")));
         }
         node.format = v.get("format").and_then(Value::as_str).map(Format::parse);
         match v.get("items") {
@@ -788,7 +817,7 @@ impl<'d> Compiler<'d> {
         };
         if let Some(pp) = v.get("patternProperties").and_then(Value::as_object) {
             for (p, s) in pp {
-                let pattern = self.pattern(p);
+                let pattern = self.pattern(p, format!("{at}/patternProperties/{}", escape(p)));
                 let id = self.compile(file, s, &format!("{at}/patternProperties/{}", escape(p)))?;
                 node.pattern_properties.push((pattern, id));
             }
@@ -1453,6 +1482,16 @@ impl Schemas {
             || !n.all_of.is_empty()
             || !n.one_of.is_empty()
             || !n.any_of.is_empty()
+    }
+
+    /// The patterns that are not enforced, each with where it is first written and why: too
+    /// large to compile within the limit, or syntax the linear-time engine cannot run.
+    /// Compiles each pattern once (and drops it); called once, when the document is prepared.
+    pub fn unenforced_patterns(&self) -> Vec<(&str, String)> {
+        self.patterns
+            .iter()
+            .filter_map(|p| p.unenforceable().map(|why| (p.place.as_str(), why)))
+            .collect()
     }
 
     /// Whether some value can satisfy the schema, as far as types tell: a schema whose own
@@ -2398,6 +2437,40 @@ mod tests {
         let s = compile(json!({"type": "string", "pattern": ip}));
         assert_eq!(s.0.example(s.1), json!("192.0.2.1"));
         assert_eq!(without_lookaround(r"a(?<=b)c\(?=x)"), r"ac\(?=x)");
+    }
+
+    #[test]
+    fn matching_stays_linear_where_backtracking_would_not_end() {
+        // `^(a+)+$` against a long run of `a` ending in `!`: a backtracking engine tries 2^n
+        // ways; the regex crate's automata read the text once, so this test ends at all.
+        let s = compile(json!({"type": "string", "pattern": "^(a+)+$"}));
+        let long = format!("{}!", "a".repeat(100_000));
+        assert!(!ok(&s, json!(long)));
+        assert!(ok(&s, json!("a".repeat(100_000))));
+        let s = compile(json!({"type": "string", "pattern": "^(a|aa)*(b|ab)*c$"}));
+        assert!(!ok(&s, json!(format!("{}d", "a".repeat(50_000)))));
+        assert!(s.0.unenforced_patterns().is_empty());
+    }
+
+    #[test]
+    fn patterns_too_large_or_foreign_are_named_not_enforced() {
+        let s = compile(json!({"type": "object", "properties": {
+            "big": {"type": "string", "pattern": "^\\p{L}{2000}$"},
+            "ahead": {"type": "string", "pattern": "^(?!x)a$"}
+        }}));
+        let mut unenforced = s.0.unenforced_patterns();
+        unenforced.sort();
+        assert_eq!(unenforced.len(), 2, "{unenforced:?}");
+        assert_eq!(unenforced[0].0, "#/properties/ahead/pattern");
+        assert!(unenforced[0].1.contains("look-around"), "{unenforced:?}");
+        assert_eq!(unenforced[1].0, "#/properties/big/pattern");
+        assert!(
+            unenforced[1].1.contains("more than 2097152 bytes"),
+            "{unenforced:?}"
+        );
+        // Neither is checked; the rest of the schema still is.
+        assert!(ok(&s, json!({"big": "1", "ahead": "x"})));
+        assert!(!ok(&s, json!({"big": 1})));
     }
 
     #[test]

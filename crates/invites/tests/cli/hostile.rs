@@ -104,3 +104,43 @@ fn mock_refuses_an_alias_bomb_in_bounded_memory() {
         run.max_rss_kib
     );
 }
+
+#[test]
+fn mock_startup_names_a_pattern_it_cannot_enforce() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("patterns.yaml");
+    std::fs::write(
+        &spec,
+        "openapi: 3.0.3\ninfo: {title: patterns, version: '1'}\npaths:\n  /a:\n    get:\n      \
+         responses:\n        '200':\n          description: ok\n          content:\n            \
+         application/json:\n              schema:\n                type: string\n                \
+         pattern: '^\\p{L}{2000}$'\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_invites"))
+        .args(["mock", "--listen", "127.0.0.1:0", "--spec"])
+        .arg(&spec)
+        .env("INVITES_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> =
+        std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()))
+            .take(20)
+            .map(|l| l.unwrap())
+            .take_while(|l| !l.starts_with("listening on"))
+            .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let place = format!(
+        "{}#/paths/~1a/get/responses/200/content/application~1json/schema/pattern",
+        spec.display()
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("note: the pattern at")
+            && l.contains(&place)
+            && l.contains("is not enforced: it would compile to more than 2097152 bytes")),
+        "{lines:#?}"
+    );
+}
