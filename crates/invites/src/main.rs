@@ -123,7 +123,12 @@ Errors: an invalid request gets the operation's documented 422, else 400, else 4
 default; missing credentials its 401; an unaccepted body type 415; an Accept nothing documented
 satisfies 406; where none is documented, application/problem+json naming the rule.
 The document is read again when one of its files changes (an invalid new version keeps the old
-one serving).";
+one serving).
+Limits on documents, besides the flags above: 128 levels of nesting (JSON and YAML), 4,000,000
+values per YAML file once aliases are expanded, $ref cycles refused, patterns compiled within
+2 MiB (a larger one, or one with look-around, is noted at start-up and not enforced). $refs stay
+in the document's folder (--allow-ref-outside) and off the network (--allow-remote-refs, http://
+only). Each refusal is one line naming the file and the place in it.";
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum DigestAlgorithm {
