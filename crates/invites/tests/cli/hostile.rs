@@ -67,7 +67,7 @@ fn billion_laughs(dir: &Path) -> String {
     );
     for i in 1..=9 {
         let p = format!("*lol{}", i - 1);
-        let items = vec![p.as_str(); 10].join(", ");
+        let items = [p.as_str(); 10].join(", ");
         text.push_str(&format!("lol{i}: &lol{i} [{items}]\n"));
     }
     text.push_str("paths: {}\n");
