@@ -312,7 +312,12 @@ impl Sources {
                                 "#",
                                 format!(
                                     "$ref {part:?} is on the network: not fetched unless \
-                                     --allow-remote-refs is given"
+                                     --allow-remote-refs is given{}",
+                                    if part.to_ascii_lowercase().starts_with("https:") {
+                                        " (and then http:// only: the mock has no TLS client)"
+                                    } else {
+                                        ""
+                                    }
                                 ),
                             ));
                         }
@@ -613,7 +618,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("on the network") && err.contains("--allow-remote-refs"),
+            err.contains("on the network")
+                && err.contains("--allow-remote-refs")
+                && err.contains("http:// only"),
             "{err}"
         );
 

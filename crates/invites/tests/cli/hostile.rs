@@ -144,3 +144,91 @@ fn mock_startup_names_a_pattern_it_cannot_enforce() {
         "{lines:#?}"
     );
 }
+
+/// `invites mock ARGS` until it prints where it listens (true) or ends (false), then stopped:
+/// its standard output and error.
+fn mock_start(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_invites"))
+        .args(["mock", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("INVITES_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Lazily: a started mock keeps its standard output open.
+    let lines: Vec<String> =
+        std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()))
+            .take(20)
+            .map(|l| l.unwrap())
+            .take_while(|l| !l.starts_with("listening on"))
+            .collect();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let started = out.status.code().is_none();
+    (
+        started,
+        format!(
+            "{}\n{}",
+            lines.join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn mock_fetches_remote_refs_only_with_the_flag() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        // One connection: the run with the flag (the run without it makes none).
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = "Pet: {type: object, properties: {name: {type: string}}}\n";
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("remote.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "openapi: 3.0.3\ninfo: {{title: remote, version: '1'}}\npaths:\n  /pet:\n    get:\n      \
+             responses:\n        '200':\n          description: ok\n          content:\n            \
+             application/json:\n              schema: {{$ref: '{base}/pet.yaml#/Pet'}}\n"
+        ),
+    )
+    .unwrap();
+    let (started, output) = mock_start(&["--spec".as_ref(), spec.as_os_str()]);
+    assert!(!started, "{output}");
+    assert!(
+        output.contains("remote.yaml#: $ref")
+            && output.contains("not fetched unless --allow-remote-refs"),
+        "{output}"
+    );
+    let (started, output) = mock_start(&[
+        "--spec".as_ref(),
+        spec.as_os_str(),
+        "--allow-remote-refs".as_ref(),
+        "--remote-ref-timeout".as_ref(),
+        "5".as_ref(),
+    ]);
+    assert!(started, "{output}");
+    assert!(
+        output.contains("mock of") && output.contains("(1 operations, remote)"),
+        "{output}"
+    );
+}
