@@ -523,8 +523,28 @@ fn read_file(path: &Path, name: &str, options: &LoadOptions) -> Result<Value, Lo
             ),
         ));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| LoadError::in_file(name, "#", format!("cannot read it: {e}")))?;
+    // Read through the limit too: a file that grows after its size was read (or one whose size
+    // the file system does not know) stops there.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path)
+                .map_err(|e| LoadError::in_file(name, "#", format!("cannot read it: {e}")))?,
+            options.max_file_bytes.saturating_add(1),
+        ),
+        &mut bytes,
+    )
+    .map_err(|e| LoadError::in_file(name, "#", format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > options.max_file_bytes {
+        return Err(LoadError::in_file(
+            name,
+            "#",
+            format!(
+                "more than {} bytes, over the limit (--max-file-bytes)",
+                options.max_file_bytes
+            ),
+        ));
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         LoadError::in_file(
             name,
@@ -559,6 +579,22 @@ mod tests {
         assert!(pointer_tokens("components").is_err());
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+
+    #[test]
+    fn the_size_limit_holds_for_files_that_do_not_know_their_size() {
+        // Files of /proc say they hold 0 bytes: the limit is kept while reading.
+        let small = LoadOptions {
+            max_file_bytes: 100,
+            ..LoadOptions::default()
+        };
+        let err = Sources::load(Path::new("/proc/self/status"), &small)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("more than 100 bytes, over the limit (--max-file-bytes)"),
+            "{err}"
+        );
     }
 
     #[test]
