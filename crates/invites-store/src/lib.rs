@@ -19,6 +19,7 @@ pub mod bench_bound;
 mod community;
 mod error;
 mod invitations;
+mod limits;
 mod migrations;
 mod open_error;
 mod postgres;
@@ -37,6 +38,7 @@ pub use auth::{ApiKeyAuth, ServiceAccountAuth, TokenOwner};
 pub use community::{CommunityGroupRecord, CourseRecord};
 pub use error::{Result, StoreError};
 pub use invitations::InvitationScope;
+pub use limits::{LimitCount, LimitTotals};
 pub use migrations::{POSTGRES_MIGRATOR, SQLITE_MIGRATOR};
 pub use removals::Removal;
 
@@ -80,6 +82,8 @@ pub struct Store {
     removals: tokio::sync::mpsc::Sender<removals::Job>,
     /// PostgreSQL: Digest nonce counts recorded by this store (see [`Store::record_nonce_count`]).
     nonce_counts: Arc<AtomicU64>,
+    /// PostgreSQL: the window of the last [`Store::merge_limit_counts`] (see `limits`).
+    limit_window: Arc<AtomicI64>,
     /// What the writer thread and the pools record (see [`Store::metrics`]).
     metrics: invites_metrics::StoreMetrics,
 }
@@ -151,6 +155,7 @@ impl Store {
             }),
             removals,
             nonce_counts: Arc::new(AtomicU64::new(0)),
+            limit_window: Arc::new(AtomicI64::new(i64::MIN)),
             metrics,
         })
     }

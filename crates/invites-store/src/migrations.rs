@@ -15,12 +15,20 @@ pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres")
 /// Migrations that exist for one engine only: (version, the engine, why). Every other version is
 /// in both folders under the same name; a test holds the folders to that.
 #[cfg(test)]
-const ENGINE_ONLY: [(i64, Backend, &str); 1] = [(
-    20261201000007,
-    Backend::Postgres,
-    "digest_nonce_counts: replicas share the Digest nonce counts they accepted; one process \
-     serves an SQLite database and its memory is the whole record",
-)];
+const ENGINE_ONLY: [(i64, Backend, &str); 2] = [
+    (
+        20261201000007,
+        Backend::Postgres,
+        "digest_nonce_counts: replicas share the Digest nonce counts they accepted; one process \
+         serves an SQLite database and its memory is the whole record",
+    ),
+    (
+        20261202000009,
+        Backend::Postgres,
+        "limit_counts: replicas share their rate-limit and failed-authentication counts; one \
+         process serves an SQLite database and its counts are the deployment's",
+    ),
+];
 
 /// Applies `backend`'s pending migrations through `writer`, refusing (read through `pool`) a
 /// database that a newer version has migrated.
