@@ -45,6 +45,55 @@ pub enum Scope {
     OpsManagerProject(ObjectId),
 }
 
+/// Which limit a shared count belongs to (see [`crate::limits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    /// Requests of a principal on the Atlas family (`--rate-limit-per-minute`).
+    Rate,
+    /// Failed authentications from a client address (`--failed-auth-per-address`).
+    FailedAuthAddress,
+    /// Failed authentications naming an API key (`--failed-auth-per-key`).
+    FailedAuthKey,
+}
+
+impl LimitKind {
+    /// The name stored with the count.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Rate => "rate",
+            LimitKind::FailedAuthAddress => "auth_address",
+            LimitKind::FailedAuthKey => "auth_key",
+        }
+    }
+
+    /// The kind stored under `name`.
+    pub fn parse(name: &str) -> Option<LimitKind> {
+        [
+            LimitKind::Rate,
+            LimitKind::FailedAuthAddress,
+            LimitKind::FailedAuthKey,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
+/// A count of one subject (a principal id, an address, a username) in one limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitCount {
+    pub kind: LimitKind,
+    pub subject: String,
+    pub count: u64,
+}
+
+/// The deployment's counts of a window changed since a replica last asked, and the mark to ask
+/// from next time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LimitTotals {
+    pub changed: Vec<LimitCount>,
+    pub seen: i64,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// The API key with this public key, if any.
@@ -60,6 +109,17 @@ pub trait Backend: Send + Sync + 'static {
     /// Records a Digest nonce count that this replica accepted where every replica sees it;
     /// false if one of them already had (a replay sent to another replica).
     async fn record_nonce_count(&self, used: NonceUse) -> Result<bool, Error>;
+    /// Adds `counted`, what this replica counted toward the limits in the minute window starting
+    /// at `window_start_ms` since its last call, to the counts every replica shares, and answers
+    /// the window's totals changed since `since` (the last answer's `seen`; 0 the first time).
+    /// None when nothing is shared: one process serves the database, so its counts are the
+    /// deployment's.
+    async fn merge_limit_counts(
+        &self,
+        window_start_ms: i64,
+        counted: Vec<LimitCount>,
+        since: i64,
+    ) -> Result<Option<LimitTotals>, Error>;
     /// Checks that the database answers (the readiness check, `/ready`).
     async fn health(&self) -> Result<(), Error>;
 

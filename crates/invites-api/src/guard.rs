@@ -12,12 +12,11 @@
 //! client address and per Digest username. Past it, authentication is refused for the
 //! rest of the window even with the right secret, with `Retry-After`: 429 where the operation
 //! documents it (the Atlas family), else the family's documented 401. Counted in memory per
-//! replica, bounded in size.
+//! window of the wall clock, bounded in size ([`crate::limits`]), and over PostgreSQL merged with
+//! the other replicas' counts every 100 ms, so a guesser spread over replicas gets the limit
+//! once, not once per replica.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::Instant;
 
 use ipnet::IpNet;
 use poem::Request;
@@ -65,14 +64,48 @@ impl TrustedProxies {
     }
 }
 
-/// Most counters kept; past it, expired windows are dropped first, then everything.
-const MAX_ENTRIES: usize = 100_000;
-const WINDOW_SECS: u64 = 60;
+use crate::backend::LimitKind;
+use crate::limits::{unix_secs, until_next_window, window_of, WindowCounts};
 
+/// Who failed: a client address or an API key (Digest username, at most 64 characters).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Subject {
+pub(crate) enum Subject {
     Addr(IpAddr),
     Key(String),
+}
+
+impl crate::limits::Subject for Subject {
+    fn shard(&self) -> usize {
+        match self {
+            Subject::Addr(IpAddr::V4(a)) => a.octets()[3] as usize,
+            Subject::Addr(IpAddr::V6(a)) => a.octets()[15] as usize,
+            Subject::Key(k) => k
+                .bytes()
+                .fold(0usize, |h, b| h.wrapping_mul(31) ^ b as usize),
+        }
+    }
+
+    fn kind(&self) -> LimitKind {
+        match self {
+            Subject::Addr(_) => LimitKind::FailedAuthAddress,
+            Subject::Key(_) => LimitKind::FailedAuthKey,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Subject::Addr(a) => a.to_string(),
+            Subject::Key(k) => k.clone(),
+        }
+    }
+
+    fn from_name(kind: LimitKind, name: &str) -> Option<Self> {
+        match kind {
+            LimitKind::FailedAuthAddress => name.parse().ok().map(Subject::Addr),
+            LimitKind::FailedAuthKey => Some(Subject::Key(name.to_owned())),
+            LimitKind::Rate => None,
+        }
+    }
 }
 
 /// Failed-authentication counters.
@@ -80,8 +113,7 @@ enum Subject {
 pub struct FailedAuthLimiter {
     per_address: u32,
     per_key: u32,
-    started: Instant,
-    counts: Mutex<HashMap<Subject, (u64, u32)>>,
+    counts: WindowCounts<Subject>,
 }
 
 impl FailedAuthLimiter {
@@ -91,63 +123,63 @@ impl FailedAuthLimiter {
         FailedAuthLimiter {
             per_address,
             per_key,
-            started: Instant::now(),
-            counts: Mutex::new(HashMap::new()),
+            counts: WindowCounts::default(),
         }
     }
 
-    fn window(&self) -> u64 {
-        self.started.elapsed().as_secs() / WINDOW_SECS
+    /// The counts (for the merge with other replicas').
+    pub(crate) fn counts(&self) -> &WindowCounts<Subject> {
+        &self.counts
     }
 
-    fn retry_after(&self) -> u64 {
-        WINDOW_SECS - self.started.elapsed().as_secs() % WINDOW_SECS
-    }
-
-    fn over(&self, subject: &Subject, limit: u32) -> Option<u64> {
+    fn over(&self, subject: &Subject, limit: u32, secs: u64) -> Option<u64> {
         if limit == 0 {
             return None;
         }
-        let window = self.window();
-        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        match counts.get(subject) {
-            Some((w, n)) if *w == window && *n >= limit => Some(self.retry_after()),
-            _ => None,
-        }
+        (self.counts.get(subject, window_of(secs)) >= u64::from(limit))
+            .then(|| until_next_window(secs))
     }
 
     /// Seconds to wait when this address is over its limit.
     pub fn address_blocked(&self, addr: Option<IpAddr>) -> Option<u64> {
-        addr.and_then(|a| self.over(&Subject::Addr(a), self.per_address))
+        self.address_blocked_at(addr, unix_secs())
+    }
+
+    /// [`Self::address_blocked`] at `secs` (UNIX time).
+    pub fn address_blocked_at(&self, addr: Option<IpAddr>, secs: u64) -> Option<u64> {
+        addr.and_then(|a| self.over(&Subject::Addr(a), self.per_address, secs))
     }
 
     /// Seconds to wait when this API key (Digest username) is over its limit.
     pub fn key_blocked(&self, username: &str) -> Option<u64> {
-        self.over(&Subject::Key(username.to_owned()), self.per_key)
+        self.key_blocked_at(username, unix_secs())
+    }
+
+    /// [`Self::key_blocked`] at `secs` (UNIX time).
+    pub fn key_blocked_at(&self, username: &str, secs: u64) -> Option<u64> {
+        self.over(&key(username), self.per_key, secs)
     }
 
     /// Counts one failed attempt from `addr`, naming `username` if it was a Digest attempt.
     pub fn record_failure(&self, addr: Option<IpAddr>, username: Option<&str>) {
-        let window = self.window();
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if counts.len() >= MAX_ENTRIES {
-            counts.retain(|_, (w, _)| *w == window);
-            if counts.len() >= MAX_ENTRIES {
-                counts.clear();
-            }
+        self.record_failure_at(addr, username, unix_secs());
+    }
+
+    /// [`Self::record_failure`] at `secs` (UNIX time).
+    pub fn record_failure_at(&self, addr: Option<IpAddr>, username: Option<&str>, secs: u64) {
+        let window = window_of(secs);
+        if let Some(a) = addr {
+            self.counts.add(Subject::Addr(a), window);
         }
-        let subjects = addr
-            .map(Subject::Addr)
-            .into_iter()
-            .chain(username.map(|u| Subject::Key(u.chars().take(64).collect())));
-        for subject in subjects {
-            let entry = counts.entry(subject).or_insert((window, 0));
-            if entry.0 != window {
-                *entry = (window, 0);
-            }
-            entry.1 = entry.1.saturating_add(1);
+        if let Some(u) = username {
+            self.counts.add(key(u), window);
         }
     }
+}
+
+/// The subject of a Digest username: its first 64 characters.
+fn key(username: &str) -> Subject {
+    Subject::Key(username.chars().take(64).collect())
 }
 
 #[cfg(test)]
@@ -207,21 +239,34 @@ mod tests {
         let l = FailedAuthLimiter::new(3, 2);
         let a: Option<IpAddr> = Some("192.0.2.1".parse().unwrap());
         let b: Option<IpAddr> = Some("192.0.2.2".parse().unwrap());
-        l.record_failure(a, Some("key1"));
-        assert_eq!(l.key_blocked("key1"), None);
-        l.record_failure(b, Some("key1"));
-        assert!(l.key_blocked("key1").is_some_and(|s| (1..=60).contains(&s)));
-        assert_eq!(l.key_blocked("key2"), None);
-        assert_eq!(l.address_blocked(a), None);
-        l.record_failure(a, None);
-        l.record_failure(a, None);
-        assert!(l.address_blocked(a).is_some());
-        assert_eq!(l.address_blocked(b), None);
-        assert_eq!(l.address_blocked(None), None);
+        // 10 s into a minute of the wall clock.
+        let t = 1_800_000_010;
+        l.record_failure_at(a, Some("key1"), t);
+        assert_eq!(l.key_blocked_at("key1", t), None);
+        l.record_failure_at(b, Some("key1"), t + 5);
+        assert_eq!(l.key_blocked_at("key1", t + 5), Some(45));
+        assert_eq!(l.key_blocked_at("key2", t + 5), None);
+        assert_eq!(l.address_blocked_at(a, t + 5), None);
+        l.record_failure_at(a, None, t + 6);
+        l.record_failure_at(a, None, t + 7);
+        assert_eq!(l.address_blocked_at(a, t + 7), Some(43));
+        assert_eq!(l.address_blocked_at(b, t + 7), None);
+        assert_eq!(l.address_blocked_at(None, t + 7), None);
+        // The next minute starts afresh.
+        assert_eq!(l.address_blocked_at(a, t + 50), None);
+        assert_eq!(l.key_blocked_at("key1", t + 50), None);
+        // A long username counts by its first 64 characters, when recorded and when checked.
+        let long = "k".repeat(100);
+        l.record_failure_at(None, Some(&long), t);
+        l.record_failure_at(None, Some(&long), t);
+        assert_eq!(l.key_blocked_at(&long, t), Some(50));
         let off = FailedAuthLimiter::new(0, 0);
         for _ in 0..10 {
-            off.record_failure(a, Some("k"));
+            off.record_failure_at(a, Some("k"), t);
         }
-        assert_eq!((off.address_blocked(a), off.key_blocked("k")), (None, None));
+        assert_eq!(
+            (off.address_blocked_at(a, t), off.key_blocked_at("k", t)),
+            (None, None)
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod edge;
 pub mod error;
 pub mod examples;
 pub mod guard;
+pub mod limits;
 pub mod list_cache;
 pub mod model;
 pub mod oauth;
@@ -198,6 +199,10 @@ pub struct AppConfig {
     pub max_body_bytes: usize,
     /// Requests per principal per minute on the Atlas family.
     pub rate_limit_per_minute: u64,
+    /// Whether the rate limit's and the lockout's counts are merged with other replicas' through
+    /// [`Backend::merge_limit_counts`] (every 100 ms, see [`limits`]); false: this process's
+    /// counts are the deployment's.
+    pub merge_limits: bool,
     /// Where requests, authentication failures, lockouts, rate-limit refusals and list cache
     /// lookups are counted; none: nowhere.
     pub metrics: Option<Arc<invites_metrics::Metrics>>,
@@ -235,6 +240,16 @@ fn docs_html(service: &OpenApiService<Apis, ()>, spec: &str) -> String {
 /// The whole HTTP application over a backend.
 pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
     let metrics = config.metrics;
+    let limiter = Arc::new(
+        ratelimit::Limiter::new(config.rate_limit_per_minute).with_metrics(metrics.clone()),
+    );
+    if config.merge_limits {
+        limits::spawn_merge(
+            backend.clone(),
+            Arc::downgrade(&limiter),
+            Arc::downgrade(&config.auth.failed_auth),
+        );
+    }
     let service = service(Arc::new(
         list_cache::ListCache::new().with_metrics(metrics.clone()),
     ));
@@ -262,9 +277,7 @@ pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
         .at("/docs", get(docs_endpoint))
         .nest("/", service)
         .with(edge::BodyLimit(config.max_body_bytes))
-        .with(ratelimit::RateLimit(Arc::new(
-            ratelimit::Limiter::new(config.rate_limit_per_minute).with_metrics(metrics.clone()),
-        )))
+        .with(ratelimit::RateLimit(limiter))
         .with(auth::Authenticate {
             backend: backend.clone(),
             config: config.auth,

@@ -3,12 +3,10 @@
 //! `Deprecation`/`Sunset` on the deprecated invitation operations, and the versioned media type on
 //! bodiless 204 answers.
 //!
-//! The limit is a fixed one-minute window per principal, counted in memory (per replica). Handlers
-//! read the counts from [`RateInfo`] to fill the documented response headers.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+//! The limit is a fixed one-minute window of the wall clock per principal, counted in memory
+//! ([`crate::limits`]) and, over PostgreSQL, merged with the other replicas' counts every 100 ms,
+//! so it holds for the deployment. Handlers read the counts from [`RateInfo`] to fill the
+//! documented response headers.
 
 use invites_domain::{Error, ObjectId, Principal};
 use poem::http::{header, HeaderName, HeaderValue};
@@ -16,8 +14,7 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 
 use crate::error::error_response;
 
-const SHARDS: usize = 16;
-const WINDOW_SECS: u64 = 60;
+use crate::limits::{unix_secs, until_next_window, window_of, WindowCounts};
 
 /// `RateLimit-Limit` and `RateLimit-Remaining` for this request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +26,7 @@ pub struct RateInfo {
 /// The counters.
 pub struct Limiter {
     per_minute: u64,
-    started: Instant,
-    shards: Vec<Mutex<HashMap<ObjectId, (u64, u64)>>>,
+    counts: WindowCounts<ObjectId>,
     /// Where refusals are counted.
     metrics: Option<std::sync::Arc<invites_metrics::Metrics>>,
 }
@@ -51,8 +47,7 @@ impl Limiter {
     pub fn new(per_minute: u64) -> Self {
         Limiter {
             per_minute: per_minute.max(1),
-            started: Instant::now(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            counts: WindowCounts::default(),
             metrics: None,
         }
     }
@@ -70,35 +65,28 @@ impl Limiter {
         self.per_minute
     }
 
-    /// Counts one request of `who` at `elapsed_secs` since the limiter started.
-    pub fn check_at(&self, who: ObjectId, elapsed_secs: u64) -> Decision {
-        let window = elapsed_secs / WINDOW_SECS;
-        let shard = &self.shards[who.as_bytes()[11] as usize % SHARDS];
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, (w, _)| *w == window);
-        }
-        let entry = map.entry(who).or_insert((window, 0));
-        if entry.0 != window {
-            *entry = (window, 0);
-        }
+    /// The counts (for the merge with other replicas').
+    pub(crate) fn counts(&self) -> &WindowCounts<ObjectId> {
+        &self.counts
+    }
+
+    /// Counts one request of `who` at `secs` (UNIX time).
+    pub fn check_at(&self, who: ObjectId, secs: u64) -> Decision {
         let limit = self.per_minute as i64;
-        if entry.1 >= self.per_minute {
-            let retry_after = (window + 1) * WINDOW_SECS - elapsed_secs;
-            return Decision::Limited {
+        match self.counts.add_below(who, window_of(secs), self.per_minute) {
+            Ok(count) => Decision::Allowed(RateInfo {
                 limit,
-                retry_after: retry_after.max(1),
-            };
+                remaining: self.per_minute.saturating_sub(count) as i64,
+            }),
+            Err(_) => Decision::Limited {
+                limit,
+                retry_after: until_next_window(secs),
+            },
         }
-        entry.1 += 1;
-        Decision::Allowed(RateInfo {
-            limit,
-            remaining: (self.per_minute - entry.1) as i64,
-        })
     }
 
     pub fn check(&self, who: ObjectId) -> Decision {
-        self.check_at(who, self.started.elapsed().as_secs())
+        self.check_at(who, unix_secs())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The service behind the HTTP edge: authorization, invitation rules and store access.
 
 use chrono::Utc;
+use invites_api::backend::{LimitCount, LimitKind, LimitTotals};
 use invites_api::{ApiKeyCredential, Backend, Caller, IssuedToken, Scope};
 use invites_digest::NonceUse;
 use invites_domain::authz;
@@ -435,6 +436,43 @@ impl Backend for StoreBackend {
             .record_nonce_count(&used.nonce, used.nc, used.expires_ms, now_ms)
             .await
             .map_err(store_error)
+    }
+
+    async fn merge_limit_counts(
+        &self,
+        window_start_ms: i64,
+        counted: Vec<LimitCount>,
+        since: i64,
+    ) -> Result<Option<LimitTotals>, Error> {
+        let counted: Vec<invites_store::LimitCount> = counted
+            .into_iter()
+            .map(|c| invites_store::LimitCount {
+                kind: c.kind.as_str().to_owned(),
+                subject: c.subject,
+                count: i64::try_from(c.count).unwrap_or(i64::MAX),
+            })
+            .collect();
+        // Not through `store_error`: the caller is the background merge, which logs a failure
+        // once rather than every 100 ms, and no client sees this error.
+        let totals = self
+            .store
+            .merge_limit_counts(window_start_ms, &counted, since)
+            .await
+            .map_err(|e| Error::new(ErrorCode::ServiceUnavailable, e.to_string()))?;
+        Ok(totals.map(|t| LimitTotals {
+            changed: t
+                .changed
+                .into_iter()
+                .filter_map(|c| {
+                    Some(LimitCount {
+                        kind: LimitKind::parse(&c.kind)?,
+                        subject: c.subject,
+                        count: u64::try_from(c.count).unwrap_or(0),
+                    })
+                })
+                .collect(),
+            seen: t.seen,
+        }))
     }
 
     async fn health(&self) -> Result<(), Error> {

@@ -84,6 +84,9 @@ pub async fn application_with_metrics(
         &secret,
         config.nonce_lifetime.as_millis() as u64,
     ));
+    // Over PostgreSQL several replicas may serve the database, so their limit counts are merged;
+    // an SQLite database is served by this process alone, whose counts are then the whole.
+    let merge_limits = store.backend() == invites_store::Backend::Postgres;
     let backend: Arc<dyn invites_api::Backend> = Arc::new(StoreBackend::new(store));
     Ok(invites_api::app(
         backend,
@@ -98,6 +101,7 @@ pub async fn application_with_metrics(
             },
             max_body_bytes: config.max_body_bytes,
             rate_limit_per_minute: config.rate_limit_per_minute,
+            merge_limits,
             metrics,
         },
     ))

@@ -114,6 +114,27 @@ pub fn digest_header(challenge: &str, user: &str, pass: &str, method: &str, uri:
     )
 }
 
+/// The PostgreSQL server the tests over several replicas run on: `INVITES_TEST_POSTGRES_URL`
+/// (its maintenance database), which `cargo xtask test` sets after starting a throwaway cluster.
+/// Unset, `test` prints that it is skipped and gets None, except under CI (`CI` set and neither
+/// empty, `0` nor `false`), where it fails: CI must not pass a test that did not run.
+pub fn postgres_url(test: &str) -> Option<String> {
+    if let Some(url) = std::env::var("INVITES_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        return Some(url);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    assert!(
+        !ci,
+        "{test}: INVITES_TEST_POSTGRES_URL is not set under CI; `cargo xtask test` starts a \
+         PostgreSQL cluster and sets it (did the cluster fail to start?)"
+    );
+    eprintln!("{test}: SKIPPED, INVITES_TEST_POSTGRES_URL is not set (cargo xtask test sets it)");
+    None
+}
+
 /// A new, empty PostgreSQL database `<prefix>_<pid>` on the server of `admin_url`; its URL.
 pub async fn fresh_database(admin_url: &str, prefix: &str) -> String {
     use sqlx::{Connection, Executor};
