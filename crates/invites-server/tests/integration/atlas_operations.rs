@@ -352,6 +352,7 @@ async fn bad_input_is_400_where_documented_and_404_elsewhere_with_the_same_error
 
 #[tokio::test]
 async fn every_operation_answers_429_past_the_rate_limit() {
+    crate::support::within_one_window(20).await;
     let s = TestServer::start_with(invites_server::ServiceConfig {
         rate_limit_per_minute: 1,
         ..Default::default()

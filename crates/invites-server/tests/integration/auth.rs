@@ -377,6 +377,7 @@ async fn digest_with(
 
 #[tokio::test]
 async fn repeated_failures_lock_out_a_key_then_its_address() {
+    crate::support::within_one_window(20).await;
     let s = TestServer::start_with(invites_server::ServiceConfig {
         failed_auth_per_key: 3,
         failed_auth_per_address: 5,
@@ -440,6 +441,7 @@ async fn repeated_failures_lock_out_a_key_then_its_address() {
 
 #[tokio::test]
 async fn live_credentials_of_another_family_are_refused_without_counting_as_guesses() {
+    crate::support::within_one_window(20).await;
     let s = TestServer::start_with(invites_server::ServiceConfig {
         failed_auth_per_key: 2,
         failed_auth_per_address: 2,

@@ -22,6 +22,7 @@ fn generated(id: &str) -> bool {
 
 #[tokio::test]
 async fn every_answer_carries_a_request_id() {
+    crate::support::within_one_window(20).await;
     let s = TestServer::start_with(ServiceConfig {
         rate_limit_per_minute: 1,
         max_body_bytes: 64,

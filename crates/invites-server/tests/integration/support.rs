@@ -226,6 +226,16 @@ impl TestServer {
     }
 }
 
+/// Sleeps into the next minute unless at least `needed_secs` of the current one are left: the
+/// rate limit and the lockout count in minutes of the wall clock, and a test whose requests
+/// straddled two minutes would see its counts start over.
+pub async fn within_one_window(needed_secs: u64) {
+    let left = invites_api::limits::until_next_window(invites_api::limits::unix_secs());
+    if left < needed_secs {
+        tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+    }
+}
+
 /// Reads one parameter of a challenge.
 pub fn challenge_param(challenge: &str, name: &str) -> Option<String> {
     let body = challenge.strip_prefix("Digest ")?;
