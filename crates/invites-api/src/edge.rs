@@ -142,8 +142,13 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// `A-Z a-z 0-9 . _ : -`), else a new one: 32 hex digits of randomness. An id that is not sane is
 /// replaced, never echoed, so a header cannot smuggle text into answers or logs.
 pub fn request_id(req: &Request) -> String {
-    req.headers()
-        .get(&X_REQUEST_ID)
+    request_id_from(req.headers().get(&X_REQUEST_ID))
+}
+
+/// [`request_id`] for an answer made outside the application (the server's own 408), from the
+/// request's `X-Request-Id` value when it had one.
+pub fn request_id_from(value: Option<&HeaderValue>) -> String {
+    value
         .and_then(|v| v.to_str().ok())
         .filter(|id| is_sane_request_id(id))
         .map(str::to_owned)
@@ -158,7 +163,7 @@ fn is_sane_request_id(id: &str) -> bool {
 }
 
 /// 128 random bits as 32 lowercase hex digits.
-fn new_request_id() -> String {
+pub fn new_request_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 

@@ -262,9 +262,12 @@ pub fn code_for_status(status: StatusCode) -> ErrorCode {
         403 => ErrorCode::UserUnauthorized,
         404 => ErrorCode::ResourceNotFound,
         405 => ErrorCode::MethodNotAllowed,
+        408 => ErrorCode::RequestTimeout,
         413 => ErrorCode::RequestTooLarge,
+        414 => ErrorCode::UriTooLong,
         415 => ErrorCode::UnsupportedMediaType,
         429 => ErrorCode::RateLimited,
+        431 => ErrorCode::RequestHeadersTooLarge,
         503 => ErrorCode::ServiceUnavailable,
         _ => ErrorCode::UnexpectedError,
     }

@@ -40,8 +40,14 @@ pub enum ErrorCode {
     CommunityResourceNotFound,
     /// 405: known path, unsupported method.
     MethodNotAllowed,
+    /// 408: the request's body did not arrive within the server's body timeout.
+    RequestTimeout,
     /// 413: the request body is larger than the server accepts.
     RequestTooLarge,
+    /// 414: the request target is longer than the server reads.
+    UriTooLong,
+    /// 431: too many header fields, or too many bytes of them.
+    RequestHeadersTooLarge,
     /// 415: the request body's content type is not accepted.
     UnsupportedMediaType,
     /// 429: too many requests.
@@ -71,7 +77,10 @@ impl ErrorCode {
             InvitationNotFound => "INVITATION_NOT_FOUND",
             CommunityResourceNotFound => "COMMUNITY_RESOURCE_NOT_FOUND",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            RequestTimeout => "REQUEST_TIMEOUT",
             RequestTooLarge => "REQUEST_TOO_LARGE",
+            UriTooLong => "URI_TOO_LONG",
+            RequestHeadersTooLarge => "REQUEST_HEADERS_TOO_LARGE",
             UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             RateLimited => "RATE_LIMITED",
             UnexpectedError => "UNEXPECTED_ERROR",
@@ -97,7 +106,10 @@ impl ErrorCode {
             | InvitationNotFound
             | CommunityResourceNotFound => 404,
             MethodNotAllowed => 405,
+            RequestTimeout => 408,
             RequestTooLarge => 413,
+            UriTooLong => 414,
+            RequestHeadersTooLarge => 431,
             UnsupportedMediaType => 415,
             RateLimited => 429,
             UnexpectedError => 500,
@@ -120,9 +132,12 @@ pub fn reason_phrase(status: u16) -> &'static str {
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            408 => "Request Timeout",
             413 => "Payload Too Large",
+            414 => "URI Too Long",
             415 => "Unsupported Media Type",
             429 => "Too Many Requests",
+            431 => "Request Header Fields Too Large",
             503 => "Service Unavailable",
             _ => "Internal Server Error",
         }

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod cache;
+pub mod connections;
 pub mod credentials;
 pub mod demo;
 
@@ -19,9 +20,11 @@ use invites_digest::{Algorithm, Verifier};
 use invites_store::Store;
 use poem::endpoint::BoxEndpoint;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{Endpoint, EndpointExt, Request, Response, Server};
+use poem::{Endpoint, EndpointExt, Request, Response};
 
 pub use backend::StoreBackend;
+use connections::ConnectionLoop;
+pub use connections::{ConnectionLimits, OpenConnections};
 use invites_api::guard::{FailedAuthLimiter, TrustedProxies};
 use invites_metrics::Metrics;
 
@@ -41,6 +44,8 @@ pub struct ServiceConfig {
     pub failed_auth_per_address: u32,
     /// Failed authentication attempts per API key per minute (0: no limit).
     pub failed_auth_per_key: u32,
+    /// Timeouts and limits of every connection (slow and malformed clients).
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServiceConfig {
@@ -53,6 +58,7 @@ impl Default for ServiceConfig {
             trusted_proxies: Vec::new(),
             failed_auth_per_address: invites_api::auth::DEFAULT_FAILED_AUTH_PER_ADDRESS,
             failed_auth_per_key: invites_api::auth::DEFAULT_FAILED_AUTH_PER_KEY,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -128,9 +134,15 @@ pub struct Running {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     /// The metrics listener, when there is one (it stops with the service).
     metrics: Option<Box<Running>>,
+    connections: OpenConnections,
 }
 
 impl Running {
+    /// The API's connections open now (bounded by `ConnectionLimits::max_connections`).
+    pub fn open_connections(&self) -> usize {
+        self.connections.count()
+    }
+
     /// Where the metrics listener listens, when there is one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().map(|m| m.addr)
@@ -152,27 +164,24 @@ impl Running {
     }
 }
 
-/// Serves `app` on `acceptor` in a task until the returned shutdown sender fires (or is dropped).
+/// Serves `app` on `acceptor` under `limits` in a task until the returned shutdown sender fires
+/// (or is dropped).
 fn spawn_server(
     acceptor: TcpAcceptor,
     app: impl Endpoint + 'static,
+    limits: &ConnectionLimits,
 ) -> (
     tokio::task::JoinHandle<std::io::Result<()>>,
     tokio::sync::oneshot::Sender<()>,
+    OpenConnections,
 ) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async {
-                    let _ = rx.await;
-                },
-                Some(Duration::from_secs(10)),
-            )
-            .await
-    });
-    (task, tx)
+    let connections = ConnectionLoop::new(acceptor, limits.clone());
+    let open = connections.open_connections();
+    let task = tokio::spawn(connections.run(app, async {
+        let _ = rx.await;
+    }));
+    (task, tx, open)
 }
 
 /// A socket bound and listening, nothing served yet.
@@ -233,20 +242,22 @@ impl Listening {
     /// Starts answering on this socket at once, in a task: until [`Starting::serve`] hands the
     /// application over, requests get [`invites_api::starting_app`]'s answers (`/health` 200,
     /// `/ready` 503), rather than waiting unanswered while the database is opened and migrated
-    /// (on PostgreSQL, possibly behind another replica's migration lock).
-    pub fn serve_starting(self) -> Starting {
+    /// (on PostgreSQL, possibly behind another replica's migration lock). Every connection is
+    /// held to `limits` from the start.
+    pub fn serve_starting(self, limits: &ConnectionLimits) -> Starting {
         let app: Arc<OnceLock<BoxEndpoint<'static>>> = Arc::default();
         let gate = Gate {
             app: Arc::clone(&app),
             starting: invites_api::starting_app().boxed(),
         };
-        let (task, tx) = spawn_server(self.acceptor, gate);
+        let (task, tx, connections) = spawn_server(self.acceptor, gate, limits);
         Starting {
             running: Running {
                 addr: self.addr,
                 task,
                 shutdown: Some(tx),
                 metrics: None,
+                connections,
             },
             app,
         }
@@ -254,7 +265,9 @@ impl Listening {
 
     /// Serves the application over `store` on this socket, in a task.
     pub async fn serve(self, store: Store, config: &ServiceConfig) -> anyhow::Result<Running> {
-        self.serve_starting().serve(store, config).await
+        self.serve_starting(&config.connections)
+            .serve(store, config)
+            .await
     }
 }
 
@@ -290,12 +303,17 @@ impl Starting {
             .map(|_| Arc::new(Metrics::new(store.metrics())));
         let app = application_with_metrics(store.clone(), config, recorded.clone()).await?;
         if let (Some(listening), Some(recorded)) = (metrics, recorded) {
-            let (task, tx) = spawn_server(listening.acceptor, metrics_app(recorded, store));
+            let (task, tx, connections) = spawn_server(
+                listening.acceptor,
+                metrics_app(recorded, store),
+                &config.connections,
+            );
             self.running.metrics = Some(Box::new(Running {
                 addr: listening.addr,
                 task,
                 shutdown: Some(tx),
                 metrics: None,
+                connections,
             }));
         }
         // Set once: a `Starting` is consumed here.

@@ -211,6 +211,44 @@ struct ServeArgs {
         env = "INVITES_FAILED_AUTH_PER_KEY"
     )]
     failed_auth_per_key: u32,
+    /// Seconds a client may take to send a request head; also how long a keep-alive connection
+    /// may wait idle for its next request. Past it the connection is closed.
+    #[arg(
+        long,
+        default_value_t = invites_server::connections::DEFAULT_HEADER_TIMEOUT.as_secs_f64(),
+        env = "INVITES_HEADER_TIMEOUT_SECS"
+    )]
+    header_timeout_secs: f64,
+    /// Seconds a client may take to send a request body after its head (408 and the connection
+    /// closed beyond).
+    #[arg(
+        long,
+        default_value_t = invites_server::connections::DEFAULT_BODY_TIMEOUT.as_secs_f64(),
+        env = "INVITES_BODY_TIMEOUT_SECS"
+    )]
+    body_timeout_secs: f64,
+    /// Connections open at once; at the limit new ones wait in the listen backlog. Keep it
+    /// below the open-file limit (`ulimit -n`).
+    #[arg(
+        long,
+        default_value_t = invites_server::connections::DEFAULT_MAX_CONNECTIONS,
+        env = "INVITES_MAX_CONNECTIONS"
+    )]
+    max_connections: usize,
+    /// Header fields allowed in a request (431 beyond).
+    #[arg(
+        long,
+        default_value_t = invites_server::connections::DEFAULT_MAX_HEADERS,
+        env = "INVITES_MAX_HEADERS"
+    )]
+    max_headers: usize,
+    /// Bytes allowed in a request head, request line included (431 beyond).
+    #[arg(
+        long,
+        default_value_t = invites_server::connections::DEFAULT_MAX_HEADER_BYTES,
+        env = "INVITES_MAX_HEADER_BYTES"
+    )]
+    max_header_bytes: usize,
     /// Serve Prometheus metrics at `GET /metrics` on this address (HOST:PORT), a listener of its
     /// own, apart from the API's; none by default (and then requests are not counted).
     #[arg(long, value_name = "ADDR", env = "INVITES_METRICS_LISTEN")]
@@ -335,6 +373,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?,
         failed_auth_per_address: args.failed_auth_per_address,
         failed_auth_per_key: args.failed_auth_per_key,
+        connections: invites_server::ConnectionLimits {
+            header_timeout: seconds(args.header_timeout_secs, "--header-timeout-secs")?,
+            body_timeout: seconds(args.body_timeout_secs, "--body-timeout-secs")?,
+            max_connections: args.max_connections.max(1),
+            max_headers: args.max_headers,
+            max_header_bytes: args.max_header_bytes,
+        },
     };
     // Bind first: a start that cannot listen must change nothing in the database (a second
     // `serve --demo` on a taken port would otherwise rotate the running server's demo secrets).
@@ -345,7 +390,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     // Answer at once: /health 200, /ready 503 until the database is open, migrated (and the demo
     // seeded), so probes see a starting server rather than a silent socket.
-    let starting = listening.serve_starting();
+    let starting = listening.serve_starting(&config.connections);
     let store = Store::open(&args.database_url).await?;
     let demo = if args.demo {
         Some(
@@ -536,6 +581,14 @@ fn print_demo(base: &str, c: &invites_server::demo::DemoCredentials) {
     for line in demo_examples(base, c) {
         println!("  {line}");
     }
+}
+
+/// A positive number of seconds, as a duration.
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow::anyhow!("{flag} must be a positive number of seconds, not {value}"))
 }
 
 /// The example commands `serve --demo` prints, over the demo's own ids and secrets.

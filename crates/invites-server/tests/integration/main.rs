@@ -13,4 +13,5 @@ mod opsmanager;
 mod readiness;
 mod real_clients;
 mod request_ids;
+mod slow_clients;
 mod support;

@@ -37,7 +37,7 @@ async fn a_starting_server_answers_not_ready_until_its_database_is_open() {
     let starting = invites_server::listen("127.0.0.1:0")
         .await
         .unwrap()
-        .serve_starting();
+        .serve_starting(&invites_server::ConnectionLimits::default());
     let base = format!("http://{}", starting.addr());
     let client = reqwest::Client::new();
     let get = |path: &str| client.get(format!("{base}{path}")).send();

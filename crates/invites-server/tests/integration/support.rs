@@ -96,7 +96,7 @@ impl TestServer {
         let running = invites_server::listen("127.0.0.1:0")
             .await
             .unwrap()
-            .serve_starting()
+            .serve_starting(&config.connections)
             .serve_with_metrics(store.clone(), &config, metrics)
             .await
             .unwrap();
@@ -113,6 +113,11 @@ impl TestServer {
             db,
             _dir: dir,
         }
+    }
+
+    /// The API's connections open now, as the server counts them.
+    pub fn open_connections(&self) -> usize {
+        self.running.as_ref().map_or(0, Running::open_connections)
     }
 
     /// The SQLite file the server uses.
