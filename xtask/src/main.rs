@@ -118,6 +118,14 @@ enum Cmd {
 enum BenchWhat {
     /// Our mock and Prism on our spec and on the full Atlas document: req/s, p50/p99, start-up, ratio.
     Mock,
+    /// Normal requests beside slow and malformed clients (slowloris, 10,000 idle keep-alives,
+    /// bodies that never finish, header floods): p50/p99/req/s of each in the hostile section
+    /// of docs/benchmarks.md.
+    Hostile {
+        /// Measured seconds per row (after 1 s of warm-up).
+        #[arg(long, default_value_t = 4)]
+        seconds: u64,
+    },
     /// The service under load (Digest and Bearer deletes, community bulk delete, a 1,000-item
     /// list) on tables of 10k and 1M invitations, against a bare poem route; writes
     /// docs/benchmarks.md and docs/benchmarks-latency.svg.
@@ -633,6 +641,9 @@ fn command(cli: Cli) -> Result<()> {
         Cmd::Bench {
             what: BenchWhat::Server { seconds },
         } => bench::server(seconds),
+        Cmd::Bench {
+            what: BenchWhat::Hostile { seconds },
+        } => bench::hostile(seconds),
         Cmd::Conformance {
             target,
             report,

@@ -1,5 +1,5 @@
-//! `invites-bench`: the load generator of `cargo xtask bench server` and the bare poem server
-//! that sets its ceiling.
+//! `invites-bench`: the load generator of `cargo xtask bench server` and `hostile`, the hostile
+//! clients of `hostile` (`attack.rs`), and the bare poem server that sets the ceiling.
 //!
 //! `load` keeps N HTTP/1.1 keep-alive connections busy for a fixed time, one request in flight
 //! per connection, and prints one JSON line: requests/s, latency percentiles and the statuses
@@ -18,6 +18,8 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use invites_digest::{ha1, response, Algorithm};
 
+mod attack;
+
 /// Load generator and ceiling server for `cargo xtask bench server`.
 #[derive(Parser)]
 struct Cli {
@@ -34,6 +36,9 @@ enum Command {
     },
     /// Load a server and print the figures as one JSON line.
     Load(LoadArgs),
+    /// Hostile clients (slowloris, idle keep-alives, unfinished bodies, header floods) until the
+    /// time is up: a `{"ready": N}` line once all are under way, then one JSON line of counts.
+    Attack(attack::AttackArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -306,21 +311,18 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 /// Exchanges service-account credentials for a Bearer token.
-async fn fetch_token(args: &LoadArgs) -> Result<String> {
+async fn fetch_token(addr: &str, client_id: &str, client_secret: &str) -> Result<String> {
     use base64::Engine;
     let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let mut sender = connect(&args.addr).await?;
+    let mut sender = connect(addr).await?;
     sender.ready().await?;
     let req = Request::builder()
         .method(Method::POST)
         .uri("/api/oauth/token")
-        .header(HOST, args.addr.as_str())
+        .header(HOST, addr)
         .header(
             AUTHORIZATION,
-            format!(
-                "Basic {}",
-                encode(&format!("{}:{}", args.client_id, args.client_secret))
-            ),
+            format!("Basic {}", encode(&format!("{client_id}:{client_secret}"))),
         )
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Full::new(Bytes::from_static(
@@ -344,7 +346,7 @@ async fn fetch_token(args: &LoadArgs) -> Result<String> {
 
 async fn load(mut args: LoadArgs) -> Result<()> {
     if args.token.is_empty() && !args.client_id.is_empty() {
-        args.token = fetch_token(&args).await?;
+        args.token = fetch_token(&args.addr, &args.client_id, &args.client_secret).await?;
     }
     let args = std::sync::Arc::new(args);
     let start = Instant::now();
@@ -404,6 +406,7 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Ceiling { listen } => ceiling(&listen).await,
         Command::Load(args) => load(args).await,
+        Command::Attack(args) => attack::attack(args).await,
     }
 }
 

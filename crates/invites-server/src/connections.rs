@@ -250,7 +250,7 @@ impl Connection {
 /// 408 with an `ApiError`, closing the connection (the rest of the body is never read).
 fn body_timeout_answer(request_id: Option<&HeaderValue>, timeout: Duration) -> poem::Response {
     let id = request_id_from(request_id);
-    tracing::warn!(
+    tracing::info!(
         request_id = %id,
         timeout_ms = timeout.as_millis() as u64,
         "request body not received within the body timeout: answered 408"

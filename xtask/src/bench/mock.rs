@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{
-    free_port, peak_rss_mib, wait_listening, with_mock_section, Server, MOCK_BEGIN, MOCK_END,
-};
+use super::{free_port, peak_rss_mib, wait_listening, with_section, Server, MOCK};
 use crate::{root, run};
 
 fn ensure_tools(dir: &Path) -> Result<PathBuf> {
@@ -252,7 +250,7 @@ pub fn mock() -> Result<()> {
     println!("\n{section}");
     let path = root().join("docs/benchmarks.md");
     let existing = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    std::fs::write(&path, with_mock_section(&existing, &section))?;
+    std::fs::write(&path, with_section(&existing, &MOCK, &section))?;
     println!("written: the mock section of {}", path.display());
     Ok(())
 }
@@ -262,8 +260,9 @@ pub fn mock() -> Result<()> {
 type Row<'a> = (&'a str, String, f64, (Duration, Load, f64), Outcome);
 
 fn mock_report(rows: &[Row], starts: &[(String, Duration, f64)]) -> String {
+    let (mock_begin, mock_end) = (MOCK.begin, MOCK.end);
     let mut out = format!(
-        "{MOCK_BEGIN}\n## The mock against Stoplight Prism\n\nProduced by `cargo xtask bench mock` \
+        "{mock_begin}\n## The mock against Stoplight Prism\n\nProduced by `cargo xtask bench mock` \
          (release build; wrk 2 threads, 32 connections, 10 s, one documented request per document; \
          Prism 5 at its default logging; loopback, 2 cores).\n\n\
          | document | request | ours req/s | p50 ms | p99 ms | listening after | peak RSS | Prism req/s | p50 ms | p99 ms | listening after | peak RSS | ratio |\n\
@@ -325,7 +324,7 @@ fn mock_report(rows: &[Row], starts: &[(String, Duration, f64)]) -> String {
     let slowest = starts.iter().map(|(_, d, _)| *d).max().unwrap_or_default();
     let largest = starts.iter().map(|(_, _, r)| *r).fold(0.0, f64::max);
     out.push_str(&format!(
-        "- Listening in under 0.5 s on every document: slowest {} ms, {}.\n- Peak RSS under 50 MB on every document: largest {largest:.1} MiB, {}.\n{MOCK_END}",
+        "- Listening in under 0.5 s on every document: slowest {} ms, {}.\n- Peak RSS under 50 MB on every document: largest {largest:.1} MiB, {}.\n{mock_end}",
         slowest.as_millis(),
         verdict(slowest < Duration::from_millis(500)),
         verdict(largest < 50.0 / 1.048_576),

@@ -1,8 +1,10 @@
-//! `cargo xtask bench`: `mock` (our mock against Stoplight Prism, `mock.rs`) and `server` (the
+//! `cargo xtask bench`: `mock` (our mock against Stoplight Prism, `mock.rs`), `server` (the
 //! service under load against a bare poem route, `server.rs`, its scenarios in `scenario.rs`
-//! and its report in `report.rs`). What both use is here: the servers they start and stop, free
-//! loopback ports, peak memory, and the two sections of `docs/benchmarks.md` each keeps.
+//! and its report in `report.rs`) and `hostile` (normal requests beside slow and malformed
+//! clients, `hostile.rs`). What they share is here: the servers they start and stop, free
+//! loopback ports, peak memory, and the sections of `docs/benchmarks.md` each keeps.
 
+mod hostile;
 mod mock;
 mod report;
 mod scenario;
@@ -14,27 +16,52 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+pub use hostile::hostile;
 pub use mock::mock;
 pub use server::server;
 
-/// The markers around `cargo xtask bench mock`'s section of docs/benchmarks.md, which
-/// `cargo xtask bench server` keeps when it rewrites the rest.
-pub(super) const MOCK_BEGIN: &str = "<!-- cargo xtask bench mock: begin -->";
-pub(super) const MOCK_END: &str = "<!-- cargo xtask bench mock: end -->";
+/// The markers around a section of docs/benchmarks.md that one command writes and the others
+/// keep when they rewrite the rest.
+pub(super) struct Marks {
+    pub(super) begin: &'static str,
+    pub(super) end: &'static str,
+}
 
-/// The mock section of a benchmarks file, markers included, if it has one.
-pub(super) fn mock_section(text: &str) -> Option<&str> {
-    let start = text.find(MOCK_BEGIN)?;
-    let end = text[start..].find(MOCK_END)? + start + MOCK_END.len();
+/// `cargo xtask bench mock`'s section.
+pub(super) const MOCK: Marks = Marks {
+    begin: "<!-- cargo xtask bench mock: begin -->",
+    end: "<!-- cargo xtask bench mock: end -->",
+};
+
+/// `cargo xtask bench hostile`'s section.
+pub(super) const HOSTILE: Marks = Marks {
+    begin: "<!-- cargo xtask bench hostile: begin -->",
+    end: "<!-- cargo xtask bench hostile: end -->",
+};
+
+/// The section of a benchmarks file between `marks`, markers included, if it has one.
+pub(super) fn section<'a>(text: &'a str, marks: &Marks) -> Option<&'a str> {
+    let start = text.find(marks.begin)?;
+    let end = text[start..].find(marks.end)? + start + marks.end.len();
     Some(&text[start..end])
 }
 
-/// `text` with its mock section replaced by `section` (appended when it has none).
-pub(super) fn with_mock_section(text: &str, section: &str) -> String {
-    match mock_section(text) {
-        Some(old) => text.replacen(old, section, 1),
-        None => format!("{}\n\n{section}\n", text.trim_end()),
+/// `text` with its section between `marks` replaced by `new` (appended when it has none).
+pub(super) fn with_section(text: &str, marks: &Marks, new: &str) -> String {
+    match section(text, marks) {
+        Some(old) => text.replacen(old, new, 1),
+        None => format!("{}\n\n{new}\n", text.trim_end()),
     }
+}
+
+/// `report` (a new docs/benchmarks.md) with the sections of `old` that other commands wrote.
+pub(super) fn keeping_sections(report: String, old: &str, others: &[&Marks]) -> String {
+    others
+        .iter()
+        .fold(report, |report, marks| match section(old, marks) {
+            Some(kept) => with_section(&report, marks, kept),
+            None => report,
+        })
 }
 
 /// A server process of a benchmark, killed when dropped.
@@ -65,6 +92,26 @@ pub(super) fn wait_listening(port: u16, limit: Duration) -> Result<Duration> {
     bail!("nothing listened on port {port} within {limit:?}")
 }
 
+/// Waits until the server on the loopback `port` answers `GET /ready` 200; how long it took.
+pub(super) fn wait_ready(port: u16, limit: Duration) -> Result<Duration> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    while started.elapsed() < limit {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
+            let _ = s.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut head = [0u8; 16];
+            if s.read(&mut head)
+                .is_ok_and(|n| n >= 12 && &head[9..12] == b"200")
+            {
+                return Ok(started.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("the server on port {port} did not answer /ready within {limit:?}")
+}
+
 /// Peak resident set size (VmHWM) of a running process, in MiB.
 pub(super) fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -84,13 +131,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_mock_section_is_replaced_and_kept() {
-        let section = format!("{MOCK_BEGIN}\nmock v1\n{MOCK_END}");
-        let doc = with_mock_section("# Benchmarks\nserver\n", &section);
-        assert_eq!(mock_section(&doc), Some(section.as_str()));
-        let newer = format!("{MOCK_BEGIN}\nmock v2\n{MOCK_END}");
-        let doc = with_mock_section(&doc, &newer);
+    fn sections_are_replaced_and_kept() {
+        let section_of =
+            |marks: &Marks, what: &str| format!("{}\n{what}\n{}", marks.begin, marks.end);
+        let mock = section_of(&MOCK, "mock v1");
+        let doc = with_section("# Benchmarks\nserver\n", &MOCK, &mock);
+        assert_eq!(section(&doc, &MOCK), Some(mock.as_str()));
+        let doc = with_section(&doc, &HOSTILE, &section_of(&HOSTILE, "hostile v1"));
+        let doc = with_section(&doc, &MOCK, &section_of(&MOCK, "mock v2"));
         assert!(doc.contains("mock v2") && !doc.contains("mock v1") && doc.contains("server"));
+        assert!(doc.contains("hostile v1"));
+        // A new server report keeps both.
+        let new = keeping_sections("# Benchmarks\nserver v2\n".into(), &doc, &[&MOCK, &HOSTILE]);
+        assert!(new.contains("server v2") && new.contains("mock v2") && new.contains("hostile v1"));
+        assert!(!new.contains("server\n"));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! 10k and 1M invitations, each scenario against a bare poem route, then the delete scenarios
 //! again under the `bench-bounds` feature; writes `docs/benchmarks.md` (`report.rs`).
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +10,9 @@ use anyhow::{bail, Context, Result};
 
 use super::report::{bench_report, latency_svg};
 use super::scenario::Scenario;
-use super::{free_port, mock_section, peak_rss_mib, wait_listening, with_mock_section, Server};
+use super::{
+    free_port, keeping_sections, peak_rss_mib, wait_listening, wait_ready, Server, HOSTILE, MOCK,
+};
 use crate::{root, run};
 
 /// Invitations in the table for each run.
@@ -212,21 +213,8 @@ fn start_server_with(
         .stderr(stderr)
         .spawn()?;
     let server = Server(child);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
-            use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut head = [0u8; 16];
-            if s.read(&mut head)
-                .is_ok_and(|n| n >= 12 && &head[9..12] == b"200")
-            {
-                return Ok((server, started.elapsed()));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    bail!("the server did not answer /ready within 30 s")
+    wait_ready(port, Duration::from_secs(30))?;
+    Ok((server, started.elapsed()))
 }
 
 pub fn server(seconds: u64) -> Result<()> {
@@ -446,13 +434,8 @@ pub fn server(seconds: u64) -> Result<()> {
     );
     println!("\n{report}");
     let path = root().join("docs/benchmarks.md");
-    let kept = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| mock_section(&t).map(str::to_owned));
-    let report = match kept {
-        Some(section) => with_mock_section(&report, &section),
-        None => report,
-    };
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let report = keeping_sections(report, &old, &[&MOCK, &HOSTILE]);
     std::fs::write(&path, &report)?;
     std::fs::write(
         root().join("docs/benchmarks-latency.svg"),

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{digest_header, wait_until_started};
 
@@ -83,6 +84,11 @@ async fn serve_runs_configured_only_through_the_environment() {
         .env("INVITES_TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.1")
         .env("INVITES_FAILED_AUTH_PER_ADDRESS", "50")
         .env("INVITES_FAILED_AUTH_PER_KEY", "1")
+        .env("INVITES_HEADER_TIMEOUT_SECS", "3")
+        .env("INVITES_BODY_TIMEOUT_SECS", "0.5")
+        .env("INVITES_MAX_CONNECTIONS", "64")
+        .env("INVITES_MAX_HEADERS", "20")
+        .env("INVITES_MAX_HEADER_BYTES", "16384")
         .env("INVITES_LOG_FORMAT", "json")
         .env("INVITES_LOG", "info")
         .stdout(Stdio::piped())
@@ -147,6 +153,58 @@ async fn serve_runs_configured_only_through_the_environment() {
             assert!(r.headers().contains_key("retry-after"), "locked out");
         }
     }
+    // The connection limits, over raw TCP.
+    let addr = base.trim_start_matches("http://").to_owned();
+    // INVITES_MAX_HEADERS and INVITES_MAX_HEADER_BYTES: 431.
+    let mut many = "GET /health HTTP/1.1\r\nHost: x\r\n".to_owned();
+    for i in 0..21 {
+        many.push_str(&format!("X-{i}: {i}\r\n"));
+    }
+    let huge = format!(
+        "GET /health HTTP/1.1\r\nX-Huge: {}\r\n",
+        "a".repeat(16 * 1024)
+    );
+    for head in [many, huge] {
+        let answer = raw_exchange(&addr, format!("{head}\r\n").as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    }
+    // INVITES_BODY_TIMEOUT_SECS: a body that stops is answered 408.
+    let group = demo["community_group_id"].as_i64().unwrap();
+    let stalled = format!(
+        "POST /api/v2/group/{group}/invite/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {manager}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    let answer = raw_exchange(&addr, stalled.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    // INVITES_MAX_CONNECTIONS: of 200 idle connections the server holds at most 64 (its
+    // descriptors grow by no more), and INVITES_HEADER_TIMEOUT_SECS closes them after 3 s.
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let opened = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = fds() - before;
+    assert!(
+        (1..=64).contains(&held),
+        "{held} more descriptors for 200 connections"
+    );
+    let mut first = idle.swap_remove(0);
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), first.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    let closed_after = opened.elapsed();
+    assert!(
+        closed_after >= Duration::from_secs(3) && closed_after < Duration::from_secs(8),
+        "{closed_after:?}"
+    );
+    drop(idle);
 
     assert!(Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -164,6 +222,16 @@ async fn serve_runs_configured_only_through_the_environment() {
     for line in log.lines() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
+}
+
+/// Writes `request` on a new connection and reads the answer until the server closes it.
+async fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "not closed within 10 s");
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// `GET base+path` answered with Digest for `user:pass` on a fresh challenge (nc 1).

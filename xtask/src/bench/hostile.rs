@@ -1,0 +1,389 @@
+//! `cargo xtask bench hostile`: normal requests beside slow and malformed clients. The service
+//! (release build, loopback, the demo data set) is loaded by `invites-bench load` (32 keep-alive
+//! connections listing the demo organization's invitations with a Bearer token) alone, then
+//! beside each attack of `invites-bench attack` in turn; each row gives the normal requests'
+//! p50, p99 and req/s, what the attackers saw, and the server's open descriptors. Writes the
+//! hostile section of `docs/benchmarks.md`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::{free_port, section, wait_ready, with_section, Server, HOSTILE};
+use crate::{root, run};
+
+/// The server's timeouts in this benchmark, short so that attackers are cut off (and come back)
+/// within each row.
+const TIMEOUT_SECS: u64 = 2;
+/// The server's connection limit in this benchmark: above the 10,000 idle connections and the
+/// load's 32, so that the row measures what holding them costs (the limit itself is tested in
+/// `slow_clients.rs`).
+const MAX_CONNECTIONS: usize = 11_000;
+
+/// An attack and how many connections it keeps.
+struct Attack {
+    kind: &'static str,
+    connections: usize,
+    title: String,
+}
+
+/// One row: the normal load's figures beside an attack (none for the first row).
+struct Row {
+    title: String,
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    /// Answers other than 200 and transport errors of the normal load.
+    bad: u64,
+    /// The attack's counts when the load ended.
+    attack: Option<serde_json::Value>,
+    /// Descriptors the server held when the load ended.
+    fds: Option<usize>,
+}
+
+fn bin(name: &str) -> PathBuf {
+    root().join("target/release").join(name)
+}
+
+/// `program args`, run with the open-file limit raised to its hard limit (10,000 connections
+/// need more than the usual soft limit of 1,024).
+fn with_raised_fd_limit(program: &Path) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$0" "$@""#)
+        .arg(program);
+    c
+}
+
+/// The hard limit on open files, which the attack and the server raise their soft limit to.
+fn hard_fd_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    match line.split_whitespace().nth(4)? {
+        "unlimited" => Some(usize::MAX),
+        n => n.parse().ok(),
+    }
+}
+
+fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// `invites-bench load` for `seconds` after 1 s of warm-up: (req/s, p50, p99, bad answers).
+fn load(addr: &str, demo: &serde_json::Value, seconds: u64) -> Result<(f64, f64, f64, u64)> {
+    let out = Command::new(bin("invites-bench"))
+        .args(["load", "--scenario", "list", "--addr", addr])
+        .args([
+            "--duration-secs",
+            &seconds.to_string(),
+            "--warmup-secs",
+            "1",
+        ])
+        .args(["--org", demo["org_id"].as_str().context("org_id")?])
+        .args([
+            "--client-id",
+            demo["service_account"]["client_id"]
+                .as_str()
+                .context("client_id")?,
+            "--client-secret",
+            demo["service_account"]["client_secret"]
+                .as_str()
+                .context("client_secret")?,
+        ])
+        .output()
+        .context("running invites-bench load")?;
+    if !out.status.success() {
+        bail!(
+            "invites-bench load: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let bad = v["statuses"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(s, _)| s.as_str() != "200")
+                .filter_map(|(_, n)| n.as_u64())
+                .sum::<u64>()
+        })
+        .unwrap_or(0)
+        + v["errors"].as_u64().unwrap_or(0);
+    Ok((
+        v["rps"].as_f64().unwrap_or(0.0),
+        v["p50_ms"].as_f64().unwrap_or(0.0),
+        v["p99_ms"].as_f64().unwrap_or(0.0),
+        bad,
+    ))
+}
+
+/// Starts `attack`, waits until its connections are under way, runs the load beside it, and
+/// returns the row with the attack's counts at the end of the load.
+fn row_beside(
+    attack: &Attack,
+    addr: &str,
+    demo: &serde_json::Value,
+    seconds: u64,
+    server_pid: u32,
+) -> Result<Row> {
+    let mut child = with_raised_fd_limit(&bin("invites-bench"))
+        .args(["attack", "--kind", attack.kind, "--addr", addr])
+        .args(["--connections", &attack.connections.to_string()])
+        // Longer than any row: the attack is stopped once the load is done.
+        .args(["--duration-secs", "120"])
+        .args(["--org", demo["org_id"].as_str().context("org_id")?])
+        .args([
+            "--client-id",
+            demo["service_account"]["client_id"]
+                .as_str()
+                .context("client_id")?,
+            "--client-secret",
+            demo["service_account"]["client_secret"]
+                .as_str()
+                .context("client_secret")?,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting invites-bench attack")?;
+    let stdout = child.stdout.take().context("attack stdout")?;
+    let attacker = Server(child);
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready = rx
+        .recv_timeout(Duration::from_secs(40))
+        .context("the attack never got under way")?;
+    println!("    attack under way: {ready}");
+    let (rps, p50, p99, bad) = load(addr, demo, seconds)?;
+    let fds = open_fds(server_pid);
+    // The latest counts, read before the attack is stopped.
+    let mut last = None;
+    let wait = Instant::now() + Duration::from_millis(600);
+    while let Ok(line) = rx.recv_timeout(wait.saturating_duration_since(Instant::now())) {
+        last = Some(line);
+    }
+    drop(attacker);
+    let attack_counts = match last {
+        Some(line) => serde_json::from_str(&line)?,
+        None => bail!("the attack reported no counts"),
+    };
+    Ok(Row {
+        title: attack.title.clone(),
+        rps,
+        p50,
+        p99,
+        bad,
+        attack: Some(attack_counts),
+        fds,
+    })
+}
+
+pub fn hostile(seconds: u64) -> Result<()> {
+    let before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let dir = root().join("target/bench/hostile");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    println!("building release binaries (invites, invites-bench)");
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "invites",
+        "-p",
+        "invites-bench",
+    ]))?;
+    let idle = hard_fd_limit().map_or(1_000, |l| l.saturating_sub(1_000).min(10_000));
+    let attacks = [
+        Attack {
+            kind: "slowloris",
+            connections: 1_000,
+            title: "1,000 slowloris connections (a byte a second)".into(),
+        },
+        Attack {
+            kind: "idle",
+            connections: idle,
+            title: format!("{idle} idle keep-alive connections"),
+        },
+        Attack {
+            kind: "slow-body",
+            connections: 1_000,
+            title: "1,000 bodies that never finish".into(),
+        },
+        Attack {
+            kind: "header-flood",
+            connections: 8,
+            title: "8 connections flooding headers (150 fields, 100 KiB field)".into(),
+        },
+    ];
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let demo_path = dir.join("demo.json");
+    let server = Server(
+        with_raised_fd_limit(&bin("invites"))
+            .args(["serve", "--listen", &addr, "--database-url"])
+            .arg(dir.join("hostile.db"))
+            .args(["--demo", "--demo-out"])
+            .arg(&demo_path)
+            .args(["--rate-limit-per-minute", "1000000000"])
+            .args([
+                "--failed-auth-per-address",
+                "0",
+                "--failed-auth-per-key",
+                "0",
+            ])
+            .args(["--header-timeout-secs", &TIMEOUT_SECS.to_string()])
+            .args(["--body-timeout-secs", &TIMEOUT_SECS.to_string()])
+            .args(["--max-connections", &MAX_CONNECTIONS.to_string()])
+            .env("INVITES_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting invites serve")?,
+    );
+    wait_ready(port, Duration::from_secs(30))?;
+    let started = Instant::now();
+    while !demo_path.exists() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let demo: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&demo_path).context("the demo credentials")?,
+    )?;
+    let mut rows = Vec::new();
+    println!("  normal load alone");
+    let (rps, p50, p99, bad) = load(&addr, &demo, seconds)?;
+    rows.push(Row {
+        title: "none (normal load alone)".into(),
+        rps,
+        p50,
+        p99,
+        bad,
+        attack: None,
+        fds: open_fds(server.0.id()),
+    });
+    for attack in &attacks {
+        println!("  beside {}", attack.title);
+        rows.push(row_beside(attack, &addr, &demo, seconds, server.0.id())?);
+        // Let the server close what the attack left before the next row.
+        std::thread::sleep(Duration::from_secs(TIMEOUT_SECS + 1));
+    }
+    for r in &rows {
+        println!(
+            "    {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, bad {}, fds {:?}, {}",
+            r.title,
+            r.rps,
+            r.p50,
+            r.p99,
+            r.bad,
+            r.fds,
+            r.attack.as_ref().map(|a| a.to_string()).unwrap_or_default()
+        );
+    }
+    drop(server);
+    let report = hostile_report(&rows, seconds, before.trim());
+    let path = root().join("docs/benchmarks.md");
+    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, with_section(&existing, &HOSTILE, &report))?;
+    debug_assert!(section(&std::fs::read_to_string(&path)?, &HOSTILE).is_some());
+    println!("written: docs/benchmarks.md (hostile section)");
+    Ok(())
+}
+
+/// What the attackers saw: connections cut by the server and the statuses answered.
+fn attack_summary(v: &serde_json::Value) -> String {
+    let statuses = v["statuses"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(s, n)| format!("{n} x {s}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "none".into());
+    format!(
+        "{} opened, {} closed by the server, {} failed connects; answers: {statuses}",
+        v["opened"], v["closed_by_server"], v["connect_errors"]
+    )
+}
+
+fn hostile_report(rows: &[Row], seconds: u64, loadavg: &str) -> String {
+    let (begin, end) = (HOSTILE.begin, HOSTILE.end);
+    let mut md = format!(
+        "{begin}\n## Normal requests beside slow and malformed clients\n\n\
+         Produced by `cargo xtask bench hostile` (release build, loopback, the demo data set): \
+         `invites-bench load` lists the demo organization's invitations (200, Bearer token) on 32 \
+         keep-alive connections, 1 s warm-up then {seconds} s measured, alone and then beside each \
+         attack of `invites-bench attack`, a process of its own started first (each attacker opens \
+         a new connection whenever the server closes one). The server runs with \
+         `--header-timeout-secs {TIMEOUT_SECS} --body-timeout-secs {TIMEOUT_SECS} \
+         --max-connections {MAX_CONNECTIONS}`, so attackers are cut off within each row; one \
+         round per row. The attackers share the machine's 2 cores with the server and the load, so \
+         a row also pays for the attack's own CPU. Load average before the run: {loadavg}.\n\n\
+         | attack | req/s | p50 ms | p99 ms | non-200 or failed | server fds | the attackers saw |\n\
+         |---|---|---|---|---|---|---|\n"
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |\n",
+            r.title,
+            r.rps,
+            r.p50,
+            r.p99,
+            r.bad,
+            r.fds.map_or("-".into(), |n| n.to_string()),
+            r.attack.as_ref().map_or("-".into(), attack_summary),
+        ));
+    }
+    md.push_str(end);
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_is_one_section_with_a_row_per_attack() {
+        let rows = [
+            Row {
+                title: "none".into(),
+                rps: 1000.0,
+                p50: 1.0,
+                p99: 2.0,
+                bad: 0,
+                attack: None,
+                fds: Some(40),
+            },
+            Row {
+                title: "slowloris".into(),
+                rps: 900.0,
+                p50: 1.1,
+                p99: 2.5,
+                bad: 0,
+                attack: Some(serde_json::json!({
+                    "opened": 10, "closed_by_server": 5, "connect_errors": 0,
+                    "statuses": {"431": 2}
+                })),
+                fds: None,
+            },
+        ];
+        let md = hostile_report(&rows, 4, "0.5 0.5 0.5 1/1 1");
+        assert_eq!(section(&md, &HOSTILE), Some(md.as_str()));
+        assert!(
+            md.contains("| none | 1000 | 1.00 | 2.00 | 0 | 40 | - |"),
+            "{md}"
+        );
+        assert!(md.contains(
+            "| slowloris | 900 | 1.10 | 2.50 | 0 | - | 10 opened, 5 closed by the server, 0 failed connects; answers: 2 x 431 |"
+        ), "{md}");
+    }
+}
