@@ -76,18 +76,23 @@ fn shown_content_type(content_type: &str) -> &str {
     }
 }
 
-/// Reads the whole body, up to `limit` bytes (`code` when it is larger).
+/// Reads the whole body, up to `limit` bytes (`code` when it is larger; a 400
+/// `VALIDATION_ERROR` when the client stopped sending it, which every operation can answer).
 pub(crate) async fn read_body(
     body: &mut RequestBody,
     limit: usize,
     code: ErrorCode,
 ) -> Result<bytes::Bytes, Error> {
     match body.take() {
-        Ok(b) => b.into_bytes_limit(limit).await.map_err(|_| {
-            Error::new(
+        Ok(b) => b.into_bytes_limit(limit).await.map_err(|e| match e {
+            poem::error::ReadBodyError::PayloadTooLarge => Error::new(
                 code,
                 "The request body could not be read within its size limit.",
-            )
+            ),
+            _ => Error::new(
+                ErrorCode::ValidationError,
+                "The request body could not be read.",
+            ),
         }),
         Err(_) => Err(Error::internal()),
     }
@@ -292,6 +297,35 @@ impl<'a, T: serde::de::DeserializeOwned + Type + Send> ApiExtractor<'a> for Leni
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_a_400_and_a_long_one_the_given_code() {
+        /// A client that sends a byte, then resets the connection.
+        struct Cut(bool);
+        impl tokio::io::AsyncRead for Cut {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                if std::mem::replace(&mut self.0, true) {
+                    return std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()));
+                }
+                buf.put_slice(b"{");
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        let cut = poem::Body::from_async_read(Cut(false));
+        let e = read_body(&mut RequestBody::new(cut), 100, ErrorCode::RequestTooLarge)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationError);
+        let long = poem::Body::from(vec![b' '; 101]);
+        let e = read_body(&mut RequestBody::new(long), 100, ErrorCode::RequestTooLarge)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::RequestTooLarge);
+    }
 
     #[test]
     fn accepts_what_real_clients_send() {
