@@ -2,7 +2,9 @@
 //! (release build, loopback, the demo data set) is loaded by `invites-bench load` (32 keep-alive
 //! connections listing the demo organization's invitations with a Bearer token) alone, then
 //! beside each attack of `invites-bench attack` in turn; each row gives the normal requests'
-//! p50, p99 and req/s, what the attackers saw, and the server's open descriptors. Writes the
+//! p50, p99 and req/s, what the attackers saw, and the server's open descriptors. Two servers:
+//! one with 2 s header and body timeouts, so attackers are cut off (and come back) within each
+//! row, and one with the defaults, for 10,000 idle keep-alives held through the row. Writes the
 //! hostile section of `docs/benchmarks.md`.
 
 use std::io::{BufRead, BufReader};
@@ -13,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::{free_port, section, wait_ready, with_section, Server, HOSTILE};
+use super::{free_port, wait_ready, with_section, Server, HOSTILE};
 use crate::{root, run};
 
-/// The server's timeouts in this benchmark, short so that attackers are cut off (and come back)
-/// within each row.
-const TIMEOUT_SECS: u64 = 2;
+/// The server's header and body timeouts in the first setting, short so that attackers are cut
+/// off (and come straight back) within each row.
+const SHORT_TIMEOUT_SECS: u64 = 2;
 /// The server's connection limit in this benchmark: above the 10,000 idle connections and the
 /// load's 32, so that the row measures what holding them costs (the limit itself is tested in
 /// `slow_clients.rs`).
@@ -34,6 +36,8 @@ struct Attack {
 /// One row: the normal load's figures beside an attack (none for the first row).
 struct Row {
     title: String,
+    /// The server's header and body timeouts.
+    timeouts: String,
     rps: f64,
     p50: f64,
     p99: f64,
@@ -178,6 +182,7 @@ fn row_beside(
     };
     Ok(Row {
         title: attack.title.clone(),
+        timeouts: String::new(),
         rps,
         p50,
         p99,
@@ -185,6 +190,13 @@ fn row_beside(
         attack: Some(attack_counts),
         fds,
     })
+}
+
+/// A server of the benchmark: its header and body timeouts (the defaults when `None`) and the
+/// attacks run beside its normal load.
+struct Setting {
+    timeout_secs: Option<u64>,
+    attacks: Vec<Attack>,
 }
 
 pub fn hostile(seconds: u64) -> Result<()> {
@@ -203,82 +215,53 @@ pub fn hostile(seconds: u64) -> Result<()> {
         "invites-bench",
     ]))?;
     let idle = hard_fd_limit().map_or(1_000, |l| l.saturating_sub(1_000).min(10_000));
-    let attacks = [
-        Attack {
-            kind: "slowloris",
-            connections: 1_000,
-            title: "1,000 slowloris connections (a byte a second)".into(),
+    let settings = [
+        // Short timeouts: attackers are cut off within each row, and come straight back.
+        Setting {
+            timeout_secs: Some(SHORT_TIMEOUT_SECS),
+            attacks: vec![
+                Attack {
+                    kind: "slowloris",
+                    connections: 1_000,
+                    title: "1,000 slowloris connections (a byte a second)".into(),
+                },
+                Attack {
+                    kind: "idle",
+                    connections: idle,
+                    title: format!("{idle} idle keep-alives, cut and reopened at once"),
+                },
+                Attack {
+                    kind: "slow-body",
+                    connections: 1_000,
+                    title: "1,000 bodies that never finish".into(),
+                },
+                Attack {
+                    kind: "header-flood",
+                    connections: 8,
+                    title: "8 connections flooding headers (150 fields, then a 100 KiB field)"
+                        .into(),
+                },
+            ],
         },
-        Attack {
-            kind: "idle",
-            connections: idle,
-            title: format!("{idle} idle keep-alive connections"),
-        },
-        Attack {
-            kind: "slow-body",
-            connections: 1_000,
-            title: "1,000 bodies that never finish".into(),
-        },
-        Attack {
-            kind: "header-flood",
-            connections: 8,
-            title: "8 connections flooding headers (150 fields, 100 KiB field)".into(),
+        // The default timeouts: the idle connections are held through the row.
+        Setting {
+            timeout_secs: None,
+            attacks: vec![Attack {
+                kind: "idle",
+                connections: idle,
+                title: format!("{idle} idle keep-alives, held"),
+            }],
         },
     ];
-    let port = free_port()?;
-    let addr = format!("127.0.0.1:{port}");
-    let demo_path = dir.join("demo.json");
-    let server = Server(
-        with_raised_fd_limit(&bin("invites"))
-            .args(["serve", "--listen", &addr, "--database-url"])
-            .arg(dir.join("hostile.db"))
-            .args(["--demo", "--demo-out"])
-            .arg(&demo_path)
-            .args(["--rate-limit-per-minute", "1000000000"])
-            .args([
-                "--failed-auth-per-address",
-                "0",
-                "--failed-auth-per-key",
-                "0",
-            ])
-            .args(["--header-timeout-secs", &TIMEOUT_SECS.to_string()])
-            .args(["--body-timeout-secs", &TIMEOUT_SECS.to_string()])
-            .args(["--max-connections", &MAX_CONNECTIONS.to_string()])
-            .env("INVITES_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting invites serve")?,
-    );
-    wait_ready(port, Duration::from_secs(30))?;
-    let started = Instant::now();
-    while !demo_path.exists() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let demo: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&demo_path).context("the demo credentials")?,
-    )?;
     let mut rows = Vec::new();
-    println!("  normal load alone");
-    let (rps, p50, p99, bad) = load(&addr, &demo, seconds)?;
-    rows.push(Row {
-        title: "none (normal load alone)".into(),
-        rps,
-        p50,
-        p99,
-        bad,
-        attack: None,
-        fds: open_fds(server.0.id()),
-    });
-    for attack in &attacks {
-        println!("  beside {}", attack.title);
-        rows.push(row_beside(attack, &addr, &demo, seconds, server.0.id())?);
-        // Let the server close what the attack left before the next row.
-        std::thread::sleep(Duration::from_secs(TIMEOUT_SECS + 1));
+    for (i, setting) in settings.iter().enumerate() {
+        rows.extend(rows_of(&dir.join(format!("server-{i}")), setting, seconds)?);
     }
     for r in &rows {
         println!(
-            "    {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, bad {}, fds {:?}, {}",
+            "    {} ({}): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, bad {}, fds {:?}, {}",
             r.title,
+            r.timeouts,
             r.rps,
             r.p50,
             r.p99,
@@ -287,14 +270,76 @@ pub fn hostile(seconds: u64) -> Result<()> {
             r.attack.as_ref().map(|a| a.to_string()).unwrap_or_default()
         );
     }
-    drop(server);
     let report = hostile_report(&rows, seconds, before.trim());
     let path = root().join("docs/benchmarks.md");
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
     std::fs::write(&path, with_section(&existing, &HOSTILE, &report))?;
-    debug_assert!(section(&std::fs::read_to_string(&path)?, &HOSTILE).is_some());
     println!("written: docs/benchmarks.md (hostile section)");
     Ok(())
+}
+
+/// A demo server under `setting` (its files in `dir`): the normal load alone, then beside each
+/// of its attacks.
+fn rows_of(dir: &Path, setting: &Setting, seconds: u64) -> Result<Vec<Row>> {
+    std::fs::create_dir_all(dir)?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let demo_path = dir.join("demo.json");
+    let mut command = with_raised_fd_limit(&bin("invites"));
+    command
+        .args(["serve", "--listen", &addr, "--database-url"])
+        .arg(dir.join("hostile.db"))
+        .args(["--demo", "--demo-out"])
+        .arg(&demo_path)
+        .args(["--rate-limit-per-minute", "1000000000"])
+        .args([
+            "--failed-auth-per-address",
+            "0",
+            "--failed-auth-per-key",
+            "0",
+        ])
+        .args(["--max-connections", &MAX_CONNECTIONS.to_string()])
+        .env("INVITES_LOG", "warn")
+        .stdout(Stdio::null());
+    let timeouts = match setting.timeout_secs {
+        Some(t) => {
+            command
+                .args(["--header-timeout-secs", &t.to_string()])
+                .args(["--body-timeout-secs", &t.to_string()]);
+            format!("{t} s / {t} s")
+        }
+        None => "10 s / 30 s (defaults)".to_owned(),
+    };
+    let server = Server(command.spawn().context("starting invites serve")?);
+    wait_ready(port, Duration::from_secs(30))?;
+    let started = Instant::now();
+    while !demo_path.exists() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let demo: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&demo_path).context("the demo credentials")?,
+    )?;
+    println!("  header/body timeouts {timeouts}: normal load alone");
+    let (rps, p50, p99, bad) = load(&addr, &demo, seconds)?;
+    let mut rows = vec![Row {
+        title: "none (normal load alone)".into(),
+        timeouts: timeouts.clone(),
+        rps,
+        p50,
+        p99,
+        bad,
+        attack: None,
+        fds: open_fds(server.0.id()),
+    }];
+    for attack in &setting.attacks {
+        println!("  beside {}", attack.title);
+        let mut row = row_beside(attack, &addr, &demo, seconds, server.0.id())?;
+        row.timeouts = timeouts.clone();
+        rows.push(row);
+        // Let the server close what the attack left before the next row.
+        std::thread::sleep(Duration::from_secs(setting.timeout_secs.unwrap_or(10) + 1));
+    }
+    Ok(rows)
 }
 
 /// What the attackers saw: connections cut by the server and the statuses answered.
@@ -323,18 +368,19 @@ fn hostile_report(rows: &[Row], seconds: u64, loadavg: &str) -> String {
          `invites-bench load` lists the demo organization's invitations (200, Bearer token) on 32 \
          keep-alive connections, 1 s warm-up then {seconds} s measured, alone and then beside each \
          attack of `invites-bench attack`, a process of its own started first (each attacker opens \
-         a new connection whenever the server closes one). The server runs with \
-         `--header-timeout-secs {TIMEOUT_SECS} --body-timeout-secs {TIMEOUT_SECS} \
-         --max-connections {MAX_CONNECTIONS}`, so attackers are cut off within each row; one \
+         a new connection whenever the server closes one). Each server runs with \
+         `--max-connections {MAX_CONNECTIONS}` and the header and body timeouts of its rows; one \
          round per row. The attackers share the machine's 2 cores with the server and the load, so \
-         a row also pays for the attack's own CPU. Load average before the run: {loadavg}.\n\n\
-         | attack | req/s | p50 ms | p99 ms | non-200 or failed | server fds | the attackers saw |\n\
-         |---|---|---|---|---|---|---|\n"
+         a row also pays for the attack's own CPU. Load average before the run (other builds \
+         running on the machine): {loadavg}.\n\n\
+         | attack | header / body timeout | req/s | p50 ms | p99 ms | non-200 or failed | server fds | the attackers saw |\n\
+         |---|---|---|---|---|---|---|---|\n"
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |\n",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |\n",
             r.title,
+            r.timeouts,
             r.rps,
             r.p50,
             r.p99,
@@ -349,6 +395,7 @@ fn hostile_report(rows: &[Row], seconds: u64, loadavg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::section;
     use super::*;
 
     #[test]
@@ -356,6 +403,7 @@ mod tests {
         let rows = [
             Row {
                 title: "none".into(),
+                timeouts: "2 s / 2 s".into(),
                 rps: 1000.0,
                 p50: 1.0,
                 p99: 2.0,
@@ -365,6 +413,7 @@ mod tests {
             },
             Row {
                 title: "slowloris".into(),
+                timeouts: "2 s / 2 s".into(),
                 rps: 900.0,
                 p50: 1.1,
                 p99: 2.5,
@@ -379,11 +428,11 @@ mod tests {
         let md = hostile_report(&rows, 4, "0.5 0.5 0.5 1/1 1");
         assert_eq!(section(&md, &HOSTILE), Some(md.as_str()));
         assert!(
-            md.contains("| none | 1000 | 1.00 | 2.00 | 0 | 40 | - |"),
+            md.contains("| none | 2 s / 2 s | 1000 | 1.00 | 2.00 | 0 | 40 | - |"),
             "{md}"
         );
         assert!(md.contains(
-            "| slowloris | 900 | 1.10 | 2.50 | 0 | - | 10 opened, 5 closed by the server, 0 failed connects; answers: 2 x 431 |"
+            "| slowloris | 2 s / 2 s | 900 | 1.10 | 2.50 | 0 | - | 10 opened, 5 closed by the server, 0 failed connects; answers: 2 x 431 |"
         ), "{md}");
     }
 }
