@@ -125,8 +125,9 @@ async fn a_slowloris_is_cut_off_by_the_header_timeout() {
     }
     let elapsed = started.elapsed();
     assert!(closed, "still open after {elapsed:?}");
+    // The server's 800 ms start at its accept, which may come a hair before our clock started.
     assert!(
-        elapsed >= Duration::from_millis(800) && elapsed < Duration::from_secs(3),
+        elapsed >= Duration::from_millis(700) && elapsed < Duration::from_secs(3),
         "closed after {elapsed:?}"
     );
     normal_request_succeeds(&s).await;
