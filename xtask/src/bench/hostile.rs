@@ -4,7 +4,7 @@
 //! beside each attack of `invites-bench attack` in turn; each row gives the normal requests'
 //! p50, p99 and req/s, what the attackers saw, and the server's open descriptors. Two servers:
 //! one with 2 s header and body timeouts, so attackers are cut off (and come back) within each
-//! row, and one with the defaults, for 10,000 idle keep-alives held through the row. Writes the
+//! row, and one with a 60 s header timeout, for 10,000 idle keep-alives held through the row. Writes the
 //! hostile section of `docs/benchmarks.md`.
 
 use std::io::{BufRead, BufReader};
@@ -43,6 +43,8 @@ struct Row {
     p99: f64,
     /// Answers other than 200 and transport errors of the normal load.
     bad: u64,
+    /// The lowest and highest p99 of the rounds.
+    p99_range: (f64, f64),
     /// The attack's counts when the load ended.
     attack: Option<serde_json::Value>,
     /// Descriptors the server held when the load ended.
@@ -125,6 +127,26 @@ fn load(addr: &str, demo: &serde_json::Value, seconds: u64) -> Result<(f64, f64,
     ))
 }
 
+/// Rounds of the load in each row (the attack runs through all of them).
+const ROUNDS: usize = 3;
+
+/// [`load`] [`ROUNDS`] times: the figures of the round with the median p99, the bad answers of
+/// all rounds, and the lowest and highest p99.
+fn rounds(addr: &str, demo: &serde_json::Value, seconds: u64) -> Result<Figures> {
+    let mut all = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        all.push(load(addr, demo, seconds)?);
+    }
+    all.sort_by(|x, y| x.2.total_cmp(&y.2));
+    let bad = all.iter().map(|r| r.3).sum();
+    let range = (all[0].2, all[ROUNDS - 1].2);
+    let (rps, p50, p99, _) = all[ROUNDS / 2];
+    Ok((rps, p50, p99, bad, range))
+}
+
+/// req/s, p50, p99, bad answers, and the p99 range of the rounds.
+type Figures = (f64, f64, f64, u64, (f64, f64));
+
 /// Starts `attack`, waits until its connections are under way, runs the load beside it, and
 /// returns the row with the attack's counts at the end of the load.
 fn row_beside(
@@ -167,7 +189,7 @@ fn row_beside(
         .recv_timeout(Duration::from_secs(40))
         .context("the attack never got under way")?;
     println!("    attack under way: {ready}");
-    let (rps, p50, p99, bad) = load(addr, demo, seconds)?;
+    let (rps, p50, p99, bad, p99_range) = rounds(addr, demo, seconds)?;
     let fds = open_fds(server_pid);
     // The latest counts, read before the attack is stopped.
     let mut last = None;
@@ -187,15 +209,17 @@ fn row_beside(
         p50,
         p99,
         bad,
+        p99_range,
         attack: Some(attack_counts),
         fds,
     })
 }
 
-/// A server of the benchmark: its header and body timeouts (the defaults when `None`) and the
-/// attacks run beside its normal load.
+/// A server of the benchmark: its header and body timeouts and the attacks run beside its
+/// normal load.
 struct Setting {
-    timeout_secs: Option<u64>,
+    header_secs: u64,
+    body_secs: u64,
     attacks: Vec<Attack>,
 }
 
@@ -219,7 +243,8 @@ pub fn hostile(seconds: u64) -> Result<()> {
     let settings = [
         // Short timeouts: attackers are cut off within each row, and come straight back.
         Setting {
-            timeout_secs: Some(SHORT_TIMEOUT_SECS),
+            header_secs: SHORT_TIMEOUT_SECS,
+            body_secs: SHORT_TIMEOUT_SECS,
             attacks: vec![
                 Attack {
                     kind: "slowloris",
@@ -244,9 +269,11 @@ pub fn hostile(seconds: u64) -> Result<()> {
                 },
             ],
         },
-        // The default timeouts: the idle connections are held through the row.
+        // A header timeout longer than the row's rounds: the idle connections are held through
+        // the row.
         Setting {
-            timeout_secs: None,
+            header_secs: 60,
+            body_secs: 30,
             attacks: vec![Attack {
                 kind: "idle",
                 connections: idle,
@@ -302,15 +329,10 @@ fn rows_of(dir: &Path, setting: &Setting, seconds: u64) -> Result<Vec<Row>> {
         .args(["--max-connections", &MAX_CONNECTIONS.to_string()])
         .env("INVITES_LOG", "warn")
         .stdout(Stdio::null());
-    let timeouts = match setting.timeout_secs {
-        Some(t) => {
-            command
-                .args(["--header-timeout-secs", &t.to_string()])
-                .args(["--body-timeout-secs", &t.to_string()]);
-            format!("{t} s / {t} s")
-        }
-        None => "10 s / 30 s (defaults)".to_owned(),
-    };
+    command
+        .args(["--header-timeout-secs", &setting.header_secs.to_string()])
+        .args(["--body-timeout-secs", &setting.body_secs.to_string()]);
+    let timeouts = format!("{} s / {} s", setting.header_secs, setting.body_secs);
     let server = Server(command.spawn().context("starting invites serve")?);
     wait_ready(port, Duration::from_secs(30))?;
     let started = Instant::now();
@@ -321,7 +343,7 @@ fn rows_of(dir: &Path, setting: &Setting, seconds: u64) -> Result<Vec<Row>> {
         &std::fs::read_to_string(&demo_path).context("the demo credentials")?,
     )?;
     println!("  header/body timeouts {timeouts}: normal load alone");
-    let (rps, p50, p99, bad) = load(&addr, &demo, seconds)?;
+    let (rps, p50, p99, bad, p99_range) = rounds(&addr, &demo, seconds)?;
     let mut rows = vec![Row {
         title: "none (normal load alone)".into(),
         timeouts: timeouts.clone(),
@@ -329,16 +351,20 @@ fn rows_of(dir: &Path, setting: &Setting, seconds: u64) -> Result<Vec<Row>> {
         p50,
         p99,
         bad,
+        p99_range,
         attack: None,
         fds: open_fds(server.0.id()),
     }];
-    for attack in &setting.attacks {
+    for (i, attack) in setting.attacks.iter().enumerate() {
+        if i > 0 {
+            // Let the server close what the last attack left before the next row.
+            let t = setting.header_secs.max(setting.body_secs);
+            std::thread::sleep(Duration::from_secs(t + 1));
+        }
         println!("  beside {}", attack.title);
         let mut row = row_beside(attack, &addr, &demo, seconds, server.0.id())?;
         row.timeouts = timeouts.clone();
         rows.push(row);
-        // Let the server close what the attack left before the next row.
-        std::thread::sleep(Duration::from_secs(setting.timeout_secs.unwrap_or(10) + 1));
     }
     Ok(rows)
 }
@@ -370,21 +396,24 @@ fn hostile_report(rows: &[Row], seconds: u64, loadavg: &str) -> String {
          keep-alive connections, 1 s warm-up then {seconds} s measured, alone and then beside each \
          attack of `invites-bench attack`, a process of its own started first (each attacker opens \
          a new connection whenever the server closes one). Each server runs with \
-         `--max-connections {MAX_CONNECTIONS}` and the header and body timeouts of its rows; one \
-         round per row. The attackers share the machine's 2 cores with the server and the load, so \
+         `--max-connections {MAX_CONNECTIONS}` and the header and body timeouts of its rows. Each \
+         row runs the load {ROUNDS} times beside the same attack and gives the round with the \
+         median p99, with the lowest and highest p99 of the rounds. The attackers share the machine's 2 cores with the server and the load, so \
          a row also pays for the attack's own CPU. Load average before the run (other builds \
          running on the machine): {loadavg}.\n\n\
-         | attack | header / body timeout | req/s | p50 ms | p99 ms | non-200 or failed | server fds | the attackers saw |\n\
-         |---|---|---|---|---|---|---|---|\n"
+         | attack | header / body timeout | req/s | p50 ms | p99 ms | p99 of the rounds | non-200 or failed | server fds | the attackers saw |\n\
+         |---|---|---|---|---|---|---|---|---|\n"
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |\n",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2}-{:.2} | {} | {} | {} |\n",
             r.title,
             r.timeouts,
             r.rps,
             r.p50,
             r.p99,
+            r.p99_range.0,
+            r.p99_range.1,
             r.bad,
             r.fds.map_or("-".into(), |n| n.to_string()),
             r.attack.as_ref().map_or("-".into(), attack_summary),
@@ -409,6 +438,7 @@ mod tests {
                 p50: 1.0,
                 p99: 2.0,
                 bad: 0,
+                p99_range: (1.5, 3.0),
                 attack: None,
                 fds: Some(40),
             },
@@ -419,6 +449,7 @@ mod tests {
                 p50: 1.1,
                 p99: 2.5,
                 bad: 0,
+                p99_range: (2.0, 2.5),
                 attack: Some(serde_json::json!({
                     "opened": 10, "closed_by_server": 5, "connect_errors": 0,
                     "statuses": {"431": 2}
@@ -429,11 +460,11 @@ mod tests {
         let md = hostile_report(&rows, 4, "0.5 0.5 0.5 1/1 1");
         assert_eq!(section(&md, &HOSTILE), Some(md.as_str()));
         assert!(
-            md.contains("| none | 2 s / 2 s | 1000 | 1.00 | 2.00 | 0 | 40 | - |"),
+            md.contains("| none | 2 s / 2 s | 1000 | 1.00 | 2.00 | 1.50-3.00 | 0 | 40 | - |"),
             "{md}"
         );
         assert!(md.contains(
-            "| slowloris | 2 s / 2 s | 900 | 1.10 | 2.50 | 0 | - | 10 opened, 5 closed by the server, 0 failed connects; answers: 2 x 431 |"
+            "| slowloris | 2 s / 2 s | 900 | 1.10 | 2.50 | 2.00-2.50 | 0 | - | 10 opened, 5 closed by the server, 0 failed connects; answers: 2 x 431 |"
         ), "{md}");
     }
 }
