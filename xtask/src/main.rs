@@ -133,6 +133,12 @@ enum BenchWhat {
         /// Measured seconds per scenario (after 1 s of warm-up).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// sqlite: tables of 10k and 1M invitations, and the bounds of (b) and (c). postgres: a
+        /// throwaway cluster with durable commits (fsync, synchronous_commit), 10k invitations,
+        /// one replica and then two over the same database, writes to one scope against writes
+        /// to many, and sqlx's Any driver against PgPool; its own section of docs/benchmarks.md.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        database: bench::Database,
     },
 }
 
@@ -639,8 +645,8 @@ fn command(cli: Cli) -> Result<()> {
             what: BenchWhat::Mock,
         } => bench::mock(),
         Cmd::Bench {
-            what: BenchWhat::Server { seconds },
-        } => bench::server(seconds),
+            what: BenchWhat::Server { seconds, database },
+        } => bench::server(seconds, database),
         Cmd::Bench {
             what: BenchWhat::Hostile { seconds },
         } => bench::hostile(seconds),

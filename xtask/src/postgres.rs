@@ -1,6 +1,8 @@
-//! A throwaway PostgreSQL cluster for the tests: Debian's `postgresql` (installed when missing),
-//! its own data directory under `target/pg/`, a free loopback port, trust authentication on
-//! 127.0.0.1 only, durability switched off for speed, and stopped when dropped.
+//! A throwaway PostgreSQL cluster for the tests and the benchmark: Debian's `postgresql`
+//! (installed when missing), its own data directory under `target/pg/`, a free loopback port,
+//! trust authentication on 127.0.0.1 only, and stopped when dropped. The tests switch durability
+//! off for speed ([`Durability::Off`]); the benchmark keeps production's ([`Durability::On`]:
+//! fsync, synchronous commits, full page writes, PostgreSQL's defaults).
 //!
 //! `initdb` refuses to run as root, so as root the cluster belongs to the `postgres` user the
 //! Debian package creates, and its commands run through `runuser`.
@@ -50,6 +52,30 @@ impl Cluster {
         command(self.run_as, &self.bin.join(program))
     }
 
+    /// The cluster's directory (`target/pg`), writable by the cluster's owner.
+    pub fn dir(&self) -> &Path {
+        self.data.parent().unwrap_or(&self.data)
+    }
+
+    /// A program of the cluster's version, run as the cluster's owner.
+    pub fn program(&self, program: &str) -> Command {
+        self.command(program)
+    }
+
+    /// The answer of one SQL statement on the maintenance database, unaligned (`psql -tA`).
+    pub fn query(&self, sql: &str) -> Result<String> {
+        let out = self
+            .command("psql")
+            .args(["-tA", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres", "-c", sql])
+            .output()
+            .context("running psql")?;
+        if !out.status.success() {
+            bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
     /// Creates a database and returns its URL.
     pub fn create_database(&self, name: &str) -> Result<String> {
         run(self.command("psql").args([
@@ -83,8 +109,34 @@ fn command(run_as: Option<&str>, program: &Path) -> Command {
     }
 }
 
-/// Starts a fresh cluster (installing PostgreSQL with apt when it is missing).
+/// Whether commits wait for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync=off`, `synchronous_commit=off`, `full_page_writes=off`: for tests, which keep
+    /// nothing.
+    Off,
+    /// PostgreSQL's defaults, as in production: a commit is acknowledged once its log record is
+    /// on disk.
+    On,
+}
+
+impl Durability {
+    /// The server options that set it.
+    fn options(self) -> &'static str {
+        match self {
+            Durability::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            Durability::On => "-c fsync=on -c synchronous_commit=on -c full_page_writes=on",
+        }
+    }
+}
+
+/// Starts a fresh cluster for the tests (installing PostgreSQL with apt when it is missing).
 pub fn start() -> Result<Cluster> {
+    start_with(Durability::Off)
+}
+
+/// Starts a fresh cluster with the given durability.
+pub fn start_with(durability: Durability) -> Result<Cluster> {
     let bin = match bin_dir() {
         Some(b) => b,
         None => {
@@ -128,9 +180,9 @@ pub fn start() -> Result<Cluster> {
         .local_addr()?
         .port();
     let options = format!(
-        "-p {port} -h 127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=300",
-        dir.display()
+        "-p {port} -h 127.0.0.1 -k {} {} -c max_connections=300",
+        dir.display(),
+        durability.options()
     );
     let out = command(run_as, &bin.join("pg_ctl"))
         .arg("-D")

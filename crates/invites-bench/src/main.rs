@@ -4,7 +4,12 @@
 //! `load` keeps N HTTP/1.1 keep-alive connections busy for a fixed time, one request in flight
 //! per connection, and prints one JSON line: requests/s, latency percentiles and the statuses
 //! seen. It speaks the service's credentials itself: Digest (one challenge per connection, then
-//! an increasing nonce count on that nonce, as curl does) and Bearer tokens.
+//! an increasing nonce count on that nonce, as curl does) and Bearer tokens. Given several
+//! servers (replicas over one database), the connections take them in turn; given several
+//! organizations, so do the writes.
+//!
+//! `drivers` compares sqlx's `Any` driver with its native PostgreSQL driver on the store's hot
+//! paths (`invites_store::pool_bench`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -39,6 +44,19 @@ enum Command {
     /// Hostile clients (slowloris, idle keep-alives, unfinished bodies, header floods) until the
     /// time is up: a `{"ready": N}` line once all are under way, then one JSON line of counts.
     Attack(attack::AttackArgs),
+    /// The store's PostgreSQL hot paths through sqlx's `Any` pool and its `PgPool`, on a fresh
+    /// database; prints one JSON line per path and driver.
+    Drivers {
+        /// A PostgreSQL database that nothing else uses (it is migrated and filled).
+        #[arg(long)]
+        database_url: String,
+        /// Operations per path, driver and round.
+        #[arg(long, default_value_t = 2000)]
+        operations: usize,
+        /// Rounds, the drivers alternating.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -63,7 +81,8 @@ enum Scenario {
 struct LoadArgs {
     #[arg(long, value_enum)]
     scenario: Scenario,
-    /// The server, `127.0.0.1:PORT`.
+    /// The server, `127.0.0.1:PORT`; several, comma-separated (replicas over one database), take
+    /// the connections in turn: connection i talks to the (i mod n)-th.
     #[arg(long)]
     addr: String,
     #[arg(long, default_value_t = 32)]
@@ -73,7 +92,8 @@ struct LoadArgs {
     /// Requests before this many seconds are not measured.
     #[arg(long, default_value_t = 1)]
     warmup_secs: u64,
-    /// The organization (digest, bearer, list, update, create).
+    /// The organization (digest, bearer, list, update, create); several, comma-separated
+    /// (create only), take the connections in turn: connection i writes to the (i mod n)-th.
     #[arg(long, default_value = "")]
     org: String,
     /// Deletable invitation ids are `dd` followed by 22 hex digits of 0..COUNT (each connection
@@ -126,6 +146,12 @@ fn challenge_param(challenge: &str, name: &str) -> Option<String> {
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
+/// The (i mod n)-th of the comma-separated `list`.
+fn nth(list: &str, i: usize) -> &str {
+    let items: Vec<&str> = list.split(',').collect();
+    items[i % items.len()]
+}
+
 async fn connect(addr: &str) -> Result<Sender> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -138,7 +164,7 @@ async fn connect(addr: &str) -> Result<Sender> {
 
 async fn send(
     sender: &mut Sender,
-    args: &LoadArgs,
+    host: &str,
     method: Method,
     path: &str,
     auth: Option<String>,
@@ -148,7 +174,7 @@ async fn send(
     let mut req = Request::builder()
         .method(method)
         .uri(path)
-        .header(HOST, args.addr.as_str());
+        .header(HOST, host);
     if let Some(a) = auth {
         req = req.header(AUTHORIZATION, a);
     }
@@ -171,8 +197,13 @@ async fn send(
 }
 
 /// A fresh Digest nonce for this connection.
-async fn handshake(sender: &mut Sender, args: &LoadArgs, path: &str) -> Result<DigestState> {
-    let (status, challenge) = send(sender, args, Method::GET, path, None, None).await?;
+async fn handshake(
+    sender: &mut Sender,
+    args: &LoadArgs,
+    host: &str,
+    path: &str,
+) -> Result<DigestState> {
+    let (status, challenge) = send(sender, host, Method::GET, path, None, None).await?;
     let challenge = challenge.context("no WWW-Authenticate on the challenge")?;
     if status != 401 {
         bail!("expected a 401 challenge, got {status}");
@@ -218,14 +249,16 @@ struct Tally {
 }
 
 async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tally> {
-    let mut sender = connect(&args.addr).await?;
+    let addr = nth(&args.addr, index);
+    let org = nth(&args.org, index);
+    let mut sender = connect(addr).await?;
     let warmup = start + Duration::from_secs(args.warmup_secs);
     let end = warmup + Duration::from_secs(args.duration_secs);
     let share = (args.delete_ids / args.connections as u64).max(1);
     let mut digest = None;
-    let list_path = format!("/api/atlas/v2/orgs/{}/invites", args.org);
+    let list_path = format!("/api/atlas/v2/orgs/{org}/invites");
     if args.scenario == Scenario::Digest {
-        digest = Some(handshake(&mut sender, args, &list_path).await?);
+        digest = Some(handshake(&mut sender, args, addr, &list_path).await?);
     }
     let mut tally = Tally::default();
     // Created usernames must be new in every run, on the same database too.
@@ -239,7 +272,7 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
             Scenario::Ceiling => (Method::DELETE, "/ceiling".to_owned(), None),
             Scenario::Digest | Scenario::Bearer => (
                 Method::DELETE,
-                format!("/api/atlas/v2/orgs/{}/invites/{victim}", args.org),
+                format!("/api/atlas/v2/orgs/{org}/invites/{victim}"),
                 None,
             ),
             Scenario::Bulk => {
@@ -254,7 +287,7 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
             Scenario::List => (Method::GET, list_path.clone(), None),
             Scenario::Update => (
                 Method::PATCH,
-                format!("/api/atlas/v2/orgs/{}/invites/{victim}", args.org),
+                format!("/api/atlas/v2/orgs/{org}/invites/{victim}"),
                 Some(r#"{"roles":["ORG_MEMBER"]}"#.to_owned()),
             ),
             Scenario::Create => (
@@ -277,7 +310,7 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
             _ => Some(format!("Bearer {}", args.token)),
         };
         let sent = Instant::now();
-        match send(&mut sender, args, method, &path, auth, body).await {
+        match send(&mut sender, addr, method, &path, auth, body).await {
             Ok((status, challenge)) => {
                 if sent >= warmup {
                     tally
@@ -287,12 +320,12 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
                 }
                 // An expired nonce: take the fresh one the server offers, as clients do.
                 if status == 401 && challenge.is_some_and(|c| c.contains("stale=true")) {
-                    digest = Some(handshake(&mut sender, args, &list_path).await?);
+                    digest = Some(handshake(&mut sender, args, addr, &list_path).await?);
                 }
             }
             Err(_) => {
                 tally.errors += 1;
-                sender = connect(&args.addr).await?;
+                sender = connect(addr).await?;
             }
         }
         i += 1;
@@ -310,7 +343,8 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 
-/// Exchanges service-account credentials for a Bearer token.
+/// Exchanges service-account credentials for a Bearer token (at one server: every replica over
+/// the database accepts it).
 async fn fetch_token(addr: &str, client_id: &str, client_secret: &str) -> Result<String> {
     use base64::Engine;
     let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
@@ -346,7 +380,7 @@ async fn fetch_token(addr: &str, client_id: &str, client_secret: &str) -> Result
 
 async fn load(mut args: LoadArgs) -> Result<()> {
     if args.token.is_empty() && !args.client_id.is_empty() {
-        args.token = fetch_token(&args.addr, &args.client_id, &args.client_secret).await?;
+        args.token = fetch_token(nth(&args.addr, 0), &args.client_id, &args.client_secret).await?;
     }
     let args = std::sync::Arc::new(args);
     let start = Instant::now();
@@ -407,6 +441,18 @@ async fn main() -> Result<()> {
         Command::Ceiling { listen } => ceiling(&listen).await,
         Command::Load(args) => load(args).await,
         Command::Attack(args) => attack::attack(args).await,
+        Command::Drivers {
+            database_url,
+            operations,
+            rounds,
+        } => {
+            let figures =
+                invites_store::pool_bench::compare(&database_url, operations, rounds).await?;
+            for f in figures {
+                println!("{}", serde_json::to_string(&f)?);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -421,6 +467,18 @@ mod tests {
         assert_eq!(percentile(&v, 99.0), 0.99);
         assert_eq!(percentile(&v, 99.9), 0.999);
         assert_eq!(percentile(&[], 99.0), 0.0);
+    }
+
+    #[test]
+    fn connections_take_the_listed_servers_in_turn() {
+        let addrs = "127.0.0.1:1,127.0.0.1:2";
+        let picked: Vec<&str> = (0..4).map(|i| nth(addrs, i)).collect();
+        assert_eq!(
+            picked,
+            ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:2"]
+        );
+        assert_eq!(nth("127.0.0.1:1", 7), "127.0.0.1:1");
+        assert_eq!(nth("", 3), "");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod invitations;
 mod limits;
 mod migrations;
 mod open_error;
+pub mod pool_bench;
 mod postgres;
 mod removals;
 mod sqlite;

@@ -1,11 +1,13 @@
 //! `cargo xtask bench`: `mock` (our mock against Stoplight Prism, `mock.rs`), `server` (the
-//! service under load against a bare poem route, `server.rs`, its scenarios in `scenario.rs`
-//! and its report in `report.rs`) and `hostile` (normal requests beside slow and malformed
-//! clients, `hostile.rs`). What they share is here: the servers they start and stop, free
-//! loopback ports, peak memory, and the sections of `docs/benchmarks.md` each keeps.
+//! service under load against a bare poem route, `server.rs`, on SQLite or, `postgres.rs`, on
+//! PostgreSQL with one and two replicas; its scenarios in `scenario.rs` and its report in
+//! `report.rs`) and `hostile` (normal requests beside slow and malformed clients, `hostile.rs`).
+//! What they share is here: the servers they start and stop, free loopback ports, peak memory,
+//! and the sections of `docs/benchmarks.md` each keeps.
 
 mod hostile;
 mod mock;
+mod postgres;
 mod report;
 mod scenario;
 mod server;
@@ -18,7 +20,7 @@ use anyhow::{bail, Result};
 
 pub use hostile::hostile;
 pub use mock::mock;
-pub use server::server;
+pub use server::{server, Database};
 
 /// The markers around a section of docs/benchmarks.md that one command writes and the others
 /// keep when they rewrite the rest.
@@ -37,6 +39,12 @@ pub(super) const MOCK: Marks = Marks {
 pub(super) const HOSTILE: Marks = Marks {
     begin: "<!-- cargo xtask bench hostile: begin -->",
     end: "<!-- cargo xtask bench hostile: end -->",
+};
+
+/// `cargo xtask bench server --database postgres`'s section.
+pub(super) const POSTGRES: Marks = Marks {
+    begin: "<!-- cargo xtask bench server --database postgres: begin -->",
+    end: "<!-- cargo xtask bench server --database postgres: end -->",
 };
 
 /// The section of a benchmarks file between `marks`, markers included, if it has one.
@@ -145,6 +153,22 @@ mod tests {
         let new = keeping_sections("# Benchmarks\nserver v2\n".into(), &doc, &[&MOCK, &HOSTILE]);
         assert!(new.contains("server v2") && new.contains("mock v2") && new.contains("hostile v1"));
         assert!(!new.contains("server\n"));
+    }
+
+    #[test]
+    fn each_section_is_replaced_alone() {
+        let mock = format!("{}\nmock\n{}", MOCK.begin, MOCK.end);
+        let pg = format!("{}\npg v1\n{}", POSTGRES.begin, POSTGRES.end);
+        let doc = with_section(
+            &with_section("# Benchmarks\n", &MOCK, &mock),
+            &POSTGRES,
+            &pg,
+        );
+        let newer = format!("{}\npg v2\n{}", POSTGRES.begin, POSTGRES.end);
+        let doc = with_section(&doc, &POSTGRES, &newer);
+        assert!(doc.contains("pg v2") && !doc.contains("pg v1"), "{doc}");
+        assert_eq!(section(&doc, &MOCK), Some(mock.as_str()));
+        assert_eq!(doc.matches(POSTGRES.begin).count(), 1);
     }
 
     #[test]

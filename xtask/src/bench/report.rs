@@ -302,3 +302,220 @@ pub(super) fn latency_svg(a: &Figures, rows: &[Figures]) -> String {
     svg.push_str("</svg>\n");
     svg
 }
+
+/// What `cargo xtask bench server --database postgres` measured.
+pub(super) struct PostgresRun {
+    pub(super) seconds: u64,
+    /// The server's version and durability settings, as it reported them.
+    pub(super) settings: String,
+    /// The load average when the measurements started and when they ended.
+    pub(super) load: (String, String),
+    /// `pg_test_fsync`'s synchronous 8 kB writes per second.
+    pub(super) fdatasync_per_s: f64,
+    pub(super) a: Figures,
+    pub(super) rows: Vec<PostgresRow>,
+    /// `invites-bench drivers`' lines: path, driver, operations, ops_per_s, ops_per_s_range,
+    /// cpu_us_per_op.
+    pub(super) drivers: Vec<serde_json::Value>,
+}
+
+/// One scenario measured on PostgreSQL.
+pub(super) struct PostgresRow {
+    /// How many `invites serve` shared the load.
+    pub(super) replicas: usize,
+    pub(super) figures: Figures,
+    /// Syncs of the write-ahead log per second over the scenario's rounds (warm-ups included).
+    pub(super) flushes_per_s: f64,
+}
+
+impl PostgresRow {
+    /// Requests per log flush: how many commits one flush carried, for the writes.
+    fn per_flush(&self) -> f64 {
+        self.figures.rps / self.flushes_per_s.max(0.001)
+    }
+}
+
+/// The PostgreSQL section of `docs/benchmarks.md`, markers included.
+pub(super) fn postgres_section(run: &PostgresRun) -> String {
+    use super::postgres::{REPLICAS, SPREAD_ORGS, TABLE};
+    use super::POSTGRES;
+    let verdict = |ok: bool| if ok { "met" } else { "**not met**" };
+    let a = &run.a;
+    let get = |s: Scenario, r: usize| {
+        run.rows
+            .iter()
+            .find(|row| row.replicas == r && row.figures.scenario == s)
+    };
+    let begin = POSTGRES.begin;
+    let mut md = format!(
+        "{begin}\n\n## PostgreSQL\n\n\
+         Produced by `cargo xtask bench server --database postgres --seconds {}`: the scenarios above on a \
+         throwaway PostgreSQL cluster on the same machine (`xtask/src/postgres.rs`, loopback) with \
+         production's durability: {}. A commit is acknowledged once its log record is on disk; the disk \
+         takes {:.0} synchronous 8 kB writes per second (`pg_test_fsync`, fdatasync), about {:.2} ms each. \
+         {TABLE} invitations, seeded as on SQLite (the 1M-row table is SQLite's run only, to keep this run to \
+         a few minutes). Each `invites serve` has its pool of 8 connections. *2 replicas*: two `invites serve` \
+         processes over the same database, the load generator's 32 connections alternating between them \
+         (`invites-bench load --addr A,B`). The same load generator, warm-up, checks and three rounds per \
+         scenario, {} measured seconds each. (h) is (g) with each connection creating in an organization of its \
+         own (32), see below. Load average (1, 5, 15 min) when the measurements started: {}; when they \
+         ended: {} (2 cores, other builds running: the figures are noisy).\n\n",
+        run.seconds,
+        run.settings,
+        run.fdatasync_per_s,
+        1000.0 / run.fdatasync_per_s.max(1.0),
+        run.seconds,
+        run.load.0,
+        run.load.1,
+    );
+    md.push_str(&format!("Machine: {}.\n\n", machine()));
+    md.push_str("| scenario | replicas | req/s | of (a) | p50 ms | p99 ms | p99.9 ms | req/s of the rounds | log flushes/s | req per flush |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str(&format!(
+        "| {} | - | {:.0} | 100% | {:.2} | {:.2} | {:.2} | {} | - | - |\n",
+        Scenario::Ceiling.title(),
+        a.rps,
+        a.p50,
+        a.p99,
+        a.p999,
+        range(a)
+    ));
+    for row in &run.rows {
+        let f = &row.figures;
+        md.push_str(&format!(
+            "| {} | {} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.1} |\n",
+            f.scenario.title(),
+            row.replicas,
+            f.rps,
+            100.0 * f.rps / a.rps.max(1.0),
+            f.p50,
+            f.p99,
+            f.p999,
+            range(f),
+            row.flushes_per_s,
+            row.per_flush(),
+        ));
+    }
+    md.push_str(
+        "\n*log flushes/s*: syncs of the write-ahead log per second over the scenario's rounds \
+         (`pg_stat_wal.wal_sync`, warm-ups included); *req per flush*: req/s over that, how many \
+         requests' commits one flush carried (for (e), which writes nothing, meaningless).\n",
+    );
+    md.push_str("\n### Targets on PostgreSQL\n\n");
+    for replicas in REPLICAS {
+        let worst = run
+            .rows
+            .iter()
+            .filter(|r| r.replicas == replicas && Scenario::TARGETED.contains(&r.figures.scenario))
+            .map(|r| r.figures.p99)
+            .fold(0.0, f64::max);
+        md.push_str(&format!(
+            "- p99 under 20 ms in every scenario (b) to (e), {replicas} replica{}: worst {worst:.2} ms, {}.\n",
+            if replicas == 1 { "" } else { "s" },
+            verdict(worst < 20.0)
+        ));
+    }
+    md.push_str("- Two replicas no slower than one in total req/s:\n");
+    for one in run.rows.iter().filter(|r| r.replicas == 1) {
+        let one = &one.figures;
+        let Some(two) = get(one.scenario, 2).map(|r| &r.figures) else {
+            continue;
+        };
+        let share = two.rps / one.rps.max(1.0);
+        let within = two.rps_range.1 >= one.rps_range.0;
+        md.push_str(&format!(
+            "  - ({}) {}: {:.0} against {:.0} req/s, {:.0}%, {}.\n",
+            one.scenario.letter(),
+            one.scenario.name(),
+            two.rps,
+            one.rps,
+            100.0 * share,
+            if share >= 1.0 {
+                "met".to_owned()
+            } else if within {
+                "**not met**, within the rounds' spread".to_owned()
+            } else {
+                "**not met**".to_owned()
+            }
+        ));
+    }
+    md.push_str("\n### Writes to one scope and to many: the version row\n\n");
+    for replicas in REPLICAS {
+        if let (Some(one_row), Some(many_row)) = (
+            get(Scenario::Create, replicas),
+            get(Scenario::CreateSpread, replicas),
+        ) {
+            let (one, many) = (&one_row.figures, &many_row.figures);
+            md.push_str(&format!(
+                "- {replicas} replica{}: (g) one organization {:.0} req/s (p99 {:.2} ms, {:.1} requests per log \
+                 flush), (h) {SPREAD_ORGS} organizations {:.0} req/s (p99 {:.2} ms, {:.1} requests per log \
+                 flush): {:.2} times as many.\n",
+                if replicas == 1 { "" } else { "s" },
+                one.rps,
+                one.p99,
+                one_row.per_flush(),
+                many.rps,
+                many.p99,
+                many_row.per_flush(),
+                many.rps / one.rps.max(1.0),
+            ));
+        }
+    }
+    md.push_str(
+        "\nEvery change to a scope's invitations moves that scope's row of `invitation_versions` (migration 6: \
+         a statement trigger's `INSERT ... ON CONFLICT DO UPDATE`), which takes the row's lock until the \
+         transaction ends, and with `synchronous_commit=on` a transaction ends only once its commit record is \
+         on disk. So writes to one scope run one after the other, each holding the lock for a round trip, the \
+         rest of its transaction and one log flush, whatever the number of connections or replicas: (g) is \
+         bounded by the disk's synchronous writes per second, and two replicas cannot raise that bound, they \
+         only queue on the same row from two pools. Writes to different scopes lock different rows: their \
+         commits overlap, and PostgreSQL flushes the commit records waiting together in one write (group \
+         commit), so (h) is bounded by the pools' connections and the CPU instead. Removals ((b), (c), \
+         (d)) also write to one scope, but the removal queue (ARCHITECTURE.md, `removals`) puts up to 64 of a \
+         replica's removals in one transaction: one lock and one flush per batch, not per request. Creates \
+         and updates are one transaction per request; an application that writes to one organization much \
+         faster than its disk syncs would want them batched the same way, or the version kept elsewhere than \
+         in a row locked until commit.\n",
+    );
+    md.push_str("\n### sqlx's `Any` driver against `PgPool`\n\n");
+    md.push_str(
+        "`invites-bench drivers` (`invites_store::pool_bench`) runs the store's PostgreSQL hot paths through \
+         an `AnyPool`, as the engine does, and through a `PgPool`, with the same SQL texts, binds, row type \
+         and decoding: a create (the invitation and its audit row in one transaction, then read back by id), \
+         a get by id, a list of 1,000 pending invitations decoded, a delete (one-removal DELETE ... RETURNING \
+         and its audit row in one transaction). Eight tasks on a pool of eight, each writing to its own \
+         organization; three rounds with the drivers alternating, the median round by operations per \
+         second; CPU is the load generator's process (user and system), where the driver runs, per \
+         operation. The decision it informs is in ARCHITECTURE.md (\"Choices\").\n\n\
+         | path | operations | Any ops/s | PgPool ops/s | PgPool / Any | Any CPU us/op | PgPool CPU us/op |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for path in ["create", "get", "list", "delete"] {
+        let find = |driver: &str| {
+            run.drivers
+                .iter()
+                .find(|d| d["path"] == path && d["driver"] == driver)
+        };
+        if let (Some(any), Some(pg)) = (find("any"), find("pg")) {
+            let f = |d: &serde_json::Value, k: &str| d[k].as_f64().unwrap_or(f64::NAN);
+            let rounds = |d: &serde_json::Value| {
+                format!(
+                    "{:.0} ({:.0}-{:.0})",
+                    f(d, "ops_per_s"),
+                    d["ops_per_s_range"][0].as_f64().unwrap_or(f64::NAN),
+                    d["ops_per_s_range"][1].as_f64().unwrap_or(f64::NAN)
+                )
+            };
+            md.push_str(&format!(
+                "| {path} | {} | {} | {} | {:.2} | {:.1} | {:.1} |\n",
+                any["operations"],
+                rounds(any),
+                rounds(pg),
+                f(pg, "ops_per_s") / f(any, "ops_per_s"),
+                f(any, "cpu_us_per_op"),
+                f(pg, "cpu_us_per_op"),
+            ));
+        }
+    }
+    md.push_str(&format!("\n{}", POSTGRES.end));
+    md
+}

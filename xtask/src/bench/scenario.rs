@@ -1,6 +1,7 @@
 //! The scenarios of `cargo xtask bench server`: what `invites-bench load --scenario` calls
 //! each, its title and letter in the report, the status every answer must have, and which
-//! carry the targets of issue 8.
+//! carry the targets of issue 8. (h) runs on PostgreSQL only, beside (g): the same creates
+//! spread over many scopes instead of one.
 
 /// One load of `cargo xtask bench server`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,12 +20,15 @@ pub enum Scenario {
     Update,
     /// (g) `createOrgInvite`, beyond the issue's five; runs last (it grows the table).
     Create,
+    /// (h) `createOrgInvite` spread over 32 organizations, one per connection (PostgreSQL only:
+    /// (g) and (h) measure the lock on a scope's version row).
+    CreateSpread,
 }
 
 impl Scenario {
     /// Every scenario, in the report's order (their letters are a to g).
     #[cfg(test)]
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Ceiling,
         Scenario::Digest,
         Scenario::Bearer,
@@ -32,6 +36,7 @@ impl Scenario {
         Scenario::List,
         Scenario::Update,
         Scenario::Create,
+        Scenario::CreateSpread,
     ];
 
     /// The scenarios issue 8 sets targets for, besides the ceiling.
@@ -42,7 +47,16 @@ impl Scenario {
         Scenario::List,
     ];
 
-    /// Its name on `invites-bench load --scenario`.
+    /// What `invites-bench load --scenario` calls its load ((h) is (g)'s load given several
+    /// organizations).
+    pub fn load_name(self) -> &'static str {
+        match self {
+            Scenario::CreateSpread => Scenario::Create.name(),
+            other => other.name(),
+        }
+    }
+
+    /// Its name in the report and the replay file.
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Ceiling => "ceiling",
@@ -52,6 +66,7 @@ impl Scenario {
             Scenario::List => "list",
             Scenario::Update => "update",
             Scenario::Create => "create",
+            Scenario::CreateSpread => "create-spread",
         }
     }
 
@@ -65,6 +80,7 @@ impl Scenario {
             Scenario::List => "(e) listOrgInvites, 1,000 invitations",
             Scenario::Update => "(f) updateOrgInvite, Bearer",
             Scenario::Create => "(g) createOrgInvite, Bearer",
+            Scenario::CreateSpread => "(h) createOrgInvite, Bearer, 32 organizations",
         }
     }
 
@@ -77,7 +93,7 @@ impl Scenario {
     pub fn success(self) -> u16 {
         match self {
             Scenario::Ceiling | Scenario::Digest | Scenario::Bearer | Scenario::Bulk => 204,
-            Scenario::List | Scenario::Update | Scenario::Create => 200,
+            Scenario::List | Scenario::Update | Scenario::Create | Scenario::CreateSpread => 200,
         }
     }
 }
@@ -89,7 +105,7 @@ mod tests {
     #[test]
     fn letters_run_a_to_g_in_order_and_titles_start_with_them() {
         let letters: String = Scenario::ALL.iter().map(|s| s.letter()).collect();
-        assert_eq!(letters, "abcdefg");
+        assert_eq!(letters, "abcdefgh");
         assert_eq!(
             Scenario::Bulk.title(),
             "(d) community bulk DELETE, 10 users"

@@ -1,7 +1,11 @@
 //! `cargo xtask bench server`: the service under load (release build, loopback) on tables of
 //! 10k and 1M invitations, each scenario against a bare poem route, then the delete scenarios
-//! again under the `bench-bounds` feature; writes `docs/benchmarks.md` (`report.rs`).
+//! again under the `bench-bounds` feature; writes `docs/benchmarks.md` (`report.rs`). With
+//! `--database postgres`, `postgres.rs` runs the scenarios on PostgreSQL instead, with what it
+//! shares with this file: the seeding through `invites admin` ([`prepare`]), the servers and
+//! the measurement.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,17 +16,27 @@ use super::report::{bench_report, latency_svg};
 use super::scenario::Scenario;
 use super::{
     free_port, keeping_sections, peak_rss_mib, wait_listening, wait_ready, Server, HOSTILE, MOCK,
+    POSTGRES,
 };
 use crate::{root, run};
+
+/// Which database `cargo xtask bench server` serves from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Database {
+    /// A file per table size, one server (the service's default engine).
+    Sqlite,
+    /// A throwaway cluster with production's durability, one server and then two.
+    Postgres,
+}
 
 /// Invitations in the table for each run.
 pub(super) const TABLE_SIZES: [u64; 2] = [10_000, 1_000_000];
 /// Deletable invitations (cycled through; a trigger puts each deleted row back).
-const DELETE_POOL: u64 = 3_200;
+pub(super) const DELETE_POOL: u64 = 3_200;
 /// Users removed in bulk: 32 connections x 10.
-const BULK_USERS: i64 = 320;
-const FIRST_BULK_USER: i64 = 100_000;
-const LIST_SIZE: u64 = 1_000;
+pub(super) const BULK_USERS: i64 = 320;
+pub(super) const FIRST_BULK_USER: i64 = 100_000;
+pub(super) const LIST_SIZE: u64 = 1_000;
 
 /// One measured scenario.
 #[derive(Debug, Clone)]
@@ -44,7 +58,12 @@ pub(super) struct Figures {
 const ROUNDS: usize = 3;
 
 /// [`load`] [`ROUNDS`] times: the median round's figures, with the spread of req/s.
-fn measure(scenario: Scenario, addr: &str, extra: &[String], seconds: u64) -> Result<Figures> {
+pub(super) fn measure(
+    scenario: Scenario,
+    addr: &str,
+    extra: &[String],
+    seconds: u64,
+) -> Result<Figures> {
     let mut rounds = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         rounds.push(load(scenario, addr, extra, seconds)?);
@@ -57,20 +76,20 @@ fn measure(scenario: Scenario, addr: &str, extra: &[String], seconds: u64) -> Re
 }
 
 /// Flushes what earlier steps wrote, so their write-back does not land in the next measurement.
-fn settle() -> Result<()> {
+pub(super) fn settle() -> Result<()> {
     run(&mut Command::new("sync"))
 }
 
-fn bench_bin() -> PathBuf {
+pub(super) fn bench_bin() -> PathBuf {
     root().join("target/release/invites-bench")
 }
 
-fn invites_bin() -> PathBuf {
+pub(super) fn invites_bin() -> PathBuf {
     root().join("target/release/invites")
 }
 
-/// Runs `invites admin ... ` on `db` and returns its JSON.
-fn admin(db: &Path, args: &[&str]) -> Result<serde_json::Value> {
+/// Runs `invites admin ... ` on `db` (a file or a URL) and returns its JSON.
+fn admin(db: &OsStr, args: &[&str]) -> Result<serde_json::Value> {
     let out = Command::new(invites_bin())
         .args(["admin", "--database-url"])
         .arg(db)
@@ -88,7 +107,7 @@ fn admin(db: &Path, args: &[&str]) -> Result<serde_json::Value> {
 fn load(scenario: Scenario, addr: &str, extra: &[String], seconds: u64) -> Result<Figures> {
     let expect = scenario.success();
     let out = Command::new(bench_bin())
-        .args(["load", "--scenario", scenario.name(), "--addr", addr])
+        .args(["load", "--scenario", scenario.load_name(), "--addr", addr])
         .args(["--duration-secs", &seconds.to_string()])
         .args(extra)
         .output()
@@ -173,8 +192,168 @@ END;
     )
 }
 
+/// What [`prepare`] made: each scenario's load arguments.
+pub(super) struct Prepared {
+    /// The scenarios (b) to (g) with their `invites-bench load` arguments, in running order.
+    pub(super) scenarios: Vec<(Scenario, Vec<String>)>,
+    /// The service account's arguments (its client id and secret).
+    pub(super) service_account: Vec<String>,
+}
+
+/// The rows the bulk SQL refers to.
+pub(super) struct Seed {
+    pub(super) delete_org: String,
+    pub(super) list_org: String,
+    pub(super) group: i64,
+    /// The service account's principal, owner of the delete and list organizations.
+    pub(super) sa_principal: String,
+}
+
+/// Seeds `db` (an SQLite file or a PostgreSQL URL) through `invites admin`: the organizations,
+/// credentials, community group and manager of the scenarios, then the bulk rows of `sql` (the
+/// engine's dialect) with `load-fixtures`; the script is kept in `dir` beside the database.
+pub(super) fn prepare(
+    dir: &Path,
+    db: &OsStr,
+    table: u64,
+    sql: impl Fn(&Seed) -> String,
+) -> Result<Prepared> {
+    let delete_org = admin(db, &["create-org", "--name", "Bench-Delete"])?["id"]
+        .as_str()
+        .context("org id")?
+        .to_owned();
+    let list_org = admin(db, &["create-org", "--name", "Bench-List"])?["id"]
+        .as_str()
+        .context("org id")?
+        .to_owned();
+    let key = admin(
+        db,
+        &[
+            "create-api-key",
+            "--org",
+            &delete_org,
+            "--org-role",
+            "ORG_OWNER",
+        ],
+    )?;
+    let sa = admin(
+        db,
+        &[
+            "create-service-account",
+            "--org",
+            &delete_org,
+            "--name",
+            "bench",
+            "--org-role",
+            "ORG_OWNER",
+        ],
+    )?;
+    let sa_principal = sa["principalId"].as_str().context("principal")?.to_owned();
+    admin(
+        db,
+        &[
+            "grant-org-role",
+            "--org",
+            &list_org,
+            "--principal",
+            &sa_principal,
+            "--role",
+            "ORG_OWNER",
+        ],
+    )?;
+    let group = admin(db, &["create-community-group", "--name", "Bench Group"])?["id"]
+        .as_i64()
+        .context("group id")?;
+    let manager = admin(db, &["create-user", "--username", "manager@bench.example"])?["id"]
+        .as_i64()
+        .context("user id")?;
+    admin(
+        db,
+        &[
+            "set-community-role",
+            "--group",
+            &group.to_string(),
+            "--user-id",
+            &manager.to_string(),
+            "--role",
+            "manager",
+        ],
+    )?;
+    let token = admin(db, &["create-token", "--user-id", &manager.to_string()])?["token"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    let seed = Seed {
+        delete_org,
+        list_org,
+        group,
+        sa_principal,
+    };
+    let script = dir.join(format!("bench-{table}.sql"));
+    std::fs::write(&script, sql(&seed))?;
+    admin(db, &["load-fixtures", script.to_str().context("path")?])?;
+    let ids = vec!["--delete-ids".to_owned(), DELETE_POOL.to_string()];
+    let org = vec!["--org".to_owned(), seed.delete_org.clone()];
+    let sa_args = vec![
+        "--client-id".to_owned(),
+        sa["clientId"].as_str().context("client id")?.to_owned(),
+        "--client-secret".to_owned(),
+        sa["clientSecret"].as_str().context("secret")?.to_owned(),
+    ];
+    let scenarios: Vec<(Scenario, Vec<String>)> = vec![
+        (
+            Scenario::Digest,
+            [
+                ids.clone(),
+                org.clone(),
+                vec![
+                    "--user".into(),
+                    key["publicKey"].as_str().context("key")?.into(),
+                    "--secret".into(),
+                    key["privateKey"].as_str().context("key")?.into(),
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            Scenario::Bearer,
+            [ids.clone(), org.clone(), sa_args.clone()].concat(),
+        ),
+        (
+            Scenario::Bulk,
+            vec![
+                "--token".into(),
+                token.clone(),
+                "--group".into(),
+                seed.group.to_string(),
+                "--first-user".into(),
+                FIRST_BULK_USER.to_string(),
+            ],
+        ),
+        (
+            Scenario::List,
+            [
+                vec!["--org".to_owned(), seed.list_org.clone()],
+                sa_args.clone(),
+            ]
+            .concat(),
+        ),
+        // Beyond the five: the rest of the lifecycle. Creates come last, as they
+        // grow the table (by what they create).
+        (
+            Scenario::Update,
+            [ids.clone(), org.clone(), sa_args.clone()].concat(),
+        ),
+        (Scenario::Create, [org.clone(), sa_args.clone()].concat()),
+    ];
+    Ok(Prepared {
+        scenarios,
+        service_account: sa_args,
+    })
+}
+
 /// Time from spawning the server to its first answered `/ready`.
-fn start_server(db: &Path, port: u16) -> Result<(Server, Duration)> {
+pub(super) fn start_server(db: &OsStr, port: u16) -> Result<(Server, Duration)> {
     start_server_with(&invites_bin(), db, port, None, Stdio::null())
 }
 
@@ -182,7 +361,7 @@ fn start_server(db: &Path, port: u16) -> Result<(Server, Duration)> {
 /// (warnings and worse) to `stderr`; returns once `/ready` answers.
 fn start_server_with(
     bin: &Path,
-    db: &Path,
+    db: &OsStr,
     port: u16,
     bound: Option<&str>,
     stderr: Stdio,
@@ -217,10 +396,16 @@ fn start_server_with(
     Ok((server, started.elapsed()))
 }
 
-pub fn server(seconds: u64) -> Result<()> {
-    let dir = root().join("target/bench/server");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+/// `cargo xtask bench server`: every scenario `seconds` long (three rounds each) on `database`.
+pub fn server(seconds: u64, database: Database) -> Result<()> {
+    match database {
+        Database::Sqlite => sqlite(seconds),
+        Database::Postgres => super::postgres::postgres(seconds),
+    }
+}
+
+/// Builds the release binaries the benchmark runs.
+pub(super) fn build_release() -> Result<()> {
     println!("building release binaries (invites, invites-bench)");
     run(Command::new("cargo").args([
         "build",
@@ -230,9 +415,11 @@ pub fn server(seconds: u64) -> Result<()> {
         "invites",
         "-p",
         "invites-bench",
-    ]))?;
-    let mut rows = Vec::new();
-    // (a) the ceiling.
+    ]))
+}
+
+/// (a), the ceiling: the bare poem route under the same load; its figures and peak memory.
+pub(super) fn ceiling(seconds: u64) -> Result<(Figures, f64)> {
     let port = free_port()?;
     let ceiling = Server(
         Command::new(bench_bin())
@@ -248,9 +435,29 @@ pub fn server(seconds: u64) -> Result<()> {
         &[],
         seconds,
     )?;
-    let ceiling_rss = peak_rss_mib(ceiling.0.id()).unwrap_or(f64::NAN);
-    drop(ceiling);
+    let rss = peak_rss_mib(ceiling.0.id()).unwrap_or(f64::NAN);
     println!("    {:.0} req/s, p99 {:.2} ms", a.rps, a.p99);
+    Ok((a, rss))
+}
+
+/// Writes each scenario's load arguments to `path`, so one scenario can be replayed by hand
+/// (`invites serve` on the database or a copy, then `invites-bench load`).
+pub(super) fn write_replay(path: &Path, scenarios: &[(Scenario, Vec<String>)]) -> Result<()> {
+    let replay: serde_json::Map<String, serde_json::Value> = scenarios
+        .iter()
+        .map(|(scenario, extra)| (scenario.name().to_owned(), serde_json::json!(extra)))
+        .collect();
+    std::fs::write(path, serde_json::to_string_pretty(&replay)?)?;
+    Ok(())
+}
+
+fn sqlite(seconds: u64) -> Result<()> {
+    let dir = root().join("target/bench/server");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    build_release()?;
+    let mut rows = Vec::new();
+    let (a, ceiling_rss) = ceiling(seconds)?;
     let mut server_rss = Vec::new();
     let mut cold_starts = Vec::new();
     // The smaller table's database and delete scenarios, measured again under the bounds.
@@ -259,140 +466,20 @@ pub fn server(seconds: u64) -> Result<()> {
         let db = dir.join(format!("bench-{table}.db"));
         println!("\n== {table} invitations: preparing {}", db.display());
         let prepared = Instant::now();
-        let delete_org = admin(&db, &["create-org", "--name", "Bench-Delete"])?["id"]
-            .as_str()
-            .context("org id")?
-            .to_owned();
-        let list_org = admin(&db, &["create-org", "--name", "Bench-List"])?["id"]
-            .as_str()
-            .context("org id")?
-            .to_owned();
-        let key = admin(
-            &db,
-            &[
-                "create-api-key",
-                "--org",
-                &delete_org,
-                "--org-role",
-                "ORG_OWNER",
-            ],
-        )?;
-        let sa = admin(
-            &db,
-            &[
-                "create-service-account",
-                "--org",
-                &delete_org,
-                "--name",
-                "bench",
-                "--org-role",
-                "ORG_OWNER",
-            ],
-        )?;
-        let sa_principal = sa["principalId"].as_str().context("principal")?;
-        admin(
-            &db,
-            &[
-                "grant-org-role",
-                "--org",
-                &list_org,
-                "--principal",
-                sa_principal,
-                "--role",
-                "ORG_OWNER",
-            ],
-        )?;
-        let group = admin(&db, &["create-community-group", "--name", "Bench Group"])?["id"]
-            .as_i64()
-            .context("group id")?;
-        let manager = admin(&db, &["create-user", "--username", "manager@bench.example"])?["id"]
-            .as_i64()
-            .context("user id")?;
-        admin(
-            &db,
-            &[
-                "set-community-role",
-                "--group",
-                &group.to_string(),
-                "--user-id",
-                &manager.to_string(),
-                "--role",
-                "manager",
-            ],
-        )?;
-        let token = admin(&db, &["create-token", "--user-id", &manager.to_string()])?["token"]
-            .as_str()
-            .context("token")?
-            .to_owned();
-        let sql = dir.join(format!("bench-{table}.sql"));
-        std::fs::write(&sql, bench_sql(table, &delete_org, &list_org, group))?;
-        admin(&db, &["load-fixtures", sql.to_str().context("path")?])?;
+        let prepared_db = prepare(&dir, db.as_os_str(), table, |seed| {
+            bench_sql(table, &seed.delete_org, &seed.list_org, seed.group)
+        })?;
         settle()?;
         println!("    prepared in {:.1} s", prepared.elapsed().as_secs_f64());
         let port = free_port()?;
-        let (server, cold) = start_server(&db, port)?;
+        let (server, cold) = start_server(db.as_os_str(), port)?;
         println!("    cold start to first /ready: {} ms", cold.as_millis());
         cold_starts.push((table, cold));
         let addr = format!("127.0.0.1:{port}");
-        let ids = vec!["--delete-ids".to_owned(), DELETE_POOL.to_string()];
-        let org = vec!["--org".to_owned(), delete_org.clone()];
-        let sa_args = vec![
-            "--client-id".to_owned(),
-            sa["clientId"].as_str().context("client id")?.to_owned(),
-            "--client-secret".to_owned(),
-            sa["clientSecret"].as_str().context("secret")?.to_owned(),
-        ];
-        let scenarios: Vec<(Scenario, Vec<String>)> = vec![
-            (
-                Scenario::Digest,
-                [
-                    ids.clone(),
-                    org.clone(),
-                    vec![
-                        "--user".into(),
-                        key["publicKey"].as_str().context("key")?.into(),
-                        "--secret".into(),
-                        key["privateKey"].as_str().context("key")?.into(),
-                    ],
-                ]
-                .concat(),
-            ),
-            (
-                Scenario::Bearer,
-                [ids.clone(), org.clone(), sa_args.clone()].concat(),
-            ),
-            (
-                Scenario::Bulk,
-                vec![
-                    "--token".into(),
-                    token.clone(),
-                    "--group".into(),
-                    group.to_string(),
-                    "--first-user".into(),
-                    FIRST_BULK_USER.to_string(),
-                ],
-            ),
-            (
-                Scenario::List,
-                [vec!["--org".to_owned(), list_org.clone()], sa_args.clone()].concat(),
-            ),
-            // Beyond the five: the rest of the lifecycle. Creates come last, as they
-            // grow the table (by what they create).
-            (
-                Scenario::Update,
-                [ids.clone(), org.clone(), sa_args.clone()].concat(),
-            ),
-            (Scenario::Create, [org.clone(), sa_args.clone()].concat()),
-        ];
-        // Each scenario's load arguments beside the database, so one scenario can be replayed
-        // by hand (`invites serve` on a copy of the database, then `invites-bench load`).
-        let replay: serde_json::Map<String, serde_json::Value> = scenarios
-            .iter()
-            .map(|(scenario, extra)| (scenario.name().to_owned(), serde_json::json!(extra)))
-            .collect();
-        std::fs::write(
-            dir.join(format!("bench-{table}.scenarios.json")),
-            serde_json::to_string_pretty(&replay)?,
+        let scenarios = prepared_db.scenarios;
+        write_replay(
+            &dir.join(format!("bench-{table}.scenarios.json")),
+            &scenarios,
         )?;
         if bound_runs.is_none() {
             let deletes = scenarios
@@ -421,7 +508,7 @@ pub fn server(seconds: u64) -> Result<()> {
         settle()?;
     }
     let bound_rows = match bound_runs {
-        Some((db, deletes)) => bounds(&dir, &db, &deletes, &a, seconds)?,
+        Some((db, deletes)) => bounds(&dir, db.as_os_str(), &deletes, &a, seconds)?,
         None => Vec::new(),
     };
     let report = bench_report(
@@ -435,7 +522,8 @@ pub fn server(seconds: u64) -> Result<()> {
     println!("\n{report}");
     let path = root().join("docs/benchmarks.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let report = keeping_sections(report, &old, &[&MOCK, &HOSTILE]);
+    // The other runs' sections stay as they are.
+    let report = keeping_sections(report, &old, &[&MOCK, &HOSTILE, &POSTGRES]);
     std::fs::write(&path, &report)?;
     std::fs::write(
         root().join("docs/benchmarks-latency.svg"),
@@ -450,7 +538,7 @@ pub fn server(seconds: u64) -> Result<()> {
 /// target directory, so the served binary never has it; see invites-store's `bench_bound`).
 fn bounds(
     dir: &Path,
-    db: &Path,
+    db: &OsStr,
     deletes: &[DeleteScenario],
     a: &Figures,
     seconds: u64,
