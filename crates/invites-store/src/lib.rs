@@ -134,9 +134,9 @@ impl Store {
         let metrics = invites_metrics::StoreMetrics::default();
         let engine = match Backend::of_url(url) {
             Backend::Postgres => {
-                let pool = postgres::connect(url).await?;
-                migrations::migrate(Backend::Postgres, &pool, &pool).await?;
-                Engine::Postgres(postgres::Postgres { pool })
+                let db = postgres::Postgres::connect(url, &metrics).await?;
+                migrations::migrate(Backend::Postgres, &db.pool, &db.pool).await?;
+                Engine::Postgres(db)
             }
             Backend::Sqlite => {
                 let (pool, sqlx_writer, path) = sqlite::connect(url).await?;
@@ -146,7 +146,7 @@ impl Store {
         };
         let removals = removals::start(match &engine {
             Engine::Sqlite(db) => removals::Executor::Writer(db.writer.clone()),
-            Engine::Postgres(db) => removals::Executor::Pool(db.pool.clone()),
+            Engine::Postgres(db) => removals::Executor::Pool(db.clone()),
         });
         Ok(Store {
             engine,
@@ -184,7 +184,14 @@ impl Store {
                 let (open, idle) = db.readers.connections();
                 m.set_pool(sqlite::reader::POOL, open, idle);
             }
-            Engine::Postgres(db) => m.set_pool("postgres", db.pool.size(), db.pool.num_idle()),
+            Engine::Postgres(db) => {
+                m.set_pool("postgres", db.pool.size(), db.pool.num_idle());
+                m.set_pool(
+                    postgres::NATIVE_POOL,
+                    db.native.size(),
+                    db.native.num_idle(),
+                );
+            }
         }
     }
 
@@ -333,6 +340,9 @@ impl Store {
         }
         self.writer().close().await;
         self.pool().close().await;
+        if let Engine::Postgres(db) = &self.engine {
+            db.native.close().await;
+        }
     }
 
     /// The sqlx pool for reads (on SQLite, those off the hot paths).

@@ -1,7 +1,7 @@
-//! The comparison behind the choice of sqlx's `Any` driver on PostgreSQL (ARCHITECTURE.md,
-//! "Choices"): the PostgreSQL hot paths (create, get, list, delete) through an `AnyPool`, as the
-//! engine runs them, and through a `PgPool`, the native driver, with the same SQL texts, binds,
-//! row type and decoding, so only the driver differs. Run by `invites-bench drivers` in
+//! The comparison behind the choice of sqlx's drivers on PostgreSQL (ARCHITECTURE.md,
+//! "Choices"): the PostgreSQL hot paths (create, get, list, delete) through an `AnyPool`, as
+//! everything off the hot paths runs, and through a `PgPool`, the native driver the hot paths
+//! run on, with the same SQL texts, binds, row type and decoding, so only the driver differs. Run by `invites-bench drivers` in
 //! `cargo xtask bench server --database postgres`; not used by the service.
 //!
 //! One body per path, written once in [`hot_paths!`] and expanded for each driver, mirrors the

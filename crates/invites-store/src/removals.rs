@@ -42,8 +42,8 @@ pub enum Removal {
 pub(crate) enum Executor {
     /// SQLite: jobs of the writer thread.
     Writer(Writer),
-    /// PostgreSQL: transactions of the pool.
-    Pool(sqlx::AnyPool),
+    /// PostgreSQL: transactions of the native pool.
+    Pool(postgres::Postgres),
 }
 
 /// One requested removal.
@@ -139,7 +139,7 @@ async fn remove_batch(executor: &Executor, requests: Arc<[Request]>) -> Result<V
                 .run(move |conn| sqlite::removals::remove(conn, &requests).map(Outcome::Keep))
                 .await
         }
-        Executor::Pool(pool) => postgres::removals::remove(pool, &requests).await,
+        Executor::Pool(db) => postgres::removals::remove(db, &requests).await,
     }
 }
 

@@ -479,7 +479,8 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
     md.push_str("\n### sqlx's `Any` driver against `PgPool`\n\n");
     md.push_str(
         "`invites-bench drivers` (`invites_store::pool_bench`) runs the store's PostgreSQL hot paths through \
-         an `AnyPool`, as the engine does, and through a `PgPool`, with the same SQL texts, binds, row type \
+         an `AnyPool` (as the store runs everything off its hot paths) and through a `PgPool` (as it runs \
+         them), with the same SQL texts, binds, row type \
          and decoding: a create (the invitation and its audit row in one transaction, then read back by id), \
          a get by id, a list of 1,000 pending invitations decoded, a delete (one-removal DELETE ... RETURNING \
          and its audit row in one transaction). Eight tasks on a pool of eight, each writing to its own \

@@ -1,7 +1,8 @@
 //! PostgreSQL bodies of the community hot paths (bulk invitations and removals, joins): each one
-//! transaction of the pool.
+//! transaction of the native pool.
 
 use invites_domain::community::CommunityTarget;
+use sqlx::Acquire;
 
 use super::{write_audit, Postgres};
 use crate::audit::AuditEntry;
@@ -22,7 +23,8 @@ impl Postgres {
     ) -> Result<Vec<i64>> {
         let insert = invite_sql(target);
         let at = audit_entry.at.timestamp_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await?;
         let mut unknown = Vec::new();
         for &id in user_ids {
             let exists: Option<(i64,)> = sqlx::query_as(USER_EXISTS_SQL)
@@ -62,7 +64,8 @@ impl Postgres {
         unique: Vec<i64>,
         audit_entry: &AuditEntry,
     ) -> Result<Vec<i64>> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await?;
         let mut removed: Vec<(i64, i64)> = Vec::with_capacity(unique.len());
         for chunk in unique.chunks(IDS_PER_STATEMENT) {
             let sql = removal_sql(target, chunk.len());
@@ -91,7 +94,8 @@ impl Postgres {
     ) -> Result<bool> {
         let (accept, member) = join_sql(target);
         let at = audit_entry.at.timestamp_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await?;
         let row: Option<(i64,)> = sqlx::query_as(accept)
             .bind(target.id())
             .bind(user_id)

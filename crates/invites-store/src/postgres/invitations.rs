@@ -1,8 +1,9 @@
-//! PostgreSQL bodies of the invitation operations: writes are transactions of the pool, a
-//! created or updated invitation read back after the commit.
+//! PostgreSQL bodies of the invitation operations, on the native pool: writes are transactions,
+//! a created or updated invitation read back after the commit.
 
 use invites_domain::invitation::expires_at;
 use invites_domain::{Invitation, NewInvitation, ObjectId};
+use sqlx::Acquire;
 
 use super::{write_audit, Postgres};
 use crate::audit::AuditEntry;
@@ -12,9 +13,9 @@ use crate::invitations::{
 };
 use crate::Result;
 
-/// A row through sqlx.
-impl sqlx::FromRow<'_, sqlx::any::AnyRow> for InvitationRow {
-    fn from_row(r: &sqlx::any::AnyRow) -> sqlx::Result<InvitationRow> {
+/// A row through sqlx's PostgreSQL driver.
+impl sqlx::FromRow<'_, sqlx::postgres::PgRow> for InvitationRow {
+    fn from_row(r: &sqlx::postgres::PgRow) -> sqlx::Result<InvitationRow> {
         use sqlx::Row;
         Ok(InvitationRow {
             id: r.try_get(col::ID)?,
@@ -45,7 +46,8 @@ impl Postgres {
         detail: &serde_json::Value,
     ) -> Result<Invitation> {
         let now = audit_entry.at;
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(INSERT_SQL)
             .bind(id.to_string())
             .bind(new.org_id.to_string())
@@ -61,6 +63,7 @@ impl Postgres {
             .await?;
         write_audit(&mut tx, &[audit_row(audit_entry, CREATED, id, detail)]).await?;
         tx.commit().await?;
+        drop(conn);
         self.invitation(id).await?.ok_or_else(|| vanished(id))
     }
 
@@ -68,7 +71,7 @@ impl Postgres {
     pub(crate) async fn invitation(&self, id: ObjectId) -> Result<Option<Invitation>> {
         let row: Option<InvitationRow> = sqlx::query_as(by_id_sql())
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.connection().await?)
             .await?;
         row.map(InvitationRow::decode).transpose()
     }
@@ -84,7 +87,7 @@ impl Postgres {
         if let Some(username) = username {
             query = query.bind(username);
         }
-        let rows: Vec<InvitationRow> = query.fetch_all(&self.pool).await?;
+        let rows: Vec<InvitationRow> = query.fetch_all(&mut *self.connection().await?).await?;
         rows.into_iter().map(InvitationRow::decode).collect()
     }
 
@@ -92,7 +95,7 @@ impl Postgres {
     pub(crate) async fn invitations_version(&self, scope: InvitationScope) -> Result<i64> {
         let version: Option<(i64,)> = sqlx::query_as(VERSION_SQL)
             .bind(scope_id(scope))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.connection().await?)
             .await?;
         Ok(version.map_or(0, |(v,)| v))
     }
@@ -121,7 +124,8 @@ impl Postgres {
         audit_entry: &AuditEntry,
         detail: &serde_json::Value,
     ) -> Result<Option<Invitation>> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(UPDATE_SQL)
             .bind(id.to_string())
             .bind(roles_json)
@@ -134,6 +138,7 @@ impl Postgres {
         }
         write_audit(&mut tx, &[audit_row(audit_entry, UPDATED, id, detail)]).await?;
         tx.commit().await?;
+        drop(conn);
         self.invitation(id).await
     }
 
@@ -143,7 +148,8 @@ impl Postgres {
         id: ObjectId,
         audit_entry: &AuditEntry,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(ACCEPT_SQL)
             .bind(id.to_string())
             .bind(audit_entry.at.timestamp_millis())

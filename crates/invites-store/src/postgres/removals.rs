@@ -9,13 +9,15 @@ use crate::removals::{
 use crate::Result;
 
 /// Removes `requests` (distinct ids) and audits each removal; an outcome per request, in order.
-pub(crate) async fn remove(pool: &sqlx::AnyPool, requests: &[Request]) -> Result<Vec<Removal>> {
+pub(crate) async fn remove(db: &super::Postgres, requests: &[Request]) -> Result<Vec<Removal>> {
+    use sqlx::Acquire;
     let mut query = sqlx::query_as::<_, (String,)>(delete_sql(requests.len()));
     for request in requests {
         let (project, org) = scope_columns(request.scope);
         query = query.bind(request.id.to_string()).bind(project).bind(org);
     }
-    let mut tx = pool.begin().await?;
+    let mut conn = db.connection().await?;
+    let mut tx = conn.begin().await?;
     let removed: HashSet<String> = query
         .fetch_all(&mut *tx)
         .await?
