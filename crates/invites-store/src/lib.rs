@@ -6,11 +6,11 @@
 //! CONFLICT`, partial indexes, BIGINT millisecond timestamps, TEXT for ids and JSON), so one text
 //! serves both. Most operations run that text through sqlx's `Any` driver on either engine; the
 //! hot paths (invitation writes and reads, community bulk writes and joins, batched removals)
-//! have a body per engine, `sqlite::*` on rusqlite and `postgres::*` on sqlx, sharing the texts
-//! of `invitations`, `community` and `removals`. The schema has a twin per engine
-//! (`migrations/sqlite`, `migrations/postgres`). Callers get domain types back, never rows, and
-//! [`StoreError`] (`error`) says whether retrying may help; raw SQL errors stay in this crate and
-//! the log.
+//! have a body per engine, `sqlite::*` on rusqlite and `postgres::*` on sqlx's PostgreSQL
+//! driver, sharing the texts of `invitations`, `community` and `removals`. The schema has a twin
+//! per engine (`migrations/sqlite`, `migrations/postgres`). Callers get domain types back, never
+//! rows, and [`StoreError`] (`error`) says whether retrying may help; raw SQL errors stay in this
+//! crate and the log.
 
 mod admin;
 mod audit;
