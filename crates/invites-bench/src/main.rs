@@ -40,7 +40,7 @@ enum Command {
         listen: String,
     },
     /// Load a server and print the figures as one JSON line.
-    Load(LoadArgs),
+    Load(Box<LoadArgs>),
     /// Hostile clients (slowloris, idle keep-alives, unfinished bodies, header floods) until the
     /// time is up: a `{"ready": N}` line once all are under way, then one JSON line of counts.
     Attack(attack::AttackArgs),
@@ -75,6 +75,8 @@ enum Scenario {
     Update,
     /// `createOrgInvite` of a new username every time, with a Bearer token.
     Create,
+    /// A community list page of 20 of a group's pending invitations, at `--offset`.
+    Page,
 }
 
 #[derive(clap::Args)]
@@ -105,7 +107,7 @@ struct LoadArgs {
     user: String,
     #[arg(long, default_value = "")]
     secret: String,
-    /// Bearer token (bearer, bulk, list).
+    /// Bearer token (bearer, bulk, list, page).
     #[arg(long, default_value = "")]
     token: String,
     /// Service-account credentials: the token is fetched from `/api/oauth/token` first.
@@ -113,9 +115,12 @@ struct LoadArgs {
     client_id: String,
     #[arg(long, default_value = "")]
     client_secret: String,
-    /// Community group (bulk).
+    /// Community group (bulk, page).
     #[arg(long, default_value_t = 0)]
     group: i64,
+    /// Where the page starts in the group's pending invitations (page).
+    #[arg(long, default_value_t = 0)]
+    offset: i64,
     /// First of the users removed in bulk: connection c removes users FIRST+10c .. FIRST+10c+9.
     #[arg(long, default_value_t = 0)]
     first_user: i64,
@@ -285,6 +290,14 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
                 )
             }
             Scenario::List => (Method::GET, list_path.clone(), None),
+            Scenario::Page => (
+                Method::GET,
+                format!(
+                    "/api/v2/group/{}/invite/?limit=20&offset={}",
+                    args.group, args.offset
+                ),
+                None,
+            ),
             Scenario::Update => (
                 Method::PATCH,
                 format!("/api/atlas/v2/orgs/{org}/invites/{victim}"),
@@ -439,7 +452,7 @@ async fn ceiling(listen: &str) -> Result<()> {
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Ceiling { listen } => ceiling(&listen).await,
-        Command::Load(args) => load(args).await,
+        Command::Load(args) => load(*args).await,
         Command::Attack(args) => attack::attack(args).await,
         Command::Drivers {
             database_url,

@@ -1,6 +1,6 @@
 //! The scenarios of `cargo xtask bench server`: what `invites-bench load --scenario` calls
 //! each, its title and letter in the report, the status every answer must have, and which
-//! carry the targets of issue 8. (h) runs on PostgreSQL only, beside (g): the same creates
+//! carry the targets of issues 8 and 18. (h) runs on PostgreSQL only, beside (g): the same creates
 //! spread over many scopes instead of one.
 
 /// One load of `cargo xtask bench server`.
@@ -23,12 +23,16 @@ pub enum Scenario {
     /// (h) `createOrgInvite` spread over 32 organizations, one per connection (PostgreSQL only:
     /// (g) and (h) measure the lock on a scope's version row).
     CreateSpread,
+    /// (i) a community list page of 20 at offset 0 of a group with 1,000,000 pending invitations.
+    PageFirst,
+    /// (j) the same at offset 10,000.
+    PageDeep,
 }
 
 impl Scenario {
-    /// Every scenario, in the report's order (their letters are a to g).
+    /// Every scenario, in the report's order (their letters are a to j).
     #[cfg(test)]
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Ceiling,
         Scenario::Digest,
         Scenario::Bearer,
@@ -37,7 +41,13 @@ impl Scenario {
         Scenario::Update,
         Scenario::Create,
         Scenario::CreateSpread,
+        Scenario::PageFirst,
+        Scenario::PageDeep,
     ];
+
+    /// The list pages of issue 18, with the offset each asks for.
+    pub const PAGES: [(Scenario, u64); 2] =
+        [(Scenario::PageFirst, 0), (Scenario::PageDeep, 10_000)];
 
     /// The scenarios issue 8 sets targets for, besides the ceiling.
     pub const TARGETED: [Scenario; 4] = [
@@ -67,6 +77,7 @@ impl Scenario {
             Scenario::Update => "update",
             Scenario::Create => "create",
             Scenario::CreateSpread => "create-spread",
+            Scenario::PageFirst | Scenario::PageDeep => "page",
         }
     }
 
@@ -81,6 +92,8 @@ impl Scenario {
             Scenario::Update => "(f) updateOrgInvite, Bearer",
             Scenario::Create => "(g) createOrgInvite, Bearer",
             Scenario::CreateSpread => "(h) createOrgInvite, Bearer, 32 organizations",
+            Scenario::PageFirst => "(i) community list page at offset 0, 1M pending",
+            Scenario::PageDeep => "(j) community list page at offset 10,000, 1M pending",
         }
     }
 
@@ -93,7 +106,12 @@ impl Scenario {
     pub fn success(self) -> u16 {
         match self {
             Scenario::Ceiling | Scenario::Digest | Scenario::Bearer | Scenario::Bulk => 204,
-            Scenario::List | Scenario::Update | Scenario::Create | Scenario::CreateSpread => 200,
+            Scenario::List
+            | Scenario::Update
+            | Scenario::Create
+            | Scenario::CreateSpread
+            | Scenario::PageFirst
+            | Scenario::PageDeep => 200,
         }
     }
 }
@@ -105,7 +123,7 @@ mod tests {
     #[test]
     fn letters_run_a_to_g_in_order_and_titles_start_with_them() {
         let letters: String = Scenario::ALL.iter().map(|s| s.letter()).collect();
-        assert_eq!(letters, "abcdefgh");
+        assert_eq!(letters, "abcdefghij");
         assert_eq!(
             Scenario::Bulk.title(),
             "(d) community bulk DELETE, 10 users"
@@ -113,10 +131,11 @@ mod tests {
     }
 
     #[test]
-    fn names_are_distinct() {
+    fn names_are_distinct_but_for_the_two_pages() {
         let mut names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(Scenario::PageFirst.name(), Scenario::PageDeep.name());
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), Scenario::ALL.len());
+        assert_eq!(names.len(), Scenario::ALL.len() - 1);
     }
 }

@@ -1,18 +1,66 @@
-//! PostgreSQL bodies of the community hot paths (bulk invitations and removals, joins): each one
-//! transaction of the native pool.
+//! PostgreSQL bodies of the community hot paths: bulk invitations and removals and joins, each
+//! one transaction of the native pool; list pages.
 
-use invites_domain::community::CommunityTarget;
+use futures_util::TryStreamExt;
+use invites_domain::community::{CommunityTarget, InvitedUser};
 use sqlx::Acquire;
 
 use super::{write_audit, Postgres};
 use crate::audit::AuditEntry;
 use crate::community::{
-    accepted_audit, audit_rows, invite_sql, join_sql, offending, removal_sql, CREATED, REMOVED,
-    USER_EXISTS_SQL,
+    accepted_audit, audit_rows, invite_sql, invited_page_sql, invited_user, join_sql, offending,
+    removal_sql, target_kind, InvitedUserRow, PageSeek, CREATED, PENDING_CHUNKS_SQL,
+    PENDING_TOTAL_SQL, REMOVED, USER_EXISTS_SQL,
 };
 use crate::{Result, IDS_PER_STATEMENT};
 
 impl Postgres {
+    /// See [`crate::Store::invited_users`]. Three statements outside a transaction, like any
+    /// offset paging under concurrent writes: a write between them moves the page by what it
+    /// added or removed before it.
+    pub(crate) async fn invited_users(
+        &self,
+        target: CommunityTarget,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<InvitedUser>)> {
+        let kind = target_kind(target);
+        let total: Option<(i64,)> = sqlx::query_as(PENDING_TOTAL_SQL)
+            .bind(kind)
+            .bind(target.id())
+            .fetch_optional(&self.native)
+            .await?;
+        let total = total.map_or(0, |(n,)| n);
+        if offset >= total {
+            return Ok((total, Vec::new()));
+        }
+        let mut start = None;
+        {
+            let mut chunks = sqlx::query_as::<_, (i64, i64)>(PENDING_CHUNKS_SQL)
+                .bind(kind)
+                .bind(target.id())
+                .fetch(&self.native);
+            let mut seek = PageSeek::new(offset);
+            while let Some((chunk, pending)) = chunks.try_next().await? {
+                start = seek.feed(chunk, pending);
+                if start.is_some() {
+                    break;
+                }
+            }
+        }
+        let Some((first_id, skip)) = start else {
+            return Ok((total, Vec::new()));
+        };
+        let rows: Vec<InvitedUserRow> = sqlx::query_as(invited_page_sql(target))
+            .bind(target.id())
+            .bind(first_id)
+            .bind(limit)
+            .bind(skip)
+            .fetch_all(&self.native)
+            .await?;
+        Ok((total, rows.into_iter().map(invited_user).collect()))
+    }
+
     /// See [`crate::Store::invite_users`].
     pub(crate) async fn invite_users(
         &self,

@@ -1,19 +1,71 @@
-//! SQLite bodies of the community hot paths (bulk invitations and removals, joins): each one job
-//! of the writer thread, batched with other writes, instead of round trips per user.
+//! SQLite bodies of the community hot paths: bulk invitations and removals and joins, each one
+//! job of the writer thread, batched with other writes, instead of round trips per user; list
+//! pages, each one read on a reader connection.
 
-use invites_domain::community::CommunityTarget;
+use invites_domain::community::{CommunityTarget, InvitedUser};
 use rusqlite::OptionalExtension;
 
 use super::writer::Outcome;
 use super::{write_audit, Sqlite};
 use crate::audit::AuditEntry;
 use crate::community::{
-    accepted_audit, audit_rows, invite_sql, join_sql, offending, removal_sql, CREATED, REMOVED,
-    USER_EXISTS_SQL,
+    accepted_audit, audit_rows, invite_sql, invited_page_sql, invited_user, join_sql, offending,
+    removal_sql, target_kind, InvitedUserRow, PageSeek, CREATED, PENDING_CHUNKS_SQL,
+    PENDING_TOTAL_SQL, REMOVED, USER_EXISTS_SQL,
 };
 use crate::{Result, IDS_PER_STATEMENT};
 
 impl Sqlite {
+    /// See [`crate::Store::invited_users`]: the total, the chunks and the page in one read
+    /// transaction, so all three are of the same moment.
+    pub(crate) async fn invited_users(
+        &self,
+        target: CommunityTarget,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<InvitedUser>)> {
+        self.readers
+            .read(move |conn| {
+                let read = conn.unchecked_transaction()?;
+                let key = rusqlite::params![target_kind(target), target.id()];
+                let total: i64 = read
+                    .prepare_cached(PENDING_TOTAL_SQL)?
+                    .query_row(key, |row| row.get(0))
+                    .optional()?
+                    .unwrap_or(0);
+                let mut start = None;
+                if offset < total {
+                    let mut chunks = read.prepare_cached(PENDING_CHUNKS_SQL)?;
+                    let mut rows = chunks.query(key)?;
+                    let mut seek = PageSeek::new(offset);
+                    while let Some(row) = rows.next()? {
+                        start = seek.feed(row.get(0)?, row.get(1)?);
+                        if start.is_some() {
+                            break;
+                        }
+                    }
+                }
+                let mut users = Vec::new();
+                if let Some((first_id, skip)) = start {
+                    let mut page = read.prepare_cached(invited_page_sql(target))?;
+                    let mut rows =
+                        page.query(rusqlite::params![target.id(), first_id, limit, skip])?;
+                    while let Some(row) = rows.next()? {
+                        let user: InvitedUserRow = (
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        );
+                        users.push(invited_user(user));
+                    }
+                }
+                Ok((total, users))
+            })
+            .await
+    }
+
     /// See [`crate::Store::invite_users`].
     pub(crate) async fn invite_users(
         &self,
