@@ -475,7 +475,7 @@ fn test_phases(phases: &mut Phases) -> Result<Option<String>> {
         Err(e) => {
             println!(
                 "\n*** PostgreSQL runs SKIPPED: the cluster could not start: {e:#}\n\
-                 *** (the store tests, the conformance suite and the two-replica test over PostgreSQL do not run)\n"
+                 *** (the store tests, the conformance suite and the two-replica and fault tests over PostgreSQL do not run)\n"
             );
             None
         }
@@ -519,7 +519,7 @@ fn test_phases(phases: &mut Phases) -> Result<Option<String>> {
         }
     }
     let summary = phases.run(
-        "test suites (SQLite; the two-replica test over PostgreSQL)",
+        "test suites (SQLite; the two-replica and fault tests over PostgreSQL)",
         || {
             let mut cmd = Command::new("cargo");
             if nextest {
@@ -537,6 +537,7 @@ fn test_phases(phases: &mut Phases) -> Result<Option<String>> {
             cmd.env("INVITES_TEST_PYTHON", &python);
             if let Some(cluster) = &cluster {
                 cmd.env("INVITES_TEST_POSTGRES_URL", &cluster.url);
+                cmd.env("INVITES_TEST_POSTGRES_BIN", cluster.bin());
             }
             run_keeping_summary(&mut cmd, if nextest { "Summary " } else { "test result:" })
         },

@@ -48,6 +48,11 @@ fn is_root() -> bool {
 }
 
 impl Cluster {
+    /// PostgreSQL's `bin` directory, for tests that run a cluster of their own.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
     fn command(&self, program: &str) -> Command {
         command(self.run_as, &self.bin.join(program))
     }

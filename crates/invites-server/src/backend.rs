@@ -35,6 +35,14 @@ pub fn store_error(e: StoreError) -> Error {
             "The database is out of space; retry later.",
         )
         .with_retry_after(30),
+        StoreError::Unavailable(why) => {
+            tracing::warn!(error = %why, "database unreachable");
+            Error::new(
+                ErrorCode::ServiceUnavailable,
+                "The database cannot be reached; retry shortly.",
+            )
+            .with_retry_after(1)
+        }
         other => {
             tracing::error!(error = %other, "store failure");
             Error::internal()

@@ -17,6 +17,11 @@ pub enum StoreError {
     /// The disk or database is full: retry once space is freed.
     #[error("database full")]
     Full,
+    /// The database server cannot be reached (stopped, restarting, the connection cut or the
+    /// server shutting it down): retry once it is back. The write in flight, if any, was not
+    /// acknowledged; it committed or not as the server decided.
+    #[error("database unreachable: {0}")]
+    Unavailable(String),
     /// A uniqueness or foreign-key rule refused the write.
     #[error("constraint violated: {0}")]
     Conflict(String),
@@ -77,6 +82,12 @@ pub(crate) const PG_SERIALIZATION_FAILURE: &str = "40001";
 pub(crate) const PG_DEADLOCK_DETECTED: &str = "40P01";
 /// lock_not_available.
 pub(crate) const PG_LOCK_NOT_AVAILABLE: &str = "55P03";
+/// admin_shutdown: the connection was terminated (`pg_terminate_backend`, a fast shutdown).
+pub(crate) const PG_ADMIN_SHUTDOWN: &str = "57P01";
+/// crash_shutdown: another server process crashed and this one was stopped with it.
+pub(crate) const PG_CRASH_SHUTDOWN: &str = "57P02";
+/// The SQLSTATE class of connection exceptions (08000, 08003, 08006, ...).
+pub(crate) const PG_CONNECTION_EXCEPTION_CLASS: &str = "08";
 /// cannot_connect_now: the server is starting up or shutting down.
 pub(crate) const PG_CANNOT_CONNECT_NOW: &str = "57P03";
 /// too_many_connections.
@@ -103,14 +114,15 @@ pub(crate) const PG_INVALID_CATALOG_NAME: &str = "3D000";
 pub(crate) const PG_INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 /// SQLSTATEs after which retrying may succeed.
-const PG_BUSY: [&str; 6] = [
+const PG_BUSY: [&str; 5] = [
     PG_SERIALIZATION_FAILURE,
     PG_DEADLOCK_DETECTED,
     PG_LOCK_NOT_AVAILABLE,
-    PG_CANNOT_CONNECT_NOW,
     PG_TOO_MANY_CONNECTIONS,
     PG_CONFIGURATION_LIMIT_EXCEEDED,
 ];
+/// SQLSTATEs of a server that is going away or not there yet (besides class 08).
+const PG_UNAVAILABLE: [&str; 3] = [PG_ADMIN_SHUTDOWN, PG_CRASH_SHUTDOWN, PG_CANNOT_CONNECT_NOW];
 /// SQLSTATEs of a server out of disk or memory.
 const PG_FULL: [&str; 2] = [PG_DISK_FULL, PG_OUT_OF_MEMORY];
 /// SQLSTATEs of a write refused by a rule.
@@ -155,6 +167,10 @@ fn classify_sqlite(code: i32, message: impl FnOnce() -> String) -> Option<StoreE
 fn classify_postgres(sqlstate: &str, message: impl FnOnce() -> String) -> Option<StoreError> {
     if PG_BUSY.contains(&sqlstate) {
         Some(StoreError::Busy)
+    } else if PG_UNAVAILABLE.contains(&sqlstate)
+        || sqlstate.starts_with(PG_CONNECTION_EXCEPTION_CLASS)
+    {
+        Some(StoreError::Unavailable(message()))
     } else if PG_FULL.contains(&sqlstate) {
         Some(StoreError::Full)
     } else if PG_CONFLICT.contains(&sqlstate) {
@@ -180,10 +196,16 @@ impl From<sqlx::Error> for StoreError {
                 return class;
             }
         }
-        if let sqlx::Error::PoolTimedOut = e {
-            return StoreError::Busy;
+        match e {
+            // Every connection is in use past the pool's acquire timeout, or none can be opened
+            // (the server is down: the pool retries until the timeout).
+            sqlx::Error::PoolTimedOut => StoreError::Busy,
+            // The connection broke under a query: the server stopped, restarted or cut it.
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
+                StoreError::Unavailable(e.to_string())
+            }
+            e => StoreError::Database(e),
         }
-        StoreError::Database(e)
     }
 }
 
@@ -208,6 +230,30 @@ impl From<rusqlite::Error> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_going_away_or_a_cut_connection_is_unavailable() {
+        for code in ["57P01", "57P02", "57P03", "08000", "08003", "08006"] {
+            let class = classify_postgres(code, || "m".into());
+            assert!(
+                matches!(class, Some(StoreError::Unavailable(_))),
+                "{code}: {class:?}"
+            );
+        }
+        let cut = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        assert!(matches!(
+            StoreError::from(sqlx::Error::Io(cut)),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            StoreError::from(sqlx::Error::PoolTimedOut),
+            StoreError::Busy
+        ));
+        assert!(matches!(
+            classify_postgres("40001", String::new),
+            Some(StoreError::Busy)
+        ));
+    }
 
     /// A failure as rusqlite reports it.
     fn rusqlite_failure(extended: i32) -> rusqlite::Error {

@@ -43,6 +43,12 @@ pub(crate) struct Postgres {
     wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
 }
 
+/// How long a request waits for a connection of a pool: every one busy, or none can be opened
+/// because the server is down (the pool keeps trying until then). Past it the request is
+/// answered "retry later" (`Retry-After`), well inside the 5 s that a stopped server may cost a
+/// request (issue 18; the fault test in crates/invites/tests/cli/pg_faults.rs holds it).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl Postgres {
     /// Connects both pools to the server `url` names.
     pub(crate) async fn connect(
@@ -53,7 +59,7 @@ impl Postgres {
             url,
             AnyPoolOptions::new()
                 .max_connections(CONNECTIONS)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await,
         )
@@ -62,7 +68,7 @@ impl Postgres {
             url,
             PgPoolOptions::new()
                 .max_connections(CONNECTIONS)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await,
         )

@@ -5,6 +5,7 @@ mod crash;
 mod env;
 mod hostile;
 mod logs;
+mod pg_faults;
 mod proxy;
 mod readiness;
 mod replicas;
