@@ -7,6 +7,9 @@
 //! never asked); `INVITES_BENCH_BOUND=queued` sends it through the removal queue and the writer
 //! thread's transaction as usual, but the writer executes no SQL for it. Either way nothing is
 //! removed or audited: the figures bound what the real removal can reach.
+//! `INVITES_BENCH_BOUND=uncounted` is of another kind: community writes on SQLite keep no page
+//! counts (migration 8), so that, with the pending index dropped too, a community bulk removal
+//! does what it did before list pages scaled, for comparison in the same run.
 
 use std::sync::OnceLock;
 
@@ -17,14 +20,25 @@ pub enum Bound {
     Authorized,
     /// Queued and batched into a writer transaction that executes nothing.
     Queued,
+    /// Community writes on SQLite keep no page counts.
+    Uncounted,
 }
 
 impl Bound {
+    /// What it changes, for the server's warning at start-up.
+    pub fn effect(self) -> &'static str {
+        match self {
+            Bound::Authorized | Bound::Queued => "removals remove nothing",
+            Bound::Uncounted => "community writes keep no page counts",
+        }
+    }
+
     /// Reads a bound's name as `INVITES_BENCH_BOUND` gives it.
     pub fn parse(name: &str) -> Option<Bound> {
         match name {
             "authorized" => Some(Bound::Authorized),
             "queued" => Some(Bound::Queued),
+            "uncounted" => Some(Bound::Uncounted),
             _ => None,
         }
     }
@@ -48,7 +62,7 @@ pub fn current() -> Option<Bound> {
 /// Called at start-up: the bound in force, or why `INVITES_BENCH_BOUND` is not one.
 pub fn check() -> Result<Option<Bound>, String> {
     read().clone().map_err(|name| {
-        format!("INVITES_BENCH_BOUND={name:?} is not a bound: use \"authorized\" or \"queued\"")
+        format!("INVITES_BENCH_BOUND={name:?} is not a bound: use \"authorized\", \"queued\" or \"uncounted\"")
     })
 }
 
@@ -60,6 +74,7 @@ mod tests {
     fn bound_names_parse_and_nothing_else_does() {
         assert_eq!(Bound::parse("authorized"), Some(Bound::Authorized));
         assert_eq!(Bound::parse("queued"), Some(Bound::Queued));
+        assert_eq!(Bound::parse("uncounted"), Some(Bound::Uncounted));
         assert_eq!(Bound::parse(""), None);
         assert_eq!(Bound::parse("Queued"), None);
     }

@@ -12,7 +12,7 @@ use invites_domain::community::{CommunityTarget, InvitedUser};
 use invites_domain::CommunityRole;
 
 use crate::audit::{AuditEntry, AuditRow};
-use crate::{placeholders, Engine, Result, Store, StoreError};
+use crate::{placeholders, Backend, Engine, Result, Store, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommunityGroupRecord {
@@ -155,6 +155,7 @@ impl Store {
         inviter_user_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
+        let mut tx = self.writer().begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO community_invitations (group_id, course_id, user_id, inviter_user_id, status, created_at) \
              VALUES ($1, $2, $3, $4, 'PENDING', $5) RETURNING id",
@@ -164,22 +165,68 @@ impl Store {
         .bind(user_id)
         .bind(inviter_user_id)
         .bind(now.timestamp_millis())
-        .fetch_one(self.writer())
+        .fetch_one(&mut *tx)
         .await?;
+        if self.backend() == Backend::Sqlite {
+            count_pending(&mut tx, target_of(group_id, course_id), &[id], 1).await?;
+        }
+        tx.commit().await?;
         Ok(id)
     }
 
     /// Marks a community invitation accepted.
     pub async fn accept_community_invitation(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE community_invitations SET status = 'ACCEPTED', accepted_at = $2 WHERE id = $1 AND status = 'PENDING'",
+        let mut tx = self.writer().begin().await?;
+        let accepted: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+            "UPDATE community_invitations SET status = 'ACCEPTED', accepted_at = $2 \
+             WHERE id = $1 AND status = 'PENDING' RETURNING group_id, course_id",
         )
         .bind(id)
         .bind(now.timestamp_millis())
-        .execute(self.writer())
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if let (Some((group_id, course_id)), Backend::Sqlite) = (accepted, self.backend()) {
+            count_pending(&mut tx, target_of(group_id, course_id), &[id], -1).await?;
+        }
+        tx.commit().await?;
+        Ok(accepted.is_some())
     }
+}
+
+/// The target an invitation row names (exactly one of its columns is set).
+fn target_of(group_id: Option<i64>, course_id: Option<i64>) -> CommunityTarget {
+    match (group_id, course_id) {
+        (Some(group), _) => CommunityTarget::Group(group),
+        (None, course) => CommunityTarget::Course(course.unwrap_or_default()),
+    }
+}
+
+/// What `crate::sqlite::community`'s writer jobs add to the page counts, for the writes through
+/// sqlx on SQLite (administration and the demo; see migration 8).
+async fn count_pending(
+    conn: &mut sqlx::AnyConnection,
+    target: CommunityTarget,
+    ids: &[i64],
+    sign: i64,
+) -> Result<()> {
+    let kind = target_kind(target);
+    let (total, chunks) = pending_changes(ids, sign);
+    sqlx::query(ADD_PENDING_TOTAL_SQL)
+        .bind(kind)
+        .bind(target.id())
+        .bind(total)
+        .execute(&mut *conn)
+        .await?;
+    for (chunk, change) in chunks {
+        sqlx::query(ADD_PENDING_CHUNK_SQL)
+            .bind(kind)
+            .bind(target.id())
+            .bind(chunk)
+            .bind(change)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Whether a user exists (parameter: the id).
@@ -247,6 +294,43 @@ pub(crate) const PENDING_TOTAL_SQL: &str =
 /// chunk a page starts in.
 pub(crate) const PENDING_CHUNKS_SQL: &str = "SELECT chunk, pending FROM community_pending_chunks \
      WHERE kind = $1 AND target_id = $2 AND pending > 0 ORDER BY chunk";
+
+/// Adds to a target's pending total (parameters: kind, target, the change). SQLite's writes run
+/// it; on PostgreSQL the triggers of migration 8 keep the counts.
+pub(crate) const ADD_PENDING_TOTAL_SQL: &str =
+    "INSERT INTO community_pending_totals (kind, target_id, pending) VALUES ($1, $2, $3) \
+     ON CONFLICT (kind, target_id) DO UPDATE SET pending = pending + excluded.pending";
+
+/// Adds to a target's pending count of one chunk (parameters: kind, target, chunk, the change).
+pub(crate) const ADD_PENDING_CHUNK_SQL: &str =
+    "INSERT INTO community_pending_chunks (kind, target_id, chunk, pending) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (kind, target_id, chunk) DO UPDATE SET pending = pending + excluded.pending";
+
+/// Counts every target's pending invitations again (SQLite, after SQL run as a script).
+pub(crate) const RECOUNT_PENDING_SQL: &str = "DELETE FROM community_pending_totals;
+DELETE FROM community_pending_chunks;
+INSERT INTO community_pending_totals (kind, target_id, pending)
+    SELECT group_id IS NULL, COALESCE(group_id, course_id), COUNT(*)
+    FROM community_invitations WHERE status = 'PENDING' GROUP BY 1, 2;
+INSERT INTO community_pending_chunks (kind, target_id, chunk, pending)
+    SELECT group_id IS NULL, COALESCE(group_id, course_id), id >> 8, COUNT(*)
+    FROM community_invitations WHERE status = 'PENDING' GROUP BY 1, 2, 3;";
+
+/// The count changes when the invitations `ids` of one target become pending (`sign` 1) or stop
+/// being pending (-1): the total's, and each chunk's in ascending chunk order.
+pub(crate) fn pending_changes(ids: &[i64], sign: i64) -> (i64, Vec<(i64, i64)>) {
+    let mut chunks: Vec<(i64, i64)> = Vec::new();
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    for id in sorted {
+        let chunk = id >> CHUNK_BITS;
+        match chunks.last_mut() {
+            Some((c, n)) if *c == chunk => *n += sign,
+            _ => chunks.push((chunk, sign)),
+        }
+    }
+    (sign * ids.len() as i64, chunks)
+}
 
 /// How the count tables name a target's kind: the column of `community_invitations` that holds
 /// it, 0 for `group_id`, 1 for `course_id` (migration 8).
@@ -630,6 +714,16 @@ mod tests {
         (kept, recount)
     }
 
+    #[test]
+    fn changes_are_summed_per_chunk_in_chunk_order() {
+        let ids = [600, 3, 255, 256, 1 << CHUNK_BITS | 7];
+        assert_eq!(
+            pending_changes(&ids, -1),
+            (-5, vec![(0, -2), (1, -2), (2, -1)])
+        );
+        assert_eq!(pending_changes(&[], 1), (0, vec![]));
+    }
+
     #[tokio::test]
     async fn pending_counts_follow_every_writer() {
         let (store, _dir, t, a, ids) = group_with_users(12).await;
@@ -650,7 +744,19 @@ mod tests {
                 .collect::<Vec<_>>(),
             [5, 7]
         );
-        // Plain SQL (fixture loads, an operator's hand) is counted too: an insert with an id in
+        // The writes through sqlx (administration, the demo) are counted too.
+        let extra = store
+            .invite_to_community(Some(t.id()), None, ids[10], None, now)
+            .await
+            .unwrap();
+        store.accept_community_invitation(extra, now).await.unwrap();
+        store
+            .invite_to_community(None, Some(course.id), ids[1], None, now)
+            .await
+            .unwrap();
+        let (kept, recount) = counts_and_recount(&store).await;
+        assert_eq!(kept, recount);
+        // And SQL run as a script (fixture loads, an operator's repair): an insert with an id in
         // another chunk, an acceptance, a deletion, and a group deleted with its invitations.
         let g = t.id();
         for sql in [
@@ -660,13 +766,13 @@ mod tests {
             format!("DELETE FROM community_invitations WHERE group_id = {g} AND user_id = {}", ids[0]),
             format!("UPDATE community_invitations SET inviter_user_id = {} WHERE group_id = {g}", ids[1]),
         ] {
-            sqlx::query(&sql).execute(store.pool()).await.unwrap();
+            store.run_script(&sql).await.unwrap();
             let (kept, recount) = counts_and_recount(&store).await;
             assert_eq!(kept, recount, "{sql}");
         }
         assert_eq!(store.invited_users(t, 100, 0).await.unwrap().0, 5);
-        sqlx::query(&format!("DELETE FROM community_groups WHERE id = {g}"))
-            .execute(store.pool())
+        store
+            .run_script(&format!("DELETE FROM community_groups WHERE id = {g}"))
             .await
             .unwrap();
         let (kept, recount) = counts_and_recount(&store).await;

@@ -296,10 +296,17 @@ impl Store {
     /// Runs an SQL script (several statements) in one transaction: all of it applies or none.
     /// For fixture sets and operator repairs; the script is trusted, it is not user input.
     /// On PostgreSQL the identity sequences are then moved past any explicit ids the script
-    /// inserted.
+    /// inserted; on SQLite the community page counts are counted again (migration 8).
     pub async fn run_script(&self, script: &str) -> Result<()> {
         let mut tx = self.writer().begin().await?;
         sqlx::raw_sql(script).execute(&mut *tx).await?;
+        if self.backend() == Backend::Sqlite {
+            // A script may change pending invitations: their page counts are the store's to
+            // keep on SQLite (migration 8), so count them again.
+            sqlx::raw_sql(community::RECOUNT_PENDING_SQL)
+                .execute(&mut *tx)
+                .await?;
+        }
         if self.backend() == Backend::Postgres {
             for table in IDENTITY_TABLES {
                 sqlx::raw_sql(&format!(

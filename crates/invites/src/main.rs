@@ -354,7 +354,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = ShutdownSignals::register().context("registering signal handlers")?;
     #[cfg(feature = "bench-bounds")]
     match invites_store::bench_bound::check().map_err(anyhow::Error::msg)? {
-        Some(bound) => tracing::warn!(?bound, "benchmark bound in force: removals remove nothing"),
+        Some(bound) => tracing::warn!(?bound, "benchmark bound in force: {}", bound.effect()),
         None => tracing::warn!("built with bench-bounds, but no INVITES_BENCH_BOUND is set"),
     }
     // Flags first, then the socket: a start that fails on either changes nothing.
