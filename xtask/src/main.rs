@@ -47,7 +47,7 @@ enum Cmd {
         release: Option<String>,
     },
     /// Run every check and test: fmt, clippy (also with bench-bounds), spec freshness and independent validation,
-    /// schemathesis against the Atlas reference, the test suites, 10 s of fuzzing per target.
+    /// schemathesis against the Atlas reference, the test suites, 20 s of fuzzing per target.
     /// Installs what the tests need when it is missing (a Python virtualenv under target/).
     Test,
     /// Benchmarks (loopback only). `cargo xtask bench mock`: our mock against Stoplight Prism.
@@ -543,10 +543,10 @@ fn test_phases(phases: &mut Phases) -> Result<Option<String>> {
         },
     )?;
     phases.run(
-        "fuzzing: each target of fuzz/ for 10 s (cargo-fuzz, libFuzzer)",
+        "fuzzing: each target of fuzz/ for 20 s (cargo-fuzz, libFuzzer)",
         || {
             fuzz::fuzz(&fuzz::Options {
-                seconds: 10,
+                seconds: 20,
                 targets: Vec::new(),
             })
         },
