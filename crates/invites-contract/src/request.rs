@@ -91,9 +91,13 @@ pub fn pairs(text: &str) -> Vec<(String, String)> {
 pub fn path_values<'p>(template: &str, path: &'p str) -> Vec<(String, &'p str)> {
     let mut out = Vec::new();
     for (t, p) in template.split('/').zip(path.split('/')) {
+        // A segment with its braces the wrong way round (`id}.{ext`) names no parameter.
         let (Some(a), Some(b)) = (t.find('{'), t.rfind('}')) else {
             continue;
         };
+        if b < a {
+            continue;
+        }
         let suffix_len = t.len() - b - 1;
         let inner = &t[a + 1..b];
         let Some(value) = p.get(a..p.len().saturating_sub(suffix_len)) else {
@@ -570,6 +574,21 @@ mod tests {
         assert_eq!(
             path_values("/compare/{base}...{head}", "/compare/main...dev"),
             vec![("base".to_owned(), "main"), ("head".to_owned(), "dev")]
+        );
+    }
+
+    /// Found by the contract_load fuzz target (a 120 s run): a document's path segment with
+    /// its braces the wrong way round panicked slicing the template. It names no parameter.
+    #[test]
+    fn a_segment_with_braces_the_wrong_way_round_names_nothing() {
+        assert_eq!(
+            path_values("/things/sid}.{exty", "/things/abc.json"),
+            vec![]
+        );
+        assert_eq!(path_values("/a/}{", "/a/x"), vec![]);
+        assert_eq!(
+            path_values("/a/{x}/b/y}{", "/a/1/b/z"),
+            vec![("x".to_owned(), "1")]
         );
     }
 
