@@ -2,12 +2,13 @@
 //! (liveness) does not. Over PostgreSQL the database is dropped under the running server.
 //!
 //! The PostgreSQL test needs `INVITES_TEST_POSTGRES_URL` (a server's maintenance database); the
-//! test command starts a throwaway cluster and sets it. Without it the test says so and passes.
+//! test command starts a throwaway cluster and sets it. Without it the test says it is skipped,
+//! and under CI it fails (`support::postgres_url`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{fresh_database, serve};
+use crate::support::{fresh_database, postgres_url, serve};
 
 /// `invites healthcheck [--ready] --addr ADDR`: whether it exited 0.
 fn probe(base: &str, ready: bool) -> bool {
@@ -33,8 +34,7 @@ fn healthcheck_ready_probes_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_fails_while_the_postgres_database_is_gone_and_liveness_holds() {
-    let Ok(admin_url) = std::env::var("INVITES_TEST_POSTGRES_URL") else {
-        eprintln!("INVITES_TEST_POSTGRES_URL not set: skipping the PostgreSQL readiness test");
+    let Some(admin_url) = postgres_url("ready_fails_while_the_postgres_database_is_gone") else {
         return;
     };
     let db = fresh_database(&admin_url, "readiness").await;
