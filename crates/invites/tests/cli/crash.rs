@@ -3,28 +3,18 @@
 //! invitation whose POST got 200 exists unless its DELETE got 204, each whose DELETE got 204 is
 //! gone, and the file passes SQLite's integrity check. Repeated over several kills in one run.
 
-use std::collections::HashMap;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{serve, service_account_token, Served};
+use crate::support::{serve, service_account_token, Acknowledged, Served};
 
 fn start(db: &std::path::Path, extra: &[&str]) -> Served {
     let mut args = vec!["--rate-limit-per-minute", "100000000"];
     args.extend_from_slice(extra);
     serve(db.to_str().unwrap(), &args)
-}
-
-/// What the clients were told: created ids (POST 200), ids a DELETE was sent for, and deleted
-/// ids (DELETE 204).
-#[derive(Default)]
-struct Acknowledged {
-    created: Vec<String>,
-    delete_sent: Vec<String>,
-    deleted: Vec<String>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,52 +105,24 @@ async fn acknowledged_writes_survive_sigkill() {
         let verdict: Value = serde_json::from_slice(&check.stdout).unwrap();
         assert_eq!(verdict["integrity"], "ok");
         server = start(&db, &[]);
-        let (created, delete_sent, deleted) = {
-            let a = ack.lock().unwrap();
-            (a.created.clone(), a.delete_sent.clone(), a.deleted.clone())
-        };
+        let told = ack.lock().unwrap().clone();
         assert!(
-            !created.is_empty(),
+            !told.created.is_empty(),
             "round {round}: the load wrote nothing before the kill"
         );
-        let deleted_set: std::collections::HashSet<&String> = deleted.iter().collect();
-        let sent_set: std::collections::HashSet<&String> = delete_sent.iter().collect();
-        let mut seen: HashMap<u16, usize> = HashMap::new();
-        for id in &created {
-            let status = client
-                .get(format!(
-                    "{}/api/atlas/v2/orgs/{org}/invites/{id}",
-                    server.base
-                ))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16();
-            *seen.entry(status).or_default() += 1;
-            if deleted_set.contains(id) {
-                assert_eq!(
-                    status, 404,
-                    "round {round}: {id} was deleted (204) but is back"
-                );
-            } else if sent_set.contains(id) {
-                // Its DELETE was sent but never answered: it may or may not have happened.
-                assert!(
-                    status == 200 || status == 404,
-                    "round {round}: {id}: {status}"
-                );
-            } else {
-                assert_eq!(
-                    status, 200,
-                    "round {round}: {id} was created (200) but is missing"
-                );
-            }
-        }
+        let seen = told
+            .check_nothing_lost(
+                &client,
+                &server.base,
+                &org,
+                &token,
+                &format!("round {round}"),
+            )
+            .await;
         eprintln!(
             "round {round}: {} created, {} deleted acknowledged before SIGKILL; after restart {seen:?}",
-            created.len(),
-            deleted.len()
+            told.created.len(),
+            told.deleted.len()
         );
     }
     server.child.kill().unwrap();

@@ -18,7 +18,7 @@
 //! skipped, except under CI, where it fails (as the other tests over PostgreSQL do: see
 //! `support::postgres_url`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{fresh_database, postgres_url, serve, service_account_token, Served};
+use crate::support::{
+    fresh_database, postgres_url, serve, service_account_token, Acknowledged, Served,
+};
 
 /// A PostgreSQL cluster the test may stop and start: a temporary data directory, a free
 /// loopback port, trust authentication, run as the `postgres` user when the test runs as root
@@ -185,14 +187,6 @@ impl Answer {
             && self.retry_after
             && self.error_code.as_deref() == Some("SERVICE_UNAVAILABLE")
     }
-}
-
-/// What the clients were told, as in the SQLite crash test.
-#[derive(Default)]
-struct Acknowledged {
-    created: Vec<String>,
-    delete_sent: Vec<String>,
-    deleted: Vec<String>,
 }
 
 struct Load {
@@ -428,12 +422,7 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     // At most the requests on the terminated connections failed.
     let failed_after_terminate = answers
         .iter()
-        .filter(|x| {
-            x.sent + x.took >= terminate_at
-                && x.sent < kill_at
-                && x.status != 200
-                && x.status != 204
-        })
+        .filter(|x| x.sent + x.took >= terminate_at && x.sent < kill_at && !x.succeeded())
         .count();
     assert!(
         failed_after_terminate <= terminated,
@@ -443,40 +432,14 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     let after_kill: Vec<&Answer> = answers.iter().filter(|x| x.sent >= only_a_from).collect();
     assert!(!after_kill.is_empty());
     assert!(
-        after_kill
-            .iter()
-            .all(|x| x.replica == 0 && (200..300).contains(&x.status)),
+        after_kill.iter().all(|x| x.replica == 0 && x.succeeded()),
         "{after_kill:?}"
     );
 
     // Nothing acknowledged was lost: read back through the survivor.
-    let (created, delete_sent, deleted) = {
-        let ack = load.ack.lock().unwrap();
-        (
-            ack.created.clone(),
-            ack.delete_sent.clone(),
-            ack.deleted.clone(),
-        )
-    };
-    let deleted: HashSet<&String> = deleted.iter().collect();
-    let delete_sent: HashSet<&String> = delete_sent.iter().collect();
-    for id in &created {
-        let status = client
-            .get(format!("{}/api/atlas/v2/orgs/{org}/invites/{id}", a.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16();
-        if deleted.contains(id) {
-            assert_eq!(status, 404, "{id} was deleted (204) but is back");
-        } else if delete_sent.contains(id) {
-            assert!(status == 200 || status == 404, "{id}: {status}");
-        } else {
-            assert_eq!(status, 200, "{id} was created (200) but is missing");
-        }
-    }
+    let told = load.ack.lock().unwrap().clone();
+    told.check_nothing_lost(&client, &a.base, &org, &token, "pg faults")
+        .await;
     eprintln!(
         "pg faults: {} answers {seen:?}; outage 4 s with {during_outage} requests sent, slowest \
          answer {slowest:?}, served again {recovered:?} after PostgreSQL returned; \
@@ -484,8 +447,8 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
          {} answers from the survivor alone; {} creates and {} deletes acknowledged, all checked",
         answers.len(),
         after_kill.len(),
-        created.len(),
-        deleted.len()
+        told.created.len(),
+        told.deleted.len()
     );
     drop(a);
 }

@@ -152,3 +152,53 @@ pub async fn fresh_database(admin_url: &str, prefix: &str) -> String {
     admin.close().await.unwrap();
     format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
 }
+
+/// What the clients of a create/delete load were told: created ids (POST 200), ids a DELETE was
+/// sent for, and deleted ids (DELETE 204).
+#[derive(Clone, Default)]
+pub struct Acknowledged {
+    pub created: Vec<String>,
+    pub delete_sent: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+impl Acknowledged {
+    /// Reads every created invitation of `org` back through `base`: one deleted (204) must be
+    /// gone, one whose DELETE was sent but never answered may or may not be, every other must be
+    /// there. Failures start with `context`; returns the statuses seen, counted.
+    pub async fn check_nothing_lost(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+        org: &str,
+        token: &str,
+        context: &str,
+    ) -> std::collections::BTreeMap<u16, usize> {
+        use std::collections::HashSet;
+        let deleted: HashSet<&String> = self.deleted.iter().collect();
+        let delete_sent: HashSet<&String> = self.delete_sent.iter().collect();
+        let mut seen = std::collections::BTreeMap::new();
+        for id in &self.created {
+            let status = client
+                .get(format!("{base}/api/atlas/v2/orgs/{org}/invites/{id}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            *seen.entry(status).or_default() += 1;
+            if deleted.contains(id) {
+                assert_eq!(status, 404, "{context}: {id} was deleted (204) but is back");
+            } else if delete_sent.contains(id) {
+                assert!(status == 200 || status == 404, "{context}: {id}: {status}");
+            } else {
+                assert_eq!(
+                    status, 200,
+                    "{context}: {id} was created (200) but is missing"
+                );
+            }
+        }
+        seen
+    }
+}
