@@ -341,46 +341,96 @@ pub(crate) fn target_kind(target: CommunityTarget) -> i64 {
     }
 }
 
-/// The users of one page of a target's pending invitations, in invitation order (parameters:
-/// the target, the first invitation id to consider, limit, offset from that id). The page is cut
-/// from the partial index of pending invitations on (target, id) and only then are its users
-/// looked up; the first id comes from [`PageSeek`], so the offset skips fewer than a chunk.
+/// The users of one run of a page of a target's pending invitations, in invitation order
+/// (parameters: the target, the run's first id, the id after its last, limit, offset within the
+/// run; rusqlite binds `$N` in order of appearance, so they appear in that order). A run is one
+/// or more consecutive count chunks of [`PagePlan`], so the statement reads at
+/// most 256 rows per chunk of the run, whatever the target has before it: the rows are walked by
+/// primary key (`+{col}` keeps the planner off the (target, user) index, which would read every
+/// pending invitation of the target and sort them), and only then are the page's users looked up.
 pub(crate) fn invited_page_sql(target: CommunityTarget) -> &'static str {
     static PAGE: OnceLock<[String; 2]> = OnceLock::new();
     per_target(&PAGE, target, |col| {
         format!(
             "SELECT u.id, u.username, u.real_name, u.avatar, u.ext_id FROM \
-             (SELECT id, user_id FROM community_invitations WHERE {col} = $1 AND status = 'PENDING' \
-              AND id >= $2 ORDER BY id LIMIT $3 OFFSET $4) i \
+             (SELECT id, user_id FROM community_invitations WHERE +{col} = $1 \
+              AND status = 'PENDING' AND id >= $2 AND id < $3 ORDER BY id LIMIT $4 OFFSET $5) i \
              JOIN users u ON u.id = i.user_id ORDER BY i.id"
         )
     })
 }
 
-/// Finds where a page starts from a target's count chunks, fed in id order: the page at offset
-/// k starts in the first chunk whose pending invitations, with those of the chunks before it,
-/// exceed k.
+/// Where a page's rows are, from a target's count chunks: how many pending invitations of the
+/// first run come before the page, and the runs of chunks to read (first id, id after the last),
+/// ascending, consecutive chunks merged into one run. Only chunks that hold pending invitations
+/// of the target are read, and no more of them than the page needs: at most `limit` + 1 chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PagePlan {
+    pub(crate) skip: i64,
+    pub(crate) runs: Vec<(i64, i64)>,
+}
+
+/// Builds a [`PagePlan`] from a target's non-empty count chunks fed in id order: the page at
+/// offset k starts in the first chunk whose pending invitations, with those of the chunks before
+/// it, exceed k, and ends in the chunk where `limit` of them have been passed from there.
 #[derive(Debug)]
 pub(crate) struct PageSeek {
     offset: i64,
-    /// Pending invitations in the chunks fed so far.
+    limit: i64,
+    /// Pending invitations in the chunks fed before the page's first.
     passed: i64,
+    /// Once the page has started: its plan, and the pending invitations of its chunks from
+    /// the page's first on.
+    plan: Option<(PagePlan, i64)>,
 }
 
 impl PageSeek {
-    pub(crate) fn new(offset: i64) -> PageSeek {
-        PageSeek { offset, passed: 0 }
+    pub(crate) fn new(offset: i64, limit: i64) -> PageSeek {
+        PageSeek {
+            offset: offset.max(0),
+            limit,
+            passed: 0,
+            plan: None,
+        }
     }
 
-    /// The next chunk and its pending count; once the page starts in it, the first id of the
-    /// chunk and how many of its pending invitations come before the page.
-    pub(crate) fn feed(&mut self, chunk: i64, pending: i64) -> Option<(i64, i64)> {
+    /// The next chunk and its pending count; true once the chunks fed hold the whole page (feed
+    /// no more).
+    pub(crate) fn feed(&mut self, chunk: i64, pending: i64) -> bool {
         let pending = pending.max(0);
-        if self.passed + pending > self.offset {
-            return Some((chunk << CHUNK_BITS, self.offset - self.passed));
+        if pending == 0 || self.limit <= 0 {
+            return self.limit <= 0;
         }
-        self.passed += pending;
-        None
+        let (first, after) = (chunk << CHUNK_BITS, (chunk + 1) << CHUNK_BITS);
+        match &mut self.plan {
+            None => {
+                if self.passed + pending <= self.offset {
+                    self.passed += pending;
+                    return false;
+                }
+                let skip = self.offset - self.passed;
+                let plan = PagePlan {
+                    skip,
+                    runs: vec![(first, after)],
+                };
+                self.plan = Some((plan, pending - skip));
+            }
+            Some((plan, held)) => {
+                match plan.runs.last_mut() {
+                    Some((_, end)) if *end == first => *end = after,
+                    _ => plan.runs.push((first, after)),
+                }
+                *held += pending;
+            }
+        }
+        self.plan
+            .as_ref()
+            .is_some_and(|(_, held)| *held >= self.limit)
+    }
+
+    /// The plan, or none when the page starts past every chunk fed (or its limit is 0).
+    pub(crate) fn finish(self) -> Option<PagePlan> {
+        self.plan.map(|(plan, _)| plan).filter(|_| self.limit > 0)
     }
 }
 
@@ -459,9 +509,10 @@ impl Store {
     }
 
     /// Users with a pending invitation to `target`, in invitation order: the total and one page.
-    /// Both come from what migration 8 keeps: the total is one row, and the page costs its own
-    /// rows and the count chunks before it (one per 256 invitation ids), not a count and a skip
-    /// of every pending invitation before it.
+    /// Both come from what migration 8 keeps: the total is one row, and the page costs the count
+    /// chunks up to its own (one per 256 invitation ids with any of the target's) and at most 256
+    /// rows read by primary key per chunk it spans, not a count and a skip of every pending
+    /// invitation before it (see [`PagePlan`]).
     pub async fn invited_users(
         &self,
         target: CommunityTarget,
@@ -654,25 +705,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_list_page_reads_the_pending_index_and_only_its_own_users() {
+    async fn a_list_page_reads_rows_by_primary_key_and_only_its_own_users() {
         let (_store, url, _d) = crate::test_util::fresh_sqlite().await;
         let conn = rusqlite::Connection::open(&url).unwrap();
-        for (target, index) in [
-            (
-                CommunityTarget::Group(1),
-                "community_invitations_group_pending",
-            ),
-            (
-                CommunityTarget::Course(1),
-                "community_invitations_course_pending",
-            ),
-        ] {
+        for target in [CommunityTarget::Group(1), CommunityTarget::Course(1)] {
             let plan = crate::test_util::query_plan(&conn, invited_page_sql(target));
             // The page (LIMIT/OFFSET) is a subquery run to completion before the join reads it,
-            // and it walks the pending invitations' index from the first id: no sort.
+            // and it walks one run of ids by primary key: no index of the target, no sort.
             let (page, join) = plan.split_once("SCAN i;").expect(&plan);
             assert!(page.starts_with("CO-ROUTINE i"), "{plan}");
-            assert!(page.contains(&format!("USING INDEX {index}")), "{plan}");
+            assert!(
+                page.contains(
+                    "SEARCH community_invitations USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"
+                ),
+                "{plan}"
+            );
+            assert!(!page.contains("INDEX"), "{plan}");
             assert!(!page.contains("TEMP B-TREE"), "{plan}");
             assert!(!page.contains("SEARCH u"), "{plan}");
             assert!(
@@ -685,6 +733,64 @@ mod tests {
                 assert!(!plan.contains("TEMP B-TREE"), "{plan}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn pages_of_a_target_whose_invitations_are_spread_among_others() {
+        let (store, _dir, t, a, ids) = group_with_users(40).await;
+        let now = a.at;
+        let other =
+            CommunityTarget::Group(store.create_community_group("H", now).await.unwrap().id);
+        // Ids spread over chunks with gaps between: before each ten of t's invitations after the
+        // first ten, another group's accepted invitation 600 ids further on.
+        store.invite_users(t, &ids[..10], None, &a).await.unwrap();
+        for (i, &user) in ids[10..].iter().enumerate() {
+            if i % 10 == 0 {
+                sqlx::query(
+                    "INSERT INTO community_invitations (id, group_id, user_id, status, created_at) \
+                     SELECT COALESCE(MAX(id), 0) + 600, $1, $2, 'ACCEPTED', 0 FROM community_invitations",
+                )
+                .bind(other.id())
+                .bind(user)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            }
+            store.invite_users(t, &[user], None, &a).await.unwrap();
+        }
+        let all: Vec<i64> = store
+            .invited_users(t, 100, 0)
+            .await
+            .unwrap()
+            .1
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(all, ids);
+        for (limit, offset) in [
+            (1, 0),
+            (7, 3),
+            (20, 9),
+            (20, 10),
+            (15, 25),
+            (20, 35),
+            (5, 39),
+        ] {
+            let (total, page) = store.invited_users(t, limit, offset).await.unwrap();
+            assert_eq!(total, 40);
+            let want: Vec<i64> = ids
+                .iter()
+                .copied()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .collect();
+            assert_eq!(
+                page.iter().map(|u| u.id).collect::<Vec<_>>(),
+                want,
+                "{limit} {offset}"
+            );
+        }
+        assert!(store.invited_users(t, 10, 40).await.unwrap().1.is_empty());
     }
 
     /// The counts of migration 8 and what they count, recounted: (kind, target, chunk or -1 for
@@ -907,28 +1013,52 @@ mod tests {
         assert_eq!(store.invited_users(t, 10, 0).await.unwrap().0, 0);
     }
 
+    /// The plan of a page of `limit` at `offset` over `chunks` (chunk, pending).
+    fn plan_of(chunks: &[(i64, i64)], offset: i64, limit: i64) -> Option<PagePlan> {
+        let mut seek = PageSeek::new(offset, limit);
+        for &(c, n) in chunks {
+            if seek.feed(c, n) {
+                break;
+            }
+        }
+        seek.finish()
+    }
+
     #[test]
-    fn a_page_starts_in_the_chunk_where_the_counts_pass_its_offset() {
-        let chunks = [(3, 2), (4, 0), (7, 5), (9, 1)];
-        let start = |offset| {
-            let mut seek = PageSeek::new(offset);
-            chunks.iter().find_map(|&(c, n)| seek.feed(c, n))
-        };
-        assert_eq!(start(0), Some((3 << CHUNK_BITS, 0)));
-        assert_eq!(start(1), Some((3 << CHUNK_BITS, 1)));
-        assert_eq!(start(2), Some((7 << CHUNK_BITS, 0)));
-        assert_eq!(start(6), Some((7 << CHUNK_BITS, 4)));
-        assert_eq!(start(7), Some((9 << CHUNK_BITS, 0)));
-        assert_eq!(start(8), None);
+    fn a_page_reads_from_the_chunk_where_the_counts_pass_its_offset_to_where_it_is_full() {
+        let chunks = [(3, 2), (4, 0), (7, 5), (8, 3), (9, 1), (12, 4)];
+        let run = |from: i64, to: i64| (from << CHUNK_BITS, (to + 1) << CHUNK_BITS);
+        let plan = |skip, runs: Vec<(i64, i64)>| Some(PagePlan { skip, runs });
+        assert_eq!(plan_of(&chunks, 0, 1), plan(0, vec![run(3, 3)]));
+        assert_eq!(plan_of(&chunks, 0, 2), plan(0, vec![run(3, 3)]));
+        assert_eq!(plan_of(&chunks, 1, 2), plan(1, vec![run(3, 3), run(7, 7)]));
+        assert_eq!(plan_of(&chunks, 2, 6), plan(0, vec![run(7, 8)]));
+        assert_eq!(plan_of(&chunks, 6, 3), plan(4, vec![run(7, 8)]));
+        assert_eq!(plan_of(&chunks, 6, 5), plan(4, vec![run(7, 9)]));
+        // Past the last chunk: as far as there is.
+        assert_eq!(
+            plan_of(&chunks, 10, 20),
+            plan(0, vec![run(9, 9), run(12, 12)])
+        );
+        assert_eq!(
+            plan_of(&chunks, 9, 20),
+            plan(2, vec![run(8, 9), run(12, 12)])
+        );
+        assert_eq!(plan_of(&chunks, 14, 1), plan(3, vec![run(12, 12)]));
+        assert_eq!(plan_of(&chunks, 15, 1), None);
+        assert_eq!(plan_of(&chunks, 0, 0), None);
+        // Counts below zero (drifted) count as none.
+        assert_eq!(plan_of(&[(1, -3), (2, 1)], 0, 1), plan(0, vec![run(2, 2)]));
     }
 
     proptest::proptest! {
-        /// Against the invitations themselves: the page at `offset` starts with the offset-th
-        /// pending id, which is in the chunk found, after `skip` pending ids of that chunk.
+        /// Against the invitations themselves: reading the plan's runs, skipping its `skip` and
+        /// taking `limit` gives the page, from no more than `limit` + 1 chunks.
         #[test]
-        fn seeking_agrees_with_walking_the_ids(
+        fn a_page_plan_agrees_with_walking_the_ids(
             ids in proptest::collection::btree_set(0_i64..5_000, 0..400),
             offset in 0_i64..450,
+            limit in 1_i64..60,
         ) {
             let ids: Vec<i64> = ids.into_iter().collect();
             let mut chunks: Vec<(i64, i64)> = Vec::new();
@@ -938,14 +1068,23 @@ mod tests {
                     _ => chunks.push((id >> CHUNK_BITS, 1)),
                 }
             }
-            let mut seek = PageSeek::new(offset);
-            let found = chunks.iter().find_map(|&(c, n)| seek.feed(c, n));
-            match ids.get(offset as usize) {
-                None => proptest::prop_assert_eq!(found, None),
-                Some(&id) => {
-                    let (first, skip) = found.unwrap();
-                    let walked: Vec<i64> = ids.iter().copied().filter(|&i| i >= first).collect();
-                    proptest::prop_assert_eq!(walked[skip as usize], id);
+            let want: Vec<i64> = ids.iter().copied().skip(offset as usize).take(limit as usize).collect();
+            match plan_of(&chunks, offset, limit) {
+                None => proptest::prop_assert!(want.is_empty()),
+                Some(plan) => {
+                    let read: Vec<i64> = ids
+                        .iter()
+                        .copied()
+                        .filter(|&i| plan.runs.iter().any(|&(a, b)| a <= i && i < b))
+                        .collect();
+                    let page: Vec<i64> = read.iter().copied().skip(plan.skip as usize).take(limit as usize).collect();
+                    proptest::prop_assert_eq!(page, want);
+                    let spanned: i64 = plan.runs.iter().map(|&(a, b)| (b - a) >> CHUNK_BITS).sum();
+                    let held = chunks.iter().filter(|&&(c, _)| plan.runs.iter().any(|&(a, b)| a <= c << CHUNK_BITS && c << CHUNK_BITS < b)).count() as i64;
+                    proptest::prop_assert!(held <= limit + 1);
+                    // Runs are merged only over chunks that hold some: nothing between is read.
+                    proptest::prop_assert_eq!(spanned, held);
+                    proptest::prop_assert!(plan.runs.windows(2).all(|w| w[0].1 < w[1].0));
                 }
             }
         }

@@ -129,9 +129,8 @@ pub(super) fn bench_report(
     if let (Some(before), Some(d)) = (uncounted, get(Scenario::Bulk, TABLE_SIZES[0])) {
         let slower = 100.0 * (1.0 - d.rps / before.rps.max(1.0));
         md.push_str(&format!(
-            "- (d) with the page counts at most 10% slower than without them (the same database with \
-             migration 8's indexes dropped, served by the bench-bounds build keeping no counts, measured \
-             after the rest): {:.0} against {:.0} req/s \
+            "- (d) with the page counts at most 10% slower than without them (the same database, \
+             served by the bench-bounds build keeping no counts, measured after the rest): {:.0} against {:.0} req/s \
              (p99 {:.2} against {:.2} ms), {slower:.1}% slower, {}.\n",
             d.rps,
             before.rps,

@@ -15,9 +15,9 @@ use crate::community::{
 use crate::{Result, IDS_PER_STATEMENT};
 
 impl Postgres {
-    /// See [`crate::Store::invited_users`]. Three statements outside a transaction, like any
-    /// offset paging under concurrent writes: a write between them moves the page by what it
-    /// added or removed before it.
+    /// See [`crate::Store::invited_users`]. Statements outside a transaction (the total, the
+    /// chunks, one per run of the page), like any offset paging under concurrent writes: a write
+    /// between them moves the page by what it added or removed before it.
     pub(crate) async fn invited_users(
         &self,
         target: CommunityTarget,
@@ -34,30 +34,39 @@ impl Postgres {
         if offset >= total {
             return Ok((total, Vec::new()));
         }
-        let mut start = None;
-        {
+        let plan = {
             let mut chunks = sqlx::query_as::<_, (i64, i64)>(PENDING_CHUNKS_SQL)
                 .bind(kind)
                 .bind(target.id())
                 .fetch(&self.native);
-            let mut seek = PageSeek::new(offset);
+            let mut seek = PageSeek::new(offset, limit);
             while let Some((chunk, pending)) = chunks.try_next().await? {
-                start = seek.feed(chunk, pending);
-                if start.is_some() {
+                if seek.feed(chunk, pending) {
                     break;
                 }
             }
-        }
-        let Some((first_id, skip)) = start else {
+            seek.finish()
+        };
+        let Some(plan) = plan else {
             return Ok((total, Vec::new()));
         };
-        let rows: Vec<InvitedUserRow> = sqlx::query_as(invited_page_sql(target))
-            .bind(target.id())
-            .bind(first_id)
-            .bind(limit)
-            .bind(skip)
-            .fetch_all(&self.native)
-            .await?;
+        let mut rows: Vec<InvitedUserRow> = Vec::new();
+        let mut skip = plan.skip;
+        for (first, after) in plan.runs {
+            let run: Vec<InvitedUserRow> = sqlx::query_as(invited_page_sql(target))
+                .bind(target.id())
+                .bind(first)
+                .bind(after)
+                .bind(limit - rows.len() as i64)
+                .bind(skip)
+                .fetch_all(&self.native)
+                .await?;
+            rows.extend(run);
+            skip = 0;
+            if rows.len() as i64 >= limit {
+                break;
+            }
+        }
         Ok((total, rows.into_iter().map(invited_user).collect()))
     }
 

@@ -17,8 +17,8 @@ use crate::community::{
 use crate::{Result, IDS_PER_STATEMENT};
 
 impl Sqlite {
-    /// See [`crate::Store::invited_users`]: the total, the chunks and the page in one read
-    /// transaction, so all three are of the same moment.
+    /// See [`crate::Store::invited_users`]: the total, the chunks and the page's runs in one read
+    /// transaction, so all are of the same moment.
     pub(crate) async fn invited_users(
         &self,
         target: CommunityTarget,
@@ -34,32 +34,40 @@ impl Sqlite {
                     .query_row(key, |row| row.get(0))
                     .optional()?
                     .unwrap_or(0);
-                let mut start = None;
+                let mut plan = None;
                 if offset < total {
                     let mut chunks = read.prepare_cached(PENDING_CHUNKS_SQL)?;
                     let mut rows = chunks.query(key)?;
-                    let mut seek = PageSeek::new(offset);
+                    let mut seek = PageSeek::new(offset, limit);
                     while let Some(row) = rows.next()? {
-                        start = seek.feed(row.get(0)?, row.get(1)?);
-                        if start.is_some() {
+                        if seek.feed(row.get(0)?, row.get(1)?) {
                             break;
                         }
                     }
+                    plan = seek.finish();
                 }
                 let mut users = Vec::new();
-                if let Some((first_id, skip)) = start {
+                if let Some(plan) = plan {
                     let mut page = read.prepare_cached(invited_page_sql(target))?;
-                    let mut rows =
-                        page.query(rusqlite::params![target.id(), first_id, limit, skip])?;
-                    while let Some(row) = rows.next()? {
-                        let user: InvitedUserRow = (
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                        );
-                        users.push(invited_user(user));
+                    let mut skip = plan.skip;
+                    for (first, after) in plan.runs {
+                        let want = limit - users.len() as i64;
+                        let params = rusqlite::params![target.id(), first, after, want, skip];
+                        let mut rows = page.query(params)?;
+                        while let Some(row) = rows.next()? {
+                            let user: InvitedUserRow = (
+                                row.get(0)?,
+                                row.get(1)?,
+                                row.get(2)?,
+                                row.get(3)?,
+                                row.get(4)?,
+                            );
+                            users.push(invited_user(user));
+                        }
+                        skip = 0;
+                        if users.len() as i64 >= limit {
+                            break;
+                        }
                     }
                 }
                 Ok((total, users))
