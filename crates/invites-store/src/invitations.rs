@@ -116,7 +116,8 @@ pub(crate) const UPDATE_SQL: &str = "UPDATE invitations SET roles = COALESCE($2,
 pub(crate) const ACCEPT_SQL: &str = "UPDATE invitations SET status = 'ACCEPTED', accepted_at = $2 \
      WHERE id = $1 AND status = 'PENDING'";
 
-/// The version of a scope (parameter: [`scope_id`]); no row before its first change.
+/// The version of a scope on SQLite (parameter: [`scope_id`]); no row before its first change.
+/// PostgreSQL sums the scope's slots instead (its migration 11).
 pub(crate) const VERSION_SQL: &str = "SELECT version FROM invitation_versions WHERE scope_id = $1";
 
 /// The invitation with an id, any status.

@@ -15,7 +15,7 @@ pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres")
 /// Migrations that exist for one engine only: (version, the engine, why). Every other version is
 /// in both folders under the same name; a test holds the folders to that.
 #[cfg(test)]
-const ENGINE_ONLY: [(i64, Backend, &str); 2] = [
+const ENGINE_ONLY: [(i64, Backend, &str); 3] = [
     (
         20261201000007,
         Backend::Postgres,
@@ -27,6 +27,12 @@ const ENGINE_ONLY: [(i64, Backend, &str); 2] = [
         Backend::Postgres,
         "limit_counts: replicas share their rate-limit and failed-authentication counts; one \
          process serves an SQLite database and its counts are the deployment's",
+    ),
+    (
+        20261203000011,
+        Backend::Postgres,
+        "invitation_version_slots: a scope's version over 16 rows so that concurrent writes to \
+         one scope do not wait for each other's commits; SQLite has one writer, which never waits",
     ),
 ];
 

@@ -9,7 +9,7 @@ use super::{write_audit, Postgres};
 use crate::audit::AuditEntry;
 use crate::invitations::{
     audit_row, by_id_sql, col, pending_sql, scope_id, to_json, vanished, InvitationRow,
-    InvitationScope, ACCEPTED, ACCEPT_SQL, CREATED, INSERT_SQL, UPDATED, UPDATE_SQL, VERSION_SQL,
+    InvitationScope, ACCEPTED, ACCEPT_SQL, CREATED, INSERT_SQL, UPDATED, UPDATE_SQL,
 };
 use crate::Result;
 
@@ -34,6 +34,11 @@ impl sqlx::FromRow<'_, sqlx::postgres::PgRow> for InvitationRow {
         })
     }
 }
+
+/// The version of a scope (parameter: [`scope_id`]): the sum of its slots (migration 11), NULL
+/// before its first change.
+const VERSION_SQL: &str =
+    "SELECT CAST(SUM(version) AS BIGINT) FROM invitation_versions WHERE scope_id = $1";
 
 impl Postgres {
     /// See [`crate::Store::create_invitation`]: `id` is the new invitation's, `detail` its audit
@@ -93,11 +98,11 @@ impl Postgres {
 
     /// See [`crate::Store::invitations_version`].
     pub(crate) async fn invitations_version(&self, scope: InvitationScope) -> Result<i64> {
-        let version: Option<(i64,)> = sqlx::query_as(VERSION_SQL)
+        let version: Option<i64> = sqlx::query_scalar(VERSION_SQL)
             .bind(scope_id(scope))
-            .fetch_optional(&mut *self.connection().await?)
+            .fetch_one(&mut *self.connection().await?)
             .await?;
-        Ok(version.map_or(0, |(v,)| v))
+        Ok(version.unwrap_or(0))
     }
 
     /// See [`crate::Store::pending_invitations_versioned`]: the list between two reads of the
