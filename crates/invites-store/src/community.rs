@@ -285,13 +285,13 @@ pub(crate) fn join_sql(target: CommunityTarget) -> (&'static str, &'static str) 
 /// chunk's first id: runs of 256 ids.
 pub(crate) const CHUNK_BITS: u32 = 8;
 
-/// A target's pending invitations, as counted by the triggers of migration 8 (parameters: the
-/// target's kind, its id).
+/// A target's pending invitations on SQLite, as the store's writes count them (parameters: the
+/// target's kind, its id). PostgreSQL sums its slots instead (`postgres::community`).
 pub(crate) const PENDING_TOTAL_SQL: &str =
     "SELECT pending FROM community_pending_totals WHERE kind = $1 AND target_id = $2";
 
-/// A target's non-empty count chunks in id order (parameters: kind, id): read only as far as the
-/// chunk a page starts in.
+/// A target's non-empty count chunks in id order on SQLite (parameters: kind, id): read only as
+/// far as a page needs. PostgreSQL reads its slots' rows and sums them (`postgres::community`).
 pub(crate) const PENDING_CHUNKS_SQL: &str = "SELECT chunk, pending FROM community_pending_chunks \
      WHERE kind = $1 AND target_id = $2 AND pending > 0 ORDER BY chunk";
 
@@ -799,8 +799,10 @@ mod tests {
         store: &Store,
     ) -> (Vec<(i64, i64, i64, i64)>, Vec<(i64, i64, i64, i64)>) {
         let kept: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT CAST(kind AS BIGINT), target_id, -1, pending FROM community_pending_totals WHERE pending <> 0 \
-             UNION ALL SELECT CAST(kind AS BIGINT), target_id, chunk, pending FROM community_pending_chunks WHERE pending <> 0 \
+            "SELECT CAST(kind AS BIGINT), target_id, -1, CAST(SUM(pending) AS BIGINT) \
+             FROM community_pending_totals GROUP BY kind, target_id HAVING SUM(pending) <> 0 \
+             UNION ALL SELECT CAST(kind AS BIGINT), target_id, chunk, CAST(SUM(pending) AS BIGINT) \
+             FROM community_pending_chunks GROUP BY kind, target_id, chunk HAVING SUM(pending) <> 0 \
              ORDER BY 1, 2, 3",
         )
         .fetch_all(store.pool())

@@ -15,7 +15,7 @@ pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres")
 /// Migrations that exist for one engine only: (version, the engine, why). Every other version is
 /// in both folders under the same name; a test holds the folders to that.
 #[cfg(test)]
-const ENGINE_ONLY: [(i64, Backend, &str); 3] = [
+const ENGINE_ONLY: [(i64, Backend, &str); 4] = [
     (
         20261201000007,
         Backend::Postgres,
@@ -33,6 +33,13 @@ const ENGINE_ONLY: [(i64, Backend, &str); 3] = [
         Backend::Postgres,
         "invitation_version_slots: a scope's version over 16 rows so that concurrent writes to \
          one scope do not wait for each other's commits; SQLite has one writer, which never waits",
+    ),
+    (
+        20261203000012,
+        Backend::Postgres,
+        "community_pending_count_slots: the page counts over 16 rows per key so that concurrent \
+         writes to one group or course do not wait for each other's commits; SQLite's one writer \
+         never waits",
     ),
 ];
 

@@ -9,10 +9,21 @@ use super::{write_audit, Postgres};
 use crate::audit::AuditEntry;
 use crate::community::{
     accepted_audit, audit_rows, invite_sql, invited_page_sql, invited_user, join_sql, offending,
-    removal_sql, target_kind, InvitedUserRow, PageSeek, CREATED, PENDING_CHUNKS_SQL,
-    PENDING_TOTAL_SQL, REMOVED, USER_EXISTS_SQL,
+    removal_sql, target_kind, InvitedUserRow, PageSeek, CREATED, REMOVED, USER_EXISTS_SQL,
 };
 use crate::{Result, IDS_PER_STATEMENT};
+
+/// A target's pending invitations: the sum of its slots (migration 12), NULL before its first
+/// (parameters: the target's kind, its id).
+const PENDING_TOTAL_SQL: &str =
+    "SELECT CAST(SUM(pending) AS BIGINT) FROM community_pending_totals \
+     WHERE kind = $1 AND target_id = $2";
+
+/// A target's count chunks in id order, one row per chunk and slot (parameters: kind, id): the
+/// primary key's order, so they stream and are read only as far as a page needs; summed per
+/// chunk by the reader.
+const PENDING_CHUNKS_SQL: &str = "SELECT chunk, pending FROM community_pending_chunks \
+     WHERE kind = $1 AND target_id = $2 ORDER BY chunk, slot";
 
 impl Postgres {
     /// See [`crate::Store::invited_users`]. Statements outside a transaction (the total, the
@@ -25,12 +36,12 @@ impl Postgres {
         offset: i64,
     ) -> Result<(i64, Vec<InvitedUser>)> {
         let kind = target_kind(target);
-        let total: Option<(i64,)> = sqlx::query_as(PENDING_TOTAL_SQL)
+        let total: Option<i64> = sqlx::query_scalar(PENDING_TOTAL_SQL)
             .bind(kind)
             .bind(target.id())
-            .fetch_optional(&self.native)
+            .fetch_one(&self.native)
             .await?;
-        let total = total.map_or(0, |(n,)| n);
+        let total = total.unwrap_or(0);
         if offset >= total {
             return Ok((total, Vec::new()));
         }
@@ -40,10 +51,22 @@ impl Postgres {
                 .bind(target.id())
                 .fetch(&self.native);
             let mut seek = PageSeek::new(offset, limit);
+            // A chunk's rows (one per slot) come together: fed once summed.
+            let (mut current, mut full): (Option<(i64, i64)>, bool) = (None, false);
             while let Some((chunk, pending)) = chunks.try_next().await? {
-                if seek.feed(chunk, pending) {
-                    break;
+                match &mut current {
+                    Some((c, n)) if *c == chunk => *n += pending,
+                    _ => match current.replace((chunk, pending)) {
+                        Some((c, n)) if seek.feed(c, n) => {
+                            full = true;
+                            break;
+                        }
+                        _ => {}
+                    },
                 }
+            }
+            if let (Some((c, n)), false) = (current, full) {
+                seek.feed(c, n);
             }
             seek.finish()
         };
