@@ -130,7 +130,11 @@ impl Durability {
     fn options(self) -> &'static str {
         match self {
             Durability::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            Durability::On => "-c fsync=on -c synchronous_commit=on -c full_page_writes=on",
+            // pg_stat_statements: the benchmark reads what the limits' statements cost.
+            Durability::On => {
+                "-c fsync=on -c synchronous_commit=on -c full_page_writes=on \
+                 -c shared_preload_libraries=pg_stat_statements"
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use super::report::{postgres_section, PostgresRow, PostgresRun};
+use super::report::{postgres_section, PostgresRow, PostgresRun, StatementTime};
 use super::scenario::Scenario;
 use super::server::{
     bench_bin, build_release, ceiling, measure, prepare, settle, start_server, write_replay, Seed,
@@ -126,6 +126,30 @@ fn wal_syncs(cluster: &crate::postgres::Cluster) -> Result<u64> {
         .with_context(|| format!("pg_stat_wal.wal_sync: {n:?}"))
 }
 
+/// PostgreSQL's statement time in the bench database since `pg_stat_statements` was last reset:
+/// the statements of the limits shared by replicas (those on `limit_counts`: the batched add, the
+/// read of changes, the purge of past windows) and all of them.
+fn statement_time(cluster: &crate::postgres::Cluster) -> Result<StatementTime> {
+    let line = cluster.query(
+        "SELECT COALESCE(SUM(calls) FILTER (WHERE query ILIKE '%limit_counts%'), 0), \
+         COALESCE(SUM(total_exec_time) FILTER (WHERE query ILIKE '%limit_counts%'), 0), \
+         COALESCE(SUM(total_exec_time), 0) \
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'bench'",
+    )?;
+    let parts: Vec<&str> = line.split('|').collect();
+    let number = |i: usize| -> Result<f64> {
+        parts
+            .get(i)
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("pg_stat_statements: {line:?}"))
+    };
+    Ok(StatementTime {
+        limit_calls: number(0)?,
+        limit_ms: number(1)?,
+        all_ms: number(2)?,
+    })
+}
+
 /// Synchronous 8 kB writes per second the cluster's disk takes with `fdatasync` (PostgreSQL's
 /// `wal_sync_method` on Linux), by `pg_test_fsync`: what a commit waits for.
 fn fdatasync_per_s(cluster: &crate::postgres::Cluster) -> Result<f64> {
@@ -163,6 +187,7 @@ pub fn postgres(seconds: u64) -> Result<()> {
     }
     println!("PostgreSQL {settings}");
     let url = cluster.create_database("bench")?;
+    cluster.query("CREATE EXTENSION pg_stat_statements")?;
     println!("\n== {TABLE} invitations: preparing {url}");
     let mut prepared = prepare(&dir, OsStr::new(&url), TABLE, postgres_sql)?;
     let spread: Vec<String> = (0..SPREAD_ORGS).map(spread_org).collect();
@@ -191,10 +216,12 @@ pub fn postgres(seconds: u64) -> Result<()> {
         let addr = addrs.join(",");
         for (scenario, extra) in &prepared.scenarios {
             println!("  {}", scenario.title());
+            cluster.query("SELECT pg_stat_statements_reset()")?;
             let (syncs, started) = (wal_syncs(&cluster)?, std::time::Instant::now());
             let mut f = measure(*scenario, &addr, extra, seconds)?;
-            let flushes_per_s =
-                (wal_syncs(&cluster)? - syncs) as f64 / started.elapsed().as_secs_f64();
+            let elapsed = started.elapsed().as_secs_f64();
+            let flushes_per_s = (wal_syncs(&cluster)? - syncs) as f64 / elapsed;
+            let statements = statement_time(&cluster)?.per_second(elapsed);
             f.rows = Some(TABLE);
             println!(
                 "    {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {flushes_per_s:.0} log flushes/s",
@@ -204,6 +231,7 @@ pub fn postgres(seconds: u64) -> Result<()> {
                 replicas,
                 figures: f,
                 flushes_per_s,
+                statements,
             });
         }
         drop(servers);

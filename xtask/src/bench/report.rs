@@ -352,6 +352,31 @@ pub(super) struct PostgresRow {
     pub(super) figures: Figures,
     /// Syncs of the write-ahead log per second over the scenario's rounds (warm-ups included).
     pub(super) flushes_per_s: f64,
+    /// PostgreSQL's statement time per second over the same time.
+    pub(super) statements: StatementTime,
+}
+
+/// Statement time in PostgreSQL (`pg_stat_statements`): totals since a reset, or per second.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct StatementTime {
+    /// Calls of the statements on `limit_counts` (the limits shared by replicas).
+    pub(super) limit_calls: f64,
+    /// Their execution time, ms.
+    pub(super) limit_ms: f64,
+    /// The execution time of every statement of the bench database, ms.
+    pub(super) all_ms: f64,
+}
+
+impl StatementTime {
+    /// The same over `seconds`, per second.
+    pub(super) fn per_second(self, seconds: f64) -> StatementTime {
+        let s = seconds.max(0.001);
+        StatementTime {
+            limit_calls: self.limit_calls / s,
+            limit_ms: self.limit_ms / s,
+            all_ms: self.all_ms / s,
+        }
+    }
 }
 
 impl PostgresRow {
@@ -515,6 +540,32 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          ARCHITECTURE.md, `removals`); (b) also records each Digest nonce count (`digest_nonce_counts`) in \
          a transaction of its own, hence more log flushes than (c).\n",
     );
+    md.push_str("\n### Limits shared by replicas: their cost on (c)\n\n");
+    md.push_str(
+        "Each replica counts the rate limit and failed authentications in memory, as on SQLite, and every \
+         100 ms sends what it counted and reads the others' changes (`limit_counts`, ARCHITECTURE.md): \
+         statements per replica per 100 ms, never per request. Their cost, from `pg_stat_statements` over \
+         each (c) run (its warm-up included), against the time of every statement of the run:\n\n",
+    );
+    for row in run
+        .rows
+        .iter()
+        .filter(|r| r.figures.scenario == Scenario::Bearer)
+    {
+        let t = row.statements;
+        md.push_str(&format!(
+            "- {} replica{}: {:.1} limit statements/s taking {:.2} ms of PostgreSQL time per second, {:.2}% of \
+             all statements' {:.0} ms/s, {:.4} ms per request of (c)'s {:.0} req/s.\n",
+            row.replicas,
+            if row.replicas == 1 { "" } else { "s" },
+            t.limit_calls,
+            t.limit_ms,
+            100.0 * t.limit_ms / t.all_ms.max(0.001),
+            t.all_ms,
+            t.limit_ms / row.figures.rps.max(1.0),
+            row.figures.rps,
+        ));
+    }
     md.push_str("\n### sqlx's `Any` driver against `PgPool`\n\n");
     md.push_str(
         "`invites-bench drivers` (`invites_store::pool_bench`) runs the store's PostgreSQL hot paths through \
