@@ -2,8 +2,11 @@
 //! transaction and one DELETE statement.
 //!
 //! Requests queue on a channel for one task; the task takes whatever has queued (up to
-//! [`MAX_BATCH`]) while the previous batch was committing, so under load a transaction carries
-//! many removals and when idle it carries one, with no waiting for a batch to fill. A batch is
+//! [`MAX_BATCH`]) while the batches in flight were committing, so under load a transaction
+//! carries many removals and when idle it carries one, with no waiting for a batch to fill. On
+//! SQLite one batch is in flight at a time (the writer thread runs one transaction at a time
+//! anyway); on PostgreSQL up to [`POSTGRES_BATCHES`], each on a connection of its own, so a
+//! replica's removals are not bounded by one transaction's round trips and commit flush. A batch is
 //! one DELETE ... RETURNING of all its ids, one query for the organization-scope misses and one
 //! multi-row audit INSERT: on SQLite as one job of the writer thread (`sqlite::removals`), on
 //! PostgreSQL in a transaction of the pool (`postgres::removals`); the texts and the outcomes
@@ -15,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use invites_domain::ObjectId;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::audit::{AuditEntry, AuditRow};
 use crate::sqlite::writer::{Outcome, Writer};
@@ -25,6 +28,11 @@ use crate::{postgres, sqlite, InvitationScope, Result, Store, StoreError};
 pub(crate) const MAX_BATCH: usize = 64;
 /// Removals waiting for the writer at most; callers wait for room beyond that.
 const QUEUE: usize = 4096;
+/// Batches in flight at once on PostgreSQL: half the native pool, which the other hot paths
+/// share. Two batches with the same id are safe: the second waits for the first's row lock and
+/// then finds the invitation gone; two batches that lock rows in opposite orders deadlock, and
+/// the one PostgreSQL aborts is retried a removal at a time like any failed batch.
+pub(crate) const POSTGRES_BATCHES: usize = 4;
 
 /// What happened to one requested removal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,9 +75,19 @@ pub(crate) fn start(executor: Executor) -> mpsc::Sender<Job> {
 }
 
 async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>) {
+    let in_flight = Arc::new(Semaphore::new(match executor {
+        Executor::Writer(_) => 1,
+        Executor::Pool(_) => POSTGRES_BATCHES,
+    }));
+    let executor = Arc::new(executor);
     let mut queued: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut carried: Vec<Job> = Vec::new();
     loop {
+        // Room for one more batch first: what queues meanwhile joins it.
+        let permit = Arc::clone(&in_flight)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         if carried.is_empty() && rx.recv_many(&mut queued, MAX_BATCH).await == 0 {
             return;
         }
@@ -88,7 +106,11 @@ async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>) {
             .into_iter()
             .partition(|job| ids.insert(job.request.id));
         carried = again;
-        execute(&executor, unique).await;
+        let executor = Arc::clone(&executor);
+        tokio::spawn(async move {
+            execute(&executor, unique).await;
+            drop(permit);
+        });
     }
 }
 
@@ -410,5 +432,55 @@ mod tests {
         }
         assert!(store.invitation(bad).await.unwrap().is_some());
         assert_eq!(audit_count(&store, "invitation.removed").await, 39);
+    }
+
+    /// On PostgreSQL a removal stuck behind a row lock does not hold up the others: batches
+    /// run side by side ([`POSTGRES_BATCHES`]). (SQLite's one writer runs a batch at a time;
+    /// there the test has nothing to show.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_removal_waiting_for_a_lock_does_not_hold_up_the_others_on_postgres() {
+        let (store, url, _d) = crate::test_util::fresh_with_url().await;
+        if store.backend() != crate::Backend::Postgres {
+            return;
+        }
+        let now = Utc::now();
+        let org = store.create_org("Acme", now).await.unwrap();
+        let ids = invitations(&store, org.id, 3).await;
+        // Another session holds the first invitation's row until told to let go.
+        use sqlx::Connection;
+        let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+        let mut tx = holder.begin().await.unwrap();
+        sqlx::query("SELECT id FROM invitations WHERE id = $1 FOR UPDATE")
+            .bind(ids[0].to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let stuck = {
+            let store = store.clone();
+            let id = ids[0];
+            tokio::spawn(async move {
+                let a = AuditEntry::operator(Utc::now());
+                store
+                    .remove_pending_invitation(InvitationScope::Org(org.id), id, &a)
+                    .await
+            })
+        };
+        // Let the stuck removal's batch reach the lock.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!stuck.is_finished());
+        for &id in &ids[1..] {
+            let a = AuditEntry::operator(Utc::now());
+            let removed = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                store.remove_pending_invitation(InvitationScope::Org(org.id), id, &a),
+            )
+            .await
+            .expect("a removal behind the locked one still runs");
+            assert_eq!(removed.unwrap(), Removal::Removed);
+        }
+        assert!(!stuck.is_finished());
+        tx.rollback().await.unwrap();
+        assert_eq!(stuck.await.unwrap().unwrap(), Removal::Removed);
+        assert_eq!(audit_count(&store, "invitation.removed").await, 3);
     }
 }
