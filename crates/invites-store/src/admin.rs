@@ -6,6 +6,8 @@
 use chrono::{DateTime, Utc};
 use invites_domain::{CommunityRole, GroupRole, ObjectId, OrgRole, PrincipalKind};
 
+use sqlx::Acquire;
+
 use crate::{Result, Store, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,7 +70,7 @@ impl Store {
             .bind(id.to_string())
             .bind(name)
             .bind(now.timestamp_millis())
-            .execute(self.writer())
+            .execute(&mut *self.write_connection().await?)
             .await?;
         self.auth_changed();
         Ok(OrgRecord {
@@ -89,7 +91,7 @@ impl Store {
             .bind(org_id.to_string())
             .bind(name)
             .bind(now.timestamp_millis())
-            .execute(self.writer())
+            .execute(&mut *self.write_connection().await?)
             .await
             .map_err(|e| not_found_on_fk(e, "organization"))?;
         self.auth_changed();
@@ -106,7 +108,8 @@ impl Store {
         real_name: &str,
         now: DateTime<Utc>,
     ) -> Result<UserRecord> {
-        let mut tx = self.writer().begin().await?;
+        let mut conn = self.write_connection().await?;
+        let mut tx = conn.begin().await?;
         let principal_id = self
             .insert_principal(&mut tx, PrincipalKind::User, now)
             .await?;
@@ -134,7 +137,7 @@ impl Store {
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>> {
         let row: Option<(String,)> = sqlx::query_as("SELECT username FROM users WHERE id = $1")
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.read_connection().await?)
             .await?;
         match row {
             Some((username,)) => self.user_by_username(&username).await,
@@ -148,7 +151,7 @@ impl Store {
             "SELECT id, principal_id, username, real_name FROM users WHERE username = $1",
         )
         .bind(username)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.read_connection().await?)
         .await?;
         row.map(|(id, p, username, real_name)| {
             Ok(UserRecord {
@@ -172,7 +175,8 @@ impl Store {
         ha1_sha256: &str,
         now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord> {
-        let mut tx = self.writer().begin().await?;
+        let mut conn = self.write_connection().await?;
+        let mut tx = conn.begin().await?;
         let principal_id = self
             .insert_principal(&mut tx, PrincipalKind::ApiKey, now)
             .await?;
@@ -212,7 +216,7 @@ impl Store {
                 .bind(public_key)
                 .bind(ha1_md5)
                 .bind(ha1_sha256)
-                .execute(self.writer())
+                .execute(&mut *self.write_connection().await?)
                 .await?;
         self.auth_changed();
         Ok(done.rows_affected() == 1)
@@ -228,7 +232,7 @@ impl Store {
             sqlx::query("UPDATE service_accounts SET secret_sha256 = $2 WHERE client_id = $1")
                 .bind(client_id)
                 .bind(secret_sha256)
-                .execute(self.writer())
+                .execute(&mut *self.write_connection().await?)
                 .await?;
         self.auth_changed();
         Ok(done.rows_affected() == 1)
@@ -239,7 +243,7 @@ impl Store {
         sqlx::query("INSERT INTO api_key_access_list (api_key_id, cidr) VALUES ($1, $2)")
             .bind(api_key.to_string())
             .bind(cidr)
-            .execute(self.writer())
+            .execute(&mut *self.write_connection().await?)
             .await
             .map_err(|e| not_found_on_fk(e, "API key"))?;
         self.auth_changed();
@@ -254,7 +258,8 @@ impl Store {
         secret_sha256: &str,
         now: DateTime<Utc>,
     ) -> Result<ServiceAccountRecord> {
-        let mut tx = self.writer().begin().await?;
+        let mut conn = self.write_connection().await?;
+        let mut tx = conn.begin().await?;
         let principal_id = self
             .insert_principal(&mut tx, PrincipalKind::ServiceAccount, now)
             .await?;
@@ -296,7 +301,7 @@ impl Store {
         .bind(principal_id.to_string())
         .bind(expires_at.map(|t| t.timestamp_millis()))
         .bind(now.timestamp_millis())
-        .execute(self.writer())
+        .execute(&mut *self.write_connection().await?)
         .await
         .map_err(|e| not_found_on_fk(e, "principal"))?;
         Ok(())
@@ -308,7 +313,7 @@ impl Store {
             "DELETE FROM access_tokens WHERE expires_at IS NOT NULL AND expires_at <= $1",
         )
         .bind(now.timestamp_millis())
-        .execute(self.writer())
+        .execute(&mut *self.write_connection().await?)
         .await?;
         self.auth_changed();
         Ok(done.rows_affected())
@@ -324,7 +329,7 @@ impl Store {
             .bind(org_id.to_string())
             .bind(principal.to_string())
             .bind(role.as_str())
-            .execute(self.writer())
+            .execute(&mut *self.write_connection().await?)
             .await
             .map_err(|e| not_found_on_fk(e, "organization or principal"))?;
         self.auth_changed();
@@ -343,7 +348,7 @@ impl Store {
         .bind(project_id.to_string())
         .bind(principal.to_string())
         .bind(role.as_str())
-        .execute(self.writer())
+        .execute(&mut *self.write_connection().await?)
         .await
         .map_err(|e| not_found_on_fk(e, "project or principal"))?;
         self.auth_changed();
@@ -363,7 +368,7 @@ impl Store {
         .bind(group_id)
         .bind(user_id)
         .bind(role.as_str())
-        .execute(self.writer())
+        .execute(&mut *self.write_connection().await?)
         .await
         .map_err(|e| not_found_on_fk(e, "community group or user"))?;
         self.auth_changed();
@@ -383,7 +388,7 @@ impl Store {
         .bind(course_id)
         .bind(user_id)
         .bind(role.as_str())
-        .execute(self.writer())
+        .execute(&mut *self.write_connection().await?)
         .await
         .map_err(|e| not_found_on_fk(e, "course or user"))?;
         self.auth_changed();

@@ -95,7 +95,7 @@ impl Store {
         )
         .bind(target_kind)
         .bind(target_id)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.read_connection().await?)
         .await?;
         Ok(rows)
     }

@@ -81,7 +81,7 @@ impl Store {
         .bind(hex::encode(nonce))
         .bind(i64::from(nc))
         .bind(i64::try_from(expires_ms).unwrap_or(i64::MAX))
-        .execute(self.writer())
+        .execute(&mut *self.write_connection().await?)
         .await?;
         if self
             .nonce_counts
@@ -90,7 +90,7 @@ impl Store {
         {
             sqlx::query("DELETE FROM digest_nonce_counts WHERE expires_at < $1")
                 .bind(i64::try_from(now_ms).unwrap_or(i64::MAX))
-                .execute(self.writer())
+                .execute(&mut *self.write_connection().await?)
                 .await?;
         }
         Ok(done.rows_affected() == 1)
@@ -101,7 +101,7 @@ impl Store {
             "SELECT principal_id, org_id, public_key, ha1_md5, ha1_sha256 FROM api_keys WHERE public_key = $1",
         )
         .bind(public_key)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.read_connection().await?)
         .await?;
         let Some((principal, org, public_key, ha1_md5, ha1_sha256)) = row else {
             return Ok(None);
@@ -110,7 +110,7 @@ impl Store {
             "SELECT cidr FROM api_key_access_list WHERE api_key_id = $1 ORDER BY cidr",
         )
         .bind(&principal)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.read_connection().await?)
         .await?;
         Ok(Some(ApiKeyAuth {
             principal_id: parse_object_id(&principal)?,
@@ -130,7 +130,7 @@ impl Store {
             "SELECT principal_id, org_id, client_id, secret_sha256 FROM service_accounts WHERE client_id = $1",
         )
         .bind(client_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.read_connection().await?)
         .await?;
         row.map(|(p, o, client_id, secret_sha256)| {
             Ok(ServiceAccountAuth {
@@ -167,7 +167,7 @@ impl Store {
              WHERE t.token_sha256 = $1",
         )
         .bind(token_sha256)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.read_connection().await?)
         .await?;
         let Some((id, kind, client_id, username, user_id, expires_at)) = row else {
             return Ok(None);
@@ -197,7 +197,7 @@ impl Store {
         )
         .bind(principal.to_string())
         .bind(org_id.to_string())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.read_connection().await?)
         .await?;
         rows.into_iter()
             .map(|(r,)| {
@@ -218,7 +218,7 @@ impl Store {
         )
         .bind(principal.to_string())
         .bind(project_id.to_string())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.read_connection().await?)
         .await?;
         rows.into_iter()
             .map(|(r,)| {
@@ -231,7 +231,7 @@ impl Store {
     pub async fn org(&self, org_id: ObjectId) -> Result<Option<OrgRecord>> {
         let row: Option<(String,)> = sqlx::query_as("SELECT name FROM orgs WHERE id = $1")
             .bind(org_id.to_string())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.read_connection().await?)
             .await?;
         Ok(row.map(|(name,)| OrgRecord { id: org_id, name }))
     }
@@ -240,7 +240,7 @@ impl Store {
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT org_id, name FROM projects WHERE id = $1")
                 .bind(project_id.to_string())
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *self.read_connection().await?)
                 .await?;
         row.map(|(org, name)| {
             Ok(ProjectRecord {

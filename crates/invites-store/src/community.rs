@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use invites_domain::community::{CommunityTarget, InvitedUser};
 use invites_domain::CommunityRole;
+use sqlx::Acquire;
 
 use crate::audit::{AuditEntry, AuditRow};
 use crate::{placeholders, Backend, Engine, Result, Store, StoreError};
@@ -114,7 +115,7 @@ impl Store {
         )
         .bind(name)
         .bind(now.timestamp_millis())
-        .fetch_one(self.writer())
+        .fetch_one(&mut *self.write_connection().await?)
         .await?;
         self.auth_changed();
         Ok(CommunityGroupRecord {
@@ -135,7 +136,7 @@ impl Store {
         .bind(name)
         .bind(creator_user_id)
         .bind(now.timestamp_millis())
-        .fetch_one(self.writer())
+        .fetch_one(&mut *self.write_connection().await?)
         .await?;
         self.auth_changed();
         Ok(CourseRecord {
@@ -155,7 +156,8 @@ impl Store {
         inviter_user_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        let mut tx = self.writer().begin().await?;
+        let mut conn = self.write_connection().await?;
+        let mut tx = conn.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO community_invitations (group_id, course_id, user_id, inviter_user_id, status, created_at) \
              VALUES ($1, $2, $3, $4, 'PENDING', $5) RETURNING id",
@@ -176,7 +178,8 @@ impl Store {
 
     /// Marks a community invitation accepted.
     pub async fn accept_community_invitation(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
+        let mut conn = self.write_connection().await?;
+        let mut tx = conn.begin().await?;
         let accepted: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
             "UPDATE community_invitations SET status = 'ACCEPTED', accepted_at = $2 \
              WHERE id = $1 AND status = 'PENDING' RETURNING group_id, course_id",
@@ -464,7 +467,7 @@ impl Store {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT name FROM community_groups WHERE id = $1")
                 .bind(id)
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *self.read_connection().await?)
                 .await?;
         Ok(row.map(|(name,)| CommunityGroupRecord { id, name }))
     }
@@ -473,7 +476,7 @@ impl Store {
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT name, creator_user_id FROM courses WHERE id = $1")
                 .bind(id)
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *self.read_connection().await?)
                 .await?;
         Ok(row.map(|(name, creator_user_id)| CourseRecord {
             id,
@@ -499,7 +502,7 @@ impl Store {
         let row: Option<(String,)> = sqlx::query_as(sql)
             .bind(target.id())
             .bind(user_id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.read_connection().await?)
             .await?;
         row.map(|(r,)| {
             r.parse()

@@ -26,12 +26,14 @@ pub mod pool_bench;
 mod postgres;
 mod removals;
 mod sqlite;
+mod timed_pool;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::AnyPool;
+use sqlx::pool::PoolConnection;
+use sqlx::Acquire;
 
 pub use admin::{ApiKeyRecord, OrgRecord, ProjectRecord, ServiceAccountRecord, UserRecord};
 pub use audit::{AuditEntry, AuditRecord};
@@ -92,7 +94,9 @@ pub struct Store {
 /// The database engine a [`Store`] runs on. The hot paths have a body per engine
 /// (`sqlite::{invitations, community, removals}` on rusqlite, `postgres::...` on sqlx) that
 /// [`Store`]'s methods choose by matching on this; everything else is sqlx through its `Any`
-/// driver on `Store::pool` and `Store::writer`, one text for both.
+/// driver on the pools of `Store::reads` and `Store::writes` (connections taken through
+/// [`Store::read_connection`] and [`Store::write_connection`], which count the waits), one text
+/// for both.
 #[derive(Clone)]
 pub(crate) enum Engine {
     Sqlite(sqlite::Sqlite),
@@ -139,7 +143,7 @@ impl Store {
                 Engine::Postgres(db)
             }
             Backend::Sqlite => {
-                let (pool, sqlx_writer, path) = sqlite::connect(url).await?;
+                let (pool, sqlx_writer, path) = sqlite::connect(url, &metrics).await?;
                 migrations::migrate(Backend::Sqlite, &pool, &sqlx_writer).await?;
                 Engine::Sqlite(sqlite::Sqlite::start(pool, sqlx_writer, path, &metrics)?)
             }
@@ -161,8 +165,8 @@ impl Store {
         })
     }
 
-    /// What this store records (the SQLite writer's batches and commits, waits for a reader
-    /// connection); [`Store::refresh_metrics`] sets the gauges read off live values.
+    /// What this store records (the SQLite writer's batches and commits, waits for a connection
+    /// of each pool); [`Store::refresh_metrics`] sets the gauges read off live values.
     pub fn metrics(&self) -> &invites_metrics::StoreMetrics {
         &self.metrics
     }
@@ -175,22 +179,14 @@ impl Store {
         match &self.engine {
             Engine::Sqlite(db) => {
                 m.writer_queue_depth.set(db.writer.queue_depth() as i64);
-                m.set_pool("sqlx_read", db.pool.size(), db.pool.num_idle());
-                m.set_pool(
-                    "sqlx_write",
-                    db.sqlx_writer.size(),
-                    db.sqlx_writer.num_idle(),
-                );
+                db.pool.set_gauges(m);
+                db.sqlx_writer.set_gauges(m);
                 let (open, idle) = db.readers.connections();
                 m.set_pool(sqlite::reader::POOL, open, idle);
             }
             Engine::Postgres(db) => {
-                m.set_pool("postgres", db.pool.size(), db.pool.num_idle());
-                m.set_pool(
-                    postgres::NATIVE_POOL,
-                    db.native.size(),
-                    db.native.num_idle(),
-                );
+                db.pool.set_gauges(m);
+                db.native.set_gauges(m);
             }
         }
     }
@@ -205,7 +201,7 @@ impl Store {
 
     /// Applies pending migrations, refusing a database that a newer version has migrated.
     pub async fn migrate(&self) -> Result<()> {
-        migrations::migrate(self.backend(), self.pool(), self.writer()).await
+        migrations::migrate(self.backend(), self.reads(), self.writes()).await
     }
 
     /// A number that moves whenever credentials, roles, tenants or memberships may have changed:
@@ -222,7 +218,7 @@ impl Store {
     /// counter moved since the last poll. Returns whether it moved.
     pub async fn poll_auth_epoch(&self) -> Result<bool> {
         let (epoch,): (i64,) = sqlx::query_as("SELECT epoch FROM auth_epoch WHERE id = 1")
-            .fetch_one(self.pool())
+            .fetch_one(&mut *self.read_connection().await?)
             .await?;
         let before = self.auth.seen_epoch.swap(epoch, Ordering::AcqRel);
         if before != epoch {
@@ -241,7 +237,7 @@ impl Store {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT value FROM server_settings WHERE name = $1")
                 .bind(name)
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *self.read_connection().await?)
                 .await?;
         Ok(row.map(|(v,)| v))
     }
@@ -252,7 +248,7 @@ impl Store {
         sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(value)
-            .execute(self.writer())
+            .execute(&mut *self.write_connection().await?)
             .await?;
         self.setting(name)
             .await?
@@ -264,14 +260,16 @@ impl Store {
         sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
             .bind(name)
             .bind(value)
-            .execute(self.writer())
+            .execute(&mut *self.write_connection().await?)
             .await?;
         Ok(())
     }
 
     /// Checks that the database answers, for health checks.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.read_connection().await?)
+            .await?;
         Ok(())
     }
 
@@ -282,7 +280,7 @@ impl Store {
         match self.backend() {
             Backend::Sqlite => {
                 let (verdict,): (String,) = sqlx::query_as("PRAGMA integrity_check")
-                    .fetch_one(self.pool())
+                    .fetch_one(&mut *self.read_connection().await?)
                     .await?;
                 Ok(verdict)
             }
@@ -298,7 +296,8 @@ impl Store {
     /// On PostgreSQL the identity sequences are then moved past any explicit ids the script
     /// inserted; on SQLite the community page counts are counted again (migration 8).
     pub async fn run_script(&self, script: &str) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut conn = self.write_connection().await?;
+        let mut tx = conn.begin().await?;
         sqlx::raw_sql(script).execute(&mut *tx).await?;
         if self.backend() == Backend::Sqlite {
             // A script may change pending invitations: their page counts are the store's to
@@ -331,9 +330,14 @@ impl Store {
             // case SQLite answers busy at once: try again, for up to a second.
             for attempt in 0..100 {
                 let done: std::result::Result<(i64, i64, i64), _> =
-                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .fetch_one(self.writer())
-                        .await;
+                    match self.writes().acquire().await {
+                        Ok(mut conn) => {
+                            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                                .fetch_one(&mut *conn)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
                 match done {
                     Ok((0, _, _)) => break,
                     Ok(_) if attempt < 99 => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -345,28 +349,56 @@ impl Store {
                 }
             }
         }
-        self.writer().close().await;
-        self.pool().close().await;
+        self.writes().inner().close().await;
+        self.reads().inner().close().await;
         if let Engine::Postgres(db) = &self.engine {
-            db.native.close().await;
+            db.native.inner().close().await;
         }
     }
 
-    /// The sqlx pool for reads (on SQLite, those off the hot paths).
-    pub(crate) fn pool(&self) -> &AnyPool {
+    /// The sqlx pool for reads off the hot paths: `sqlx_read` on SQLite, the `Any` pool
+    /// (`postgres`) on PostgreSQL.
+    fn reads(&self) -> &timed_pool::TimedPool<sqlx::Any> {
         match &self.engine {
             Engine::Sqlite(db) => &db.pool,
             Engine::Postgres(db) => &db.pool,
         }
     }
 
-    /// The sqlx connection (SQLite, for writes off the hot paths) or pool (PostgreSQL) for
-    /// writes.
-    pub(crate) fn writer(&self) -> &AnyPool {
+    /// The sqlx pool for writes off the hot paths: the one connection of `sqlx_write` on
+    /// SQLite, the `Any` pool (`postgres`) on PostgreSQL.
+    fn writes(&self) -> &timed_pool::TimedPool<sqlx::Any> {
         match &self.engine {
             Engine::Sqlite(db) => &db.sqlx_writer,
             Engine::Postgres(db) => &db.pool,
         }
+    }
+
+    /// A connection for a read off the hot paths (see `reads`); a wait for one is counted.
+    /// It goes back to its pool when dropped: take it for one statement
+    /// (`.fetch_one(&mut *self.read_connection().await?)`) or hold it no longer than the
+    /// statements that need it.
+    pub(crate) async fn read_connection(&self) -> Result<PoolConnection<sqlx::Any>> {
+        Ok(self.reads().acquire().await?)
+    }
+
+    /// A connection for a write or a transaction off the hot paths (see `writes`); a wait for
+    /// one is counted. On SQLite it is the only one of its pool: whoever holds it must not ask
+    /// for another before dropping it.
+    pub(crate) async fn write_connection(&self) -> Result<PoolConnection<sqlx::Any>> {
+        Ok(self.writes().acquire().await?)
+    }
+
+    /// For tests only: the read pool itself, used as an executor (its waits are not counted).
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &sqlx::AnyPool {
+        self.reads().inner()
+    }
+
+    /// For tests only: the write pool itself, used as an executor (its waits are not counted).
+    #[cfg(test)]
+    pub(crate) fn writer(&self) -> &sqlx::AnyPool {
+        self.writes().inner()
     }
 }
 

@@ -76,7 +76,7 @@ impl Store {
         if self.limit_window.swap(window_start_ms, Ordering::Relaxed) != window_start_ms {
             sqlx::query("DELETE FROM limit_counts WHERE window_start < $1")
                 .bind(window_start_ms)
-                .execute(self.writer())
+                .execute(&mut *self.write_connection().await?)
                 .await?;
         }
         if !counted.is_empty() {
@@ -93,13 +93,13 @@ impl Store {
             sqlx::query(ADD)
                 .bind(serde_json::Value::Array(batch).to_string())
                 .bind(window_start_ms)
-                .execute(self.writer())
+                .execute(&mut *self.write_connection().await?)
                 .await?;
         }
         let rows: Vec<CountRow> = sqlx::query_as(CHANGED)
             .bind(window_start_ms)
             .bind(since)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.read_connection().await?)
             .await?;
         let seen = rows.iter().map(|r| r.seq).max().unwrap_or(since).max(since);
         Ok(Some(LimitTotals {

@@ -3,8 +3,8 @@
 //! the same names, except the versions listed in `ENGINE_ONLY`.
 
 use sqlx::migrate::Migrator;
-use sqlx::AnyPool;
 
+use crate::timed_pool::TimedPool;
 use crate::{Backend, Result, StoreError};
 
 /// The SQLite schema.
@@ -45,7 +45,11 @@ const ENGINE_ONLY: [(i64, Backend, &str); 4] = [
 
 /// Applies `backend`'s pending migrations through `writer`, refusing (read through `pool`) a
 /// database that a newer version has migrated.
-pub(crate) async fn migrate(backend: Backend, pool: &AnyPool, writer: &AnyPool) -> Result<()> {
+pub(crate) async fn migrate(
+    backend: Backend,
+    pool: &TimedPool<sqlx::Any>,
+    writer: &TimedPool<sqlx::Any>,
+) -> Result<()> {
     let migrator = match backend {
         Backend::Sqlite => &SQLITE_MIGRATOR,
         Backend::Postgres => &POSTGRES_MIGRATOR,
@@ -60,16 +64,19 @@ pub(crate) async fn migrate(backend: Backend, pool: &AnyPool, writer: &AnyPool) 
              WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
         }
     };
-    let table: Option<(String,)> = sqlx::query_as(exists).fetch_optional(pool).await?;
+    let table: Option<(String,)> = sqlx::query_as(exists)
+        .fetch_optional(&mut *pool.acquire().await?)
+        .await?;
     if table.is_some() {
         let (found,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_one(pool)
+            .fetch_one(&mut *pool.acquire().await?)
             .await?;
         if let Some(found) = found.filter(|f| *f > known) {
             return Err(StoreError::SchemaTooNew { found, known });
         }
     }
-    migrator.run(writer).await.map_err(|e| match e {
+    let mut conn = writer.acquire().await?;
+    migrator.run(&mut *conn).await.map_err(|e| match e {
         sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
         other => StoreError::Database(sqlx::Error::Migrate(Box::new(other))),
     })

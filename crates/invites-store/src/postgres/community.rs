@@ -39,17 +39,18 @@ impl Postgres {
         let total: Option<i64> = sqlx::query_scalar(PENDING_TOTAL_SQL)
             .bind(kind)
             .bind(target.id())
-            .fetch_one(&self.native)
+            .fetch_one(&mut *self.connection().await?)
             .await?;
         let total = total.unwrap_or(0);
         if offset >= total {
             return Ok((total, Vec::new()));
         }
         let plan = {
+            let mut conn = self.connection().await?;
             let mut chunks = sqlx::query_as::<_, (i64, i64)>(PENDING_CHUNKS_SQL)
                 .bind(kind)
                 .bind(target.id())
-                .fetch(&self.native);
+                .fetch(&mut *conn);
             let mut seek = PageSeek::new(offset, limit);
             // A chunk's rows (one per slot) come together: fed once summed.
             let (mut current, mut full): (Option<(i64, i64)>, bool) = (None, false);
@@ -82,7 +83,7 @@ impl Postgres {
                 .bind(after)
                 .bind(limit - rows.len() as i64)
                 .bind(skip)
-                .fetch_all(&self.native)
+                .fetch_all(&mut *self.connection().await?)
                 .await?;
             rows.extend(run);
             skip = 0;

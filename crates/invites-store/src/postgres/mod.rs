@@ -4,43 +4,42 @@
 //! operations whose SQLite twins are in `crate::sqlite`; both share the SQL texts, row type and
 //! audit-row builders of `crate::invitations`, `crate::community` and `crate::removals`. Those
 //! bodies run on sqlx's PostgreSQL driver (`Postgres::native`, connections taken through
-//! [`Postgres::connection`], which counts the waits); everything else runs the texts it shares
-//! with SQLite through sqlx's `Any` driver (`Postgres::pool`). The native driver reads rows
-//! without `Any`'s conversion of every value (`crate::pool_bench` measures both; the figures
-//! are in docs/benchmarks.md, the choice in ARCHITECTURE.md).
+//! [`Postgres::connection`]); everything else runs the texts it shares with SQLite through sqlx's
+//! `Any` driver (`Postgres::pool`). Both pools count their waits for a connection
+//! (`crate::timed_pool`). The native driver reads rows without `Any`'s conversion of every value
+//! (`crate::pool_bench` measures both; the figures are in docs/benchmarks.md, the choice in
+//! ARCHITECTURE.md).
 
 mod community;
 mod invitations;
 pub(crate) mod removals;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
 use sqlx::any::AnyPoolOptions;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{AnyPool, PgPool};
 
 use crate::audit::{self, AuditRow};
+use crate::timed_pool::TimedPool;
 use crate::{Result, StoreError};
 
 /// Connections of each pool.
 const CONNECTIONS: u32 = 8;
 
-/// The native pool's name in the pool metrics (the `Any` pool's is `postgres`).
-pub(crate) const NATIVE_POOL: &str = "postgres_native";
+/// The `Any` pool's name in the pool metrics.
+const ANY_POOL: &str = "postgres";
+/// The native pool's name in the pool metrics.
+const NATIVE_POOL: &str = "postgres_native";
 
 /// What a store on PostgreSQL holds.
 #[derive(Clone)]
 pub(crate) struct Postgres {
     /// Administration, authentication, settings, community lists: the texts shared with SQLite,
     /// through sqlx's `Any` driver (8 connections).
-    pub(crate) pool: AnyPool,
+    pub(crate) pool: TimedPool<sqlx::Any>,
     /// The hot paths of `invitations`, `community` and `removals` (8 connections).
-    pub(crate) native: PgPool,
-    /// Acquisitions of `native` that waited for a connection, and how long in all.
-    waits: Counter,
-    wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    pub(crate) native: TimedPool<sqlx::Postgres>,
 }
 
 /// How long a request waits for a connection of a pool: every one busy, or none can be opened
@@ -73,25 +72,15 @@ impl Postgres {
                 .await,
         )
         .await?;
-        let (waits, wait_seconds) = metrics.pool_wait_handles(NATIVE_POOL);
         Ok(Postgres {
-            pool,
-            native,
-            waits,
-            wait_seconds,
+            pool: TimedPool::new(pool, ANY_POOL, metrics),
+            native: TimedPool::new(native, NATIVE_POOL, metrics),
         })
     }
 
     /// A connection of the native pool; when none is idle, the wait is counted.
     pub(crate) async fn connection(&self) -> Result<PoolConnection<sqlx::Postgres>> {
-        if let Some(conn) = self.native.try_acquire() {
-            return Ok(conn);
-        }
-        let started = Instant::now();
-        let conn = self.native.acquire().await?;
-        self.waits.inc();
-        self.wait_seconds.inc_by(started.elapsed().as_secs_f64());
-        Ok(conn)
+        Ok(self.native.acquire().await?)
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sqlx::AnyPool;
+use crate::timed_pool::TimedPool;
 
 /// How often the log is folded into the database.
 pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
@@ -31,7 +31,7 @@ pub(crate) const RESTART_FRAMES: i64 = 65_536;
 /// `restart_wanted` is the flag the writer thread checks between batches (see
 /// `writer::Writer::start`).
 pub(crate) fn start<T: Send + Sync + 'static>(
-    pool: AnyPool,
+    pool: TimedPool<sqlx::Any>,
     alive: Weak<T>,
     restart_wanted: Arc<AtomicBool>,
 ) {
@@ -40,19 +40,27 @@ pub(crate) fn start<T: Send + Sync + 'static>(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if alive.upgrade().is_none() || pool.is_closed() {
+            if alive.upgrade().is_none() || pool.inner().is_closed() {
                 return;
             }
-            let passive: Result<(i64, i64, i64), _> =
-                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-                    .fetch_one(&pool)
-                    .await;
+            let passive: Result<(i64, i64, i64), _> = match pool.acquire().await {
+                Ok(mut conn) => {
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                        .fetch_one(&mut *conn)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
             match passive {
                 Ok((_, frames, _)) if frames > 4 * RESTART_FRAMES => {
-                    let restart: Result<(i64, i64, i64), _> =
-                        sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-                            .fetch_one(&pool)
-                            .await;
+                    let restart: Result<(i64, i64, i64), _> = match pool.acquire().await {
+                        Ok(mut conn) => {
+                            sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+                                .fetch_one(&mut *conn)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
                     tracing::debug!(frames, ?restart, "write-ahead log restarted");
                 }
                 Ok((_, frames, _)) if frames > RESTART_FRAMES => {

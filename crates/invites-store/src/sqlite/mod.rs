@@ -17,20 +17,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor};
+use sqlx::Executor;
 
 use crate::audit::{self, AuditRow};
+use crate::timed_pool::TimedPool;
 use crate::{Result, StoreError};
+
+/// The read pool's name in the pool metrics.
+const READ_POOL: &str = "sqlx_read";
+/// The write pool's name in the pool metrics.
+const WRITE_POOL: &str = "sqlx_write";
 
 /// What a store on SQLite holds.
 #[derive(Clone)]
 pub(crate) struct Sqlite {
     /// sqlx connections for reads outside the hot paths (administration, authentication).
-    pub(crate) pool: AnyPool,
+    pub(crate) pool: TimedPool<sqlx::Any>,
     /// One sqlx connection for writes outside the hot paths. SQLite runs one writer at a time,
     /// and writers on several connections would wait for each other in SQLite's busy handler,
-    /// which sleeps; queueing for this connection in the pool costs nothing.
-    pub(crate) sqlx_writer: AnyPool,
+    /// which sleeps; queueing for this connection in the pool costs nothing (but is counted in
+    /// the pool-wait metrics, like every pool's).
+    pub(crate) sqlx_writer: TimedPool<sqlx::Any>,
     /// The writer thread: hot-path writes, batched (see `writer`).
     pub(crate) writer: writer::Writer,
     /// Connections for the hot reads (see `reader`).
@@ -56,8 +63,12 @@ pub(crate) fn path_of_url(url: &str) -> PathBuf {
 }
 
 /// Opens (creating it if missing) the database `url` names (`sqlite://path`, `sqlite:path` or a
-/// plain path): the pool for reads (4 connections), the one for writes (1) and the file's path.
-pub(crate) async fn connect(url: &str) -> Result<(AnyPool, AnyPool, PathBuf)> {
+/// plain path): the pool for reads (4 connections), the one for writes (1), both counting their
+/// waits in `metrics`, and the file's path.
+pub(crate) async fn connect(
+    url: &str,
+    metrics: &invites_metrics::StoreMetrics,
+) -> Result<(TimedPool<sqlx::Any>, TimedPool<sqlx::Any>, PathBuf)> {
     // Every connection (the pools, the writer thread, the readers) opens the file anew; in
     // memory, each would see a database of its own.
     if path_of_url(url).as_os_str() == ":memory:" || url.contains("mode=memory") {
@@ -95,15 +106,19 @@ pub(crate) async fn connect(url: &str) -> Result<(AnyPool, AnyPool, PathBuf)> {
     // The writer first: it creates the file and switches it to WAL.
     let writer = options(1).connect(&url).await?;
     let pool = options(4).connect(&url).await?;
-    Ok((pool, writer, path_of_url(&url)))
+    Ok((
+        TimedPool::new(pool, READ_POOL, metrics),
+        TimedPool::new(writer, WRITE_POOL, metrics),
+        path_of_url(&url),
+    ))
 }
 
 impl Sqlite {
     /// The engine over pools of a migrated database at `path`: starts the checkpointer (which
     /// runs while this or a clone lives), the readers and the writer thread.
     pub(crate) fn start(
-        pool: AnyPool,
-        sqlx_writer: AnyPool,
+        pool: TimedPool<sqlx::Any>,
+        sqlx_writer: TimedPool<sqlx::Any>,
         path: PathBuf,
         metrics: &invites_metrics::StoreMetrics,
     ) -> Result<Sqlite> {
