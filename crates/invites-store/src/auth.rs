@@ -63,7 +63,9 @@ impl Store {
     /// until `expires_ms`; counts of nonces expired by `now_ms` are deleted now and then.
     ///
     /// On SQLite this records nothing and answers true: one process serves an SQLite database,
-    /// and the verifier's memory of the counts it accepted is the whole record.
+    /// and the verifier's memory of the counts it accepted is the whole record. On PostgreSQL
+    /// the record is a row written through the relaxed pool, whose commits do not wait for the
+    /// disk (see `Postgres::relaxed` for what that risks).
     pub async fn record_nonce_count(
         &self,
         nonce: &[u8; 16],
@@ -71,9 +73,9 @@ impl Store {
         expires_ms: u64,
         now_ms: u64,
     ) -> Result<bool> {
-        if self.backend() == crate::Backend::Sqlite {
+        let crate::Engine::Postgres(db) = &self.engine else {
             return Ok(true);
-        }
+        };
         let done = sqlx::query(
             "INSERT INTO digest_nonce_counts (nonce, nc, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
@@ -81,7 +83,7 @@ impl Store {
         .bind(hex::encode(nonce))
         .bind(i64::from(nc))
         .bind(i64::try_from(expires_ms).unwrap_or(i64::MAX))
-        .execute(&mut *self.write_connection().await?)
+        .execute(&mut *db.relaxed.acquire().await?)
         .await?;
         if self
             .nonce_counts
@@ -90,7 +92,7 @@ impl Store {
         {
             sqlx::query("DELETE FROM digest_nonce_counts WHERE expires_at < $1")
                 .bind(i64::try_from(now_ms).unwrap_or(i64::MAX))
-                .execute(&mut *self.write_connection().await?)
+                .execute(&mut *db.relaxed.acquire().await?)
                 .await?;
         }
         Ok(done.rows_affected() == 1)
@@ -354,6 +356,26 @@ mod tests {
             assert!(a.record_nonce_count(&nonce, 1, 10_000, 0).await.unwrap());
             return;
         }
+        // The counts' pool does not wait for the disk; the others keep the server's setting.
+        let crate::Engine::Postgres(db) = &a.engine else {
+            unreachable!("not SQLite")
+        };
+        let show = "SHOW synchronous_commit";
+        let relaxed: String = sqlx::query_scalar(show)
+            .fetch_one(&mut *db.relaxed.acquire().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(relaxed, "off");
+        let native: String = sqlx::query_scalar(show)
+            .fetch_one(&mut *db.native.acquire().await.unwrap())
+            .await
+            .unwrap();
+        let fresh: String = {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar(show).fetch_one(&mut conn).await.unwrap()
+        };
+        assert_eq!(native, fresh);
         let b = Store::open(&url).await.unwrap();
         assert!(a.record_nonce_count(&nonce, 1, 10_000, 0).await.unwrap());
         assert!(!b.record_nonce_count(&nonce, 1, 10_000, 0).await.unwrap());

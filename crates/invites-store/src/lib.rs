@@ -187,6 +187,7 @@ impl Store {
             Engine::Postgres(db) => {
                 db.pool.set_gauges(m);
                 db.native.set_gauges(m);
+                db.relaxed.set_gauges(m);
             }
         }
     }

@@ -1,11 +1,13 @@
-//! The PostgreSQL engine: several replicas over one database, two sqlx pools.
+//! The PostgreSQL engine: several replicas over one database, three sqlx pools.
 //!
 //! `invitations`, `community` and `removals` hold the PostgreSQL bodies of the hot-path
 //! operations whose SQLite twins are in `crate::sqlite`; both share the SQL texts, row type and
 //! audit-row builders of `crate::invitations`, `crate::community` and `crate::removals`. Those
 //! bodies run on sqlx's PostgreSQL driver (`Postgres::native`, connections taken through
 //! [`Postgres::connection`]); everything else runs the texts it shares with SQLite through sqlx's
-//! `Any` driver (`Postgres::pool`). Both pools count their waits for a connection
+//! `Any` driver (`Postgres::pool`); the Digest nonce counts are written through a small pool of
+//! their own whose commits do not wait for the disk (`Postgres::relaxed`). Every pool counts its
+//! waits for a connection
 //! (`crate::timed_pool`). The native driver reads rows without `Any`'s conversion of every value
 //! (`crate::pool_bench` measures both; the figures are in docs/benchmarks.md, the choice in
 //! ARCHITECTURE.md).
@@ -14,11 +16,12 @@ mod community;
 mod invitations;
 pub(crate) mod removals;
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::audit::{self, AuditRow};
 use crate::timed_pool::TimedPool;
@@ -31,6 +34,9 @@ const CONNECTIONS: u32 = 8;
 const ANY_POOL: &str = "postgres";
 /// The native pool's name in the pool metrics.
 const NATIVE_POOL: &str = "postgres_native";
+/// The relaxed pool's name in the pool metrics, and its connections.
+const RELAXED_POOL: &str = "postgres_relaxed";
+const RELAXED_CONNECTIONS: u32 = 2;
 
 /// What a store on PostgreSQL holds.
 #[derive(Clone)]
@@ -40,6 +46,14 @@ pub(crate) struct Postgres {
     pub(crate) pool: TimedPool<sqlx::Any>,
     /// The hot paths of `invitations`, `community` and `removals` (8 connections).
     pub(crate) native: TimedPool<sqlx::Postgres>,
+    /// The Digest nonce counts (`crate::auth`), 2 connections with `synchronous_commit=off`: a
+    /// count is visible to every replica as soon as it commits, as with any commit, but the
+    /// commit does not wait for its log record to reach the disk, which took a log flush per
+    /// Digest request. What that risks: if PostgreSQL itself crashes, the counts of the last
+    /// moment before it (at most three `wal_writer_delay`s, 600 ms by default) are lost, and a
+    /// request captured then could be replayed once while its nonce is still valid. Nothing else
+    /// runs on it.
+    pub(crate) relaxed: TimedPool<sqlx::Postgres>,
 }
 
 /// How long a request waits for a connection of a pool: every one busy, or none can be opened
@@ -72,9 +86,22 @@ impl Postgres {
                 .await,
         )
         .await?;
+        let relaxed_options = PgConnectOptions::from_str(url)
+            .map_err(StoreError::Database)?
+            .options([("synchronous_commit", "off")]);
+        let relaxed = explained(
+            url,
+            PgPoolOptions::new()
+                .max_connections(RELAXED_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(relaxed_options)
+                .await,
+        )
+        .await?;
         Ok(Postgres {
             pool: TimedPool::new(pool, ANY_POOL, metrics),
             native: TimedPool::new(native, NATIVE_POOL, metrics),
+            relaxed: TimedPool::new(relaxed, RELAXED_POOL, metrics),
         })
     }
 
