@@ -58,7 +58,7 @@ pub(super) struct Figures {
 
 /// Rounds of every scenario: its figures are those of the round with the median req/s, so one
 /// disturbed round (the kernel writing back, another process) does not decide a target.
-const ROUNDS: usize = 3;
+pub(super) const ROUNDS: usize = 3;
 
 /// [`load`] [`ROUNDS`] times: the median round's figures, with the spread of req/s.
 pub(super) fn measure(
@@ -578,8 +578,10 @@ fn sqlite(seconds: u64) -> Result<()> {
         Some((db, deletes)) => bounds(&dir, db.as_os_str(), &deletes, &a, seconds)?,
         None => Vec::new(),
     };
-    let uncounted = match bulk_run {
-        Some((db, extra)) => Some(bulk_without_page_counts(&dir, &db, &extra, &a, seconds)?),
+    let page_counts = match bulk_run {
+        Some((db, extra)) => Some(bulk_with_and_without_page_counts(
+            &dir, &db, &extra, &a, seconds,
+        )?),
         None => None,
     };
     let report = bench_report(
@@ -587,7 +589,7 @@ fn sqlite(seconds: u64) -> Result<()> {
         ceiling_rss,
         &rows,
         &bound_rows,
-        uncounted.as_ref(),
+        page_counts.as_ref(),
         &server_rss,
         &cold_starts,
     );
@@ -605,48 +607,71 @@ fn sqlite(seconds: u64) -> Result<()> {
     Ok(())
 }
 
-/// (d) again, on `db` (the smaller table's, after every other run on it) served by the
-/// bench-bounds build under the `uncounted` bound (no page counts kept): bulk removals as they
-/// were before list pages scaled (issue 18), in the same run as (d) with them. Migration 8's
-/// partial indexes of pending invitations are gone since migration 10, so the counts are all
-/// that migration 8 adds to a removal.
-fn bulk_without_page_counts(
+/// (d) with the page counts and without them, on `db` (the smaller table's, after every other
+/// run on it): the served build, then the bench-bounds build under the `uncounted` bound (no page
+/// counts kept: bulk removals as they were before list pages scaled, issue 18), a round each in
+/// turn, [`ROUNDS`] times, each server started afresh on the same file, so that both sides share
+/// the database's state and the machine's moments. Migration 8's partial indexes are gone since
+/// migration 10, so the counts are all that migration 8 adds to a removal. Returns (with, without),
+/// each the median round with the rounds' range.
+fn bulk_with_and_without_page_counts(
     dir: &Path,
     db: &Path,
     extra: &[String],
     a: &Figures,
     seconds: u64,
-) -> Result<Figures> {
+) -> Result<(Figures, Figures)> {
     println!(
-        "\n== (d) without the page counts of migration 8, {} invitations",
+        "\n== (d) with and without the page counts of migration 8, {} invitations, alternating",
         TABLE_SIZES[0]
     );
-    settle()?;
-    let port = free_port()?;
     let log = dir.join("bound-uncounted.log");
-    let (server, _) = start_server_with(
-        &root().join("target/bench-bounds/release/invites"),
-        db.as_os_str(),
-        port,
-        Some("uncounted"),
-        std::fs::File::create(&log)?.into(),
-    )?;
-    if !std::fs::read_to_string(&log)?.contains("benchmark bound in force") {
-        bail!(
-            "the bench-bounds server did not report the bound uncounted: {}",
-            log.display()
-        );
+    let mut sides: [Vec<Figures>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..ROUNDS {
+        for (side, bound) in [None, Some("uncounted")].into_iter().enumerate() {
+            settle()?;
+            let port = free_port()?;
+            let bin = match bound {
+                None => invites_bin(),
+                Some(_) => root().join("target/bench-bounds/release/invites"),
+            };
+            let (server, _) = start_server_with(
+                &bin,
+                db.as_os_str(),
+                port,
+                bound,
+                std::fs::File::create(&log)?.into(),
+            )?;
+            if bound.is_some()
+                && !std::fs::read_to_string(&log)?.contains("benchmark bound in force")
+            {
+                bail!(
+                    "the bench-bounds server did not report the bound uncounted: {}",
+                    log.display()
+                );
+            }
+            let f = load(Scenario::Bulk, &format!("127.0.0.1:{port}"), extra, seconds)?;
+            drop(server);
+            println!(
+                "    round {} {}: {:.0} req/s ({:.0}% of the ceiling), p99 {:.2} ms",
+                round + 1,
+                if bound.is_some() { "without" } else { "with" },
+                f.rps,
+                100.0 * f.rps / a.rps.max(1.0),
+                f.p99
+            );
+            sides[side].push(f);
+        }
     }
-    let mut f = measure(Scenario::Bulk, &format!("127.0.0.1:{port}"), extra, seconds)?;
-    drop(server);
-    f.rows = Some(TABLE_SIZES[0]);
-    println!(
-        "    {:.0} req/s ({:.0}% of the ceiling), p99 {:.2} ms",
-        f.rps,
-        100.0 * f.rps / a.rps.max(1.0),
-        f.p99
-    );
-    Ok(f)
+    let [with, without] = sides.map(|mut rounds| {
+        rounds.sort_by(|x, y| x.rps.total_cmp(&y.rps));
+        let range = (rounds[0].rps, rounds[rounds.len() - 1].rps);
+        let mut median = rounds.swap_remove(rounds.len() / 2);
+        median.rps_range = range;
+        median.rows = Some(TABLE_SIZES[0]);
+        median
+    });
+    Ok((with, without))
 }
 
 /// Benchmark bounds: what (b) and (c) would reach if a removal skipped part of its work,
