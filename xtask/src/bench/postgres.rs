@@ -305,6 +305,13 @@ mod tests {
             "5".repeat(24),
             SPREAD_ORGS - 1
         )));
-        assert!(sql.contains("WHEN (OLD.group_id = 7)"));
+        // The re-inserts: once per statement, for the benchmark's rows only.
+        assert!(sql.contains("FROM old_rows WHERE group_id = 7 ORDER BY id;"));
+        assert!(sql.contains(&format!(
+            "FROM old_rows WHERE org_id = '{}';",
+            "d".repeat(24)
+        )));
+        assert_eq!(sql.matches("FOR EACH STATEMENT").count(), 2);
+        assert!(!sql.contains("FOR EACH ROW"));
     }
 }
