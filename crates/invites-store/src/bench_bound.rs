@@ -8,8 +8,9 @@
 //! thread's transaction as usual, but the writer executes no SQL for it. Either way nothing is
 //! removed or audited: the figures bound what the real removal can reach.
 //! `INVITES_BENCH_BOUND=uncounted` is of another kind: community writes on SQLite keep no page
-//! counts (migration 8), so that, with the pending index dropped too, a community bulk removal
-//! does what it did before list pages scaled, for comparison in the same run.
+//! counts (migration 8), so that a community bulk removal does what it did before list pages
+//! scaled (migration 10 dropped the indexes migration 8 had added), for comparison in the same
+//! run.
 
 use std::sync::OnceLock;
 
