@@ -373,18 +373,24 @@ pub(crate) struct PagePlan {
     pub(crate) runs: Vec<(i64, i64)>,
 }
 
-/// Builds a [`PagePlan`] from a target's non-empty count chunks fed in id order: the page at
-/// offset k starts in the first chunk whose pending invitations, with those of the chunks before
-/// it, exceed k, and ends in the chunk where `limit` of them have been passed from there.
+/// Builds a [`PagePlan`] from a target's count chunks fed in id order: the page at offset k
+/// starts in the first chunk whose pending invitations, with those of the chunks before it,
+/// exceed k, and ends in the chunk where `limit` of them have been passed from there. Rows of one
+/// chunk may come one after another (PostgreSQL keeps a row per slot, migration 12): they are
+/// summed before the chunk counts.
 #[derive(Debug)]
 pub(crate) struct PageSeek {
     offset: i64,
     limit: i64,
-    /// Pending invitations in the chunks fed before the page's first.
+    /// Pending invitations in the chunks counted before the page's first.
     passed: i64,
     /// Once the page has started: its plan, and the pending invitations of its chunks from
     /// the page's first on.
     plan: Option<(PagePlan, i64)>,
+    /// The chunk being fed and its pending count so far, not yet counted.
+    current: Option<(i64, i64)>,
+    /// The chunks counted hold the whole page.
+    full: bool,
 }
 
 impl PageSeek {
@@ -394,12 +400,39 @@ impl PageSeek {
             limit,
             passed: 0,
             plan: None,
+            current: None,
+            full: false,
         }
     }
 
-    /// The next chunk and its pending count; true once the chunks fed hold the whole page (feed
-    /// no more).
+    /// The next row of counts, a chunk and its pending count; true once the chunks before it
+    /// hold the whole page (feed no more).
     pub(crate) fn feed(&mut self, chunk: i64, pending: i64) -> bool {
+        if self.full {
+            return true;
+        }
+        match &mut self.current {
+            Some((c, n)) if *c == chunk => *n += pending,
+            _ => {
+                if let Some((c, n)) = self.current.replace((chunk, pending)) {
+                    self.full = self.count(c, n);
+                }
+            }
+        }
+        self.full
+    }
+
+    /// The plan, or none when the page starts past every chunk fed (or its limit is 0).
+    pub(crate) fn finish(mut self) -> Option<PagePlan> {
+        if let (Some((c, n)), false) = (self.current.take(), self.full) {
+            self.count(c, n);
+        }
+        self.plan.map(|(plan, _)| plan).filter(|_| self.limit > 0)
+    }
+
+    /// Counts a chunk's pending invitations (all its rows summed); true once the chunks counted
+    /// hold the whole page.
+    fn count(&mut self, chunk: i64, pending: i64) -> bool {
         let pending = pending.max(0);
         if pending == 0 || self.limit <= 0 {
             return self.limit <= 0;
@@ -429,11 +462,6 @@ impl PageSeek {
         self.plan
             .as_ref()
             .is_some_and(|(_, held)| *held >= self.limit)
-    }
-
-    /// The plan, or none when the page starts past every chunk fed (or its limit is 0).
-    pub(crate) fn finish(self) -> Option<PagePlan> {
-        self.plan.map(|(plan, _)| plan).filter(|_| self.limit > 0)
     }
 }
 
@@ -616,6 +644,31 @@ mod tests {
         (store, dir, target, AuditEntry::operator(now), ids)
     }
 
+    /// Each page (limit, offset) of `target` against `pending`, its users with a pending
+    /// invitation in invitation order: the total, and the page's users.
+    async fn assert_pages(
+        store: &Store,
+        target: CommunityTarget,
+        pending: &[i64],
+        pages: &[(i64, i64)],
+    ) {
+        for &(limit, offset) in pages {
+            let (total, users) = store.invited_users(target, limit, offset).await.unwrap();
+            assert_eq!(total, pending.len() as i64);
+            let want: Vec<i64> = pending
+                .iter()
+                .copied()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .collect();
+            assert_eq!(
+                users.iter().map(|u| u.id).collect::<Vec<_>>(),
+                want,
+                "{limit} {offset}"
+            );
+        }
+    }
+
     /// `n` new users' ids.
     async fn users(store: &Store, n: usize, now: DateTime<Utc>) -> Vec<i64> {
         let mut ids = Vec::with_capacity(n);
@@ -770,29 +823,21 @@ mod tests {
             .map(|u| u.id)
             .collect();
         assert_eq!(all, ids);
-        for (limit, offset) in [
-            (1, 0),
-            (7, 3),
-            (20, 9),
-            (20, 10),
-            (15, 25),
-            (20, 35),
-            (5, 39),
-        ] {
-            let (total, page) = store.invited_users(t, limit, offset).await.unwrap();
-            assert_eq!(total, 40);
-            let want: Vec<i64> = ids
-                .iter()
-                .copied()
-                .skip(offset as usize)
-                .take(limit as usize)
-                .collect();
-            assert_eq!(
-                page.iter().map(|u| u.id).collect::<Vec<_>>(),
-                want,
-                "{limit} {offset}"
-            );
-        }
+        assert_pages(
+            &store,
+            t,
+            &ids,
+            &[
+                (1, 0),
+                (7, 3),
+                (20, 9),
+                (20, 10),
+                (15, 25),
+                (20, 35),
+                (5, 39),
+            ],
+        )
+        .await;
         assert!(store.invited_users(t, 10, 40).await.unwrap().1.is_empty());
     }
 
@@ -953,21 +998,13 @@ mod tests {
         store.remove_invitations(t, &[ids[6]], &a).await.unwrap();
         store.join(t, ids[5], &a).await.unwrap();
         let pending = [ids[4], ids[0], ids[2], ids[1], ids[3]];
-        for (limit, offset) in [(2, 0), (2, 2), (2, 4), (10, 1), (3, 5)] {
-            let (count, users) = store.invited_users(t, limit, offset).await.unwrap();
-            assert_eq!(count, 5);
-            let want: Vec<i64> = pending
-                .iter()
-                .copied()
-                .skip(offset as usize)
-                .take(limit as usize)
-                .collect();
-            assert_eq!(
-                users.iter().map(|u| u.id).collect::<Vec<_>>(),
-                want,
-                "{limit} {offset}"
-            );
-        }
+        assert_pages(
+            &store,
+            t,
+            &pending,
+            &[(2, 0), (2, 2), (2, 4), (10, 1), (3, 5)],
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -1052,6 +1089,15 @@ mod tests {
         assert_eq!(plan_of(&chunks, 14, 1), plan(3, vec![run(12, 12)]));
         assert_eq!(plan_of(&chunks, 15, 1), None);
         assert_eq!(plan_of(&chunks, 0, 0), None);
+        // A chunk's rows (PostgreSQL's slots) are summed before it counts, one below zero too.
+        assert_eq!(
+            plan_of(&[(3, 1), (3, 1), (7, 4), (7, -1), (7, 2), (9, 1)], 1, 2),
+            plan_of(&chunks[..3], 1, 2)
+        );
+        assert_eq!(
+            plan_of(&[(3, 1), (3, 1), (7, 4), (7, -1), (7, 2), (9, 1)], 6, 3),
+            plan(4, vec![run(7, 7), run(9, 9)])
+        );
         // Counts below zero (drifted) count as none.
         assert_eq!(plan_of(&[(1, -3), (2, 1)], 0, 1), plan(0, vec![run(2, 2)]));
     }

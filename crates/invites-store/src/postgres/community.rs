@@ -20,8 +20,8 @@ const PENDING_TOTAL_SQL: &str =
      WHERE kind = $1 AND target_id = $2";
 
 /// A target's count chunks in id order, one row per chunk and slot (parameters: kind, id): the
-/// primary key's order, so they stream and are read only as far as a page needs; summed per
-/// chunk by the reader.
+/// primary key's order, so they stream and are read only as far as a page needs; [`PageSeek`]
+/// sums a chunk's rows.
 const PENDING_CHUNKS_SQL: &str = "SELECT chunk, pending FROM community_pending_chunks \
      WHERE kind = $1 AND target_id = $2 ORDER BY chunk, slot";
 
@@ -52,22 +52,10 @@ impl Postgres {
                 .bind(target.id())
                 .fetch(&mut *conn);
             let mut seek = PageSeek::new(offset, limit);
-            // A chunk's rows (one per slot) come together: fed once summed.
-            let (mut current, mut full): (Option<(i64, i64)>, bool) = (None, false);
             while let Some((chunk, pending)) = chunks.try_next().await? {
-                match &mut current {
-                    Some((c, n)) if *c == chunk => *n += pending,
-                    _ => match current.replace((chunk, pending)) {
-                        Some((c, n)) if seek.feed(c, n) => {
-                            full = true;
-                            break;
-                        }
-                        _ => {}
-                    },
+                if seek.feed(chunk, pending) {
+                    break;
                 }
-            }
-            if let (Some((c, n)), false) = (current, full) {
-                seek.feed(c, n);
             }
             seek.finish()
         };
