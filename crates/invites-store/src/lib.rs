@@ -330,16 +330,7 @@ impl Store {
             // The background checkpointer may hold the checkpoint lock for a moment, in which
             // case SQLite answers busy at once: try again, for up to a second.
             for attempt in 0..100 {
-                let done: std::result::Result<(i64, i64, i64), _> =
-                    match self.writes().acquire().await {
-                        Ok(mut conn) => {
-                            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                                .fetch_one(&mut *conn)
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    };
-                match done {
+                match sqlite::checkpoint::wal_checkpoint(self.writes(), "TRUNCATE").await {
                     Ok((0, _, _)) => break,
                     Ok(_) if attempt < 99 => tokio::time::sleep(Duration::from_millis(10)).await,
                     Ok(_) => tracing::warn!("WAL checkpoint at close stayed busy"),

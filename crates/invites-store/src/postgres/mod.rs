@@ -22,6 +22,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
 
 use crate::audit::{self, AuditRow};
 use crate::timed_pool::TimedPool;
@@ -63,7 +64,7 @@ pub(crate) struct Postgres {
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Postgres {
-    /// Connects both pools to the server `url` names.
+    /// Connects the three pools to the server `url` names.
     pub(crate) async fn connect(
         url: &str,
         metrics: &invites_metrics::StoreMetrics,
@@ -77,27 +78,10 @@ impl Postgres {
                 .await,
         )
         .await?;
-        let native = explained(
-            url,
-            PgPoolOptions::new()
-                .max_connections(CONNECTIONS)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect(url)
-                .await,
-        )
-        .await?;
-        let relaxed_options = PgConnectOptions::from_str(url)
-            .map_err(StoreError::Database)?
-            .options([("synchronous_commit", "off")]);
-        let relaxed = explained(
-            url,
-            PgPoolOptions::new()
-                .max_connections(RELAXED_CONNECTIONS)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(relaxed_options)
-                .await,
-        )
-        .await?;
+        let options = PgConnectOptions::from_str(url).map_err(StoreError::Database)?;
+        let native = native_pool(url, options.clone(), CONNECTIONS).await?;
+        let relaxed_options = options.options([("synchronous_commit", "off")]);
+        let relaxed = native_pool(url, relaxed_options, RELAXED_CONNECTIONS).await?;
         Ok(Postgres {
             pool: TimedPool::new(pool, ANY_POOL, metrics),
             native: TimedPool::new(native, NATIVE_POOL, metrics),
@@ -109,6 +93,20 @@ impl Postgres {
     pub(crate) async fn connection(&self) -> Result<PoolConnection<sqlx::Postgres>> {
         Ok(self.native.acquire().await?)
     }
+}
+
+/// A pool of `connections` on sqlx's PostgreSQL driver over `options` (parsed from `url`, which
+/// names the server in errors).
+async fn native_pool(url: &str, options: PgConnectOptions, connections: u32) -> Result<PgPool> {
+    explained(
+        url,
+        PgPoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await,
+    )
+    .await
 }
 
 /// A pool's connection outcome; a pool timeout is explained by one direct attempt, since the

@@ -43,24 +43,9 @@ pub(crate) fn start<T: Send + Sync + 'static>(
             if alive.upgrade().is_none() || pool.inner().is_closed() {
                 return;
             }
-            let passive: Result<(i64, i64, i64), _> = match pool.acquire().await {
-                Ok(mut conn) => {
-                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-                        .fetch_one(&mut *conn)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match passive {
+            match wal_checkpoint(&pool, "PASSIVE").await {
                 Ok((_, frames, _)) if frames > 4 * RESTART_FRAMES => {
-                    let restart: Result<(i64, i64, i64), _> = match pool.acquire().await {
-                        Ok(mut conn) => {
-                            sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-                                .fetch_one(&mut *conn)
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    };
+                    let restart = wal_checkpoint(&pool, "RESTART").await;
                     tracing::debug!(frames, ?restart, "write-ahead log restarted");
                 }
                 Ok((_, frames, _)) if frames > RESTART_FRAMES => {
@@ -71,4 +56,16 @@ pub(crate) fn start<T: Send + Sync + 'static>(
             }
         }
     });
+}
+
+/// `PRAGMA wal_checkpoint(mode)` on a connection of `pool` (PASSIVE, RESTART or TRUNCATE):
+/// SQLite's (busy, frames in the log, frames checkpointed).
+pub(crate) async fn wal_checkpoint(
+    pool: &TimedPool<sqlx::Any>,
+    mode: &str,
+) -> sqlx::Result<(i64, i64, i64)> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query_as(&format!("PRAGMA wal_checkpoint({mode})"))
+        .fetch_one(&mut *conn)
+        .await
 }
