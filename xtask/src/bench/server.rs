@@ -71,11 +71,17 @@ pub(super) fn measure(
     for _ in 0..ROUNDS {
         rounds.push(load(scenario, addr, extra, seconds)?);
     }
+    Ok(median_round(rounds))
+}
+
+/// The round with the median req/s, with the lowest and highest of `rounds` (not empty) as its
+/// range.
+fn median_round(mut rounds: Vec<Figures>) -> Figures {
     rounds.sort_by(|x, y| x.rps.total_cmp(&y.rps));
-    let range = (rounds[0].rps, rounds[ROUNDS - 1].rps);
-    let mut median = rounds.swap_remove(ROUNDS / 2);
+    let range = (rounds[0].rps, rounds[rounds.len() - 1].rps);
+    let mut median = rounds.swap_remove(rounds.len() / 2);
     median.rps_range = range;
-    Ok(median)
+    median
 }
 
 /// Flushes what earlier steps wrote, so their write-back does not land in the next measurement.
@@ -663,13 +669,9 @@ fn bulk_with_and_without_page_counts(
             sides[side].push(f);
         }
     }
-    let [with, without] = sides.map(|mut rounds| {
-        rounds.sort_by(|x, y| x.rps.total_cmp(&y.rps));
-        let range = (rounds[0].rps, rounds[rounds.len() - 1].rps);
-        let mut median = rounds.swap_remove(rounds.len() / 2);
-        median.rps_range = range;
-        median.rows = Some(TABLE_SIZES[0]);
-        median
+    let [with, without] = sides.map(|rounds| Figures {
+        rows: Some(TABLE_SIZES[0]),
+        ..median_round(rounds)
     });
     Ok((with, without))
 }
