@@ -81,6 +81,22 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// Runs `statements` on database `db`, each on its own (`psql -c` per statement: outside
+    /// any transaction block, as `VACUUM` must be), stopping at the first that fails.
+    pub fn run_in(&self, db: &str, statements: &[String]) -> Result<()> {
+        let mut c = self.command("psql");
+        c.args(["-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db]);
+        for statement in statements {
+            c.args(["-c", statement]);
+        }
+        let out = c.output().context("running psql")?;
+        if !out.status.success() {
+            bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
+    }
+
     /// Creates a database and returns its URL.
     pub fn create_database(&self, name: &str) -> Result<String> {
         run(self.command("psql").args([
@@ -130,10 +146,11 @@ impl Durability {
     fn options(self) -> &'static str {
         match self {
             Durability::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            // pg_stat_statements: the benchmark reads what the limits' statements cost.
+            // pg_stat_statements: the benchmark reads what the limits' statements cost, and
+            // which statements (triggers' included: track=all) take a scenario's time.
             Durability::On => {
                 "-c fsync=on -c synchronous_commit=on -c full_page_writes=on \
-                 -c shared_preload_libraries=pg_stat_statements"
+                 -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
             }
         }
     }

@@ -121,9 +121,31 @@ struct LoadArgs {
     /// Where the page starts in the group's pending invitations (page).
     #[arg(long, default_value_t = 0)]
     offset: i64,
-    /// First of the users removed in bulk: connection c removes users FIRST+10c .. FIRST+10c+9.
+    /// First of the users removed in bulk: connection c removes users FIRST+10c .. FIRST+10c+9
+    /// (with `--bulk-users`, the tens of its own share in turn).
     #[arg(long, default_value_t = 0)]
     first_user: i64,
+    /// Users with a pending invitation to the group from `--first-user` on (bulk): each
+    /// connection cycles through its own share of them, ten at a time; 0 (the default) is ten
+    /// per connection.
+    #[arg(long, default_value_t = 0)]
+    bulk_users: i64,
+    /// The deletable ids and bulk users are not put back (no re-insert trigger): a connection
+    /// that has used its whole share stops the run with an error rather than ask for one again
+    /// (which would answer 404).
+    #[arg(long)]
+    once: bool,
+}
+
+/// What request `i` of connection `index` removes: the index of a deletable id (of
+/// `--delete-ids`) or of a ten of bulk users (of `--bulk-users` / 10), from the connection's own
+/// share of `pool` items. `None` when `once` and the share is used up.
+fn pool_item(pool: u64, connections: usize, index: usize, i: u64, once: bool) -> Option<u64> {
+    let share = (pool / connections as u64).max(1);
+    if once && i >= share {
+        return None;
+    }
+    Some(index as u64 * share + i % share)
 }
 
 /// The id of deletable invitation `i`, as the bench fixtures create them.
@@ -259,7 +281,11 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
     let mut sender = connect(addr).await?;
     let warmup = start + Duration::from_secs(args.warmup_secs);
     let end = warmup + Duration::from_secs(args.duration_secs);
-    let share = (args.delete_ids / args.connections as u64).max(1);
+    let tens = (args.bulk_users / 10).max(0) as u64;
+    let (pool, unit) = match args.scenario {
+        Scenario::Bulk => (tens, "ten bulk users"),
+        _ => (args.delete_ids, "deletable ids"),
+    };
     let mut digest = None;
     let list_path = format!("/api/atlas/v2/orgs/{org}/invites");
     if args.scenario == Scenario::Digest {
@@ -272,7 +298,17 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
         .map_or(0, |d| d.as_millis());
     let mut i: u64 = 0;
     while Instant::now() < end {
-        let victim = delete_id(index as u64 * share + i % share);
+        let consumes = matches!(
+            args.scenario,
+            Scenario::Digest | Scenario::Bearer | Scenario::Bulk
+        );
+        let Some(item) = pool_item(pool, args.connections, index, i, args.once && consumes) else {
+            bail!(
+                "connection {index} used its whole share of {pool} {unit} after {i} requests: \
+                 the pool is too small for this run (--once: deleted rows are not put back)"
+            );
+        };
+        let victim = delete_id(item);
         let (method, path, body) = match args.scenario {
             Scenario::Ceiling => (Method::DELETE, "/ceiling".to_owned(), None),
             Scenario::Digest | Scenario::Bearer => (
@@ -281,7 +317,7 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
                 None,
             ),
             Scenario::Bulk => {
-                let first = args.first_user + 10 * index as i64;
+                let first = args.first_user + 10 * item as i64;
                 let users: Vec<i64> = (first..first + 10).collect();
                 (
                     Method::DELETE,
@@ -492,6 +528,34 @@ mod tests {
         );
         assert_eq!(nth("127.0.0.1:1", 7), "127.0.0.1:1");
         assert_eq!(nth("", 3), "");
+    }
+
+    #[test]
+    fn connections_cycle_through_shares_of_their_own() {
+        // 3,200 ids over 32 connections: connection 2 takes 200..299 and comes back to 200.
+        let items: Vec<u64> = [0, 1, 99, 100]
+            .iter()
+            .map(|&i| pool_item(3_200, 32, 2, i, false).unwrap())
+            .collect();
+        assert_eq!(items, [200, 201, 299, 200]);
+        // No pool (bulk's default): each connection keeps its one item, its own ten users.
+        assert_eq!(pool_item(0, 32, 5, 0, false), Some(5));
+        assert_eq!(pool_item(0, 32, 5, 9, false), Some(5));
+        // Shares never overlap, whatever the request.
+        let mut seen = std::collections::HashSet::new();
+        for index in 0..4 {
+            for i in 0..25 {
+                assert!(seen.insert(pool_item(100, 4, index, i, true).unwrap()));
+            }
+        }
+        assert_eq!(seen.len(), 100);
+    }
+
+    #[test]
+    fn once_stops_at_the_end_of_a_share_instead_of_reusing() {
+        assert_eq!(pool_item(3_200, 32, 31, 99, true), Some(3_199));
+        assert_eq!(pool_item(3_200, 32, 31, 100, true), None);
+        assert_eq!(pool_item(3_200, 32, 31, 100, false), Some(3_100));
     }
 
     #[test]

@@ -14,8 +14,8 @@ use anyhow::{bail, Context, Result};
 use super::report::{postgres_section, PostgresRow, PostgresRun, StatementTime};
 use super::scenario::Scenario;
 use super::server::{
-    bench_bin, build_release, ceiling, measure, prepare, settle, start_server, write_replay, Seed,
-    BULK_USERS, DELETE_POOL, FIRST_BULK_USER, LIST_SIZE,
+    bench_bin, build_release, ceiling, measure_each, prepare, settle, start_server, write_replay,
+    Pools, Seed, DELETE_POOL, FIRST_BULK_USER, LIST_SIZE,
 };
 use super::{free_port, with_section, POSTGRES};
 use crate::postgres::{start_with, Durability};
@@ -33,26 +33,91 @@ fn spread_org(i: usize) -> String {
     format!("ab{i:022x}")
 }
 
+/// Removals per second per connection the pools are sized for: about 8,000 removals ((b),
+/// (c)) and 4,000 bulk removals ((d)) a second over the 32 connections, well above what this
+/// machine has measured; a faster one stops the run with `invites-bench`'s "pool is too small"
+/// rather than measure 404s.
+const REMOVALS_PER_CONNECTION_S: u64 = 250;
+const BULK_PER_CONNECTION_S: u64 = 125;
+/// Connections of the load generator (its default).
+const CONNECTIONS: u64 = 32;
+
+/// The pools of a run of `seconds` per round: no trigger puts removed rows back (on PostgreSQL
+/// the re-insert cost more than the removal itself: its INSERT, foreign-key checks and count
+/// trigger), so each connection needs a row for every request of a round (the warm-up second
+/// included); [`refill_sql`] puts them back between rounds.
+pub(super) fn pools(seconds: u64) -> Pools {
+    let per_round = seconds + 1;
+    Pools {
+        delete: CONNECTIONS * REMOVALS_PER_CONNECTION_S * per_round,
+        bulk_users: (CONNECTIONS * 10 * BULK_PER_CONNECTION_S * per_round) as i64,
+        once: true,
+    }
+}
+
+/// `'prefix' || 22 hex digits of x`, as the seed writes ids.
+fn hex(prefix: &str, x: &str) -> String {
+    format!("'{prefix}' || lpad(to_hex({x}), 22, '0')")
+}
+
+const INVITATION_COLUMNS: &str = "id, org_id, project_id, username, inviter_username, roles, team_ids, group_role_assignments, status, created_at, expires_at";
+/// When the seeded rows were created, and when they expire.
+const SEEDED_AT: i64 = 1_763_596_800_000;
+const SEEDED_EXPIRY: i64 = SEEDED_AT + 30 * 86_400_000;
+
+/// The deletable invitations and the bulk group's pending invitations, those missing put back
+/// (`ON CONFLICT DO NOTHING`: the ones still there stay as they are). Through the store's own
+/// triggers, so the scope versions and page counts stay right.
+fn pool_rows_sql(seed: &Seed, pools: Pools) -> String {
+    let Seed {
+        delete_org, group, ..
+    } = seed;
+    let (cols, t, exp) = (INVITATION_COLUMNS, SEEDED_AT, SEEDED_EXPIRY);
+    let dd = hex("dd", "x");
+    let (last_delete, last_user) = (pools.delete - 1, pools.bulk_users - 1);
+    format!(
+        "INSERT INTO invitations ({cols})
+SELECT {dd}, '{delete_org}', NULL, 'del' || x || '@bench.example', 'bench', '[\"ORG_MEMBER\"]', '[]', '[]', 'PENDING', {t}, {exp}
+FROM generate_series(0, {last_delete}) AS x ON CONFLICT DO NOTHING;
+INSERT INTO community_invitations (group_id, user_id, status, created_at)
+SELECT {group}, {FIRST_BULK_USER} + x, 'PENDING', {t} FROM generate_series(0, {last_user}) AS x
+ON CONFLICT DO NOTHING;
+"
+    )
+}
+
+/// The role the refill runs as, so that `pg_stat_statements` tells its statements from the
+/// servers' (who connect as `postgres`).
+const REFILL_ROLE: &str = "bench_refill";
+
+/// Before each round of a scenario that removes or updates the pools' rows: the removed rows
+/// back, then the dead ones vacuumed away (a round starts from the same table each time, not
+/// from one bloated by the rounds before or vacuumed by autovacuum in the middle of a round).
+pub(super) fn refill_sql(seed: &Seed, pools: Pools) -> Vec<String> {
+    vec![
+        format!("SET ROLE {REFILL_ROLE}"),
+        pool_rows_sql(seed, pools),
+        "VACUUM (ANALYZE) invitations, community_invitations, community_pending_totals, \
+         community_pending_chunks, invitation_versions"
+            .to_owned(),
+    ]
+}
+
 /// The bulk rows in PostgreSQL's dialect: what `server::bench_sql` writes for SQLite (deletable,
-/// listed and background invitations, community users with pending invitations, triggers that
-/// put deleted benchmark rows back), and (h)'s organizations with the service account as owner.
-fn postgres_sql(seed: &Seed) -> String {
+/// listed and background invitations, community users with pending invitations) without its
+/// re-insert triggers (see [`pools`]), and (h)'s organizations with the service account as
+/// owner.
+fn postgres_sql(seed: &Seed, pools: Pools) -> String {
     // The pages of (i) and (j) run on SQLite's largest table only: no paged group here.
     let Seed {
-        delete_org,
         list_org,
-        group,
         sa_principal,
-        paged: _,
+        ..
     } = seed;
     let background = TABLE.saturating_sub(DELETE_POOL + LIST_SIZE);
     let orgs = background.div_ceil(1000);
-    let t = 1_763_596_800_000_i64;
-    let exp = t + 30 * 86_400_000;
-    let cols = "id, org_id, project_id, username, inviter_username, roles, team_ids, group_role_assignments, status, created_at, expires_at";
-    let hex = |prefix: &str, x: &str| format!("'{prefix}' || lpad(to_hex({x}), 22, '0')");
-    let (dd, ee, cc, ff, bb, ab) = (
-        hex("dd", "x"),
+    let (cols, t, exp) = (INVITATION_COLUMNS, SEEDED_AT, SEEDED_EXPIRY);
+    let (ee, cc, ff, bb, ab) = (
         hex("ee", "x"),
         hex("cc", "x"),
         hex("ff", "x"),
@@ -60,14 +125,12 @@ fn postgres_sql(seed: &Seed) -> String {
         hex("ab", "x"),
     );
     let cc_of = hex("cc", "x / 1000");
-    let last_delete = DELETE_POOL - 1;
     let last_list = LIST_SIZE - 1;
     let last_spread = SPREAD_ORGS - 1;
+    let last_user = pools.bulk_users - 1;
+    let pool_rows = pool_rows_sql(seed, pools);
     format!(
         "-- Generated by cargo xtask bench server --database postgres.
-INSERT INTO invitations ({cols})
-SELECT {dd}, '{delete_org}', NULL, 'del' || x || '@bench.example', 'bench', '[\"ORG_MEMBER\"]', '[]', '[]', 'PENDING', {t}, {exp}
-FROM generate_series(0, {last_delete}) AS x;
 INSERT INTO invitations ({cols})
 SELECT {ee}, '{list_org}', NULL, 'list' || x || '@bench.example', 'bench', '[\"ORG_MEMBER\"]', '[]', '[]', 'PENDING', {t}, {exp}
 FROM generate_series(0, {last_list}) AS x;
@@ -75,38 +138,12 @@ INSERT INTO orgs (id, name, created_at) SELECT {cc}, 'Background-' || x, {t} FRO
 INSERT INTO invitations ({cols})
 SELECT {ff}, {cc_of}, NULL, 'bg' || x || '@bench.example', 'bench', '[\"ORG_MEMBER\"]', '[]', '[]', 'PENDING', {t}, {exp}
 FROM generate_series(0, {background} - 1) AS x;
-INSERT INTO principals (id, kind, created_at) SELECT {bb}, 'user', {t} FROM generate_series(0, {BULK_USERS} - 1) AS x;
+INSERT INTO principals (id, kind, created_at) SELECT {bb}, 'user', {t} FROM generate_series(0, {last_user}) AS x;
 INSERT INTO users (id, principal_id, username, real_name, created_at)
-SELECT {FIRST_BULK_USER} + x, {bb}, 'bulk' || x || '@bench.example', '', {t} FROM generate_series(0, {BULK_USERS} - 1) AS x;
-INSERT INTO community_invitations (group_id, user_id, status, created_at)
-SELECT {group}, {FIRST_BULK_USER} + x, 'PENDING', {t} FROM generate_series(0, {BULK_USERS} - 1) AS x;
-INSERT INTO orgs (id, name, created_at) SELECT {ab}, 'Spread-' || x, {t} FROM generate_series(0, {last_spread}) AS x;
+SELECT {FIRST_BULK_USER} + x, {bb}, 'bulk' || x || '@bench.example', '', {t} FROM generate_series(0, {last_user}) AS x;
+{pool_rows}INSERT INTO orgs (id, name, created_at) SELECT {ab}, 'Spread-' || x, {t} FROM generate_series(0, {last_spread}) AS x;
 INSERT INTO org_roles (org_id, principal_id, role)
 SELECT {ab}, '{sa_principal}', 'ORG_OWNER' FROM generate_series(0, {last_spread}) AS x;
--- Deleted benchmark rows come back, so the table keeps its size and ids can be reused. The
--- re-insert is work a real delete does not do: the figures are pessimistic by that much.
--- Once per statement, as PostgreSQL's own triggers run: a per-row re-insert is a statement of its
--- own per row, each firing the statement triggers of migrations 6 and 8 once more (ten count
--- updates for one bulk removal of ten), work neither a real delete nor SQLite's run does.
-CREATE FUNCTION bench_replenish() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO invitations ({cols}) SELECT {cols} FROM old_rows WHERE org_id = '{delete_org}';
-    RETURN NULL;
-END;
-$$;
-CREATE TRIGGER bench_replenish AFTER DELETE ON invitations
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION bench_replenish();
-CREATE FUNCTION bench_replenish_community() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO community_invitations (group_id, user_id, status, created_at)
-    SELECT group_id, user_id, status, created_at FROM old_rows WHERE group_id = {group} ORDER BY id;
-    RETURN NULL;
-END;
-$$;
-CREATE TRIGGER bench_replenish_community AFTER DELETE ON community_invitations
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION bench_replenish_community();
 "
     )
 }
@@ -128,13 +165,16 @@ fn wal_syncs(cluster: &crate::postgres::Cluster) -> Result<u64> {
 
 /// PostgreSQL's statement time in the bench database since `pg_stat_statements` was last reset:
 /// the statements of the limits shared by replicas (those on `limit_counts`: the batched add, the
-/// read of changes, the purge of past windows) and all of them.
+/// read of changes, the purge of past windows) and all of them. Top-level statements only: the
+/// cluster also tracks those run by triggers (`track=all`), whose time their statement includes.
+/// The servers' statements only: the refill between rounds runs as [`REFILL_ROLE`].
 fn statement_time(cluster: &crate::postgres::Cluster) -> Result<StatementTime> {
     let line = cluster.query(
         "SELECT COALESCE(SUM(calls) FILTER (WHERE query ILIKE '%limit_counts%'), 0), \
          COALESCE(SUM(total_exec_time) FILTER (WHERE query ILIKE '%limit_counts%'), 0), \
          COALESCE(SUM(total_exec_time), 0) \
-         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'bench'",
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+         WHERE d.datname = 'bench' AND s.toplevel AND s.userid = 'postgres'::regrole",
     )?;
     let parts: Vec<&str> = line.split('|').collect();
     let number = |i: usize| -> Result<f64> {
@@ -148,6 +188,23 @@ fn statement_time(cluster: &crate::postgres::Cluster) -> Result<StatementTime> {
         limit_ms: number(1)?,
         all_ms: number(2)?,
     })
+}
+
+/// The statements that took most of PostgreSQL's time in the bench database since the last reset,
+/// triggers' statements included (`track=all`; a statement's time includes its triggers'), one
+/// line each: milliseconds in all, calls, milliseconds per call, whether top-level, the text's
+/// start. The servers' statements only, printed with each scenario, for whoever looks for where
+/// a scenario's time goes.
+fn top_statements(cluster: &crate::postgres::Cluster) -> Result<String> {
+    cluster.query(
+        "SELECT round(total_exec_time::numeric, 1) || ' ms, ' || calls || ' calls, ' \
+         || round((total_exec_time / calls)::numeric, 4) || ' ms/call, ' \
+         || CASE WHEN toplevel THEN 'top' ELSE 'nested' END || ': ' \
+         || left(regexp_replace(query, '\\s+', ' ', 'g'), 110) \
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+         WHERE d.datname = 'bench' AND s.userid = 'postgres'::regrole \
+         ORDER BY total_exec_time DESC LIMIT 8",
+    )
 }
 
 /// Synchronous 8 kB writes per second the cluster's disk takes with `fdatasync` (PostgreSQL's
@@ -188,8 +245,13 @@ pub fn postgres(seconds: u64) -> Result<()> {
     println!("PostgreSQL {settings}");
     let url = cluster.create_database("bench")?;
     cluster.query("CREATE EXTENSION pg_stat_statements")?;
+    cluster.query(&format!("CREATE ROLE {REFILL_ROLE} SUPERUSER"))?;
     println!("\n== {TABLE} invitations: preparing {url}");
-    let mut prepared = prepare(&dir, OsStr::new(&url), TABLE, postgres_sql)?;
+    let pools = pools(seconds);
+    let mut prepared = prepare(&dir, OsStr::new(&url), TABLE, pools, |seed| {
+        postgres_sql(seed, pools)
+    })?;
+    let refill = refill_sql(&prepared.seed, pools);
     let spread: Vec<String> = (0..SPREAD_ORGS).map(spread_org).collect();
     prepared.scenarios.push((
         Scenario::CreateSpread,
@@ -218,10 +280,28 @@ pub fn postgres(seconds: u64) -> Result<()> {
             println!("  {}", scenario.title());
             cluster.query("SELECT pg_stat_statements_reset()")?;
             let (syncs, started) = (wal_syncs(&cluster)?, std::time::Instant::now());
-            let mut f = measure(*scenario, &addr, extra, seconds)?;
-            let elapsed = started.elapsed().as_secs_f64();
-            let flushes_per_s = (wal_syncs(&cluster)? - syncs) as f64 / elapsed;
+            // Rounds that remove or update the pools' rows start from the whole pools; the
+            // refills' time and log flushes are taken out of the scenario's.
+            let uses_pools = matches!(
+                scenario,
+                Scenario::Digest | Scenario::Bearer | Scenario::Bulk | Scenario::Update
+            );
+            let (mut refill_syncs, mut refill_time) = (0, std::time::Duration::ZERO);
+            let mut f = measure_each(*scenario, &addr, extra, seconds, || {
+                if uses_pools {
+                    let (before, at) = (wal_syncs(&cluster)?, std::time::Instant::now());
+                    cluster.run_in("bench", &refill)?;
+                    refill_syncs += wal_syncs(&cluster)? - before;
+                    refill_time += at.elapsed();
+                }
+                Ok(())
+            })?;
+            let elapsed = (started.elapsed() - refill_time).as_secs_f64();
+            let flushes_per_s = (wal_syncs(&cluster)? - syncs - refill_syncs) as f64 / elapsed;
             let statements = statement_time(&cluster)?.per_second(elapsed);
+            for line in top_statements(&cluster)?.lines() {
+                println!("      {line}");
+            }
             f.rows = Some(TABLE);
             println!(
                 "    {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {flushes_per_s:.0} log flushes/s",
@@ -266,6 +346,7 @@ pub fn postgres(seconds: u64) -> Result<()> {
         settings,
         load: (load_before, load_after),
         fdatasync_per_s: fsync,
+        pools,
         a,
         rows,
         drivers,
@@ -291,27 +372,46 @@ mod tests {
             .all(|o| o.len() == 24 && o.bytes().all(|b| b.is_ascii_hexdigit())));
     }
 
-    #[test]
-    fn the_seed_grants_the_service_account_every_spread_organization() {
-        let sql = postgres_sql(&Seed {
+    fn seed() -> Seed {
+        Seed {
             delete_org: "d".repeat(24),
             list_org: "e".repeat(24),
             group: 7,
             sa_principal: "5".repeat(24),
             paged: None,
-        });
+        }
+    }
+
+    #[test]
+    fn the_seed_grants_the_service_account_every_spread_organization() {
+        let sql = postgres_sql(&seed(), pools(3));
         assert!(sql.contains(&format!(
             "SELECT 'ab' || lpad(to_hex(x), 22, '0'), '{}', 'ORG_OWNER' FROM generate_series(0, {})",
             "5".repeat(24),
             SPREAD_ORGS - 1
         )));
-        // The re-inserts: once per statement, for the benchmark's rows only.
-        assert!(sql.contains("FROM old_rows WHERE group_id = 7 ORDER BY id;"));
-        assert!(sql.contains(&format!(
-            "FROM old_rows WHERE org_id = '{}';",
-            "d".repeat(24)
-        )));
-        assert_eq!(sql.matches("FOR EACH STATEMENT").count(), 2);
-        assert!(!sql.contains("FOR EACH ROW"));
+        // No re-insert trigger: the pools are refilled between rounds instead.
+        assert!(!sql.contains("TRIGGER"));
+    }
+
+    #[test]
+    fn the_pools_hold_a_round_and_the_refill_puts_back_only_what_is_missing() {
+        let p = pools(3);
+        assert_eq!((p.delete, p.bulk_users, p.once), (32_000, 160_000, true));
+        // A round of 3 s and its warm-up second at the rates the pools are sized for.
+        assert!(p.delete >= CONNECTIONS * REMOVALS_PER_CONNECTION_S * 4);
+        let sql = postgres_sql(&seed(), p);
+        // Every bulk user exists, as does its pending invitation.
+        assert!(sql.contains("INSERT INTO users"));
+        assert!(sql.contains(&format!("generate_series(0, {})", p.bulk_users - 1)));
+        assert!(sql.contains(&format!("generate_series(0, {})", p.delete - 1)));
+        let refill = refill_sql(&seed(), p);
+        // Statements of their own: VACUUM cannot share psql's -c with the INSERTs.
+        assert_eq!(refill.len(), 3);
+        assert_eq!(refill[0], "SET ROLE bench_refill");
+        assert_eq!(refill[1].matches("ON CONFLICT DO NOTHING").count(), 2);
+        assert!(refill[1].contains(&format!("'{}'", "d".repeat(24))));
+        assert!(refill[1].contains("SELECT 7, 100000 + x"));
+        assert!(refill[2].starts_with("VACUUM"));
     }
 }

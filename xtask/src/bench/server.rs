@@ -36,6 +36,24 @@ pub(super) const DELETE_POOL: u64 = 3_200;
 /// Users removed in bulk: 32 connections x 10.
 pub(super) const BULK_USERS: i64 = 320;
 pub(super) const FIRST_BULK_USER: i64 = 100_000;
+
+/// The rows the removals of (b), (c) and (d) take: deletable invitations (`dd...` ids, also
+/// what (f) updates) and users with a pending invitation to the bulk group (from
+/// [`FIRST_BULK_USER`]), and whether the load generator may come back to a row it removed
+/// (`once: false`: a trigger has put it back).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pools {
+    pub(super) delete: u64,
+    pub(super) bulk_users: i64,
+    pub(super) once: bool,
+}
+
+/// SQLite's run: small pools cycled through, each removed row put back by a trigger.
+pub(super) const REPLENISHED: Pools = Pools {
+    delete: DELETE_POOL,
+    bulk_users: BULK_USERS,
+    once: false,
+};
 pub(super) const LIST_SIZE: u64 = 1_000;
 /// Pending invitations of the group whose list pages (i) and (j) read, on the largest table only.
 const PAGED_PENDING: i64 = 1_000_000;
@@ -67,8 +85,20 @@ pub(super) fn measure(
     extra: &[String],
     seconds: u64,
 ) -> Result<Figures> {
+    measure_each(scenario, addr, extra, seconds, || Ok(()))
+}
+
+/// [`measure`], running `before` ahead of each round (outside the measured time).
+pub(super) fn measure_each(
+    scenario: Scenario,
+    addr: &str,
+    extra: &[String],
+    seconds: u64,
+    mut before: impl FnMut() -> Result<()>,
+) -> Result<Figures> {
     let mut rounds = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
+        before()?;
         rounds.push(load(scenario, addr, extra, seconds)?);
     }
     Ok(median_round(rounds))
@@ -209,6 +239,8 @@ pub(super) struct Prepared {
     pub(super) scenarios: Vec<(Scenario, Vec<String>)>,
     /// The service account's arguments (its client id and secret).
     pub(super) service_account: Vec<String>,
+    /// The rows the scenarios use.
+    pub(super) seed: Seed,
 }
 
 /// The rows the bulk SQL refers to.
@@ -245,6 +277,7 @@ pub(super) fn prepare(
     dir: &Path,
     db: &OsStr,
     table: u64,
+    pools: Pools,
     sql: impl Fn(&Seed) -> String,
 ) -> Result<Prepared> {
     let delete_org = admin(db, &["create-org", "--name", "Bench-Delete"])?["id"]
@@ -344,7 +377,12 @@ pub(super) fn prepare(
     let script = dir.join(format!("bench-{table}.sql"));
     std::fs::write(&script, sql(&seed))?;
     admin(db, &["load-fixtures", script.to_str().context("path")?])?;
-    let ids = vec!["--delete-ids".to_owned(), DELETE_POOL.to_string()];
+    let ids = vec!["--delete-ids".to_owned(), pools.delete.to_string()];
+    let once = if pools.once {
+        vec!["--once".to_owned()]
+    } else {
+        Vec::new()
+    };
     let org = vec!["--org".to_owned(), seed.delete_org.clone()];
     let sa_args = vec![
         "--client-id".to_owned(),
@@ -357,6 +395,7 @@ pub(super) fn prepare(
             Scenario::Digest,
             [
                 ids.clone(),
+                once.clone(),
                 org.clone(),
                 vec![
                     "--user".into(),
@@ -369,18 +408,24 @@ pub(super) fn prepare(
         ),
         (
             Scenario::Bearer,
-            [ids.clone(), org.clone(), sa_args.clone()].concat(),
+            [ids.clone(), once.clone(), org.clone(), sa_args.clone()].concat(),
         ),
         (
             Scenario::Bulk,
-            vec![
-                "--token".into(),
-                token.clone(),
-                "--group".into(),
-                seed.group.to_string(),
-                "--first-user".into(),
-                FIRST_BULK_USER.to_string(),
-            ],
+            [
+                vec![
+                    "--token".into(),
+                    token.clone(),
+                    "--group".into(),
+                    seed.group.to_string(),
+                    "--first-user".into(),
+                    FIRST_BULK_USER.to_string(),
+                    "--bulk-users".into(),
+                    pools.bulk_users.to_string(),
+                ],
+                once.clone(),
+            ]
+            .concat(),
         ),
         (
             Scenario::List,
@@ -414,6 +459,7 @@ pub(super) fn prepare(
     Ok(Prepared {
         scenarios,
         service_account: sa_args,
+        seed,
     })
 }
 
@@ -537,7 +583,9 @@ fn sqlite(seconds: u64) -> Result<()> {
         let db = dir.join(format!("bench-{table}.db"));
         println!("\n== {table} invitations: preparing {}", db.display());
         let prepared = Instant::now();
-        let prepared_db = prepare(&dir, db.as_os_str(), table, |seed| bench_sql(seed, table))?;
+        let prepared_db = prepare(&dir, db.as_os_str(), table, REPLENISHED, |seed| {
+            bench_sql(seed, table)
+        })?;
         settle()?;
         println!("    prepared in {:.1} s", prepared.elapsed().as_secs_f64());
         let port = free_port()?;
