@@ -483,7 +483,7 @@ pub(crate) fn invited_user(
 
 /// The column that names a target in the invitation and membership tables. Both are constants,
 /// chosen by the enum: no SQL is built from input.
-fn invitation_column(target: CommunityTarget) -> &'static str {
+pub(crate) fn invitation_column(target: CommunityTarget) -> &'static str {
     match target {
         CommunityTarget::Group(_) => "group_id",
         CommunityTarget::Course(_) => "course_id",
@@ -701,6 +701,118 @@ mod tests {
             Vec::<i64>::new()
         );
         assert_eq!(store.invited_users(t, 10, 0).await.unwrap().0, 0);
+    }
+
+    #[tokio::test]
+    async fn a_bulk_removal_audits_each_invitation_and_a_repeated_id_removes_nothing() {
+        let (store, _dir, t, a, ids) = group_with_users(3).await;
+        store.invite_users(t, &ids, None, &a).await.unwrap();
+        // Listed twice: the second is offending, and nothing is removed.
+        assert_eq!(
+            store
+                .remove_invitations(t, &[ids[0], ids[1], ids[0]], &a)
+                .await
+                .unwrap(),
+            vec![ids[0]]
+        );
+        assert_eq!(store.invited_users(t, 10, 0).await.unwrap().0, 3);
+        let invited: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, user_id FROM community_invitations WHERE status = 'PENDING'",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(invited.len(), 3);
+        assert_eq!(
+            store.remove_invitations(t, &ids, &a).await.unwrap(),
+            Vec::<i64>::new()
+        );
+        assert_eq!(store.invited_users(t, 10, 0).await.unwrap().0, 0);
+        // One audit row per invitation removed, with the entry and the detail of `audit_rows`.
+        // at, actor kind, actor display, target kind, target id, remote address, detail.
+        type Audited = (i64, String, String, String, String, Option<String>, String);
+        let rows: Vec<Audited> = sqlx::query_as(
+            "SELECT at, actor_kind, actor_display, target_kind, target_id, remote_addr, \
+                 detail FROM audit_log WHERE action = $1 ORDER BY target_id",
+        )
+        .bind(REMOVED)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let mut expected: Vec<_> = invited
+            .iter()
+            .map(|&(invitation, user)| {
+                (
+                    a.at.timestamp_millis(),
+                    a.actor_kind.clone(),
+                    a.actor_display.clone(),
+                    "community_invitation".to_owned(),
+                    invitation.to_string(),
+                    a.remote_addr.clone(),
+                    serde_json::json!({ "group": t.id(), "user": user }).to_string(),
+                )
+            })
+            .collect();
+        expected.sort_by(|x, y| x.4.cmp(&y.4));
+        assert_eq!(rows, expected);
+    }
+
+    #[tokio::test]
+    async fn a_bulk_removal_longer_than_one_statement_is_all_or_nothing_too() {
+        let n = crate::IDS_PER_STATEMENT + 3;
+        let (store, _dir, t, a, ids) = group_with_users(n).await;
+        store.invite_users(t, &ids[1..], None, &a).await.unwrap();
+        // The first has no invitation: nothing removed, in any of the statements.
+        assert_eq!(
+            store.remove_invitations(t, &ids, &a).await.unwrap(),
+            vec![ids[0]]
+        );
+        assert_eq!(store.invited_users(t, 1, 0).await.unwrap().0, n as i64 - 1);
+        assert!(store
+            .remove_invitations(t, &ids[1..], &a)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.invited_users(t, 1, 0).await.unwrap().0, 0);
+        let (audited,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(REMOVED)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(audited, n as i64 - 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overlapping_bulk_removals_remove_each_invitation_once() {
+        let (store, _dir, t, a, ids) = group_with_users(20).await;
+        store.invite_users(t, &ids, None, &a).await.unwrap();
+        // Ten removals at once, each of two users, each user in two of them: the ones that
+        // find both of their users pending remove them, the others remove nothing.
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let (store, a) = (store.clone(), a.clone());
+                let pair = [ids[(2 * i) % 20], ids[(2 * i + 1) % 20]];
+                let overlap = [ids[(2 * i + 1) % 20], ids[(2 * i + 2) % 20]];
+                tokio::spawn(async move {
+                    let first = store.remove_invitations(t, &pair, &a).await.unwrap();
+                    let second = store.remove_invitations(t, &overlap, &a).await.unwrap();
+                    (first, second)
+                })
+            })
+            .collect();
+        let mut removals = 0;
+        for task in tasks {
+            let (first, second) = task.await.unwrap();
+            removals += usize::from(first.is_empty()) + usize::from(second.is_empty());
+        }
+        let (pending, _) = store.invited_users(t, 100, 0).await.unwrap();
+        assert_eq!(pending, 20 - 2 * removals as i64);
+        let (audited,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(REMOVED)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(audited, 2 * removals as i64);
     }
 
     #[tokio::test]

@@ -7,10 +7,10 @@
 //! SQLite one batch is in flight at a time (the writer thread runs one transaction at a time
 //! anyway); on PostgreSQL up to [`POSTGRES_BATCHES`], each on a connection of its own, so a
 //! replica's removals are not bounded by one transaction's round trips and commit flush. A batch is
-//! one DELETE ... RETURNING of all its ids, one query for the organization-scope misses and one
-//! multi-row audit INSERT: on SQLite as one job of the writer thread (`sqlite::removals`), on
-//! PostgreSQL in a transaction of the pool (`postgres::removals`); the texts and the outcomes
-//! are worked out here for both. A removal is answered only after its transaction
+//! one DELETE ... RETURNING of all its ids, one multi-row audit INSERT and one query for the
+//! organization-scope misses: on SQLite as one job of the writer thread (`sqlite::removals`), on
+//! PostgreSQL as one statement doing the DELETE and the INSERT, then the misses' query
+//! (`postgres::removals`); the texts and the outcomes are worked out here for both. A removal is answered only after its transaction
 //! committed. If a batch fails (a constraint, a trigger, a full disk), its removals are retried
 //! one transaction each, so one bad row fails only its own request.
 
@@ -24,7 +24,8 @@ use crate::audit::{AuditEntry, AuditRow};
 use crate::sqlite::writer::{Outcome, Writer};
 use crate::{postgres, sqlite, InvitationScope, Result, Store, StoreError};
 
-/// Most removals per transaction: 3 parameters each in the DELETE, 9 in the audit INSERT.
+/// Most removals per transaction: 3 parameters each in the DELETE, 9 in the audit INSERT (5 on
+/// PostgreSQL, which reuses the DELETE's id).
 pub(crate) const MAX_BATCH: usize = 64;
 /// Removals waiting for the writer at most; callers wait for room beyond that.
 const QUEUE: usize = 4096;
@@ -372,6 +373,51 @@ mod tests {
             outcomes.push(t.await.unwrap());
         }
         outcomes
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_removal_of_a_batch_is_audited_with_its_own_entry() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let org = store.create_org("Acme", now).await.unwrap();
+        let ids = invitations(&store, org.id, 40).await;
+        // All at once, so that batches carry several removals with different entries.
+        let entry = |i: usize| {
+            let mut a = AuditEntry::operator(now + chrono::Duration::milliseconds(i as i64));
+            a.actor_display = format!("operator {i}");
+            a.remote_addr = i.is_multiple_of(2).then(|| format!("10.0.0.{i}"));
+            a
+        };
+        let tasks: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| {
+                let (store, a) = (store.clone(), entry(i));
+                tokio::spawn(async move {
+                    store
+                        .remove_pending_invitation(InvitationScope::Org(org.id), id, &a)
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), Removal::Removed);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let trail = store
+                .audit_for("invitation", &id.to_string())
+                .await
+                .unwrap();
+            let removed = trail.last().unwrap();
+            let a = entry(i);
+            assert_eq!(removed.action, "invitation.removed");
+            assert_eq!(removed.at_ms, a.at.timestamp_millis());
+            assert_eq!(removed.actor_kind, a.actor_kind);
+            assert_eq!(removed.actor_display, a.actor_display);
+            assert_eq!(removed.remote_addr, a.remote_addr);
+            assert_eq!(removed.detail, "{}");
+        }
+        assert_eq!(audit_count(&store, "invitation.removed").await, 40);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,10 +8,11 @@ use sqlx::Acquire;
 use super::{write_audit, Postgres};
 use crate::audit::AuditEntry;
 use crate::community::{
-    accepted_audit, audit_rows, invite_sql, invited_page_sql, invited_user, join_sql, offending,
-    removal_sql, target_kind, InvitedUserRow, PageSeek, CREATED, REMOVED, USER_EXISTS_SQL,
+    accepted_audit, audit_rows, invitation_column, invite_sql, invited_page_sql, invited_user,
+    join_sql, offending, removal_sql, target_kind, InvitedUserRow, PageSeek, CREATED, REMOVED,
+    USER_EXISTS_SQL,
 };
-use crate::{Result, IDS_PER_STATEMENT};
+use crate::{placeholders, Result, IDS_PER_STATEMENT};
 
 /// A target's pending invitations: the sum of its slots (migration 12), NULL before its first
 /// (parameters: the target's kind, its id).
@@ -24,6 +25,41 @@ const PENDING_TOTAL_SQL: &str =
 /// sums a chunk's rows.
 const PENDING_CHUNKS_SQL: &str = "SELECT chunk, pending FROM community_pending_chunks \
      WHERE kind = $1 AND target_id = $2 ORDER BY chunk, slot";
+
+/// A bulk removal of `n` distinct users' pending invitations to `target`, all or none, with an
+/// audit row per invitation removed, as one statement (its own transaction): `wanted` locks the
+/// listed users' pending invitations (parameters: the target's id, then the users); the DELETE
+/// removes them only if they are as many as were listed (parameter n + 2: the listed ids, their
+/// repeats included, so that a repeat removes nothing, as `offending` says); the INSERT audits
+/// what it removed (then the entry's time, actor kind, id and display, remote address, and the
+/// detail as `audit_rows` writes it). Returns the invitations found (id, user): if some listed
+/// user is not among them, nothing was removed. One round trip where BEGIN, the DELETE, the audit
+/// INSERT and COMMIT took four, each a wait for the replica's next statement while the rows and
+/// the page counts' slot rows stayed locked (benchmark (d): "idle in transaction" was most of a
+/// removal's time in `pg_stat_activity`).
+fn removal_audited_sql(target: CommunityTarget, n: usize) -> String {
+    let col = invitation_column(target);
+    let users = placeholders(2, n);
+    let p = n + 2;
+    format!(
+        "WITH wanted AS (SELECT id, user_id FROM community_invitations \
+         WHERE {col} = $1 AND status = 'PENDING' AND user_id IN ({users}) FOR UPDATE), \
+         removed AS (DELETE FROM community_invitations c USING wanted w \
+         WHERE c.id = w.id AND (SELECT COUNT(*) FROM wanted) = ${p} RETURNING c.id, c.user_id), \
+         audited AS (INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, \
+         target_kind, target_id, remote_addr, detail) \
+         SELECT ${}, ${}, ${}, ${}, '{REMOVED}', 'community_invitation', CAST(id AS TEXT), ${}, \
+         '{{\"{}\":' || CAST($1 AS TEXT) || ',\"user\":' || CAST(user_id AS TEXT) || '}}' \
+         FROM removed ORDER BY id) \
+         SELECT id, user_id FROM wanted",
+        p + 1,
+        p + 2,
+        p + 3,
+        p + 4,
+        p + 5,
+        target.kind(),
+    )
+}
 
 impl Postgres {
     /// See [`crate::Store::invited_users`]. Statements outside a transaction (the total, the
@@ -126,7 +162,41 @@ impl Postgres {
     }
 
     /// See [`crate::Store::remove_invitations`]; `unique` is `user_ids` ascending, each once.
+    /// Up to [`IDS_PER_STATEMENT`] users, one statement ([`removal_audited_sql`]); more, a
+    /// transaction of a DELETE per chunk and the audit INSERTs.
     pub(crate) async fn remove_invitations(
+        &self,
+        target: CommunityTarget,
+        user_ids: &[i64],
+        unique: Vec<i64>,
+        audit_entry: &AuditEntry,
+    ) -> Result<Vec<i64>> {
+        if unique.len() > IDS_PER_STATEMENT {
+            return self
+                .remove_invitations_in_chunks(target, user_ids, unique, audit_entry)
+                .await;
+        }
+        let sql = removal_audited_sql(target, unique.len());
+        let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(target.id());
+        for &id in &unique {
+            query = query.bind(id);
+        }
+        let found: Vec<(i64, i64)> = query
+            .bind(user_ids.len() as i64)
+            .bind(audit_entry.at.timestamp_millis())
+            .bind(&audit_entry.actor_kind)
+            .bind(&audit_entry.actor_id)
+            .bind(&audit_entry.actor_display)
+            .bind(&audit_entry.remote_addr)
+            .fetch_all(&mut *self.connection().await?)
+            .await?;
+        // The statement removed the invitations found only if they were all that was listed:
+        // then nothing is offending; else it removed nothing, and these are why.
+        Ok(offending(user_ids, &found))
+    }
+
+    /// [`Self::remove_invitations`] of more users than one statement takes.
+    async fn remove_invitations_in_chunks(
         &self,
         target: CommunityTarget,
         user_ids: &[i64],
