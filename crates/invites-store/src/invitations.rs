@@ -724,5 +724,23 @@ mod tests {
                 "invitation.accepted"
             ]
         );
+        // Each row with the entry it was written with and a JSON object as its detail.
+        for record in store
+            .audit_for("invitation", &inv.id.to_string())
+            .await
+            .unwrap()
+        {
+            assert_eq!(record.at_ms, a.at.timestamp_millis());
+            assert_eq!(
+                (
+                    &record.actor_kind,
+                    &record.actor_display,
+                    &record.remote_addr
+                ),
+                (&a.actor_kind, &a.actor_display, &a.remote_addr)
+            );
+            let detail: serde_json::Value = serde_json::from_str(&record.detail).unwrap();
+            assert!(detail.is_object(), "{}", record.detail);
+        }
     }
 }

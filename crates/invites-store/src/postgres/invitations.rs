@@ -1,11 +1,10 @@
-//! PostgreSQL bodies of the invitation operations, on the native pool: writes are transactions,
-//! a created or updated invitation read back after the commit.
+//! PostgreSQL bodies of the invitation operations, on the native pool: each write is one
+//! statement with its audit row; a created or updated invitation is read back after it.
 
 use invites_domain::invitation::expires_at;
 use invites_domain::{Invitation, NewInvitation, ObjectId};
-use sqlx::Acquire;
 
-use super::{write_audit, Postgres};
+use super::{audited_sql, bind_audit, Postgres};
 use crate::audit::AuditEntry;
 use crate::invitations::{
     audit_row, by_id_sql, col, pending_sql, scope_id, to_json, vanished, InvitationRow,
@@ -40,6 +39,15 @@ impl sqlx::FromRow<'_, sqlx::postgres::PgRow> for InvitationRow {
 const VERSION_SQL: &str =
     "SELECT CAST(SUM(version) AS BIGINT) FROM invitation_versions WHERE scope_id = $1";
 
+/// The create, update and accept, each with its audit row in the same statement
+/// ([`audited_sql`]).
+static CREATE_AUDITED: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| audited_sql(INSERT_SQL, 10));
+static UPDATE_AUDITED: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| audited_sql(UPDATE_SQL, 4));
+static ACCEPT_AUDITED: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| audited_sql(ACCEPT_SQL, 2));
+
 impl Postgres {
     /// See [`crate::Store::create_invitation`]: `id` is the new invitation's, `detail` its audit
     /// row's.
@@ -51,9 +59,8 @@ impl Postgres {
         detail: &serde_json::Value,
     ) -> Result<Invitation> {
         let now = audit_entry.at;
-        let mut conn = self.connection().await?;
-        let mut tx = conn.begin().await?;
-        sqlx::query(INSERT_SQL)
+        let audit = audit_row(audit_entry, CREATED, id, detail);
+        let query = sqlx::query(&CREATE_AUDITED)
             .bind(id.to_string())
             .bind(new.org_id.to_string())
             .bind(new.project_id.map(|p| p.to_string()))
@@ -63,12 +70,10 @@ impl Postgres {
             .bind(to_json(&new.team_ids))
             .bind(to_json(&new.group_role_assignments))
             .bind(now.timestamp_millis())
-            .bind(expires_at(now).timestamp_millis())
-            .execute(&mut *tx)
+            .bind(expires_at(now).timestamp_millis());
+        bind_audit(query, &audit)
+            .execute(&mut *self.connection().await?)
             .await?;
-        write_audit(&mut tx, &[audit_row(audit_entry, CREATED, id, detail)]).await?;
-        tx.commit().await?;
-        drop(conn);
         self.invitation(id).await?.ok_or_else(|| vanished(id))
     }
 
@@ -129,21 +134,18 @@ impl Postgres {
         audit_entry: &AuditEntry,
         detail: &serde_json::Value,
     ) -> Result<Option<Invitation>> {
-        let mut conn = self.connection().await?;
-        let mut tx = conn.begin().await?;
-        let done = sqlx::query(UPDATE_SQL)
+        let audit = audit_row(audit_entry, UPDATED, id, detail);
+        let query = sqlx::query(&UPDATE_AUDITED)
             .bind(id.to_string())
             .bind(roles_json)
             .bind(teams_json)
-            .bind(assignments_json)
-            .execute(&mut *tx)
+            .bind(assignments_json);
+        let updated = bind_audit(query, &audit)
+            .fetch_optional(&mut *self.connection().await?)
             .await?;
-        if done.rows_affected() == 0 {
+        if updated.is_none() {
             return Ok(None);
         }
-        write_audit(&mut tx, &[audit_row(audit_entry, UPDATED, id, detail)]).await?;
-        tx.commit().await?;
-        drop(conn);
         self.invitation(id).await
     }
 
@@ -153,19 +155,14 @@ impl Postgres {
         id: ObjectId,
         audit_entry: &AuditEntry,
     ) -> Result<bool> {
-        let mut conn = self.connection().await?;
-        let mut tx = conn.begin().await?;
-        let done = sqlx::query(ACCEPT_SQL)
-            .bind(id.to_string())
-            .bind(audit_entry.at.timestamp_millis())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
         let detail = serde_json::json!({});
-        write_audit(&mut tx, &[audit_row(audit_entry, ACCEPTED, id, &detail)]).await?;
-        tx.commit().await?;
-        Ok(true)
+        let audit = audit_row(audit_entry, ACCEPTED, id, &detail);
+        let query = sqlx::query(&ACCEPT_AUDITED)
+            .bind(id.to_string())
+            .bind(audit_entry.at.timestamp_millis());
+        let accepted = bind_audit(query, &audit)
+            .fetch_optional(&mut *self.connection().await?)
+            .await?;
+        Ok(accepted.is_some())
     }
 }

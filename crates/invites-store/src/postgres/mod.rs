@@ -133,18 +133,44 @@ pub(crate) async fn write_audit(
     for chunk in rows.chunks(audit::ROWS_PER_STATEMENT) {
         let mut query = sqlx::query(audit::insert_sql(chunk.len()));
         for row in chunk {
-            query = query
-                .bind(row.entry.at.timestamp_millis())
-                .bind(&row.entry.actor_kind)
-                .bind(&row.entry.actor_id)
-                .bind(&row.entry.actor_display)
-                .bind(row.action)
-                .bind(row.target_kind)
-                .bind(&row.target_id)
-                .bind(&row.entry.remote_addr)
-                .bind(&row.detail);
+            query = bind_audit(query, row);
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// `query` with an audit row's values bound, in the audit INSERT's column order.
+pub(crate) fn bind_audit<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    row: &'q AuditRow<'_>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(row.entry.at.timestamp_millis())
+        .bind(&row.entry.actor_kind)
+        .bind(&row.entry.actor_id)
+        .bind(&row.entry.actor_display)
+        .bind(row.action)
+        .bind(row.target_kind)
+        .bind(&row.target_id)
+        .bind(&row.entry.remote_addr)
+        .bind(&row.detail)
+}
+
+/// `write`, an INSERT or UPDATE of invitations with parameters `$1` to `$n` that writes at most
+/// one row, and an audit row if it wrote one (parameters `$n+1` on, [`bind_audit`]), as one
+/// statement: its own transaction, one round trip where BEGIN, the write, the audit INSERT and
+/// COMMIT took four, each a wait for the replica's next statement with the row and the scope's
+/// version slot locked (benchmarks (f) and (g): "idle in transaction" was most of a write's time
+/// in `pg_stat_activity` on a busy machine). Returns the written invitation's id, no row if none.
+pub(crate) fn audited_sql(write: &str, n: usize) -> String {
+    let audit: Vec<String> = (n + 1..=n + audit::COLUMNS)
+        .map(|p| format!("${p}"))
+        .collect();
+    format!(
+        "WITH written AS ({write} RETURNING id), audited AS (INSERT INTO audit_log (at, \
+         actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, \
+         detail) SELECT {} FROM written) SELECT id FROM written",
+        audit.join(", ")
+    )
 }
