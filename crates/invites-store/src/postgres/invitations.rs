@@ -1,8 +1,10 @@
 //! PostgreSQL bodies of the invitation operations, on the native pool: each write is one
-//! statement with its audit row; a created or updated invitation is read back after it.
+//! statement with its audit row, returning the invitation as written.
 
 use invites_domain::invitation::expires_at;
 use invites_domain::{Invitation, NewInvitation, ObjectId};
+
+use sqlx::FromRow;
 
 use super::{audited_sql, bind_audit, Postgres};
 use crate::audit::AuditEntry;
@@ -71,10 +73,12 @@ impl Postgres {
             .bind(to_json(&new.group_role_assignments))
             .bind(now.timestamp_millis())
             .bind(expires_at(now).timestamp_millis());
-        bind_audit(query, &audit)
-            .execute(&mut *self.connection().await?)
-            .await?;
-        self.invitation(id).await?.ok_or_else(|| vanished(id))
+        let row: Option<InvitationRow> = bind_audit(query, &audit)
+            .fetch_optional(&mut *self.connection().await?)
+            .await?
+            .map(|r| InvitationRow::from_row(&r))
+            .transpose()?;
+        row.ok_or_else(|| vanished(id))?.decode()
     }
 
     /// See [`crate::Store::invitation`].
@@ -140,13 +144,11 @@ impl Postgres {
             .bind(roles_json)
             .bind(teams_json)
             .bind(assignments_json);
-        let updated = bind_audit(query, &audit)
+        let row = bind_audit(query, &audit)
             .fetch_optional(&mut *self.connection().await?)
             .await?;
-        if updated.is_none() {
-            return Ok(None);
-        }
-        self.invitation(id).await
+        row.map(|r| InvitationRow::from_row(&r)?.decode())
+            .transpose()
     }
 
     /// See [`crate::Store::accept_invitation`].

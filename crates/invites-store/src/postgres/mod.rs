@@ -159,18 +159,47 @@ pub(crate) fn bind_audit<'q>(
 
 /// `write`, an INSERT or UPDATE of invitations with parameters `$1` to `$n` that writes at most
 /// one row, and an audit row if it wrote one (parameters `$n+1` on, [`bind_audit`]), as one
-/// statement: its own transaction, one round trip where BEGIN, the write, the audit INSERT and
-/// COMMIT took four, each a wait for the replica's next statement with the row and the scope's
-/// version slot locked (benchmarks (f) and (g): "idle in transaction" was most of a write's time
-/// in `pg_stat_activity` on a busy machine). Returns the written invitation's id, no row if none.
+/// statement: its own transaction, one round trip where BEGIN, the write, the audit INSERT,
+/// COMMIT and the read of the invitation took five, the first four each a wait for the replica's
+/// next statement with the row and the scope's version slot locked (benchmarks (f) and (g): "idle
+/// in transaction" was most of a write's time in `pg_stat_activity` on a busy machine). Returns
+/// the invitation as written, as [`crate::invitations::SELECT`] reads it (its organization's and
+/// project's names joined to what the write returned), no row if it wrote none.
 pub(crate) fn audited_sql(write: &str, n: usize) -> String {
     let audit: Vec<String> = (n + 1..=n + audit::COLUMNS)
         .map(|p| format!("${p}"))
         .collect();
+    let from = "FROM invitations i";
+    assert!(
+        crate::invitations::SELECT.contains(from),
+        "SELECT reads {from}"
+    );
     format!(
-        "WITH written AS ({write} RETURNING id), audited AS (INSERT INTO audit_log (at, \
+        "WITH written AS ({write} RETURNING *), audited AS (INSERT INTO audit_log (at, \
          actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, \
-         detail) SELECT {} FROM written) SELECT id FROM written",
-        audit.join(", ")
+         detail) SELECT {} FROM written) {}",
+        audit.join(", "),
+        crate::invitations::SELECT.replacen(from, "FROM written i", 1)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audited_write_numbers_the_audit_after_the_write_and_reads_what_it_wrote() {
+        let sql = audited_sql(crate::invitations::UPDATE_SQL, 4);
+        assert!(sql.starts_with(&format!(
+            "WITH written AS ({} RETURNING *)",
+            crate::invitations::UPDATE_SQL
+        )));
+        assert!(sql.contains("SELECT $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM written)"));
+        assert!(!sql.contains("$14"));
+        // The invitation as written, with the names of its organization and project joined.
+        assert!(sql.ends_with(
+            "FROM written i JOIN orgs o ON o.id = i.org_id LEFT JOIN projects p ON p.id = i.project_id"
+        ));
+        assert!(!sql.contains("FROM invitations i"));
+    }
 }
