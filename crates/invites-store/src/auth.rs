@@ -65,7 +65,8 @@ impl Store {
     /// On SQLite this records nothing and answers true: one process serves an SQLite database,
     /// and the verifier's memory of the counts it accepted is the whole record. On PostgreSQL
     /// the record is a row written through the relaxed pool, whose commits do not wait for the
-    /// disk (see `Postgres::relaxed` for what that risks).
+    /// disk (see `Postgres::relaxed` for what that risks), in a batch with the records of other
+    /// requests of this store that queued meanwhile (`nonce_counts`).
     pub async fn record_nonce_count(
         &self,
         nonce: &[u8; 16],
@@ -73,17 +74,15 @@ impl Store {
         expires_ms: u64,
         now_ms: u64,
     ) -> Result<bool> {
-        let crate::Engine::Postgres(db) = &self.engine else {
+        let (crate::Engine::Postgres(db), Some(queue)) = (&self.engine, &self.nonce_records) else {
             return Ok(true);
         };
-        let done = sqlx::query(
-            "INSERT INTO digest_nonce_counts (nonce, nc, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
+        let recorded = crate::nonce_counts::record(
+            queue,
+            hex::encode(nonce),
+            i64::from(nc),
+            i64::try_from(expires_ms).unwrap_or(i64::MAX),
         )
-        .bind(hex::encode(nonce))
-        .bind(i64::from(nc))
-        .bind(i64::try_from(expires_ms).unwrap_or(i64::MAX))
-        .execute(&mut *db.relaxed.acquire().await?)
         .await?;
         if self
             .nonce_counts
@@ -95,7 +94,7 @@ impl Store {
                 .execute(&mut *db.relaxed.acquire().await?)
                 .await?;
         }
-        Ok(done.rows_affected() == 1)
+        Ok(recorded)
     }
 
     pub async fn api_key_by_public_key(&self, public_key: &str) -> Result<Option<ApiKeyAuth>> {

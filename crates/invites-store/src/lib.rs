@@ -21,6 +21,7 @@ mod error;
 mod invitations;
 mod limits;
 mod migrations;
+mod nonce_counts;
 mod open_error;
 pub mod pool_bench;
 mod postgres;
@@ -85,6 +86,8 @@ pub struct Store {
     removals: tokio::sync::mpsc::Sender<removals::Job>,
     /// PostgreSQL: Digest nonce counts recorded by this store (see [`Store::record_nonce_count`]).
     nonce_counts: Arc<AtomicU64>,
+    /// PostgreSQL: the queue of the task that records nonce counts in batches (`nonce_counts`).
+    nonce_records: Option<tokio::sync::mpsc::Sender<nonce_counts::Record>>,
     /// PostgreSQL: the window of the last [`Store::merge_limit_counts`] (see `limits`).
     limit_window: Arc<AtomicI64>,
     /// What the writer thread and the pools record (see [`Store::metrics`]).
@@ -152,6 +155,10 @@ impl Store {
             Engine::Sqlite(db) => removals::Executor::Writer(db.writer.clone()),
             Engine::Postgres(db) => removals::Executor::Pool(db.clone()),
         });
+        let nonce_records = match &engine {
+            Engine::Sqlite(_) => None,
+            Engine::Postgres(db) => Some(nonce_counts::start(db.clone())),
+        };
         Ok(Store {
             engine,
             auth: Arc::new(AuthGeneration {
@@ -160,6 +167,7 @@ impl Store {
             }),
             removals,
             nonce_counts: Arc::new(AtomicU64::new(0)),
+            nonce_records,
             limit_window: Arc::new(AtomicI64::new(i64::MIN)),
             metrics,
         })

@@ -37,7 +37,7 @@ const ANY_POOL: &str = "postgres";
 const NATIVE_POOL: &str = "postgres_native";
 /// The relaxed pool's name in the pool metrics, and its connections.
 const RELAXED_POOL: &str = "postgres_relaxed";
-const RELAXED_CONNECTIONS: u32 = 2;
+pub(crate) const RELAXED_CONNECTIONS: u32 = 2;
 
 /// What a store on PostgreSQL holds.
 #[derive(Clone)]
