@@ -86,6 +86,10 @@ ON CONFLICT DO NOTHING;
     )
 }
 
+/// Rounds of each PostgreSQL scenario (SQLite's run has three): rounds of a few seconds on a
+/// machine whose speed moves from minute to minute, so the median of five.
+pub(super) const POSTGRES_ROUNDS: usize = 5;
+
 /// The role the refill runs as, so that `pg_stat_statements` tells its statements from the
 /// servers' (who connect as `postgres`).
 const REFILL_ROLE: &str = "bench_refill";
@@ -100,6 +104,7 @@ pub(super) fn refill_sql(seed: &Seed, pools: Pools) -> Vec<String> {
         "VACUUM (ANALYZE) invitations, community_invitations, community_pending_totals, \
          community_pending_chunks, invitation_versions"
             .to_owned(),
+        "CHECKPOINT".to_owned(),
     ]
 }
 
@@ -194,7 +199,8 @@ fn statement_time(cluster: &crate::postgres::Cluster) -> Result<StatementTime> {
 /// triggers' statements included (`track=all`; a statement's time includes its triggers'), one
 /// line each: milliseconds in all, calls, milliseconds per call, whether top-level, the text's
 /// start. The servers' statements only, printed with each scenario, for whoever looks for where
-/// a scenario's time goes.
+/// a scenario's time goes; but the foreign-key checks of the refill's INSERTs show among them
+/// (nested `SELECT ... FOR KEY SHARE`), as PostgreSQL runs them as the tables' owner.
 fn top_statements(cluster: &crate::postgres::Cluster) -> Result<String> {
     cluster.query(
         "SELECT round(total_exec_time::numeric, 1) || ' ms, ' || calls || ' calls, ' \
@@ -252,6 +258,7 @@ pub fn postgres(seconds: u64) -> Result<()> {
         postgres_sql(seed, pools)
     })?;
     let refill = refill_sql(&prepared.seed, pools);
+    let checkpoint = vec![format!("SET ROLE {REFILL_ROLE}"), "CHECKPOINT".to_owned()];
     let spread: Vec<String> = (0..SPREAD_ORGS).map(spread_org).collect();
     prepared.scenarios.push((
         Scenario::CreateSpread,
@@ -280,24 +287,25 @@ pub fn postgres(seconds: u64) -> Result<()> {
             println!("  {}", scenario.title());
             cluster.query("SELECT pg_stat_statements_reset()")?;
             let (syncs, started) = (wal_syncs(&cluster)?, std::time::Instant::now());
-            // Rounds that remove or update the pools' rows start from the whole pools; the
-            // refills' time and log flushes are taken out of the scenario's.
+            // Rounds that remove or update the pools' rows start from the whole pools, and every
+            // round right after a checkpoint, so that none pays for one (a checkpoint and the
+            // full-page writes after it had cut a round by half); the time and log flushes of
+            // what runs between rounds are taken out of the scenario's.
             let uses_pools = matches!(
                 scenario,
                 Scenario::Digest | Scenario::Bearer | Scenario::Bulk | Scenario::Update
             );
-            let (mut refill_syncs, mut refill_time) = (0, std::time::Duration::ZERO);
-            let mut f = measure_each(*scenario, &addr, extra, seconds, || {
-                if uses_pools {
-                    let (before, at) = (wal_syncs(&cluster)?, std::time::Instant::now());
-                    cluster.run_in("bench", &refill)?;
-                    refill_syncs += wal_syncs(&cluster)? - before;
-                    refill_time += at.elapsed();
-                }
+            let between: &[String] = if uses_pools { &refill } else { &checkpoint };
+            let (mut between_syncs, mut between_time) = (0, std::time::Duration::ZERO);
+            let mut f = measure_each(*scenario, &addr, extra, (seconds, POSTGRES_ROUNDS), || {
+                let (before, at) = (wal_syncs(&cluster)?, std::time::Instant::now());
+                cluster.run_in("bench", between)?;
+                between_syncs += wal_syncs(&cluster)? - before;
+                between_time += at.elapsed();
                 Ok(())
             })?;
-            let elapsed = (started.elapsed() - refill_time).as_secs_f64();
-            let flushes_per_s = (wal_syncs(&cluster)? - syncs - refill_syncs) as f64 / elapsed;
+            let elapsed = (started.elapsed() - between_time).as_secs_f64();
+            let flushes_per_s = (wal_syncs(&cluster)? - syncs - between_syncs) as f64 / elapsed;
             let statements = statement_time(&cluster)?.per_second(elapsed);
             for line in top_statements(&cluster)?.lines() {
                 println!("      {line}");
@@ -407,11 +415,13 @@ mod tests {
         assert!(sql.contains(&format!("generate_series(0, {})", p.delete - 1)));
         let refill = refill_sql(&seed(), p);
         // Statements of their own: VACUUM cannot share psql's -c with the INSERTs.
-        assert_eq!(refill.len(), 3);
+        assert_eq!(refill.len(), 4);
         assert_eq!(refill[0], "SET ROLE bench_refill");
         assert_eq!(refill[1].matches("ON CONFLICT DO NOTHING").count(), 2);
         assert!(refill[1].contains(&format!("'{}'", "d".repeat(24))));
         assert!(refill[1].contains("SELECT 7, 100000 + x"));
         assert!(refill[2].starts_with("VACUUM"));
+        // Each round starts right after a checkpoint.
+        assert_eq!(refill[3], "CHECKPOINT");
     }
 }

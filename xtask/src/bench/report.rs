@@ -401,7 +401,7 @@ impl PostgresRow {
 
 /// The PostgreSQL section of `docs/benchmarks.md`, markers included.
 pub(super) fn postgres_section(run: &PostgresRun) -> String {
-    use super::postgres::{REPLICAS, SPREAD_ORGS, TABLE};
+    use super::postgres::{POSTGRES_ROUNDS, REPLICAS, SPREAD_ORGS, TABLE};
     use super::server::DELETE_POOL;
     use super::POSTGRES;
     let verdict = |ok: bool| if ok { "met" } else { "**not met**" };
@@ -431,8 +431,9 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          its figures). Each `invites serve` has its pool of 8 connections. *2 replicas*: two `invites serve` \
          processes over the same database, the load generator's 32 connections alternating between them \
          (`invites-bench load --addr A,B`); the replicas, PostgreSQL and the load generator share the \
-         machine's cores, so a second replica adds connections and queues, not CPU. The same load generator, warm-up, checks and three rounds per \
-         scenario, {} measured seconds each. (h) is (g) with each connection creating in an organization of its \
+         machine's cores, so a second replica adds connections and queues, not CPU. The same load generator, warm-up and checks, {POSTGRES_ROUNDS} rounds per \
+         scenario (the median round's figures), {} measured seconds each, each round started right after a \
+         `CHECKPOINT` (one had cut a round by half). (h) is (g) with each connection creating in an organization of its \
          own (32), see below. Load average (1, 5, 15 min) when the measurements started: {}; when they \
          ended: {} (2 cores).\n\n",
         run.seconds,

@@ -85,19 +85,19 @@ pub(super) fn measure(
     extra: &[String],
     seconds: u64,
 ) -> Result<Figures> {
-    measure_each(scenario, addr, extra, seconds, || Ok(()))
+    measure_each(scenario, addr, extra, (seconds, ROUNDS), || Ok(()))
 }
 
-/// [`measure`], running `before` ahead of each round (outside the measured time).
+/// [`measure`] in `rounds` rounds, running `before` ahead of each (outside the measured time).
 pub(super) fn measure_each(
     scenario: Scenario,
     addr: &str,
     extra: &[String],
-    seconds: u64,
+    (seconds, rounds_wanted): (u64, usize),
     mut before: impl FnMut() -> Result<()>,
 ) -> Result<Figures> {
-    let mut rounds = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
+    let mut rounds = Vec::with_capacity(rounds_wanted);
+    for _ in 0..rounds_wanted {
         before()?;
         rounds.push(load(scenario, addr, extra, seconds)?);
     }
