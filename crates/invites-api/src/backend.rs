@@ -122,6 +122,11 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Option<LimitTotals>, Error>;
     /// Checks that the database answers (the readiness check, `/ready`).
     async fn health(&self) -> Result<(), Error>;
+    /// Why this process must not serve any request, if it must not: a newer version of the
+    /// program migrated the database while it ran. Read on every request (a flag, no query).
+    fn not_serving(&self) -> Option<Error> {
+        None
+    }
 
     /// The version of `scope`'s invitations, once the caller is known to be allowed to list them:
     /// it moves with every change to them, in the same transaction, whoever makes it.

@@ -283,6 +283,7 @@ pub fn app(backend: Arc<dyn Backend>, config: AppConfig) -> impl Endpoint {
             config: config.auth,
             metrics,
         })
+        .with(Serving(backend.clone()))
         .data(backend)
         // A bug that panics answers 500 with an ApiError (and is logged), rather than the
         // connection closing with no answer at all.
@@ -306,26 +307,57 @@ pub fn starting_app() -> impl Endpoint<Output = poem::Response> {
             .content_type("application/json")
             .body(r#"{"status":"ok"}"#),
         "/ready" => error::error_response(&oauth::starting()),
-        _ => {
-            // 503 is documented by the readiness check alone; the operations document 500 with
-            // Retry-After for a database that cannot serve (see `error_responses!`).
-            let e = oauth::starting();
-            let body = error::ApiError {
-                error: 500,
-                reason: Some(invites_domain::error::reason_phrase(500).to_owned()),
-                ..error::ApiError::from(&e)
-            };
-            poem::Response::builder()
-                .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
-                .content_type("application/json")
-                .header(poem::http::header::RETRY_AFTER, e.retry_after.unwrap_or(1))
-                .body(serde_json::to_vec(&body).expect("ApiError serializes"))
-        }
+        _ => cannot_serve(&oauth::starting()),
     })
     .with(edge::Edge {
         methods,
         metrics: None,
     })
+}
+
+/// The answer of an operation when the server cannot serve at all (`e`, a
+/// `SERVICE_UNAVAILABLE` with `Retry-After`): 503 is documented by the readiness check alone, and
+/// the operations document 500 with Retry-After for a database that cannot serve (see
+/// `error_responses!`).
+fn cannot_serve(e: &invites_domain::Error) -> poem::Response {
+    let body = error::ApiError {
+        error: 500,
+        reason: Some(invites_domain::error::reason_phrase(500).to_owned()),
+        ..error::ApiError::from(e)
+    };
+    poem::Response::builder()
+        .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+        .content_type("application/json")
+        .header(poem::http::header::RETRY_AFTER, e.retry_after.unwrap_or(1))
+        .body(serde_json::to_vec(&body).expect("ApiError serializes"))
+}
+
+/// Requests while the backend says it must not serve ([`Backend::not_serving`]): `/health` and
+/// `/ready` as usual (the process lives; the readiness check answers 503), every other request
+/// [`cannot_serve`].
+struct Serving(Arc<dyn Backend>);
+
+impl<E: Endpoint> poem::Middleware<E> for Serving {
+    type Output = ServingEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        ServingEndpoint(ep, self.0.clone())
+    }
+}
+
+struct ServingEndpoint<E>(E, Arc<dyn Backend>);
+
+impl<E: Endpoint> Endpoint for ServingEndpoint<E> {
+    type Output = poem::Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
+        if let Some(e) = self.1.not_serving() {
+            if !matches!(req.uri().path(), "/health" | "/ready") {
+                return Ok(cannot_serve(&e));
+            }
+        }
+        self.0.call(req).await.map(IntoResponse::into_response)
+    }
 }
 
 /// A panic inside a request, logged (within the request's span) and answered as a 500 `ApiError`.

@@ -200,9 +200,10 @@ impl ServiceApi {
     /// Readiness check
     ///
     /// Answers 200 when the database is migrated and answers, so requests can be served; 503 with
-    /// `Retry-After` while the server is starting (opening and migrating its database) and
-    /// whenever the database does not answer. For load balancers and orchestrators deciding where
-    /// to send traffic.
+    /// `Retry-After` while the server is starting (opening and migrating its database), whenever
+    /// the database does not answer, and for good once a newer version of the service has
+    /// migrated the database (this one then serves nothing but this check and `/health`). For
+    /// load balancers and orchestrators deciding where to send traffic.
     #[oai(
         path = "/ready",
         method = "get",

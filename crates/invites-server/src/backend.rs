@@ -50,6 +50,19 @@ pub fn store_error(e: StoreError) -> Error {
     }
 }
 
+/// The answer of a replica whose database a newer version migrated (schema `found`, this
+/// program's `known`): it serves nothing more; the client retries, reaching a new replica.
+fn superseded(found: i64, known: i64) -> Error {
+    Error::new(
+        ErrorCode::ServiceUnavailable,
+        format!(
+            "This server is an older version than its database (schema {found}, it knows up to \
+             {known}) and no longer serves; retry shortly."
+        ),
+    )
+    .with_retry_after(1)
+}
+
 /// What authentication and authorization read on every request, cached (see [`crate::cache`]).
 #[derive(Default)]
 struct Caches {
@@ -483,11 +496,18 @@ impl Backend for StoreBackend {
         }))
     }
 
+    fn not_serving(&self) -> Option<Error> {
+        self.store
+            .superseded()
+            .map(|(found, known)| superseded(found, known))
+    }
+
     async fn health(&self) -> Result<(), Error> {
         // Bounded: a database that does not answer at all (a PostgreSQL host gone) would hold
         // the probe for the pool's 30 s acquire timeout.
         match tokio::time::timeout(READINESS_TIMEOUT, self.store.ping()).await {
             Ok(Ok(())) => Ok(()),
+            Ok(Err(StoreError::SchemaTooNew { found, known })) => Err(superseded(found, known)),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "readiness: the database does not answer");
                 Err(invites_api::oauth::database_unavailable())

@@ -90,6 +90,9 @@ pub struct Store {
     nonce_records: Option<tokio::sync::mpsc::Sender<nonce_counts::Record>>,
     /// PostgreSQL: the window of the last [`Store::merge_limit_counts`] (see `limits`).
     limit_window: Arc<AtomicI64>,
+    /// The schema version a newer program migrated the database to while this one ran (0:
+    /// none); see [`Store::superseded`].
+    superseded: Arc<AtomicI64>,
     /// What the writer thread and the pools record (see [`Store::metrics`]).
     metrics: invites_metrics::StoreMetrics,
 }
@@ -169,6 +172,7 @@ impl Store {
             nonce_counts: Arc::new(AtomicU64::new(0)),
             nonce_records,
             limit_window: Arc::new(AtomicI64::new(i64::MIN)),
+            superseded: Arc::new(AtomicI64::new(0)),
             metrics,
         })
     }
@@ -226,14 +230,47 @@ impl Store {
     /// Reads the database's `auth_epoch` counter and moves [`Store::auth_generation`] if the
     /// counter moved since the last poll. Returns whether it moved.
     pub async fn poll_auth_epoch(&self) -> Result<bool> {
-        let (epoch,): (i64,) = sqlx::query_as("SELECT epoch FROM auth_epoch WHERE id = 1")
-            .fetch_one(&mut *self.read_connection().await?)
-            .await?;
+        // The schema version rides along: a newer program that migrates the database while this
+        // one runs (a rolling upgrade across a migration) makes this one stop serving.
+        let (epoch, schema): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT epoch, (SELECT MAX(version) FROM _sqlx_migrations) FROM auth_epoch WHERE id = 1",
+        )
+        .fetch_one(&mut *self.read_connection().await?)
+        .await?;
+        self.note_schema(schema.unwrap_or(0));
         let before = self.auth.seen_epoch.swap(epoch, Ordering::AcqRel);
         if before != epoch {
             self.auth_changed();
         }
         Ok(before != epoch)
+    }
+
+    /// Records the database's schema version `found`: newer than this program's, the store is
+    /// superseded from now on (logged once).
+    fn note_schema(&self, found: i64) {
+        let known = migrations::known_version(self.backend());
+        if found > known && self.superseded.swap(found, Ordering::AcqRel) == 0 {
+            tracing::error!(
+                found,
+                known,
+                "a newer version of this program migrated the database: this process stops \
+                 serving (its statements are those of the older schema); replace it with the new \
+                 version"
+            );
+        }
+    }
+
+    /// `Some((found, known))` once a newer version of this program has migrated the database
+    /// to schema version `found` while this one, which knows up to `known`, ran: its statements
+    /// may no longer be right (migration 11 changed how a scope's version is read, and an older
+    /// replica would serve stale lists), so it must not serve. Noticed by
+    /// [`Store::poll_auth_epoch`] (the server polls it every 100 ms); [`Store::ping`] fails from
+    /// then on, so `/ready` answers 503 and a load balancer drains the replica.
+    pub fn superseded(&self) -> Option<(i64, i64)> {
+        match self.superseded.load(Ordering::Acquire) {
+            0 => None,
+            found => Some((found, migrations::known_version(self.backend()))),
+        }
     }
 
     /// Marks cached credentials and roles stale, after this process changed them.
@@ -274,8 +311,12 @@ impl Store {
         Ok(())
     }
 
-    /// Checks that the database answers, for health checks.
+    /// Checks that the database answers, for health checks; [`StoreError::SchemaTooNew`] once
+    /// the store is [`Store::superseded`].
     pub async fn ping(&self) -> Result<()> {
+        if let Some((found, known)) = self.superseded() {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
         sqlx::query("SELECT 1")
             .execute(&mut *self.read_connection().await?)
             .await?;
@@ -499,6 +540,33 @@ pub(crate) mod test_util {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_store_is_superseded_once_a_newer_version_migrates_its_database() {
+        let (store, _dir) = test_util::fresh().await;
+        store.poll_auth_epoch().await.unwrap();
+        assert_eq!(store.superseded(), None);
+        store.ping().await.unwrap();
+        let known = migrations::known_version(store.backend());
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES ($1, 'from a newer version', TRUE, $2, 0)",
+        )
+        .bind(known + 1)
+        .bind(vec![0u8])
+        .execute(store.pool())
+        .await
+        .unwrap();
+        store.poll_auth_epoch().await.unwrap();
+        assert_eq!(store.superseded(), Some((known + 1, known)));
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::SchemaTooNew { found, .. }) if found == known + 1
+        ));
+        // And it stays so (the flag is not a reading of the moment).
+        store.poll_auth_epoch().await.unwrap();
+        assert!(store.superseded().is_some());
+    }
 
     #[tokio::test]
     async fn opens_migrates_and_is_sound() {

@@ -43,6 +43,22 @@ const ENGINE_ONLY: [(i64, Backend, &str); 4] = [
     ),
 ];
 
+fn migrator(backend: Backend) -> &'static sqlx::migrate::Migrator {
+    match backend {
+        Backend::Sqlite => &SQLITE_MIGRATOR,
+        Backend::Postgres => &POSTGRES_MIGRATOR,
+    }
+}
+
+/// The latest schema version this program knows for `backend`.
+pub(crate) fn known_version(backend: Backend) -> i64 {
+    migrator(backend)
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Applies `backend`'s pending migrations through `writer`, refusing (read through `pool`) a
 /// database that a newer version has migrated.
 pub(crate) async fn migrate(
@@ -50,11 +66,8 @@ pub(crate) async fn migrate(
     pool: &TimedPool<sqlx::Any>,
     writer: &TimedPool<sqlx::Any>,
 ) -> Result<()> {
-    let migrator = match backend {
-        Backend::Sqlite => &SQLITE_MIGRATOR,
-        Backend::Postgres => &POSTGRES_MIGRATOR,
-    };
-    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    let migrator = migrator(backend);
+    let known = known_version(backend);
     let exists = match backend {
         Backend::Sqlite => {
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
