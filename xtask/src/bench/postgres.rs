@@ -14,8 +14,8 @@ use anyhow::{bail, Context, Result};
 use super::report::{postgres_section, PostgresRow, PostgresRun, StatementTime};
 use super::scenario::Scenario;
 use super::server::{
-    bench_bin, build_release, ceiling, measure_each, prepare, settle, start_server, write_replay,
-    Pools, Seed, DELETE_POOL, FIRST_BULK_USER, LIST_SIZE,
+    bench_bin, build_release, ceiling, load, median_round, prepare, settle, start_server,
+    write_replay, Pools, Seed, DELETE_POOL, FIRST_BULK_USER, LIST_SIZE,
 };
 use super::{free_port, with_section, POSTGRES};
 use crate::postgres::{start_with, Durability};
@@ -31,6 +31,16 @@ pub(super) const REPLICAS: [usize; 2] = [1, 2];
 /// The id of (h)'s organization `i`.
 fn spread_org(i: usize) -> String {
     format!("ab{i:022x}")
+}
+
+/// What a configuration's rounds of a scenario measured: the rounds, and over them the seconds,
+/// log flushes and statement time (what runs between rounds left out).
+#[derive(Default)]
+struct Measured {
+    rounds: Vec<super::server::Figures>,
+    seconds: f64,
+    syncs: u64,
+    statements: StatementTime,
 }
 
 /// Removals per second per connection the pools are sized for: about 8,000 removals ((b),
@@ -272,59 +282,69 @@ pub fn postgres(seconds: u64) -> Result<()> {
     settle()?;
     let load_before = load_average();
     let (a, _) = ceiling(seconds)?;
-    let mut rows = Vec::new();
-    for replicas in REPLICAS {
-        println!("\n== {replicas} replica(s) over {url}");
-        let mut servers = Vec::with_capacity(replicas);
-        let mut addrs = Vec::with_capacity(replicas);
-        for _ in 0..replicas {
-            let port = free_port()?;
-            servers.push(start_server(OsStr::new(&url), port)?.0);
-            addrs.push(format!("127.0.0.1:{port}"));
-        }
-        let addr = addrs.join(",");
-        for (scenario, extra) in &prepared.scenarios {
-            println!("  {}", scenario.title());
-            cluster.query("SELECT pg_stat_statements_reset()")?;
-            let (syncs, started) = (wal_syncs(&cluster)?, std::time::Instant::now());
-            // Rounds that remove or update the pools' rows start from the whole pools, and every
-            // round right after a checkpoint, so that none pays for one (a checkpoint and the
-            // full-page writes after it had cut a round by half); the time and log flushes of
-            // what runs between rounds are taken out of the scenario's.
-            let uses_pools = matches!(
-                scenario,
-                Scenario::Digest | Scenario::Bearer | Scenario::Bulk | Scenario::Update
-            );
-            let between: &[String] = if uses_pools { &refill } else { &checkpoint };
-            let (mut between_syncs, mut between_time) = (0, std::time::Duration::ZERO);
-            let mut f = measure_each(*scenario, &addr, extra, (seconds, POSTGRES_ROUNDS), || {
-                let (before, at) = (wal_syncs(&cluster)?, std::time::Instant::now());
+    // Both replicas run throughout; a round loads the first alone (one replica) or both (two),
+    // in turn, so that the machine's drifts from minute to minute fall on both alike.
+    let mut servers = Vec::with_capacity(REPLICAS.len());
+    let mut addrs = Vec::with_capacity(REPLICAS.len());
+    for _ in 0..REPLICAS[REPLICAS.len() - 1] {
+        let port = free_port()?;
+        servers.push(start_server(OsStr::new(&url), port)?.0);
+        addrs.push(format!("127.0.0.1:{port}"));
+    }
+    println!("\n== 1 and 2 replicas over {url}, in alternate rounds");
+    let mut rows: Vec<Vec<PostgresRow>> = REPLICAS.iter().map(|_| Vec::new()).collect();
+    for (scenario, extra) in &prepared.scenarios {
+        println!("  {}", scenario.title());
+        cluster.query("SELECT pg_stat_statements_reset()")?;
+        // Rounds that remove or update the pools' rows start from the whole pools, and every
+        // round right after a checkpoint, so that none pays for one (a checkpoint and the
+        // full-page writes after it had cut a round by half).
+        let uses_pools = matches!(
+            scenario,
+            Scenario::Digest | Scenario::Bearer | Scenario::Bulk | Scenario::Update
+        );
+        let between: &[String] = if uses_pools { &refill } else { &checkpoint };
+        let mut measured: Vec<Measured> = REPLICAS.iter().map(|_| Measured::default()).collect();
+        for _ in 0..POSTGRES_ROUNDS {
+            for (i, &replicas) in REPLICAS.iter().enumerate() {
                 cluster.run_in("bench", between)?;
-                between_syncs += wal_syncs(&cluster)? - before;
-                between_time += at.elapsed();
-                Ok(())
-            })?;
-            let elapsed = (started.elapsed() - between_time).as_secs_f64();
-            let flushes_per_s = (wal_syncs(&cluster)? - syncs - between_syncs) as f64 / elapsed;
-            let statements = statement_time(&cluster)?.per_second(elapsed);
-            for line in top_statements(&cluster)?.lines() {
-                println!("      {line}");
+                let addr = addrs[..replicas].join(",");
+                let (syncs, statements) = (wal_syncs(&cluster)?, statement_time(&cluster)?);
+                let started = std::time::Instant::now();
+                let round = load(*scenario, &addr, extra, seconds)?;
+                let m = &mut measured[i];
+                m.seconds += started.elapsed().as_secs_f64();
+                m.syncs += wal_syncs(&cluster)? - syncs;
+                m.statements = m
+                    .statements
+                    .plus(statement_time(&cluster)?.minus(statements));
+                m.rounds.push(round);
             }
+        }
+        for line in top_statements(&cluster)?.lines() {
+            println!("      {line}");
+        }
+        for ((i, &replicas), m) in REPLICAS.iter().enumerate().zip(measured) {
+            let flushes_per_s = m.syncs as f64 / m.seconds;
+            let statements = m.statements.per_second(m.seconds);
+            let mut f = median_round(m.rounds);
             f.rows = Some(TABLE);
             println!(
-                "    {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {flushes_per_s:.0} log flushes/s",
-                f.rps, f.p50, f.p99, f.p999
+                "    {replicas} replica(s): {:.0} req/s ({:.0}-{:.0}), p50 {:.2} ms, p99 {:.2} ms, \
+                 p99.9 {:.2} ms, {flushes_per_s:.0} log flushes/s",
+                f.rps, f.rps_range.0, f.rps_range.1, f.p50, f.p99, f.p999
             );
-            rows.push(PostgresRow {
+            rows[i].push(PostgresRow {
                 replicas,
                 figures: f,
                 flushes_per_s,
                 statements,
             });
         }
-        drop(servers);
-        settle()?;
     }
+    drop(servers);
+    settle()?;
+    let rows: Vec<PostgresRow> = rows.into_iter().flatten().collect();
     println!("\n== sqlx drivers: Any against PgPool");
     let drivers_url = cluster.create_database("drivers")?;
     let out = Command::new(bench_bin())

@@ -370,7 +370,7 @@ pub(super) struct PostgresRow {
 }
 
 /// Statement time in PostgreSQL (`pg_stat_statements`): totals since a reset, or per second.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(super) struct StatementTime {
     /// Calls of the statements on `limit_counts` (the limits shared by replicas).
     pub(super) limit_calls: f64,
@@ -381,6 +381,24 @@ pub(super) struct StatementTime {
 }
 
 impl StatementTime {
+    /// What was added since `before` (both totals since the same reset).
+    pub(super) fn minus(self, before: StatementTime) -> StatementTime {
+        StatementTime {
+            limit_calls: self.limit_calls - before.limit_calls,
+            limit_ms: self.limit_ms - before.limit_ms,
+            all_ms: self.all_ms - before.all_ms,
+        }
+    }
+
+    /// Both together.
+    pub(super) fn plus(self, other: StatementTime) -> StatementTime {
+        StatementTime {
+            limit_calls: self.limit_calls + other.limit_calls,
+            limit_ms: self.limit_ms + other.limit_ms,
+            all_ms: self.all_ms + other.all_ms,
+        }
+    }
+
     /// The same over `seconds`, per second.
     pub(super) fn per_second(self, seconds: f64) -> StatementTime {
         let s = seconds.max(0.001);
@@ -431,7 +449,10 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          its figures). Each `invites serve` has its pool of 8 connections. *2 replicas*: two `invites serve` \
          processes over the same database, the load generator's 32 connections alternating between them \
          (`invites-bench load --addr A,B`); the replicas, PostgreSQL and the load generator share the \
-         machine's cores, so a second replica adds connections and queues, not CPU. The same load generator, warm-up and checks, {POSTGRES_ROUNDS} rounds per \
+         machine's cores, so a second replica adds connections and queues, not CPU. Both replicas run \
+         throughout, and the rounds alternate: one with the load on the first replica alone (the second \
+         idle), the next with it over both, so that the machine's speed, which moves from minute to minute, \
+         weighs on both alike. The same load generator, warm-up and checks, {POSTGRES_ROUNDS} rounds per \
          scenario (the median round's figures), {} measured seconds each, each round started right after a \
          `CHECKPOINT` (one had cut a round by half). (h) is (g) with each connection creating in an organization of its \
          own (32), see below. Load average (1, 5, 15 min) when the measurements started: {}; when they \

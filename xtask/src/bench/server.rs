@@ -85,20 +85,8 @@ pub(super) fn measure(
     extra: &[String],
     seconds: u64,
 ) -> Result<Figures> {
-    measure_each(scenario, addr, extra, (seconds, ROUNDS), || Ok(()))
-}
-
-/// [`measure`] in `rounds` rounds, running `before` ahead of each (outside the measured time).
-pub(super) fn measure_each(
-    scenario: Scenario,
-    addr: &str,
-    extra: &[String],
-    (seconds, rounds_wanted): (u64, usize),
-    mut before: impl FnMut() -> Result<()>,
-) -> Result<Figures> {
-    let mut rounds = Vec::with_capacity(rounds_wanted);
-    for _ in 0..rounds_wanted {
-        before()?;
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
         rounds.push(load(scenario, addr, extra, seconds)?);
     }
     Ok(median_round(rounds))
@@ -106,7 +94,7 @@ pub(super) fn measure_each(
 
 /// The round with the median req/s, with the lowest and highest of `rounds` (not empty) as its
 /// range.
-fn median_round(mut rounds: Vec<Figures>) -> Figures {
+pub(super) fn median_round(mut rounds: Vec<Figures>) -> Figures {
     rounds.sort_by(|x, y| x.rps.total_cmp(&y.rps));
     let range = (rounds[0].rps, rounds[rounds.len() - 1].rps);
     let mut median = rounds.swap_remove(rounds.len() / 2);
@@ -143,7 +131,12 @@ fn admin(db: &OsStr, args: &[&str]) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-fn load(scenario: Scenario, addr: &str, extra: &[String], seconds: u64) -> Result<Figures> {
+pub(super) fn load(
+    scenario: Scenario,
+    addr: &str,
+    extra: &[String],
+    seconds: u64,
+) -> Result<Figures> {
     let expect = scenario.success();
     let out = Command::new(bench_bin())
         .args(["load", "--scenario", scenario.load_name(), "--addr", addr])
