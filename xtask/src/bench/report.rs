@@ -576,8 +576,8 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          (`invitation_versions`, migration 6, by a statement trigger's `INSERT ... ON CONFLICT DO UPDATE`), \
          and an updated row stays locked until its transaction ends, which with `synchronous_commit=on` is \
          once its commit record is on disk. With one version row per scope, writes to one scope committed one \
-         after the other, one log flush each, however many connections or replicas sent them: the run before \
-         migration 11 (the previous commit of this section, same command) had (g) at 840 req/s against (h)'s \
+         after the other, one log flush each, however many connections or replicas sent them: a run before \
+         migration 11 (this section as of commit 7a5ee93, same command) had (g) at 840 req/s against (h)'s \
          1,240 with one replica, and at 519 against 1,256 with two, where (f) fell to 476 req/s (38% of one \
          replica). Migration 11 splits a scope's version over 16 rows, each transaction adding to the row of \
          its transaction id modulo 16 and readers summing them, so concurrent writes to one scope lock \
@@ -585,15 +585,17 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          scopes: one organization now takes creates about as fast as 32. Migration 12 does the same for the \
          community page counts, whose per-group rows serialized the bulk removals of (d). Removals ((b), \
          (c)) also put up to 64 of a replica's removals in one transaction (the removal queue, \
-         ARCHITECTURE.md, `removals`); (b) also records each Digest nonce count (`digest_nonce_counts`) in \
-         a transaction of its own, hence more log flushes than (c).\n",
+         ARCHITECTURE.md, `removals`); (b) also records the Digest nonce counts (`digest_nonce_counts`, in \
+         batches whose commits do not wait for the disk).\n",
     );
     md.push_str("\n### Limits shared by replicas: their cost on (c)\n\n");
     md.push_str(
         "Each replica counts the rate limit and failed authentications in memory, as on SQLite, and every \
          100 ms sends what it counted and reads the others' changes (`limit_counts`, ARCHITECTURE.md): \
          statements per replica per 100 ms, never per request. Their cost, from `pg_stat_statements` over \
-         each (c) run (its warm-up included), against the time of every statement of the run:\n\n",
+         each configuration's rounds of (c) (their warm-ups included), against the time of every statement \
+         of those rounds; both replicas run throughout, so the one-replica rounds also count the idle \
+         replica's 10 reads a second:\n\n",
     );
     for row in run
         .rows
