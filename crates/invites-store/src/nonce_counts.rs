@@ -60,16 +60,37 @@ async fn run(db: Arc<Postgres>, mut rx: mpsc::Receiver<Record>) {
     }
 }
 
-/// Records `batch` and answers each record. If the statement fails, each record is tried alone,
-/// so that each gets its own outcome (an outage fails them all, each with its own error).
+/// Records `batch` and answers each record. If the statement fails because the database is away
+/// or every connection busy, every record gets that answer at once: tried one after the other,
+/// each would wait as long again (a pool's acquire timeout each, minutes for a batch, past the
+/// 5 s in which a request must be answered during an outage). If it fails otherwise, each record
+/// is tried alone, so that each gets its own outcome.
 async fn execute(db: &Postgres, batch: Vec<Record>) {
-    if batch.len() > 1 {
-        if let Ok(answers) = insert(db, &batch).await {
+    match insert(db, &batch).await {
+        Ok(answers) => {
             for (record, answer) in batch.into_iter().zip(answers) {
                 let _ = record.reply.send(Ok(answer));
             }
             return;
         }
+        Err(StoreError::Busy) => {
+            for record in batch {
+                let _ = record.reply.send(Err(StoreError::Busy));
+            }
+            return;
+        }
+        Err(StoreError::Unavailable(why)) => {
+            for record in batch {
+                let _ = record.reply.send(Err(StoreError::Unavailable(why.clone())));
+            }
+            return;
+        }
+        Err(e) if batch.len() == 1 => {
+            let record = batch.into_iter().next().expect("one record");
+            let _ = record.reply.send(Err(e));
+            return;
+        }
+        Err(_) => {}
     }
     for record in batch {
         let answer = insert(db, std::slice::from_ref(&record))

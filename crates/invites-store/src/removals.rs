@@ -9,8 +9,8 @@
 //! replica's removals are not bounded by one transaction's round trips and commit flush. A batch is
 //! one DELETE ... RETURNING of all its ids, one multi-row audit INSERT and one query for the
 //! organization-scope misses: on SQLite as one job of the writer thread (`sqlite::removals`), on
-//! PostgreSQL as one statement doing the DELETE and the INSERT, then the misses' query
-//! (`postgres::removals`); the texts and the outcomes are worked out here for both. A removal is answered only after its transaction
+//! PostgreSQL as one statement doing all three (`postgres::removals`); the texts and the outcomes
+//! are worked out here for both. A removal is answered only after its transaction
 //! committed. If a batch fails (a constraint, a trigger, a full disk), its removals are retried
 //! one transaction each, so one bad row fails only its own request.
 
@@ -373,6 +373,58 @@ mod tests {
             outcomes.push(t.await.unwrap());
         }
         outcomes
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_tells_project_invitations_from_missing_ones() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let org = store.create_org("Acme", now).await.unwrap();
+        let project = store.create_project(org.id, "Web", now).await.unwrap();
+        let a = AuditEntry::operator(now);
+        let org_ids = invitations(&store, org.id, 10).await;
+        let mut project_ids = Vec::new();
+        for i in 0..10 {
+            let new = NewInvitation {
+                org_id: org.id,
+                project_id: Some(project.id),
+                username: format!("p{i}@example.com"),
+                inviter_username: "owner@example.com".into(),
+                roles: vec!["GROUP_READ_ONLY".into()],
+                team_ids: vec![],
+                group_role_assignments: vec![],
+            };
+            project_ids.push(store.create_invitation(&new, &a).await.unwrap().id);
+        }
+        let unknown: Vec<ObjectId> = (0..5).map(|_| ObjectId::generate(0)).collect();
+        // All at once, so that batches mix the four cases.
+        let mut requests: Vec<(InvitationScope, ObjectId, Removal)> = Vec::new();
+        for &id in &org_ids {
+            requests.push((InvitationScope::Org(org.id), id, Removal::Removed));
+        }
+        for &id in &project_ids[..5] {
+            requests.push((InvitationScope::Org(org.id), id, Removal::ProjectInvitation));
+        }
+        for &id in &project_ids[5..] {
+            requests.push((InvitationScope::Project(project.id), id, Removal::Removed));
+        }
+        for &id in &unknown {
+            requests.push((InvitationScope::Org(org.id), id, Removal::NotFound));
+        }
+        let tasks: Vec<_> = requests
+            .iter()
+            .map(|&(scope, id, _)| {
+                let (store, a) = (store.clone(), a.clone());
+                tokio::spawn(async move { store.remove_pending_invitation(scope, id, &a).await })
+            })
+            .collect();
+        for (task, (_, id, expected)) in tasks.into_iter().zip(&requests) {
+            assert_eq!(task.await.unwrap().unwrap(), *expected, "{id}");
+        }
+        for &id in &project_ids[..5] {
+            assert!(store.invitation(id).await.unwrap().is_some(), "not removed");
+        }
+        assert_eq!(audit_count(&store, "invitation.removed").await, 15);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

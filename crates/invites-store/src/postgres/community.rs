@@ -171,6 +171,9 @@ impl Postgres {
         unique: Vec<i64>,
         audit_entry: &AuditEntry,
     ) -> Result<Vec<i64>> {
+        if unique.is_empty() {
+            return Ok(Vec::new());
+        }
         if unique.len() > IDS_PER_STATEMENT {
             return self
                 .remove_invitations_in_chunks(target, user_ids, unique, audit_entry)

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use crate::removals::{
-    delete_sql, mark_project_invitations, org_misses, outcomes, project_owners_sql, scope_columns,
-    Removal, Request, MAX_BATCH,
+    delete_sql, mark_project_invitations, org_misses, outcomes, scope_columns, Removal, Request,
+    MAX_BATCH,
 };
 use crate::Result;
 
@@ -16,7 +16,11 @@ const PARAMETERS: usize = 8;
 
 /// The removal of `n` requests and the audit row of each one removed, in one statement: the
 /// DELETE of `delete_sql` in a CTE, and an INSERT of the audit rows joined on what it returned,
-/// in request order. One statement is one transaction without a BEGIN and a COMMIT of its own:
+/// in request order. It returns (id, NULL) for each invitation removed, and (id, organization)
+/// for each requested id that is a pending project invitation (what `project_owners_sql` reads
+/// for the misses of organization-scope removals; read in the statement's snapshot, so the ones
+/// it removed show too, and only misses consult it). In the statement rather than after it: a
+/// read that failed after the removal committed would fail a batch whose removals were done. One statement is one transaction without a BEGIN and a COMMIT of its own:
 /// one round trip where the DELETE, the audit INSERT and the transaction's ends took four, each
 /// a wait for the replica's next statement while the transaction held its rows and slot locks
 /// (`pg_stat_activity` during benchmark (c): "idle in transaction" was most of a removal's
@@ -39,6 +43,7 @@ pub(crate) fn remove_sql(n: usize) -> &'static str {
                         )
                     })
                     .collect();
+                let ids: Vec<String> = (0..n).map(|i| format!("${}", 3 * i + 1)).collect();
                 format!(
                     "WITH removed AS ({}), audited AS (INSERT INTO audit_log (at, actor_kind, \
                      actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) \
@@ -46,9 +51,12 @@ pub(crate) fn remove_sql(n: usize) -> &'static str {
                      'invitation', a.id, a.remote_addr, '{{}}' \
                      FROM (VALUES {}) AS a (n, id, at, actor_kind, actor_id, actor_display, \
                      remote_addr) JOIN removed ON removed.id = a.id ORDER BY a.n) \
-                     SELECT id FROM removed",
+                     SELECT id, NULL AS owner FROM removed UNION ALL \
+                     SELECT id, org_id FROM invitations WHERE status = 'PENDING' \
+                     AND project_id IS NOT NULL AND id IN ({})",
                     delete_sql(n),
-                    audited.join(", ")
+                    audited.join(", "),
+                    ids.join(", ")
                 )
             })
             .collect()
@@ -58,7 +66,7 @@ pub(crate) fn remove_sql(n: usize) -> &'static str {
 
 /// Removes `requests` (distinct ids) and audits each removal; an outcome per request, in order.
 pub(crate) async fn remove(db: &super::Postgres, requests: &[Request]) -> Result<Vec<Removal>> {
-    let mut query = sqlx::query_as::<_, (String,)>(remove_sql(requests.len()));
+    let mut query = sqlx::query_as::<_, (String, Option<String>)>(remove_sql(requests.len()));
     for request in requests {
         let (project, org) = scope_columns(request.scope);
         query = query.bind(request.id.to_string()).bind(project).bind(org);
@@ -72,26 +80,22 @@ pub(crate) async fn remove(db: &super::Postgres, requests: &[Request]) -> Result
             .bind(&entry.actor_display)
             .bind(&entry.remote_addr);
     }
-    let mut conn = db.connection().await?;
-    let removed: HashSet<String> = query
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect();
-    let mut outcomes = outcomes(requests, &removed);
-    // Which misses are project invitations of the organization named: a read after the removal
-    // committed, as a request for them arriving a moment later would see.
-    let misses = org_misses(requests, &outcomes);
-    if !misses.is_empty() {
-        let mut query = sqlx::query_as::<_, (String, String)>(project_owners_sql(misses.len()));
-        for (_, id, _) in &misses {
-            query = query.bind(id.to_string());
+    let rows = query.fetch_all(&mut *db.connection().await?).await?;
+    let mut removed = HashSet::new();
+    let mut owners = HashMap::new();
+    for (id, owner) in rows {
+        match owner {
+            None => {
+                removed.insert(id);
+            }
+            Some(org) => {
+                owners.insert(id, org);
+            }
         }
-        let owners: HashMap<String, String> =
-            query.fetch_all(&mut *conn).await?.into_iter().collect();
-        mark_project_invitations(&mut outcomes, &misses, &owners);
     }
+    let mut outcomes = outcomes(requests, &removed);
+    let misses = org_misses(requests, &outcomes);
+    mark_project_invitations(&mut outcomes, &misses, &owners);
     Ok(outcomes)
 }
 
@@ -118,8 +122,9 @@ mod tests {
             let seen = placeholders(remove_sql(n));
             let distinct: std::collections::BTreeSet<usize> = seen.iter().copied().collect();
             assert_eq!(distinct, (1..=PARAMETERS * n).collect());
-            // Each id twice (the DELETE and its audit row), every other parameter once.
-            assert_eq!(seen.len(), PARAMETERS * n + n);
+            // Each id three times (the DELETE, its audit row, the project owners' read), every
+            // other parameter once.
+            assert_eq!(seen.len(), PARAMETERS * n + 2 * n);
         }
         // n = 2: the second removal's audit row joins on its id, $4, and takes $12..$16.
         assert!(remove_sql(2)
