@@ -135,8 +135,9 @@ enum BenchWhat {
         seconds: u64,
         /// sqlite: tables of 10k and 1M invitations, and the bounds of (b) and (c). postgres: a
         /// throwaway cluster with durable commits (fsync, synchronous_commit), 10k invitations,
-        /// one replica and then two over the same database, writes to one scope against writes
-        /// to many, and sqlx's Any driver against PgPool; its own section of docs/benchmarks.md.
+        /// one replica and two over the same database in alternate rounds, writes to one scope
+        /// against writes to many, and sqlx's Any driver against PgPool; its own section of
+        /// docs/benchmarks.md.
         #[arg(long, value_enum, default_value = "sqlite")]
         database: bench::Database,
     },

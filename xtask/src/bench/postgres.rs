@@ -1,7 +1,8 @@
 //! `cargo xtask bench server --database postgres`: the scenarios of `server.rs` on a throwaway
 //! PostgreSQL cluster (`crate::postgres`) with production's durability (fsync and synchronous
-//! commits on), 10,000 invitations, served by one `invites serve` and then by two over the same
-//! database (the load generator's connections alternating between them); (h) beside (g) for the
+//! commits on), 10,000 invitations and pools of deletable rows refilled between rounds, served by
+//! one `invites serve` and by two over the same database in alternate rounds (with two, the load
+//! generator's connections alternating between them); (h) beside (g) for the
 //! lock on a scope's version row; then sqlx's `Any` driver against `PgPool` on the store's hot
 //! paths (`invites-bench drivers`). Writes its own section of `docs/benchmarks.md`
 //! (`report::postgres_section`), leaving the rest of the file as it is.
@@ -25,7 +26,7 @@ use crate::root;
 pub(super) const TABLE: u64 = 10_000;
 /// Organizations of (h), one per connection of the load generator.
 pub(super) const SPREAD_ORGS: usize = 32;
-/// Replicas of each pass: one server, then two over the same database.
+/// The configurations measured in alternate rounds: one server, and two over the same database.
 pub(super) const REPLICAS: [usize; 2] = [1, 2];
 
 /// The id of (h)'s organization `i`.

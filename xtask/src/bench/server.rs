@@ -25,7 +25,7 @@ use crate::{root, run};
 pub enum Database {
     /// A file per table size, one server (the service's default engine).
     Sqlite,
-    /// A throwaway cluster with production's durability, one server and then two.
+    /// A throwaway cluster with production's durability, one server and two in alternate rounds.
     Postgres,
 }
 

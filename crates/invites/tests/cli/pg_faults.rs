@@ -200,8 +200,12 @@ struct Load {
 }
 
 /// Sends `request` and records its answer; the JSON body of a 200.
-async fn send(load: &Load, replica: usize, request: reqwest::RequestBuilder) -> (u16, Value) {
-    let sent = load.started.elapsed();
+/// Sends `request` to `replica`, picked at `sent` (since the load started), and records the answer.
+async fn send(
+    load: &Load,
+    (replica, sent): (usize, Duration),
+    request: reqwest::RequestBuilder,
+) -> (u16, Value) {
     let began = Instant::now();
     let (status, retry_after, body) = match request.send().await {
         Ok(r) => {
@@ -234,18 +238,23 @@ async fn client_loop(
     task: usize,
 ) {
     let turn = AtomicUsize::new(task);
+    // The replica of each request is picked when it is sent, as a load balancer would (a delete
+    // sent to the replica its create went to could go to a replica taken out meanwhile), and the
+    // request counts as sent then: under the lock that the replica list changes under.
+    let pick = || {
+        let up = load.up.lock().unwrap();
+        let replica = up[turn.fetch_add(1, Ordering::Relaxed) % up.len()];
+        (replica, load.started.elapsed())
+    };
     for i in 0..1_000_000u32 {
         if load.stop.load(Ordering::Relaxed) {
             break;
         }
-        let replica = {
-            let up = load.up.lock().unwrap();
-            up[turn.fetch_add(1, Ordering::Relaxed) % up.len()]
-        };
-        let base = &bases[replica];
+        let picked = pick();
+        let base = &bases[picked.0];
         let invites = format!("{base}/api/atlas/v2/orgs/{org}/invites");
         if i % 5 == 4 {
-            send(&load, replica, client.get(&invites).bearer_auth(&token)).await;
+            send(&load, picked, client.get(&invites).bearer_auth(&token)).await;
             continue;
         }
         let body =
@@ -255,7 +264,7 @@ async fn client_loop(
             .bearer_auth(&token)
             .header("Content-Type", "application/vnd.atlas.2023-01-01+json")
             .body(body.to_string());
-        let (status, created) = send(&load, replica, create).await;
+        let (status, created) = send(&load, picked, create).await;
         if status != 200 {
             // Not acknowledged (or not answered): it may or may not exist; not checked.
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -265,8 +274,14 @@ async fn client_loop(
         load.ack.lock().unwrap().created.push(id.clone());
         if i % 2 == 0 {
             load.ack.lock().unwrap().delete_sent.push(id.clone());
-            let delete = client.delete(format!("{invites}/{id}")).bearer_auth(&token);
-            if send(&load, replica, delete).await.0 == 204 {
+            let picked = pick();
+            let delete = client
+                .delete(format!(
+                    "{}/api/atlas/v2/orgs/{org}/invites/{id}",
+                    bases[picked.0]
+                ))
+                .bearer_auth(&token);
+            if send(&load, picked, delete).await.0 == 204 {
                 load.ack.lock().unwrap().deleted.push(id);
             }
         }
@@ -365,8 +380,12 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     b.child.kill().unwrap(); // SIGKILL
     b.child.wait().unwrap();
     pause(200).await;
-    *load.up.lock().unwrap() = vec![0];
-    let only_a_from = load.started.elapsed();
+    // Every request picked from here on (under the same lock) goes to A.
+    let only_a_from = {
+        let mut up = load.up.lock().unwrap();
+        *up = vec![0];
+        load.started.elapsed()
+    };
     pause(2_000).await;
     load.stop.store(true, Ordering::Relaxed);
     for c in clients {
