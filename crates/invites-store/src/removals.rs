@@ -323,13 +323,26 @@ mod tests {
     use invites_domain::NewInvitation;
 
     async fn invitations(store: &Store, org: ObjectId, n: usize) -> Vec<ObjectId> {
+        invitations_in(store, org, None, n).await
+    }
+
+    /// `n` pending invitations of `org`, to `project` if one is named.
+    async fn invitations_in(
+        store: &Store,
+        org: ObjectId,
+        project: Option<ObjectId>,
+        n: usize,
+    ) -> Vec<ObjectId> {
         let a = AuditEntry::operator(Utc::now());
         let mut ids = Vec::new();
         for i in 0..n {
             let new = NewInvitation {
                 org_id: org,
-                project_id: None,
-                username: format!("u{i}@example.com"),
+                project_id: project,
+                username: format!(
+                    "{}{i}@example.com",
+                    if project.is_some() { "p" } else { "u" }
+                ),
                 inviter_username: "owner@example.com".into(),
                 roles: vec!["ORG_MEMBER".into()],
                 team_ids: vec![],
@@ -355,17 +368,33 @@ mod tests {
         org: ObjectId,
         ids: &[ObjectId],
     ) -> Vec<(ObjectId, Result<Removal>)> {
-        let tasks: Vec<_> = ids
+        let requests = ids
             .iter()
             .map(|&id| {
+                (
+                    InvitationScope::Org(org),
+                    id,
+                    AuditEntry::operator(Utc::now()),
+                )
+            })
+            .collect();
+        ids.iter()
+            .copied()
+            .zip(remove_all_at_once(store, requests).await)
+            .collect()
+    }
+
+    /// Runs each (scope, id, entry) removal, all at once from separate tasks; the outcomes in
+    /// the order given.
+    async fn remove_all_at_once(
+        store: &Store,
+        requests: Vec<(InvitationScope, ObjectId, AuditEntry)>,
+    ) -> Vec<Result<Removal>> {
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|(scope, id, a)| {
                 let store = store.clone();
-                tokio::spawn(async move {
-                    let a = AuditEntry::operator(Utc::now());
-                    let outcome = store
-                        .remove_pending_invitation(InvitationScope::Org(org), id, &a)
-                        .await;
-                    (id, outcome)
-                })
+                tokio::spawn(async move { store.remove_pending_invitation(scope, id, &a).await })
             })
             .collect();
         let mut outcomes = Vec::new();
@@ -383,19 +412,7 @@ mod tests {
         let project = store.create_project(org.id, "Web", now).await.unwrap();
         let a = AuditEntry::operator(now);
         let org_ids = invitations(&store, org.id, 10).await;
-        let mut project_ids = Vec::new();
-        for i in 0..10 {
-            let new = NewInvitation {
-                org_id: org.id,
-                project_id: Some(project.id),
-                username: format!("p{i}@example.com"),
-                inviter_username: "owner@example.com".into(),
-                roles: vec!["GROUP_READ_ONLY".into()],
-                team_ids: vec![],
-                group_role_assignments: vec![],
-            };
-            project_ids.push(store.create_invitation(&new, &a).await.unwrap().id);
-        }
+        let project_ids = invitations_in(&store, org.id, Some(project.id), 10).await;
         let unknown: Vec<ObjectId> = (0..5).map(|_| ObjectId::generate(0)).collect();
         // All at once, so that batches mix the four cases.
         let mut requests: Vec<(InvitationScope, ObjectId, Removal)> = Vec::new();
@@ -411,15 +428,16 @@ mod tests {
         for &id in &unknown {
             requests.push((InvitationScope::Org(org.id), id, Removal::NotFound));
         }
-        let tasks: Vec<_> = requests
-            .iter()
-            .map(|&(scope, id, _)| {
-                let (store, a) = (store.clone(), a.clone());
-                tokio::spawn(async move { store.remove_pending_invitation(scope, id, &a).await })
-            })
-            .collect();
-        for (task, (_, id, expected)) in tasks.into_iter().zip(&requests) {
-            assert_eq!(task.await.unwrap().unwrap(), *expected, "{id}");
+        let outcomes = remove_all_at_once(
+            &store,
+            requests
+                .iter()
+                .map(|&(scope, id, _)| (scope, id, a.clone()))
+                .collect(),
+        )
+        .await;
+        for (outcome, (_, id, expected)) in outcomes.into_iter().zip(&requests) {
+            assert_eq!(outcome.unwrap(), *expected, "{id}");
         }
         for &id in &project_ids[..5] {
             assert!(store.invitation(id).await.unwrap().is_some(), "not removed");
@@ -440,20 +458,13 @@ mod tests {
             a.remote_addr = i.is_multiple_of(2).then(|| format!("10.0.0.{i}"));
             a
         };
-        let tasks: Vec<_> = ids
+        let requests = ids
             .iter()
             .enumerate()
-            .map(|(i, &id)| {
-                let (store, a) = (store.clone(), entry(i));
-                tokio::spawn(async move {
-                    store
-                        .remove_pending_invitation(InvitationScope::Org(org.id), id, &a)
-                        .await
-                })
-            })
+            .map(|(i, &id)| (InvitationScope::Org(org.id), id, entry(i)))
             .collect();
-        for t in tasks {
-            assert_eq!(t.await.unwrap().unwrap(), Removal::Removed);
+        for outcome in remove_all_at_once(&store, requests).await {
+            assert_eq!(outcome.unwrap(), Removal::Removed);
         }
         for (i, id) in ids.iter().enumerate() {
             let trail = store
