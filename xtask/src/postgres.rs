@@ -99,19 +99,7 @@ impl Cluster {
 
     /// Creates a database and returns its URL.
     pub fn create_database(&self, name: &str) -> Result<String> {
-        run(self.command("psql").args([
-            "-q",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-c",
-            &format!("CREATE DATABASE {name}"),
-        ]))?;
+        self.run_in("postgres", &[format!("CREATE DATABASE {name}")])?;
         Ok(format!(
             "postgres://postgres@127.0.0.1:{}/{name}",
             self.port
