@@ -140,6 +140,10 @@ enum BenchWhat {
         /// docs/benchmarks.md.
         #[arg(long, value_enum, default_value = "sqlite")]
         database: bench::Database,
+        /// PostgreSQL only: run just the scenarios of these letters (e.g. `de`) and print their
+        /// figures, leaving docs/benchmarks.md as it is (to study a change, not to report).
+        #[arg(long, value_name = "LETTERS")]
+        only: Option<String>,
     },
 }
 
@@ -647,8 +651,13 @@ fn command(cli: Cli) -> Result<()> {
             what: BenchWhat::Mock,
         } => bench::mock(),
         Cmd::Bench {
-            what: BenchWhat::Server { seconds, database },
-        } => bench::server(seconds, database),
+            what:
+                BenchWhat::Server {
+                    seconds,
+                    database,
+                    only,
+                },
+        } => bench::server(seconds, database, only.as_deref()),
         Cmd::Bench {
             what: BenchWhat::Hostile { seconds },
         } => bench::hostile(seconds),

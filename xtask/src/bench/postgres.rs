@@ -244,7 +244,14 @@ fn fdatasync_per_s(cluster: &crate::postgres::Cluster) -> Result<f64> {
         .with_context(|| format!("no fdatasync figure in pg_test_fsync's output: {text}"))
 }
 
-pub fn postgres(seconds: u64) -> Result<()> {
+pub fn postgres(seconds: u64, only: Option<&str>) -> Result<()> {
+    if let Some(letters) = only {
+        // (a) always runs; (i) and (j) are SQLite's (its 1M-row table).
+        let known = "bcdefgh";
+        if letters.is_empty() || letters.chars().any(|c| !known.contains(c)) {
+            bail!("--only takes letters of the PostgreSQL scenarios ({known}), not {letters:?}");
+        }
+    }
     let dir = root().join("target/bench/postgres");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -279,6 +286,11 @@ pub fn postgres(seconds: u64) -> Result<()> {
         ]
         .concat(),
     ));
+    if let Some(letters) = only {
+        prepared
+            .scenarios
+            .retain(|(s, _)| letters.contains(s.letter()));
+    }
     write_replay(&dir.join("bench.scenarios.json"), &prepared.scenarios)?;
     settle()?;
     let load_before = load_average();
@@ -344,6 +356,10 @@ pub fn postgres(seconds: u64) -> Result<()> {
         }
     }
     drop(servers);
+    if only.is_some() {
+        println!("\n--only: docs/benchmarks.md left as it is");
+        return Ok(());
+    }
     settle()?;
     let rows: Vec<PostgresRow> = rows.into_iter().flatten().collect();
     println!("\n== sqlx drivers: Any against PgPool");

@@ -500,11 +500,15 @@ fn start_server_with(
     Ok((server, started.elapsed()))
 }
 
-/// `cargo xtask bench server`: every scenario `seconds` long (three rounds each) on `database`.
-pub fn server(seconds: u64, database: Database) -> Result<()> {
-    match database {
-        Database::Sqlite => sqlite(seconds),
-        Database::Postgres => super::postgres::postgres(seconds),
+/// `cargo xtask bench server`: every scenario `seconds` long (three rounds each) on `database`;
+/// on PostgreSQL, only those whose letters are in `only` when it is given.
+pub fn server(seconds: u64, database: Database, only: Option<&str>) -> Result<()> {
+    match (database, only) {
+        (Database::Sqlite, None) => sqlite(seconds),
+        (Database::Sqlite, Some(_)) => {
+            bail!("--only is for --database postgres (SQLite's run reports every scenario)")
+        }
+        (Database::Postgres, only) => super::postgres::postgres(seconds, only),
     }
 }
 
