@@ -47,6 +47,28 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// The same failure for another caller (one read answering several, `shared_reads`): the
+    /// same class and message; a driver error keeps its text, not its source.
+    pub(crate) fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::Busy => StoreError::Busy,
+            StoreError::Full => StoreError::Full,
+            StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+            StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+            StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
+            StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+            StoreError::SchemaTooNew { found, known } => StoreError::SchemaTooNew {
+                found: *found,
+                known: *known,
+            },
+            StoreError::Open(m) => StoreError::Open(m.clone()),
+            StoreError::Database(e) => StoreError::Database(sqlx::Error::Protocol(e.to_string())),
+            StoreError::Sqlite(m) => StoreError::Sqlite(m.clone()),
+        }
+    }
+}
+
 // SQLite primary result codes (<https://sqlite.org/rescode.html>). An extended code keeps its
 // primary code in the low byte: see [`sqlite_primary`].
 

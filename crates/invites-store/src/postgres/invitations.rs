@@ -105,10 +105,22 @@ impl Postgres {
         rows.into_iter().map(InvitationRow::decode).collect()
     }
 
-    /// See [`crate::Store::invitations_version`].
+    /// See [`crate::Store::invitations_version`]: one query for the requests that ask at once
+    /// ([`super::shared_reads`]).
     pub(crate) async fn invitations_version(&self, scope: InvitationScope) -> Result<i64> {
+        let this = self.clone();
+        self.versions
+            .get(scope_id(scope), move |id| {
+                let this = this.clone();
+                async move { this.read_version(id).await }
+            })
+            .await
+    }
+
+    /// The version of the scope `id` names, read now.
+    async fn read_version(&self, id: String) -> Result<i64> {
         let version: Option<i64> = sqlx::query_scalar(VERSION_SQL)
-            .bind(scope_id(scope))
+            .bind(id)
             .fetch_one(&mut *self.connection().await?)
             .await?;
         Ok(version.unwrap_or(0))

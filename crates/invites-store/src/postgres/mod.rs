@@ -15,8 +15,10 @@
 mod community;
 mod invitations;
 pub(crate) mod removals;
+mod shared_reads;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -55,6 +57,9 @@ pub(crate) struct Postgres {
     /// request captured then could be replayed once while its nonce is still valid. Nothing else
     /// runs on it.
     pub(crate) relaxed: TimedPool<sqlx::Postgres>,
+    /// The scopes' invitation versions, read once for the requests that ask at once (the list
+    /// cache asks for one per list served).
+    pub(crate) versions: Arc<shared_reads::SharedReads<String, i64>>,
 }
 
 /// How long a request waits for a connection of a pool: every one busy, or none can be opened
@@ -86,6 +91,7 @@ impl Postgres {
             pool: TimedPool::new(pool, ANY_POOL, metrics),
             native: TimedPool::new(native, NATIVE_POOL, metrics),
             relaxed: TimedPool::new(relaxed, RELAXED_POOL, metrics),
+            versions: Arc::default(),
         })
     }
 
