@@ -98,6 +98,9 @@ pub(crate) const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
 
 // PostgreSQL SQLSTATEs (<https://www.postgresql.org/docs/current/errcodes-appendix.html>).
 
+/// Raised by `all_or_none` (PostgreSQL migration 13): a statement changed fewer rows than it was
+/// given and was undone.
+pub(crate) const PG_ALL_OR_NONE: &str = "IV001";
 /// serialization_failure: retrying the transaction may succeed.
 pub(crate) const PG_SERIALIZATION_FAILURE: &str = "40001";
 /// deadlock_detected: this transaction was chosen to give way.

@@ -15,7 +15,7 @@ pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres")
 /// Migrations that exist for one engine only: (version, the engine, why). Every other version is
 /// in both folders under the same name; a test holds the folders to that.
 #[cfg(test)]
-const ENGINE_ONLY: [(i64, Backend, &str); 4] = [
+const ENGINE_ONLY: [(i64, Backend, &str); 5] = [
     (
         20261201000007,
         Backend::Postgres,
@@ -40,6 +40,13 @@ const ENGINE_ONLY: [(i64, Backend, &str); 4] = [
         "community_pending_count_slots: the page counts over 16 rows per key so that concurrent \
          writes to one group or course do not wait for each other's commits; SQLite's one writer \
          never waits",
+    ),
+    (
+        20261203000013,
+        Backend::Postgres,
+        "all_or_none: a function that undoes a bulk removal that found fewer invitations than \
+         listed, in place of locking them first; SQLite's writer job decides in Rust between \
+         its statements",
     ),
 ];
 

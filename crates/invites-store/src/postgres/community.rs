@@ -12,7 +12,8 @@ use crate::community::{
     join_sql, offending, removal_sql, target_kind, InvitedUserRow, PageSeek, CREATED, REMOVED,
     USER_EXISTS_SQL,
 };
-use crate::{placeholders, Result, IDS_PER_STATEMENT};
+use crate::error::PG_ALL_OR_NONE;
+use crate::{placeholders, Result, StoreError, IDS_PER_STATEMENT};
 
 /// A target's pending invitations: the sum of its slots (migration 12), NULL before its first
 /// (parameters: the target's kind, its id).
@@ -27,31 +28,29 @@ const PENDING_CHUNKS_SQL: &str = "SELECT chunk, pending FROM community_pending_c
      WHERE kind = $1 AND target_id = $2 ORDER BY chunk, slot";
 
 /// A bulk removal of `n` distinct users' pending invitations to `target`, all or none, with an
-/// audit row per invitation removed, as one statement (its own transaction): `wanted` locks the
-/// listed users' pending invitations (parameters: the target's id, then the users); the DELETE
-/// removes them only if they are as many as were listed (parameter n + 2: the listed ids, their
-/// repeats included, so that a repeat removes nothing, as `offending` says); the INSERT audits
-/// what it removed (then the entry's time, actor kind, id and display, remote address, and the
-/// detail as `audit_rows` writes it). Returns the invitations found (id, user): if some listed
-/// user is not among them, nothing was removed. One round trip where BEGIN, the DELETE, the audit
-/// INSERT and COMMIT took four, each a wait for the replica's next statement while the rows and
-/// the page counts' slot rows stayed locked (benchmark (d): "idle in transaction" was most of a
-/// removal's time in `pg_stat_activity`).
+/// audit row per invitation removed, as one statement (its own transaction): the DELETE removes
+/// the listed users' pending invitations it finds (parameters: the target's id, then the users);
+/// the INSERT audits what it removed (then, after parameter n + 2, the entry's time, actor kind,
+/// id and display, remote address, and the detail as `audit_rows` writes it); the SELECT returns
+/// them (id, user) once `all_or_none` (migration 13) saw as many removed as parameter n + 2 says
+/// were listed (their repeats included, so that a repeat removes nothing, as `offending` says), and
+/// otherwise aborts the statement with [`PG_ALL_OR_NONE`], undoing the removals and their audit.
+/// One round trip where BEGIN, the DELETE, the audit INSERT and COMMIT took four, each a wait for
+/// the replica's next statement while the rows and the page counts' slot rows stayed locked
+/// (benchmark (d): "idle in transaction" was most of a removal's time in `pg_stat_activity`);
+/// and one pass over the rows where locking them first (`FOR UPDATE`) took two.
 fn removal_audited_sql(target: CommunityTarget, n: usize) -> String {
-    let col = invitation_column(target);
-    let users = placeholders(2, n);
     let p = n + 2;
     format!(
-        "WITH wanted AS (SELECT id, user_id FROM community_invitations \
-         WHERE {col} = $1 AND status = 'PENDING' AND user_id IN ({users}) FOR UPDATE), \
-         removed AS (DELETE FROM community_invitations c USING wanted w \
-         WHERE c.id = w.id AND (SELECT COUNT(*) FROM wanted) = ${p} RETURNING c.id, c.user_id), \
+        "WITH removed AS ({}), \
          audited AS (INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, \
          target_kind, target_id, remote_addr, detail) \
          SELECT ${}, ${}, ${}, ${}, '{REMOVED}', 'community_invitation', CAST(id AS TEXT), ${}, \
          '{{\"{}\":' || CAST($1 AS TEXT) || ',\"user\":' || CAST(user_id AS TEXT) || '}}' \
          FROM removed ORDER BY id) \
-         SELECT id, user_id FROM wanted",
+         SELECT id, user_id FROM removed \
+         WHERE (SELECT all_or_none(COUNT(*), ${p}) FROM removed)",
+        removal_sql(target, n),
         p + 1,
         p + 2,
         p + 3,
@@ -60,6 +59,21 @@ fn removal_audited_sql(target: CommunityTarget, n: usize) -> String {
         target.kind(),
     )
 }
+
+/// The listed users' pending invitations to `target` (id, user), read when a removal of them was
+/// undone (parameters: the target's id, then the users).
+fn pending_of_sql(target: CommunityTarget, n: usize) -> String {
+    format!(
+        "SELECT id, user_id FROM community_invitations WHERE {} = $1 AND status = 'PENDING' \
+         AND user_id IN ({})",
+        invitation_column(target),
+        placeholders(2, n)
+    )
+}
+
+/// Times a bulk removal is tried when it was undone but every listed user then had a pending
+/// invitation again (invited anew in between), before it answers "busy, retry".
+const REMOVAL_TRIES: usize = 3;
 
 impl Postgres {
     /// See [`crate::Store::invited_users`]. Statements outside a transaction (the total, the
@@ -180,22 +194,39 @@ impl Postgres {
                 .await;
         }
         let sql = removal_audited_sql(target, unique.len());
-        let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(target.id());
-        for &id in &unique {
-            query = query.bind(id);
+        for _ in 0..REMOVAL_TRIES {
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(target.id());
+            for &id in &unique {
+                query = query.bind(id);
+            }
+            let done = query
+                .bind(user_ids.len() as i64)
+                .bind(audit_entry.at.timestamp_millis())
+                .bind(&audit_entry.actor_kind)
+                .bind(&audit_entry.actor_id)
+                .bind(&audit_entry.actor_display)
+                .bind(&audit_entry.remote_addr)
+                .fetch_all(&mut *self.connection().await?)
+                .await;
+            match done {
+                Ok(_) => return Ok(Vec::new()),
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(PG_ALL_OR_NONE) => {}
+                Err(e) => return Err(e.into()),
+            }
+            // Undone: some listed user had no pending invitation (or was listed twice) when
+            // it ran; these are the ones, unless all were invited again since.
+            let pending = pending_of_sql(target, unique.len());
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&pending).bind(target.id());
+            for &id in &unique {
+                query = query.bind(id);
+            }
+            let found = query.fetch_all(&mut *self.connection().await?).await?;
+            let offending = offending(user_ids, &found);
+            if !offending.is_empty() {
+                return Ok(offending);
+            }
         }
-        let found: Vec<(i64, i64)> = query
-            .bind(user_ids.len() as i64)
-            .bind(audit_entry.at.timestamp_millis())
-            .bind(&audit_entry.actor_kind)
-            .bind(&audit_entry.actor_id)
-            .bind(&audit_entry.actor_display)
-            .bind(&audit_entry.remote_addr)
-            .fetch_all(&mut *self.connection().await?)
-            .await?;
-        // The statement removed the invitations found only if they were all that was listed:
-        // then nothing is offending; else it removed nothing, and these are why.
-        Ok(offending(user_ids, &found))
+        Err(StoreError::Busy)
     }
 
     /// [`Self::remove_invitations`] of more users than one statement takes.
