@@ -144,6 +144,11 @@ enum BenchWhat {
         /// figures, leaving docs/benchmarks.md as it is (to study a change, not to report).
         #[arg(long, value_name = "LETTERS")]
         only: Option<String>,
+        /// PostgreSQL with --only: compare this build with another `invites` binary (e.g. one
+        /// built from the commit before, copied aside), one replica each in alternate rounds,
+        /// in place of one replica against two. Both must know the same schema.
+        #[arg(long, value_name = "INVITES_BINARY", requires = "only")]
+        baseline: Option<PathBuf>,
     },
 }
 
@@ -656,8 +661,9 @@ fn command(cli: Cli) -> Result<()> {
                     seconds,
                     database,
                     only,
+                    baseline,
                 },
-        } => bench::server(seconds, database, only.as_deref()),
+        } => bench::server(seconds, database, only.as_deref(), baseline.as_deref()),
         Cmd::Bench {
             what: BenchWhat::Hostile { seconds },
         } => bench::hostile(seconds),

@@ -8,6 +8,7 @@
 //! (`report::postgres_section`), leaving the rest of the file as it is.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -15,8 +16,8 @@ use anyhow::{bail, Context, Result};
 use super::report::{postgres_section, PostgresRow, PostgresRun, StatementTime};
 use super::scenario::Scenario;
 use super::server::{
-    bench_bin, build_release, ceiling, load, median_round, prepare, settle, start_server,
-    write_replay, Pools, Seed, DELETE_POOL, FIRST_BULK_USER, LIST_SIZE,
+    bench_bin, build_release, ceiling, invites_bin, load, median_round, prepare, settle,
+    start_server_from, write_replay, Pools, Seed, DELETE_POOL, FIRST_BULK_USER, LIST_SIZE,
 };
 use super::{free_port, with_section, POSTGRES};
 use crate::postgres::{start_with, Durability};
@@ -244,7 +245,17 @@ fn fdatasync_per_s(cluster: &crate::postgres::Cluster) -> Result<f64> {
         .with_context(|| format!("no fdatasync figure in pg_test_fsync's output: {text}"))
 }
 
-pub fn postgres(seconds: u64, only: Option<&str>) -> Result<()> {
+/// With `baseline` (and `only`), the second server is that build instead, and the alternate rounds
+/// compare the two builds, one replica each, instead of one replica and two.
+pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Result<()> {
+    if let Some(bin) = baseline {
+        if only.is_none() {
+            bail!("--baseline compares builds on some scenarios: it needs --only");
+        }
+        if !bin.is_file() {
+            bail!("--baseline {}: no such file", bin.display());
+        }
+    }
     if let Some(letters) = only {
         // (a) always runs; (i) and (j) are SQLite's (its 1M-row table).
         let known = "bcdefgh";
@@ -299,12 +310,34 @@ pub fn postgres(seconds: u64, only: Option<&str>) -> Result<()> {
     // in turn, so that the machine's drifts from minute to minute fall on both alike.
     let mut servers = Vec::with_capacity(REPLICAS.len());
     let mut addrs = Vec::with_capacity(REPLICAS.len());
-    for _ in 0..REPLICAS[REPLICAS.len() - 1] {
+    for i in 0..REPLICAS[REPLICAS.len() - 1] {
         let port = free_port()?;
-        servers.push(start_server(OsStr::new(&url), port)?.0);
+        let bin = match baseline {
+            Some(bin) if i == 1 => bin.to_path_buf(),
+            _ => invites_bin(),
+        };
+        servers.push(start_server_from(&bin, OsStr::new(&url), port)?.0);
         addrs.push(format!("127.0.0.1:{port}"));
     }
-    println!("\n== 1 and 2 replicas over {url}, in alternate rounds");
+    // What each configuration of REPLICAS is called, and the servers its load goes to.
+    let configurations: Vec<(String, String)> = REPLICAS
+        .iter()
+        .enumerate()
+        .map(|(i, &replicas)| match baseline {
+            None => (
+                format!("{replicas} replica(s)"),
+                addrs[..replicas].join(","),
+            ),
+            Some(_) => (["this build", "baseline"][i].to_owned(), addrs[i].clone()),
+        })
+        .collect();
+    match baseline {
+        None => println!("\n== 1 and 2 replicas over {url}, in alternate rounds"),
+        Some(bin) => println!(
+            "\n== this build against {} over {url}, one replica each, in alternate rounds",
+            bin.display()
+        ),
+    }
     let mut rows: Vec<Vec<PostgresRow>> = REPLICAS.iter().map(|_| Vec::new()).collect();
     for (scenario, extra) in &prepared.scenarios {
         println!("  {}", scenario.title());
@@ -319,12 +352,11 @@ pub fn postgres(seconds: u64, only: Option<&str>) -> Result<()> {
         let between: &[String] = if uses_pools { &refill } else { &checkpoint };
         let mut measured: Vec<Measured> = REPLICAS.iter().map(|_| Measured::default()).collect();
         for _ in 0..POSTGRES_ROUNDS {
-            for (i, &replicas) in REPLICAS.iter().enumerate() {
+            for (i, (_, addr)) in configurations.iter().enumerate() {
                 cluster.run_in("bench", between)?;
-                let addr = addrs[..replicas].join(",");
                 let (syncs, statements) = (wal_syncs(&cluster)?, statement_time(&cluster)?);
                 let started = std::time::Instant::now();
-                let round = load(*scenario, &addr, extra, seconds)?;
+                let round = load(*scenario, addr, extra, seconds)?;
                 let m = &mut measured[i];
                 m.seconds += started.elapsed().as_secs_f64();
                 m.syncs += wal_syncs(&cluster)? - syncs;
@@ -343,9 +375,9 @@ pub fn postgres(seconds: u64, only: Option<&str>) -> Result<()> {
             let mut f = median_round(m.rounds);
             f.rows = Some(TABLE);
             println!(
-                "    {replicas} replica(s): {:.0} req/s ({:.0}-{:.0}), p50 {:.2} ms, p99 {:.2} ms, \
+                "    {}: {:.0} req/s ({:.0}-{:.0}), p50 {:.2} ms, p99 {:.2} ms, \
                  p99.9 {:.2} ms, {flushes_per_s:.0} log flushes/s",
-                f.rps, f.rps_range.0, f.rps_range.1, f.p50, f.p99, f.p999
+                configurations[i].0, f.rps, f.rps_range.0, f.rps_range.1, f.p50, f.p99, f.p999
             );
             rows[i].push(PostgresRow {
                 replicas,

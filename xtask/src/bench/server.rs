@@ -458,7 +458,12 @@ pub(super) fn prepare(
 
 /// Time from spawning the server to its first answered `/ready`.
 pub(super) fn start_server(db: &OsStr, port: u16) -> Result<(Server, Duration)> {
-    start_server_with(&invites_bin(), db, port, None, Stdio::null())
+    start_server_from(&invites_bin(), db, port)
+}
+
+/// [`start_server`] of the build `bin`.
+pub(super) fn start_server_from(bin: &Path, db: &OsStr, port: u16) -> Result<(Server, Duration)> {
+    start_server_with(bin, db, port, None, Stdio::null())
 }
 
 /// Starts `bin` serving `db`, with `INVITES_BENCH_BOUND` set to `bound` if given and its log
@@ -502,13 +507,18 @@ fn start_server_with(
 
 /// `cargo xtask bench server`: every scenario `seconds` long (three rounds each) on `database`;
 /// on PostgreSQL, only those whose letters are in `only` when it is given.
-pub fn server(seconds: u64, database: Database, only: Option<&str>) -> Result<()> {
-    match (database, only) {
-        (Database::Sqlite, None) => sqlite(seconds),
-        (Database::Sqlite, Some(_)) => {
-            bail!("--only is for --database postgres (SQLite's run reports every scenario)")
+pub fn server(
+    seconds: u64,
+    database: Database,
+    only: Option<&str>,
+    baseline: Option<&Path>,
+) -> Result<()> {
+    match database {
+        Database::Sqlite if only.is_some() || baseline.is_some() => {
+            bail!("--only and --baseline are for --database postgres (SQLite's run reports every scenario)")
         }
-        (Database::Postgres, only) => super::postgres::postgres(seconds, only),
+        Database::Sqlite => sqlite(seconds),
+        Database::Postgres => super::postgres::postgres(seconds, only, baseline),
     }
 }
 
