@@ -166,6 +166,37 @@ SELECT {ab}, '{sa_principal}', 'ORG_OWNER' FROM generate_series(0, {last_spread}
 }
 
 /// The load average (1, 5 and 15 minutes), as `/proc/loadavg` gives it.
+/// The machine's CPU time so far, in ticks: (all, stolen by the hypervisor), from the `cpu` line
+/// of /proc/stat (user nice system idle iowait irq softirq steal ...); (0, 0) where there is none.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // guest and guest_nice (fields 9 and 10) are already counted in user and nice.
+    let all = fields.iter().take(8).sum();
+    (all, fields.get(7).copied().unwrap_or(0))
+}
+
+/// The percentage of the CPU time between two [`cpu_ticks`] that the hypervisor gave to other
+/// machines: time this run's processes waited for a core they could not see was busy. A virtual
+/// machine's speed moves with it (nearly 30% stolen during one run of this benchmark, 0-1%
+/// during others).
+fn stolen_percent(from: (u64, u64), to: (u64, u64)) -> f64 {
+    let all = to.0.saturating_sub(from.0);
+    if all == 0 {
+        return 0.0;
+    }
+    100.0 * to.1.saturating_sub(from.1) as f64 / all as f64
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -305,6 +336,7 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
     write_replay(&dir.join("bench.scenarios.json"), &prepared.scenarios)?;
     settle()?;
     let load_before = load_average();
+    let ticks_before = cpu_ticks();
     let (a, _) = ceiling(seconds)?;
     // Both replicas run throughout; a round loads the first alone (one replica) or both (two),
     // in turn, so that the machine's drifts from minute to minute fall on both alike.
@@ -351,6 +383,7 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
         );
         let between: &[String] = if uses_pools { &refill } else { &checkpoint };
         let mut measured: Vec<Measured> = REPLICAS.iter().map(|_| Measured::default()).collect();
+        let scenario_ticks = cpu_ticks();
         for _ in 0..POSTGRES_ROUNDS {
             for (i, (_, addr)) in configurations.iter().enumerate() {
                 cluster.run_in("bench", between)?;
@@ -366,6 +399,10 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
                 m.rounds.push(round);
             }
         }
+        println!(
+            "      CPU time stolen by the hypervisor: {:.1}%",
+            stolen_percent(scenario_ticks, cpu_ticks())
+        );
         for line in top_statements(&cluster)?.lines() {
             println!("      {line}");
         }
@@ -414,6 +451,7 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
         println!("    {d}");
     }
     let load_after = load_average();
+    let stolen = stolen_percent(ticks_before, cpu_ticks());
     println!("\n== the disk: pg_test_fsync");
     let fsync = fdatasync_per_s(&cluster)?;
     println!("    {fsync:.0} fdatasync/s");
@@ -422,6 +460,7 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
         seconds,
         settings,
         load: (load_before, load_after),
+        stolen,
         fdatasync_per_s: fsync,
         pools,
         a,
@@ -439,6 +478,20 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stolen_time_is_a_share_of_the_ticks_between_two_readings() {
+        assert_eq!(stolen_percent((1_000, 10), (1_200, 70)), 30.0);
+        assert_eq!(
+            stolen_percent((1_000, 10), (1_000, 10)),
+            0.0,
+            "no time passed"
+        );
+        let (all, stolen) = cpu_ticks();
+        if std::path::Path::new("/proc/stat").exists() {
+            assert!(all > 0 && stolen <= all);
+        }
+    }
 
     #[test]
     fn spread_organizations_are_24_hex_and_distinct() {

@@ -347,6 +347,8 @@ pub(super) struct PostgresRun {
     pub(super) settings: String,
     /// The load average when the measurements started and when they ended.
     pub(super) load: (String, String),
+    /// The percentage of the machine's CPU time stolen by the hypervisor over the measurements.
+    pub(super) stolen: f64,
     /// `pg_test_fsync`'s synchronous 8 kB writes per second.
     pub(super) fdatasync_per_s: f64,
     /// The rows the removals take.
@@ -456,7 +458,8 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          scenario (the median round's figures), {} measured seconds each, each round started right after a \
          `CHECKPOINT` (one had cut a round by half). (h) is (g) with each connection creating in an organization of its \
          own (32), see below. Load average (1, 5, 15 min) when the measurements started: {}; when they \
-         ended: {} (2 cores).\n\n",
+         ended: {} (2 cores); CPU time stolen by the hypervisor meanwhile: {:.1}% (/proc/stat; \
+         this virtual machine's speed moves with it, so compare runs only at like figures).\n\n",
         run.seconds,
         run.settings,
         run.fdatasync_per_s,
@@ -467,6 +470,7 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
         run.seconds,
         run.load.0,
         run.load.1,
+        run.stolen,
     );
     md.push_str(&format!("Machine: {}.\n\n", machine()));
     md.push_str("| scenario | replicas | req/s | of (a) | p50 ms | p99 ms | p99.9 ms | req/s of the rounds | log flushes/s | req per flush |\n|---|---|---|---|---|---|---|---|---|---|\n");
