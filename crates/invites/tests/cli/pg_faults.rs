@@ -5,7 +5,9 @@
 //! the service's backend connections terminated (`pg_terminate_backend`) mid-load: at most the
 //! requests on them fail, with that answer; (c) one replica SIGKILLed: the other keeps serving.
 //! Throughout, nothing acknowledged is lost: every create answered 200 is there unless its
-//! delete was answered 204, every delete answered 204 is gone.
+//! delete was answered 204, every delete answered 204 is gone. Half the clients delete and list
+//! with Digest, whose nonce counts are written to PostgreSQL (in batches) before a request is
+//! served, the others with a Bearer token.
 //!
 //! "Retry later" is `errorCode` `SERVICE_UNAVAILABLE` with `Retry-After`: status 503 where the
 //! operation documents it, else the documented 500 (the Atlas operations, like the real Atlas
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::{
-    fresh_database, postgres_url, serve, service_account_token, Acknowledged, Served,
+    digest_header, fresh_database, postgres_url, serve, service_account_token, Acknowledged, Served,
 };
 
 /// A PostgreSQL cluster the test may stop and start: a temporary data directory, a free
@@ -162,17 +164,21 @@ fn command(run_as: Option<&str>, program: &Path) -> Command {
     }
 }
 
-/// One answer the load got: when it was sent (since the load began), which replica, the
-/// status (0: no answer at all), whether it said `Retry-After`, its `errorCode`, and how long it
-/// took.
+/// One answer the load got: when its replica was picked and when it came (since the load began;
+/// a Digest delete's challenge comes between the two), which replica, the status (0: no answer at
+/// all), whether it said `Retry-After`, its `errorCode`, and how long the request took.
 #[derive(Clone, Debug)]
 struct Answer {
     sent: Duration,
+    ended: Duration,
     replica: usize,
     status: u16,
     retry_after: bool,
     error_code: Option<String>,
     took: Duration,
+    /// Why there was no answer (status 0): the client's error and its sources.
+    #[allow(dead_code)] // read through Debug, in the failure messages
+    failure: Option<String>,
 }
 
 impl Answer {
@@ -197,6 +203,8 @@ struct Load {
     up: Mutex<Vec<usize>>,
     stop: AtomicBool,
     started: Instant,
+    /// When each request sent with Digest (whose nonce counts are written to PostgreSQL) was.
+    digest_sent: Mutex<Vec<Duration>>,
 }
 
 /// Sends `request` and records its answer; the JSON body of a 200.
@@ -207,33 +215,43 @@ async fn send(
     request: reqwest::RequestBuilder,
 ) -> (u16, Value) {
     let began = Instant::now();
-    let (status, retry_after, body) = match request.send().await {
+    let (status, retry_after, body, failure) = match request.send().await {
         Ok(r) => {
             let status = r.status().as_u16();
             let retry_after = r.headers().contains_key("retry-after");
             let body = r.json::<Value>().await.unwrap_or(Value::Null);
-            (status, retry_after, body)
+            (status, retry_after, body, None)
         }
-        Err(_) => (0, false, Value::Null),
+        Err(e) => {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            (0, false, Value::Null, Some(why))
+        }
     };
     load.answers.lock().unwrap().push(Answer {
         sent,
+        ended: load.started.elapsed(),
         replica,
         status,
         retry_after,
         error_code: body["errorCode"].as_str().map(str::to_owned),
         took: began.elapsed(),
+        failure,
     });
     (status, body)
 }
 
-/// One client: creates invitations on the replicas in turn, deletes every other one it made,
-/// lists now and then.
+/// One client: creates invitations on the replicas in turn (with the token), deletes every other
+/// one it made and lists now and then (with `digest`'s API key when given, else the token).
 async fn client_loop(
     load: Arc<Load>,
     client: reqwest::Client,
     bases: Vec<String>,
-    token: String,
+    (token, digest): (String, Option<(String, String)>),
     org: String,
     task: usize,
 ) {
@@ -254,7 +272,16 @@ async fn client_loop(
         let base = &bases[picked.0];
         let invites = format!("{base}/api/atlas/v2/orgs/{org}/invites");
         if i % 5 == 4 {
-            send(&load, picked, client.get(&invites).bearer_auth(&token)).await;
+            let list = match &digest {
+                None => Some(client.get(&invites).bearer_auth(&token)),
+                Some(key) => {
+                    let path = format!("/api/atlas/v2/orgs/{org}/invites");
+                    with_digest(&load, &client, key, reqwest::Method::GET, base, &path).await
+                }
+            };
+            if let Some(list) = list {
+                send(&load, picked, list).await;
+            }
             continue;
         }
         let body =
@@ -275,17 +302,62 @@ async fn client_loop(
         if i % 2 == 0 {
             load.ack.lock().unwrap().delete_sent.push(id.clone());
             let picked = pick();
-            let delete = client
-                .delete(format!(
-                    "{}/api/atlas/v2/orgs/{org}/invites/{id}",
-                    bases[picked.0]
-                ))
-                .bearer_auth(&token);
+            let path = format!("/api/atlas/v2/orgs/{org}/invites/{id}");
+            let delete = match &digest {
+                None => client
+                    .delete(format!("{}{path}", bases[picked.0]))
+                    .bearer_auth(&token),
+                Some(key) => {
+                    let delete = with_digest(
+                        &load,
+                        &client,
+                        key,
+                        reqwest::Method::DELETE,
+                        &bases[picked.0],
+                        &path,
+                    );
+                    // No challenge: this delete stays unsent (its id counts as maybe deleted).
+                    let Some(delete) = delete.await else {
+                        continue;
+                    };
+                    delete
+                }
+            };
             if send(&load, picked, delete).await.0 == 204 {
                 load.ack.lock().unwrap().deleted.push(id);
             }
         }
     }
+}
+
+/// `method` on `base` + `path` with Digest for `user:pass`, after the challenge that asks for it
+/// (not an answer of the load: it is always a 401 and reads nothing from the database); None
+/// when the challenge got no answer. The send time of each such request goes into `load`.
+async fn with_digest(
+    load: &Load,
+    client: &reqwest::Client,
+    (user, pass): &(String, String),
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+) -> Option<reqwest::RequestBuilder> {
+    let url = format!("{base}{path}");
+    let challenge = client
+        .request(method.clone(), &url)
+        .send()
+        .await
+        .ok()?
+        .headers()
+        .get("www-authenticate")?
+        .to_str()
+        .ok()?
+        .to_owned();
+    let answer = digest_header(&challenge, user, pass, method.as_str(), path);
+    load.digest_sent
+        .lock()
+        .unwrap()
+        .push(load.started.elapsed());
+    Some(client.request(method, &url).header("Authorization", answer))
 }
 
 /// The first answer of `replica` sent at or after `from` that succeeded, if any.
@@ -336,14 +408,27 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
         up: Mutex::new(vec![0, 1]),
         stop: AtomicBool::new(false),
         started: Instant::now(),
+        digest_sent: Mutex::new(Vec::new()),
     });
+    // Half the clients delete and list with Digest: each of those requests records its nonce
+    // count in PostgreSQL before it is served, so they meet the faults on that path too.
+    let key = demo["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "owner")
+        .unwrap();
+    let digest = (
+        key["public_key"].as_str().unwrap().to_owned(),
+        key["private_key"].as_str().unwrap().to_owned(),
+    );
     let clients: Vec<_> = (0..6)
         .map(|task| {
             tokio::spawn(client_loop(
                 load.clone(),
                 client.clone(),
                 bases.clone(),
-                token.clone(),
+                (token.clone(), (task % 2 == 1).then(|| digest.clone())),
                 org.clone(),
                 task,
             ))
@@ -355,7 +440,21 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     // (a) PostgreSQL stopped for 4 s under the load, then started again.
     let stopped_at = load.started.elapsed();
     tokio::task::block_in_place(|| cluster.pg_stop());
-    pause(4_000).await;
+    // Besides the load, a Digest list to each replica while PostgreSQL is down: its nonce count
+    // cannot be recorded, so it must be told to retry later (within the 5 s of every answer).
+    let probes = async {
+        let path = format!("/api/atlas/v2/orgs/{org}/invites");
+        let mut answers = Vec::new();
+        for (replica, base) in bases.iter().enumerate() {
+            let picked = (replica, load.started.elapsed());
+            let list = with_digest(&load, &client, &digest, reqwest::Method::GET, base, &path)
+                .await
+                .expect("a Digest challenge needs no database");
+            answers.push(send(&load, picked, list).await.0);
+        }
+        answers
+    };
+    let (_, probed) = tokio::join!(pause(4_000), probes);
     tokio::task::block_in_place(|| cluster.pg_start());
     let back_at = load.started.elapsed();
     pause(3_000).await;
@@ -392,13 +491,25 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
         c.await.unwrap();
     }
     let answers = load.answers.lock().unwrap().clone();
+    // The probes' answers are among those checked above (each a success or "retry later");
+    // with PostgreSQL down they cannot be a success.
+    assert!(
+        probed.iter().all(|&status| status == 500 || status == 503),
+        "Digest requests while PostgreSQL was down: {probed:?}"
+    );
+    let digest_sent = load.digest_sent.lock().unwrap().clone();
+    let digest_requests = digest_sent.len();
+    let digest_in_outage = digest_sent
+        .iter()
+        .filter(|&&t| t >= stopped_at && t < back_at)
+        .count();
 
     // Every answer of a replica that was up was within 5 s, and a failure is "retry later": no
     // server error, no hang, no other status.
     let mut seen: BTreeMap<u16, usize> = BTreeMap::new();
     for x in &answers {
         *seen.entry(x.status).or_default() += 1;
-        let killed = x.replica == 1 && x.sent + x.took >= kill_at;
+        let killed = x.replica == 1 && x.ended >= kill_at;
         if killed {
             continue; // requests in flight to the killed replica die with it
         }
@@ -409,7 +520,9 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
         );
         assert!(
             x.succeeded() || x.retry_later(),
-            "neither a success nor \"retry later\": {x:?}"
+            "neither a success nor \"retry later\": {x:?} (PostgreSQL stopped at {stopped_at:?}, \
+             back at {back_at:?}, connections terminated at {terminate_at:?}, B killed at \
+             {kill_at:?})"
         );
     }
     let during_outage = answers
@@ -418,7 +531,7 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
         .count();
     let slowest = answers
         .iter()
-        .filter(|x| !(x.replica == 1 && x.sent + x.took >= kill_at))
+        .filter(|x| !(x.replica == 1 && x.ended >= kill_at))
         .map(|x| x.took)
         .max()
         .unwrap();
@@ -441,7 +554,7 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     // At most the requests on the terminated connections failed.
     let failed_after_terminate = answers
         .iter()
-        .filter(|x| x.sent + x.took >= terminate_at && x.sent < kill_at && !x.succeeded())
+        .filter(|x| x.ended >= terminate_at && x.sent < kill_at && !x.succeeded())
         .count();
     assert!(
         failed_after_terminate <= terminated,
@@ -463,11 +576,14 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
         "pg faults: {} answers {seen:?}; outage 4 s with {during_outage} requests sent, slowest \
          answer {slowest:?}, served again {recovered:?} after PostgreSQL returned; \
          {terminated} connections terminated, {failed_after_terminate} requests failed; \
-         {} answers from the survivor alone; {} creates and {} deletes acknowledged, all checked",
+         {} answers from the survivor alone; {} creates and {} deletes acknowledged ({} requests \
+         sent with Digest, {digest_in_outage} of them during the outage, the probes answered \
+         {probed:?}), all checked",
         answers.len(),
         after_kill.len(),
         told.created.len(),
-        told.deleted.len()
+        told.deleted.len(),
+        digest_requests
     );
     drop(a);
 }
