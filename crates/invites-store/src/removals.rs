@@ -12,7 +12,8 @@
 //! PostgreSQL as one statement doing all three (`postgres::removals`); the texts and the outcomes
 //! are worked out here for both. A removal is answered only after its transaction
 //! committed. If a batch fails (a constraint, a trigger, a full disk), its removals are retried
-//! one transaction each, so one bad row fails only its own request.
+//! one transaction each, so one bad row fails only its own request; if it fails because the
+//! database is away or busy, every removal of it gets that answer at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -66,7 +67,13 @@ pub(crate) struct Request {
 pub(crate) struct Job {
     request: Request,
     reply: oneshot::Sender<Result<Removal>>,
+    /// When it was queued.
+    queued: std::time::Instant,
 }
+
+/// The last batch's failure to reach the database (away, or every connection busy), and when it
+/// ended; None once a batch got through.
+type Unreachable = Arc<std::sync::Mutex<Option<(std::time::Instant, StoreError)>>>;
 
 /// Starts the batching task over `executor`; it ends when every sender is dropped.
 pub(crate) fn start(executor: Executor) -> mpsc::Sender<Job> {
@@ -81,6 +88,7 @@ async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>) {
         Executor::Pool(_) => POSTGRES_BATCHES,
     }));
     let executor = Arc::new(executor);
+    let unreachable: Unreachable = Arc::default();
     let mut queued: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut carried: Vec<Job> = Vec::new();
     loop {
@@ -100,6 +108,25 @@ async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        // A removal that waited while a batch failed to reach the database gets that answer now:
+        // waiting for a database that is away once more would take it past the 5 s in which a
+        // request must be answered during an outage (a pool's acquire timeout per batch).
+        let failed = unreachable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(at, e)| (*at, e.duplicate()));
+        if let Some((at, e)) = failed {
+            let (stale, fresh): (Vec<Job>, Vec<Job>) =
+                batch.into_iter().partition(|job| job.queued < at);
+            for job in stale {
+                let _ = job.reply.send(Err(e.duplicate()));
+            }
+            batch = fresh;
+            if batch.is_empty() {
+                continue;
+            }
+        }
         // The same id twice in one batch would be removed once but reported twice: the later
         // requests wait for the next batch, where they find nothing, as they would have in turn.
         let mut ids = HashSet::with_capacity(batch.len());
@@ -107,19 +134,26 @@ async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>) {
             .into_iter()
             .partition(|job| ids.insert(job.request.id));
         carried = again;
-        let executor = Arc::clone(&executor);
+        let (executor, unreachable) = (Arc::clone(&executor), Arc::clone(&unreachable));
         tokio::spawn(async move {
-            execute(&executor, unique).await;
+            execute(&executor, unique, &unreachable).await;
             drop(permit);
         });
     }
 }
 
-async fn execute(executor: &Executor, jobs: Vec<Job>) {
+async fn execute(executor: &Executor, jobs: Vec<Job>, unreachable: &Unreachable) {
     let (requests, replies): (Vec<Request>, Vec<_>) =
         jobs.into_iter().map(|job| (job.request, job.reply)).unzip();
     let requests: Arc<[Request]> = requests.into();
-    match remove_batch(executor, Arc::clone(&requests)).await {
+    let result = remove_batch(executor, Arc::clone(&requests)).await;
+    *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = match &result {
+        Err(e @ (StoreError::Busy | StoreError::Unavailable(_))) => {
+            Some((std::time::Instant::now(), e.duplicate()))
+        }
+        _ => None,
+    };
+    match result {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
@@ -128,6 +162,15 @@ async fn execute(executor: &Executor, jobs: Vec<Job>) {
         Err(e) if replies.len() == 1 => {
             let reply = replies.into_iter().next().expect("one job");
             let _ = reply.send(Err(e));
+        }
+        // The database away or every connection busy: one by one, each removal would wait as
+        // long again (PostgreSQL: a pool's acquire timeout each, 3 s, so the fourth of a batch
+        // answered after 15 s, past the 5 s in which a request must be answered during an
+        // outage). Every removal of the batch gets that answer at once, as the nonce counts do.
+        Err(e @ (StoreError::Busy | StoreError::Unavailable(_))) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.duplicate()));
+            }
         }
         Err(e) => {
             tracing::debug!(error = %e, removals = replies.len(), "batch failed; removing one by one");
@@ -307,6 +350,7 @@ impl Store {
                 audit: audit.clone(),
             },
             reply,
+            queued: std::time::Instant::now(),
         };
         // The queue stops only with the store: as a pool that was closed.
         let closed = || StoreError::Database(sqlx::Error::PoolClosed);

@@ -12,7 +12,9 @@
 //!
 //! The reads run in a task of their own, so a request that goes away (its client disconnected)
 //! does not take the read the others wait for with it; a read that panics answers its waiters
-//! with an error and the next request starts afresh.
+//! with an error and the next request starts afresh. A read that finds the database away or busy
+//! also answers those that asked while it ran: the failure came after they asked, and their own
+//! read would wait as long again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -101,8 +103,28 @@ where
                 std::mem::take(waiting)
             };
             let answer = read(key.clone()).await.map_err(Arc::new);
+            let unreachable = matches!(
+                &answer,
+                Err(e) if matches!(**e, StoreError::Busy | StoreError::Unavailable(_))
+            );
             for waiter in batch {
                 let _ = waiter.send(answer.clone());
+            }
+            if unreachable {
+                // The database was away (or every connection busy) after those who asked during
+                // this read had asked: their own read would wait as long again (a pool's acquire
+                // timeout, 3 s, twice past the 5 s in which a request must be answered during an
+                // outage). They get the same answer now.
+                let late = std::mem::take(
+                    self.slots
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_mut(&key)
+                        .expect("a running read owns its key"),
+                );
+                for waiter in late {
+                    let _ = waiter.send(answer.clone());
+                }
             }
         }
     }
@@ -236,6 +258,55 @@ mod tests {
             assert!(matches!(answer, Err(StoreError::Unavailable(m)) if m == "stopped"));
         }
         assert_eq!(reads.get("k", |_| async { Ok(7) }).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn those_who_ask_during_a_read_that_finds_the_database_away_get_its_answer() {
+        let reads: Arc<SharedReads<&str, u64>> = Arc::new(SharedReads::default());
+        let started = Arc::new(AtomicU64::new(0));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let read = {
+            let (started, gate) = (started.clone(), gate.clone());
+            move |_| {
+                let (started, gate) = (started.clone(), gate.clone());
+                async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    gate.acquire().await.expect("open").forget();
+                    Err::<u64, _>(StoreError::Unavailable("stopped".to_owned()))
+                }
+            }
+        };
+        let first = tokio::spawn({
+            let (reads, read) = (reads.clone(), read.clone());
+            async move { reads.get("k", read).await }
+        });
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while started.load(Ordering::SeqCst) < 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the read started");
+        let later: Vec<_> = (0..5)
+            .map(|_| {
+                let (reads, read) = (reads.clone(), read.clone());
+                tokio::spawn(async move { reads.get("k", read).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gate.add_permits(10);
+        for request in std::iter::once(first).chain(later) {
+            let answer = request.await.unwrap();
+            assert!(
+                matches!(answer, Err(StoreError::Unavailable(_))),
+                "{answer:?}"
+            );
+        }
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            1,
+            "no second wait for the database"
+        );
     }
 
     #[tokio::test]

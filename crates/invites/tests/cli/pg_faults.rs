@@ -7,7 +7,8 @@
 //! Throughout, nothing acknowledged is lost: every create answered 200 is there unless its
 //! delete was answered 204, every delete answered 204 is gone. Half the clients delete and list
 //! with Digest, whose nonce counts are written to PostgreSQL (in batches) before a request is
-//! served, the others with a Bearer token.
+//! served, the others with a Bearer token. While PostgreSQL is down, eight removals sent at once
+//! (which share batches) and a Digest list to each replica must each be told to retry later.
 //!
 //! "Retry later" is `errorCode` `SERVICE_UNAVAILABLE` with `Retry-After`: status 503 where the
 //! operation documents it, else the documented 500 (the Atlas operations, like the real Atlas
@@ -402,6 +403,24 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
         .unwrap();
     let token = service_account_token(&client, &a.base, &demo).await;
     let bases = vec![a.base.clone(), b.base.clone()];
+    // Invitations to remove all at once while PostgreSQL is down (below).
+    let mut doomed = Vec::new();
+    for i in 0..8 {
+        let r = client
+            .post(format!("{}/api/atlas/v2/orgs/{org}/invites", a.base))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/vnd.atlas.2023-01-01+json")
+            .body(
+                json!({"username": format!("doomed-{i}@example.com"), "roles": ["ORG_MEMBER"]})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let created: Value = r.json().await.unwrap();
+        doomed.push(created["id"].as_str().unwrap().to_owned());
+    }
     let load = Arc::new(Load {
         answers: Mutex::new(Vec::new()),
         ack: Mutex::new(Acknowledged::default()),
@@ -454,7 +473,32 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
         }
         answers
     };
-    let (_, probed) = tokio::join!(pause(4_000), probes);
+    // And eight removals sent to A at once: they queue for the same batches, which cannot
+    // reach the database; each must be told to retry later within the 5 s, not retried one
+    // after the other (a pool's acquire timeout each).
+    let removals = async {
+        {
+            let mut ack = load.ack.lock().unwrap();
+            ack.created.extend(doomed.iter().cloned());
+            ack.delete_sent.extend(doomed.iter().cloned());
+        }
+        let sends = doomed.iter().map(|id| {
+            let picked = (0, load.started.elapsed());
+            let delete = client
+                .delete(format!("{}/api/atlas/v2/orgs/{org}/invites/{id}", a.base))
+                .bearer_auth(&token);
+            send(&load, picked, delete)
+        });
+        futures_util::future::join_all(sends).await
+    };
+    let (_, probed, removed) = tokio::join!(pause(4_000), probes, removals);
+    assert!(
+        removed
+            .iter()
+            .all(|(status, _)| *status == 500 || *status == 503),
+        "removals while PostgreSQL was down: {:?}",
+        removed.iter().map(|(status, _)| status).collect::<Vec<_>>()
+    );
     tokio::task::block_in_place(|| cluster.pg_start());
     let back_at = load.started.elapsed();
     pause(3_000).await;
