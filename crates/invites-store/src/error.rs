@@ -48,6 +48,12 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
+    /// The database away or every connection busy: trying again at once would wait as long again
+    /// (a pool's acquire timeout), so whoever waits on the same database gets this answer at once.
+    pub(crate) fn unreachable(&self) -> bool {
+        matches!(self, StoreError::Busy | StoreError::Unavailable(_))
+    }
+
     /// The same failure for another caller (one read answering several, `shared_reads`): the
     /// same class and message; a driver error keeps its text, not its source.
     pub(crate) fn duplicate(&self) -> StoreError {

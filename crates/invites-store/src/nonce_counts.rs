@@ -73,15 +73,9 @@ async fn execute(db: &Postgres, batch: Vec<Record>) {
             }
             return;
         }
-        Err(StoreError::Busy) => {
+        Err(e) if e.unreachable() => {
             for record in batch {
-                let _ = record.reply.send(Err(StoreError::Busy));
-            }
-            return;
-        }
-        Err(StoreError::Unavailable(why)) => {
-            for record in batch {
-                let _ = record.reply.send(Err(StoreError::Unavailable(why.clone())));
+                let _ = record.reply.send(Err(e.duplicate()));
             }
             return;
         }

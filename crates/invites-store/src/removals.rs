@@ -148,9 +148,7 @@ async fn execute(executor: &Executor, jobs: Vec<Job>, unreachable: &Unreachable)
     let requests: Arc<[Request]> = requests.into();
     let result = remove_batch(executor, Arc::clone(&requests)).await;
     *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = match &result {
-        Err(e @ (StoreError::Busy | StoreError::Unavailable(_))) => {
-            Some((std::time::Instant::now(), e.duplicate()))
-        }
+        Err(e) if e.unreachable() => Some((std::time::Instant::now(), e.duplicate())),
         _ => None,
     };
     match result {
@@ -167,7 +165,7 @@ async fn execute(executor: &Executor, jobs: Vec<Job>, unreachable: &Unreachable)
         // long again (PostgreSQL: a pool's acquire timeout each, 3 s, so the fourth of a batch
         // answered after 15 s, past the 5 s in which a request must be answered during an
         // outage). Every removal of the batch gets that answer at once, as the nonce counts do.
-        Err(e @ (StoreError::Busy | StoreError::Unavailable(_))) => {
+        Err(e) if e.unreachable() => {
             for reply in replies {
                 let _ = reply.send(Err(e.duplicate()));
             }

@@ -103,10 +103,7 @@ where
                 std::mem::take(waiting)
             };
             let answer = read(key.clone()).await.map_err(Arc::new);
-            let unreachable = matches!(
-                &answer,
-                Err(e) if matches!(**e, StoreError::Busy | StoreError::Unavailable(_))
-            );
+            let unreachable = matches!(&answer, Err(e) if e.unreachable());
             for waiter in batch {
                 let _ = waiter.send(answer.clone());
             }
@@ -160,11 +157,13 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
-    /// A read that counts its starts, answers the count it started as and holds until let go.
+    /// A read that counts its starts, holds until let go, then answers the count it started as
+    /// (or, `failing`, that the database is away).
     #[derive(Clone)]
     struct Gated {
         started: Arc<AtomicU64>,
         gate: Arc<tokio::sync::Semaphore>,
+        failing: bool,
     }
 
     impl Default for Gated {
@@ -172,6 +171,7 @@ mod tests {
             Gated {
                 started: Arc::default(),
                 gate: Arc::new(tokio::sync::Semaphore::new(0)),
+                failing: false,
             }
         }
     }
@@ -187,6 +187,9 @@ mod tests {
                 Box::pin(async move {
                     let n = this.started.fetch_add(1, Ordering::SeqCst) + 1;
                     this.gate.acquire().await.expect("open").forget();
+                    if this.failing {
+                        return Err(StoreError::Unavailable("stopped".to_owned()));
+                    }
                     Ok(n)
                 })
             }
@@ -262,39 +265,24 @@ mod tests {
 
     #[tokio::test]
     async fn those_who_ask_during_a_read_that_finds_the_database_away_get_its_answer() {
-        let reads: Arc<SharedReads<&str, u64>> = Arc::new(SharedReads::default());
-        let started = Arc::new(AtomicU64::new(0));
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let read = {
-            let (started, gate) = (started.clone(), gate.clone());
-            move |_| {
-                let (started, gate) = (started.clone(), gate.clone());
-                async move {
-                    started.fetch_add(1, Ordering::SeqCst);
-                    gate.acquire().await.expect("open").forget();
-                    Err::<u64, _>(StoreError::Unavailable("stopped".to_owned()))
-                }
-            }
+        let reads = Arc::new(SharedReads::default());
+        let gated = Gated {
+            failing: true,
+            ..Gated::default()
         };
         let first = tokio::spawn({
-            let (reads, read) = (reads.clone(), read.clone());
+            let (reads, read) = (reads.clone(), gated.read());
             async move { reads.get("k", read).await }
         });
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while started.load(Ordering::SeqCst) < 1 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("the read started");
+        gated.wait_started(1).await;
         let later: Vec<_> = (0..5)
             .map(|_| {
-                let (reads, read) = (reads.clone(), read.clone());
+                let (reads, read) = (reads.clone(), gated.read());
                 tokio::spawn(async move { reads.get("k", read).await })
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        gate.add_permits(10);
+        gated.gate.add_permits(10);
         for request in std::iter::once(first).chain(later) {
             let answer = request.await.unwrap();
             assert!(
@@ -303,7 +291,7 @@ mod tests {
             );
         }
         assert_eq!(
-            started.load(Ordering::SeqCst),
+            gated.started.load(Ordering::SeqCst),
             1,
             "no second wait for the database"
         );

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::{
-    digest_header, fresh_database, postgres_url, serve, service_account_token, Acknowledged, Served,
+    create_org_invitation, digest_header, fresh_database, owner_api_key, postgres_url, serve,
+    service_account_token, Acknowledged, Served,
 };
 
 /// A PostgreSQL cluster the test may stop and start: a temporary data directory, a free
@@ -406,20 +407,8 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     // Invitations to remove all at once while PostgreSQL is down (below).
     let mut doomed = Vec::new();
     for i in 0..8 {
-        let r = client
-            .post(format!("{}/api/atlas/v2/orgs/{org}/invites", a.base))
-            .bearer_auth(&token)
-            .header("Content-Type", "application/vnd.atlas.2023-01-01+json")
-            .body(
-                json!({"username": format!("doomed-{i}@example.com"), "roles": ["ORG_MEMBER"]})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let created: Value = r.json().await.unwrap();
-        doomed.push(created["id"].as_str().unwrap().to_owned());
+        let username = format!("doomed-{i}@example.com");
+        doomed.push(create_org_invitation(&client, &a.base, &org, &token, &username).await);
     }
     let load = Arc::new(Load {
         answers: Mutex::new(Vec::new()),
@@ -431,16 +420,7 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     });
     // Half the clients delete and list with Digest: each of those requests records its nonce
     // count in PostgreSQL before it is served, so they meet the faults on that path too.
-    let key = demo["api_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["role"] == "owner")
-        .unwrap();
-    let digest = (
-        key["public_key"].as_str().unwrap().to_owned(),
-        key["private_key"].as_str().unwrap().to_owned(),
-    );
+    let digest = owner_api_key(&demo);
     let clients: Vec<_> = (0..6)
         .map(|task| {
             tokio::spawn(client_loop(

@@ -15,7 +15,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::support::{digest_header, fresh_database, postgres_url, serve, service_account_token};
+use crate::support::{
+    create_org_invitation, digest_header, fresh_database, owner_api_key, postgres_url, serve,
+    service_account_token,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_over_one_postgres_database() {
@@ -30,16 +33,8 @@ async fn two_replicas_over_one_postgres_database() {
     let demo: Value = serde_json::from_str(&std::fs::read_to_string(&creds_file).unwrap()).unwrap();
     let client = reqwest::Client::new();
     let org = demo["org_id"].as_str().unwrap();
-    let key = demo["api_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["role"] == "owner")
-        .unwrap();
-    let (user, pass) = (
-        key["public_key"].as_str().unwrap(),
-        key["private_key"].as_str().unwrap(),
-    );
+    let (user, pass) = owner_api_key(&demo);
+    let (user, pass) = (user.as_str(), pass.as_str());
 
     // A nonce issued by A answers a challenge on B.
     let path = format!(
@@ -93,22 +88,8 @@ async fn two_replicas_over_one_postgres_database() {
 
     // Concurrent deletes of one invitation through both: exactly one 204 and one 404.
     for round in 0..10 {
-        let r = client
-            .post(format!("{}/api/atlas/v2/orgs/{org}/invites", a.base))
-            .bearer_auth(&token)
-            .header("Content-Type", "application/vnd.atlas.2023-01-01+json")
-            .body(
-                json!({"username": format!("race{round}@example.com"), "roles": ["ORG_MEMBER"]})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let id = r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let username = format!("race{round}@example.com");
+        let id = create_org_invitation(&client, &a.base, org, &token, &username).await;
         let delete = |base: String| {
             let client = client.clone();
             let token = token.clone();
@@ -320,16 +301,8 @@ async fn limits_hold_across_two_replicas() {
     // after the last was merged, so the count is exact), lock the key out on both, even with
     // the right password.
     within_one_window(Duration::from_secs(20)).await;
-    let key = demo["api_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["role"] == "owner")
-        .unwrap();
-    let (user, pass) = (
-        key["public_key"].as_str().unwrap(),
-        key["private_key"].as_str().unwrap(),
-    );
+    let (user, pass) = owner_api_key(&demo);
+    let (user, pass) = (user.as_str(), pass.as_str());
     let digest = |base: String, password: String| {
         let client = client.clone();
         let path = path.clone();

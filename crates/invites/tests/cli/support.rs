@@ -114,6 +114,45 @@ pub fn digest_header(challenge: &str, user: &str, pass: &str, method: &str, uri:
     )
 }
 
+/// The demo organization owner's Digest API key (public key, private key) from `demo`, the
+/// credentials `invites serve --demo --demo-out` wrote.
+pub fn owner_api_key(demo: &serde_json::Value) -> (String, String) {
+    let key = demo["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "owner")
+        .unwrap();
+    (
+        key["public_key"].as_str().unwrap().to_owned(),
+        key["private_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Creates an invitation of `username` to `org` through `base` with `token`; its id (the answer
+/// must be 200).
+pub async fn create_org_invitation(
+    client: &reqwest::Client,
+    base: &str,
+    org: &str,
+    token: &str,
+    username: &str,
+) -> String {
+    let r = client
+        .post(format!("{base}/api/atlas/v2/orgs/{org}/invites"))
+        .bearer_auth(token)
+        .header("Content-Type", "application/vnd.atlas.2023-01-01+json")
+        .body(serde_json::json!({"username": username, "roles": ["ORG_MEMBER"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The PostgreSQL server the tests over several replicas run on: `INVITES_TEST_POSTGRES_URL`
 /// (its maintenance database), which `cargo xtask test` sets after starting a throwaway cluster.
 /// Unset, `test` prints that it is skipped and gets None, except under CI (`CI` set and neither
