@@ -30,11 +30,14 @@ use crate::{postgres, sqlite, InvitationScope, Result, Store, StoreError};
 pub(crate) const MAX_BATCH: usize = 64;
 /// Removals waiting for the writer at most; callers wait for room beyond that.
 const QUEUE: usize = 4096;
-/// Batches in flight at once on PostgreSQL: half the native pool, which the other hot paths
-/// share. Two batches with the same id are safe: the second waits for the first's row lock and
+/// Batches in flight at once on PostgreSQL: one runs its statement while another's commit waits
+/// for the log flush. One alone left the replica idle during each flush; four made smaller
+/// batches, more commits and more processes waiting for the machine's cores: against four, two
+/// gave 16-19% more removals in benchmarks (b) and (c) (alternate rounds of both builds, one
+/// replica each). A quarter of the native pool, which the other hot paths share. Two batches with the same id are safe: the second waits for the first's row lock and
 /// then finds the invitation gone; two batches that lock rows in opposite orders deadlock, and
 /// the one PostgreSQL aborts is retried a removal at a time like any failed batch.
-pub(crate) const POSTGRES_BATCHES: usize = 4;
+pub(crate) const POSTGRES_BATCHES: usize = 2;
 
 /// What happened to one requested removal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
