@@ -13,7 +13,7 @@ use invites_domain::CommunityRole;
 use sqlx::Acquire;
 
 use crate::audit::{AuditEntry, AuditRow};
-use crate::{placeholders, Backend, Engine, Result, Store, StoreError};
+use crate::{placeholders, Backend, Engine, Result, Store, StoreError, IDS_PER_STATEMENT};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommunityGroupRecord {
@@ -593,10 +593,27 @@ impl Store {
                 db.remove_invitations(target, user_ids, unique, audit_entry)
                     .await
             }
-            Engine::Postgres(db) => {
-                db.remove_invitations(target, user_ids, unique, audit_entry)
-                    .await
-            }
+            Engine::Postgres(db) => match &self.bulk_removals {
+                Some(queue) if !unique.is_empty() && unique.len() <= IDS_PER_STATEMENT => {
+                    let (reply, answer) = tokio::sync::oneshot::channel();
+                    let job = crate::postgres::bulk_removals::Job {
+                        target,
+                        user_ids: user_ids.to_vec(),
+                        unique,
+                        audit: audit_entry.clone(),
+                        reply,
+                        queued: std::time::Instant::now(),
+                    };
+                    // The queue stops only with the store: as a pool that was closed.
+                    let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+                    queue.send(job).await.map_err(|_| closed())?;
+                    answer.await.map_err(|_| closed())?
+                }
+                _ => {
+                    db.remove_invitations(target, user_ids, unique, audit_entry)
+                        .await
+                }
+            },
         }
     }
 
@@ -1251,5 +1268,149 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Bulk removals sent at once, on PostgreSQL batched (`postgres::bulk_removals`): each
+    /// answers for itself, all or none, and the counts, pages and audit agree with the answers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bulk_removals_at_once_each_answer_for_themselves() {
+        let (store, _dir, g, a, ids) = group_with_users(44).await;
+        let course = store.create_course("C", ids[0], Utc::now()).await.unwrap();
+        let c = CommunityTarget::Course(course.id);
+        store.invite_users(g, &ids[..40], None, &a).await.unwrap();
+        store.invite_users(c, &ids[..10], None, &a).await.unwrap();
+        let five = |k: usize| ids[5 * k..5 * k + 5].to_vec();
+        // Groups: six removals of five each; one with a user never invited; one with a repeat;
+        // two alike (one of them wins). Course: two.
+        let mut asked: Vec<(CommunityTarget, Vec<i64>)> = (0..6).map(|k| (g, five(k))).collect();
+        asked.push((g, vec![ids[30], ids[42]]));
+        asked.push((g, vec![ids[31], ids[32], ids[31]]));
+        asked.push((g, five(7)));
+        asked.push((g, five(7)));
+        asked.push((c, ids[..3].to_vec()));
+        asked.push((c, vec![ids[3], ids[43]]));
+        let answers = futures_util::future::join_all(asked.iter().map(|(t, users)| {
+            let (store, a) = (store.clone(), a.clone());
+            async move { store.remove_invitations(*t, users, &a).await.unwrap() }
+        }))
+        .await;
+        assert!(answers[..6].iter().all(Vec::is_empty), "{answers:?}");
+        assert_eq!(answers[6], vec![ids[42]]);
+        assert_eq!(answers[7], vec![ids[31]]);
+        let mut twins = [answers[8].clone(), answers[9].clone()];
+        twins.sort();
+        assert_eq!(twins, [Vec::new(), five(7)]);
+        assert_eq!(answers[10], Vec::<i64>::new());
+        assert_eq!(answers[11], vec![ids[43]]);
+        // Left: the group's 30..35 (the two removals naming them removed nothing; one twin
+        // removed 35..40), the course's 3..10.
+        let left_g: Vec<i64> = ids[30..35].to_vec();
+        assert_pages(&store, g, &left_g, &[(2, 0), (10, 0), (3, 4)]).await;
+        assert_pages(&store, c, &ids[3..10], &[(4, 0), (10, 2)]).await;
+        let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(REMOVED)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(audited, 30 + 5 + 3);
+    }
+
+    /// A batch of PostgreSQL bulk removals is one statement: all of its removals or none.
+    #[tokio::test]
+    async fn a_postgres_batch_of_bulk_removals_removes_all_or_none() {
+        use crate::postgres::bulk_removals::{remove_together, Job};
+        let (store, _dir, g, a, ids) = group_with_users(12).await;
+        let Engine::Postgres(db) = &store.engine else {
+            return;
+        };
+        let g2 = CommunityTarget::Group(
+            store
+                .create_community_group("H", Utc::now())
+                .await
+                .unwrap()
+                .id,
+        );
+        store.invite_users(g, &ids[..10], None, &a).await.unwrap();
+        store.invite_users(g2, &ids[..4], None, &a).await.unwrap();
+        let jobs = |asked: &[(CommunityTarget, &[i64])]| -> Vec<Job> {
+            asked
+                .iter()
+                .map(|&(target, users)| {
+                    let mut unique = users.to_vec();
+                    unique.sort_unstable();
+                    unique.dedup();
+                    Job {
+                        target,
+                        user_ids: users.to_vec(),
+                        unique,
+                        audit: a.clone(),
+                        reply: tokio::sync::oneshot::channel().0,
+                        queued: std::time::Instant::now(),
+                    }
+                })
+                .collect()
+        };
+        let audited = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+                .bind(REMOVED)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+        };
+        // The last removal lists two users without an invitation: nothing of the batch is removed.
+        let undone = remove_together(
+            db,
+            &jobs(&[(g, &ids[..3]), (g2, &ids[..2]), (g, &ids[9..12])]),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            undone
+                .to_string()
+                .contains("changed 6 of the 8 rows listed"),
+            "{undone}"
+        );
+        // A repeat too: listed four times, removable three.
+        assert!(
+            remove_together(db, &jobs(&[(g, &ids[..2]), (g2, &[ids[0], ids[0]])]))
+                .await
+                .is_err()
+        );
+        assert_pages(&store, g, &ids[..10], &[(10, 0)]).await;
+        assert_pages(&store, g2, &ids[..4], &[(10, 0)]).await;
+        assert_eq!(audited().await, 0);
+        remove_together(
+            db,
+            &jobs(&[(g, &ids[..3]), (g2, &ids[1..3]), (g, &ids[7..9])]),
+        )
+        .await
+        .unwrap();
+        assert_pages(
+            &store,
+            g,
+            &[&ids[3..7], &ids[9..10]].concat(),
+            &[(2, 0), (10, 1)],
+        )
+        .await;
+        assert_pages(&store, g2, &[ids[0], ids[3]], &[(10, 0)]).await;
+        // An audit row per invitation removed, each with its own target in the detail.
+        let details: Vec<String> =
+            sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = $1 ORDER BY id")
+                .bind(REMOVED)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let mut want: Vec<String> = [(g, &ids[..3]), (g2, &ids[1..3]), (g, &ids[7..9])]
+            .iter()
+            .flat_map(|(t, users)| {
+                users
+                    .iter()
+                    .map(|u| serde_json::json!({ t.kind(): t.id(), "user": u }).to_string())
+            })
+            .collect();
+        let mut got = details.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
     }
 }

@@ -88,6 +88,9 @@ pub struct Store {
     nonce_counts: Arc<AtomicU64>,
     /// PostgreSQL: the queue of the task that records nonce counts in batches (`nonce_counts`).
     nonce_records: Option<tokio::sync::mpsc::Sender<nonce_counts::Record>>,
+    /// PostgreSQL: the queue of the task that runs community bulk removals in batches
+    /// (`postgres::bulk_removals`).
+    bulk_removals: Option<tokio::sync::mpsc::Sender<postgres::bulk_removals::Job>>,
     /// PostgreSQL: the window of the last [`Store::merge_limit_counts`] (see `limits`).
     limit_window: Arc<AtomicI64>,
     /// The schema version a newer program migrated the database to while this one ran (0:
@@ -162,6 +165,10 @@ impl Store {
             Engine::Sqlite(_) => None,
             Engine::Postgres(db) => Some(nonce_counts::start(db.clone())),
         };
+        let bulk_removals = match &engine {
+            Engine::Sqlite(_) => None,
+            Engine::Postgres(db) => Some(postgres::bulk_removals::start(db.clone())),
+        };
         Ok(Store {
             engine,
             auth: Arc::new(AuthGeneration {
@@ -171,6 +178,7 @@ impl Store {
             removals,
             nonce_counts: Arc::new(AtomicU64::new(0)),
             nonce_records,
+            bulk_removals,
             limit_window: Arc::new(AtomicI64::new(i64::MIN)),
             superseded: Arc::new(AtomicI64::new(0)),
             metrics,

@@ -176,8 +176,9 @@ impl Postgres {
     }
 
     /// See [`crate::Store::remove_invitations`]; `unique` is `user_ids` ascending, each once.
-    /// Up to [`IDS_PER_STATEMENT`] users, one statement ([`removal_audited_sql`]); more, a
-    /// transaction of a DELETE per chunk and the audit INSERTs.
+    /// Up to [`IDS_PER_STATEMENT`] users, one statement ([`removal_audited_sql`]; the store
+    /// queues those for `bulk_removals` instead); more, a transaction of a DELETE per chunk and
+    /// the audit INSERTs.
     pub(crate) async fn remove_invitations(
         &self,
         target: CommunityTarget,
@@ -193,10 +194,23 @@ impl Postgres {
                 .remove_invitations_in_chunks(target, user_ids, unique, audit_entry)
                 .await;
         }
+        self.remove_invitations_alone(target, user_ids, &unique, audit_entry)
+            .await
+    }
+
+    /// [`Self::remove_invitations`] of 1 to [`IDS_PER_STATEMENT`] users as one statement of its
+    /// own (`bulk_removals` batches several when they queue).
+    pub(crate) async fn remove_invitations_alone(
+        &self,
+        target: CommunityTarget,
+        user_ids: &[i64],
+        unique: &[i64],
+        audit_entry: &AuditEntry,
+    ) -> Result<Vec<i64>> {
         let sql = removal_audited_sql(target, unique.len());
         for _ in 0..REMOVAL_TRIES {
             let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(target.id());
-            for &id in &unique {
+            for &id in unique {
                 query = query.bind(id);
             }
             let done = query
@@ -217,7 +231,7 @@ impl Postgres {
             // it ran; these are the ones, unless all were invited again since.
             let pending = pending_of_sql(target, unique.len());
             let mut query = sqlx::query_as::<_, (i64, i64)>(&pending).bind(target.id());
-            for &id in &unique {
+            for &id in unique {
                 query = query.bind(id);
             }
             let found = query.fetch_all(&mut *self.connection().await?).await?;

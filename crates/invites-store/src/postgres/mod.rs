@@ -12,6 +12,7 @@
 //! (`crate::pool_bench` measures both; the figures are in docs/benchmarks.md, the choice in
 //! ARCHITECTURE.md).
 
+pub(crate) mod bulk_removals;
 mod community;
 mod invitations;
 pub(crate) mod removals;

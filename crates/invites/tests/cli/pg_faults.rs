@@ -8,7 +8,8 @@
 //! delete was answered 204, every delete answered 204 is gone. Half the clients delete and list
 //! with Digest, whose nonce counts are written to PostgreSQL (in batches) before a request is
 //! served, the others with a Bearer token. While PostgreSQL is down, eight removals sent at once
-//! (which share batches) and a Digest list to each replica must each be told to retry later.
+//! (which share batches), three community bulk removals sent at once (which share batches too,
+//! and remove nothing) and a Digest list to each replica must each be told to retry later.
 //!
 //! "Retry later" is `errorCode` `SERVICE_UNAVAILABLE` with `Retry-After`: status 503 where the
 //! operation documents it, else the documented 500 (the Atlas operations, like the real Atlas
@@ -31,8 +32,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::{
-    create_org_invitation, digest_header, fresh_database, owner_api_key, postgres_url, serve,
-    service_account_token, Acknowledged, Served,
+    community_manager_token, create_community_user, create_org_invitation, digest_header,
+    fresh_database, owner_api_key, postgres_url, serve, service_account_token, Acknowledged,
+    Served,
 };
 
 /// A PostgreSQL cluster the test may stop and start: a temporary data directory, a free
@@ -410,6 +412,21 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
         let username = format!("doomed-{i}@example.com");
         doomed.push(create_org_invitation(&client, &a.base, &org, &token, &username).await);
     }
+    // And community users invited to the demo group, to remove in bulk while it is down.
+    let group = demo["community_group_id"].as_i64().unwrap();
+    let manager = community_manager_token(&demo);
+    let invite_path = format!("/api/v2/group/{group}/invite/");
+    let bulk_users: Vec<i64> = (0..6)
+        .map(|i| create_community_user(&db, &format!("bulk-doomed-{i}@example.com")))
+        .collect();
+    let invited = client
+        .post(format!("{}{invite_path}", a.base))
+        .bearer_auth(&manager)
+        .json(&json!({ "users": bulk_users }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invited.status(), 204);
     let load = Arc::new(Load {
         answers: Mutex::new(Vec::new()),
         ack: Mutex::new(Acknowledged::default()),
@@ -471,7 +488,30 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
         });
         futures_util::future::join_all(sends).await
     };
-    let (_, probed, removed) = tokio::join!(pause(4_000), probes, removals);
+    // And three bulk removals of two users each, sent to A at once: they share a batch too
+    // (postgres::bulk_removals), with the same bound.
+    let bulk = async {
+        let sends = bulk_users.chunks(2).map(|users| {
+            let picked = (0, load.started.elapsed());
+            let delete = client
+                .delete(format!("{}{invite_path}", a.base))
+                .bearer_auth(&manager)
+                .json(&json!({ "users": users }));
+            send(&load, picked, delete)
+        });
+        futures_util::future::join_all(sends).await
+    };
+    let (_, probed, removed, removed_in_bulk) = tokio::join!(pause(4_000), probes, removals, bulk);
+    assert!(
+        removed_in_bulk
+            .iter()
+            .all(|(status, _)| *status == 500 || *status == 503),
+        "bulk removals while PostgreSQL was down: {:?}",
+        removed_in_bulk
+            .iter()
+            .map(|(status, _)| status)
+            .collect::<Vec<_>>()
+    );
     assert!(
         removed
             .iter()
@@ -596,6 +636,24 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     let told = load.ack.lock().unwrap().clone();
     told.check_nothing_lost(&client, &a.base, &org, &token, "pg faults")
         .await;
+    // The bulk removals told to retry later removed nothing.
+    let page: Value = client
+        .get(format!("{}{invite_path}?limit=1000", a.base))
+        .bearer_auth(&manager)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pending: Vec<i64> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_i64().unwrap())
+        .filter(|id| bulk_users.contains(id))
+        .collect();
+    assert_eq!(pending.len(), bulk_users.len(), "{page}");
     eprintln!(
         "pg faults: {} answers {seen:?}; outage 4 s with {during_outage} requests sent, slowest \
          answer {slowest:?}, served again {recovered:?} after PostgreSQL returned; \

@@ -10,14 +10,13 @@
 //! passes, except under `CI=true`, where it fails (`support::postgres_url`).
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
 use crate::support::{
-    create_org_invitation, digest_header, fresh_database, owner_api_key, postgres_url, serve,
-    service_account_token,
+    community_manager_token, create_community_user, create_org_invitation, digest_header,
+    fresh_database, owner_api_key, postgres_url, serve, service_account_token,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,30 +112,10 @@ async fn two_replicas_over_one_postgres_database() {
 
     // Concurrent overlapping bulk removals: each all or nothing, never half-done.
     let group = demo["community_group_id"].as_i64().unwrap();
-    let manager = demo["community_users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["role"] == "manager")
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut users = Vec::new();
-    for i in 0..6 {
-        let out = Command::new(env!("CARGO_BIN_EXE_invites"))
-            .args(["admin", "--database-url", &db, "create-user"])
-            .args(["--username", &format!("bulk{i}@example.com")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let u: Value = serde_json::from_slice(&out.stdout).unwrap();
-        users.push(u["id"].as_i64().unwrap());
-    }
+    let manager = community_manager_token(&demo);
+    let users: Vec<i64> = (0..6)
+        .map(|i| create_community_user(&db, &format!("bulk{i}@example.com")))
+        .collect();
     let invite_path = format!("/api/v2/group/{group}/invite/");
     let pending = |base: String| {
         let client = client.clone();

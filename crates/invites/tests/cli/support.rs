@@ -129,6 +129,35 @@ pub fn owner_api_key(demo: &serde_json::Value) -> (String, String) {
     )
 }
 
+/// The demo community group's manager's Bearer token from `demo` (as in [`owner_api_key`]).
+pub fn community_manager_token(demo: &serde_json::Value) -> String {
+    demo["community_users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["role"] == "manager")
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Creates the community user `username` in the database `db` with `invites admin`; its id.
+pub fn create_community_user(db: &str, username: &str) -> i64 {
+    let out = Command::new(env!("CARGO_BIN_EXE_invites"))
+        .args(["admin", "--database-url", db, "create-user"])
+        .args(["--username", username])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    user["id"].as_i64().unwrap()
+}
+
 /// Creates an invitation of `username` to `org` through `base` with `token`; its id (the answer
 /// must be 200).
 pub async fn create_org_invitation(
