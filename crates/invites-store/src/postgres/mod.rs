@@ -1,14 +1,14 @@
 //! The PostgreSQL engine: several replicas over one database, three sqlx pools.
 //!
 //! `invitations`, `community` and `removals` hold the PostgreSQL bodies of the hot-path
-//! operations whose SQLite twins are in `crate::sqlite`; both share the SQL texts, row type and
+//! operations whose SQLite twins are in `crate::sqlite` (and `bulk_removals` puts the community
+//! bulk removals that queue together in one statement); both share the SQL texts, row type and
 //! audit-row builders of `crate::invitations`, `crate::community` and `crate::removals`. Those
 //! bodies run on sqlx's PostgreSQL driver (`Postgres::native`, connections taken through
 //! [`Postgres::connection`]); everything else runs the texts it shares with SQLite through sqlx's
 //! `Any` driver (`Postgres::pool`); the Digest nonce counts are written through a small pool of
 //! their own whose commits do not wait for the disk (`Postgres::relaxed`). Every pool counts its
-//! waits for a connection
-//! (`crate::timed_pool`). The native driver reads rows without `Any`'s conversion of every value
+//! waits for a connection (`crate::timed_pool`). The native driver reads rows without `Any`'s conversion of every value
 //! (`crate::pool_bench` measures both; the figures are in docs/benchmarks.md, the choice in
 //! ARCHITECTURE.md).
 
