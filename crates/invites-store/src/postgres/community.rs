@@ -47,7 +47,7 @@ fn removal_audited_sql(target: CommunityTarget, n: usize) -> String {
          target_kind, target_id, remote_addr, detail) \
          SELECT ${}, ${}, ${}, ${}, '{REMOVED}', 'community_invitation', CAST(id AS TEXT), ${}, \
          '{{\"{}\":' || CAST($1 AS TEXT) || ',\"user\":' || CAST(user_id AS TEXT) || '}}' \
-         FROM removed ORDER BY id) \
+         FROM removed ORDER BY removed.id) \
          SELECT id, user_id FROM removed \
          WHERE (SELECT all_or_none(COUNT(*), ${p}) FROM removed)",
         removal_sql(target, n),
