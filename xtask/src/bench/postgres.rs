@@ -288,8 +288,8 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
         }
     }
     if let Some(letters) = only {
-        // (a) always runs; (i) and (j) are SQLite's (its 1M-row table).
-        let known = "bcdefgh";
+        // (a) always runs.
+        let known: String = Scenario::ON_POSTGRES.iter().map(|s| s.letter()).collect();
         if letters.is_empty() || letters.chars().any(|c| !known.contains(c)) {
             bail!("--only takes letters of the PostgreSQL scenarios ({known}), not {letters:?}");
         }
