@@ -589,7 +589,8 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          scopes: one organization now takes creates about as fast as 32. Migration 12 does the same for the \
          community page counts, whose per-group rows serialized the bulk removals of (d). Removals ((b), \
          (c)) also put up to 64 of a replica's removals in one transaction (the removal queue, \
-         ARCHITECTURE.md, `removals`); (b) also records the Digest nonce counts (`digest_nonce_counts`, in \
+         ARCHITECTURE.md, `removals`), and bulk removals ((d)) up to 16 in one statement \
+         (`postgres::bulk_removals`); (b) also records the Digest nonce counts (`digest_nonce_counts`, in \
          batches whose commits do not wait for the disk).\n",
     );
     md.push_str("\n### Limits shared by replicas: their cost on (c)\n\n");
