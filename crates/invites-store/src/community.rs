@@ -30,7 +30,7 @@ pub struct CourseRecord {
 
 /// Each id once, ascending: PostgreSQL locks the rows in index order, so two replicas removing
 /// overlapping lists wait for each other instead of deadlocking.
-fn ascending_unique(ids: &[i64]) -> Vec<i64> {
+pub(crate) fn ascending_unique(ids: &[i64]) -> Vec<i64> {
     let mut unique = ids.to_vec();
     unique.sort_unstable();
     unique.dedup();
@@ -1318,6 +1318,7 @@ mod tests {
     /// A batch of PostgreSQL bulk removals is one statement: all of its removals or none.
     #[tokio::test]
     async fn a_postgres_batch_of_bulk_removals_removes_all_or_none() {
+        use crate::postgres::bulk_removals::tests::job_of;
         use crate::postgres::bulk_removals::{remove_together, Job};
         let (store, _dir, g, a, ids) = group_with_users(12).await;
         let Engine::Postgres(db) = &store.engine else {
@@ -1335,19 +1336,7 @@ mod tests {
         let jobs = |asked: &[(CommunityTarget, &[i64])]| -> Vec<Job> {
             asked
                 .iter()
-                .map(|&(target, users)| {
-                    let mut unique = users.to_vec();
-                    unique.sort_unstable();
-                    unique.dedup();
-                    Job {
-                        target,
-                        user_ids: users.to_vec(),
-                        unique,
-                        audit: a.clone(),
-                        reply: tokio::sync::oneshot::channel().0,
-                        queued: std::time::Instant::now(),
-                    }
-                })
+                .map(|&(target, users)| job_of(target, users, &a))
                 .collect()
         };
         let audited = || async {

@@ -75,8 +75,33 @@ pub(crate) struct Job {
 }
 
 /// The last batch's failure to reach the database (away, or every connection busy), and when it
-/// ended; None once a batch got through.
-type Unreachable = Arc<std::sync::Mutex<Option<(std::time::Instant, StoreError)>>>;
+/// ended; None once a batch got through. Shared with `postgres::bulk_removals`.
+pub(crate) type Unreachable = Arc<std::sync::Mutex<Option<(std::time::Instant, StoreError)>>>;
+
+/// Answers the jobs of `waiting` queued (`queued`) before the last failure to reach the database
+/// with that failure (`fail`), and returns the others: waiting for a database that is away once
+/// more would take them past the 5 s in which a request must be answered during an outage (a
+/// pool's acquire timeout per batch).
+pub(crate) fn answer_stale<J>(
+    unreachable: &Unreachable,
+    waiting: Vec<J>,
+    queued: impl Fn(&J) -> std::time::Instant,
+    fail: impl Fn(J, StoreError),
+) -> Vec<J> {
+    let failed = unreachable
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|(at, e)| (*at, e.duplicate()));
+    let Some((at, e)) = failed else {
+        return waiting;
+    };
+    let (stale, fresh): (Vec<J>, Vec<J>) = waiting.into_iter().partition(|job| queued(job) < at);
+    for job in stale {
+        fail(job, e.duplicate());
+    }
+    fresh
+}
 
 /// Starts the batching task over `executor`; it ends when every sender is dropped.
 pub(crate) fn start(executor: Executor) -> mpsc::Sender<Job> {
@@ -111,24 +136,17 @@ async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // A removal that waited while a batch failed to reach the database gets that answer now:
-        // waiting for a database that is away once more would take it past the 5 s in which a
-        // request must be answered during an outage (a pool's acquire timeout per batch).
-        let failed = unreachable
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|(at, e)| (*at, e.duplicate()));
-        if let Some((at, e)) = failed {
-            let (stale, fresh): (Vec<Job>, Vec<Job>) =
-                batch.into_iter().partition(|job| job.queued < at);
-            for job in stale {
-                let _ = job.reply.send(Err(e.duplicate()));
-            }
-            batch = fresh;
-            if batch.is_empty() {
-                continue;
-            }
+        // A removal that waited while a batch failed to reach the database gets that answer now.
+        batch = answer_stale(
+            &unreachable,
+            batch,
+            |job| job.queued,
+            |job, e| {
+                let _ = job.reply.send(Err(e));
+            },
+        );
+        if batch.is_empty() {
+            continue;
         }
         // The same id twice in one batch would be removed once but reported twice: the later
         // requests wait for the next batch, where they find nothing, as they would have in turn.

@@ -24,6 +24,7 @@ use super::Postgres;
 use crate::audit::AuditEntry;
 use crate::community::{invitation_column, REMOVED};
 use crate::error::PG_ALL_OR_NONE;
+use crate::removals::{answer_stale, Unreachable};
 use crate::{Result, StoreError, IDS_PER_STATEMENT};
 
 /// Most removals per batch.
@@ -47,10 +48,6 @@ pub(crate) struct Job {
     /// When it was queued.
     pub(crate) queued: Instant,
 }
-
-/// The last batch's failure to reach the database (away, or every connection busy), and when it
-/// ended; None once a batch got through.
-type Unreachable = Arc<std::sync::Mutex<Option<(Instant, StoreError)>>>;
 
 /// Starts the batching task over `db`; it ends when every sender is dropped.
 pub(crate) fn start(db: Postgres) -> mpsc::Sender<Job> {
@@ -81,24 +78,17 @@ async fn run(db: Postgres, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // A removal that waited while a batch failed to reach the database gets that answer now
-        // (waiting for a connection once more would take it past the 5 s an outage may cost a
-        // request), as in `crate::removals`.
-        let failed = unreachable
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|(at, e)| (*at, e.duplicate()));
-        if let Some((at, e)) = failed {
-            let (stale, fresh): (Vec<Job>, Vec<Job>) =
-                waiting.into_iter().partition(|job| job.queued < at);
-            for job in stale {
-                let _ = job.reply.send(Err(e.duplicate()));
-            }
-            waiting = fresh;
-            if waiting.is_empty() {
-                continue;
-            }
+        // A removal that waited while a batch failed to reach the database gets that answer now.
+        waiting = answer_stale(
+            &unreachable,
+            waiting,
+            |job| job.queued,
+            |job, e| {
+                let _ = job.reply.send(Err(e));
+            },
+        );
+        if waiting.is_empty() {
+            continue;
         }
         let (batch, later) = compatible(waiting);
         carried = later;
@@ -264,21 +254,24 @@ fn build_batch_sql(kind: CommunityTarget, n: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn job(target: CommunityTarget, users: &[i64]) -> Job {
-        let mut unique = users.to_vec();
-        unique.sort_unstable();
-        unique.dedup();
+    /// A job removing `users` from `target`, audited as `audit`, whose answer nobody reads (also
+    /// `community`'s tests).
+    pub(crate) fn job_of(target: CommunityTarget, users: &[i64], audit: &AuditEntry) -> Job {
         Job {
             target,
             user_ids: users.to_vec(),
-            unique,
-            audit: AuditEntry::operator(chrono::Utc::now()),
+            unique: crate::community::ascending_unique(users),
+            audit: audit.clone(),
             reply: oneshot::channel().0,
             queued: Instant::now(),
         }
+    }
+
+    fn job(target: CommunityTarget, users: &[i64]) -> Job {
+        job_of(target, users, &AuditEntry::operator(chrono::Utc::now()))
     }
 
     fn targets(jobs: &[Job]) -> Vec<(CommunityTarget, Vec<i64>)> {
@@ -325,16 +318,7 @@ mod tests {
         for n in [2, MAX_JOBS] {
             let sql = batch_sql(CommunityTarget::Course(0), n);
             assert!(sql.contains("course_id = $1 "));
-            let seen: Vec<usize> = sql
-                .split('$')
-                .skip(1)
-                .map(|s| {
-                    s.chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect::<String>()
-                })
-                .map(|d| d.parse().expect("a number after $"))
-                .collect();
+            let seen = crate::postgres::removals::tests::placeholders(sql);
             let distinct: std::collections::BTreeSet<usize> = seen.iter().copied().collect();
             assert_eq!(distinct, (1..=PARAMETERS * n + 1).collect());
             // Each target twice (its DELETE, its audit rows' detail), every other one once.

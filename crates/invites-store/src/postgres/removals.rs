@@ -100,11 +100,11 @@ pub(crate) async fn remove(db: &super::Postgres, requests: &[Request]) -> Result
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// The `$N` placeholders of `sql`, in order of appearance.
-    fn placeholders(sql: &str) -> Vec<usize> {
+    /// The `$N` placeholders of `sql`, in order of appearance (also `bulk_removals`' tests).
+    pub(crate) fn placeholders(sql: &str) -> Vec<usize> {
         sql.split('$')
             .skip(1)
             .map(|s| {
