@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{digest_header, wait_until_started};
+use crate::support::{community_manager_token, digest_header, wait_until_started};
 
 /// The `invites` binary with no `INVITES_...` variable of the caller's environment.
 fn invites() -> Command {
@@ -118,15 +118,7 @@ async fn serve_runs_configured_only_through_the_environment() {
         assert_eq!(r.status(), expected);
     }
     // INVITES_MAX_BODY_BYTES: the community family has no rate limit.
-    let manager = demo["community_users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["role"] == "manager")
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let manager = community_manager_token(&demo);
     let r = client
         .post(format!(
             "{base}/api/v2/group/{}/invite/",

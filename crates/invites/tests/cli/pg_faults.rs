@@ -33,8 +33,8 @@ use serde_json::{json, Value};
 
 use crate::support::{
     community_manager_token, create_community_user, create_org_invitation, digest_header,
-    fresh_database, owner_api_key, postgres_url, serve, service_account_token, Acknowledged,
-    Served,
+    fresh_database, invite_to_group, owner_api_key, pending_in_group, postgres_url, serve,
+    service_account_token, Acknowledged, Served,
 };
 
 /// A PostgreSQL cluster the test may stop and start: a temporary data directory, a free
@@ -419,14 +419,7 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     let bulk_users: Vec<i64> = (0..6)
         .map(|i| create_community_user(&db, &format!("bulk-doomed-{i}@example.com")))
         .collect();
-    let invited = client
-        .post(format!("{}{invite_path}", a.base))
-        .bearer_auth(&manager)
-        .json(&json!({ "users": bulk_users }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(invited.status(), 204);
+    invite_to_group(&client, &a.base, group, &manager, &bulk_users).await;
     let load = Arc::new(Load {
         answers: Mutex::new(Vec::new()),
         ack: Mutex::new(Acknowledged::default()),
@@ -637,23 +630,11 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     told.check_nothing_lost(&client, &a.base, &org, &token, "pg faults")
         .await;
     // The bulk removals told to retry later removed nothing.
-    let page: Value = client
-        .get(format!("{}{invite_path}?limit=1000", a.base))
-        .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let pending: Vec<i64> = page["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_i64().unwrap())
-        .filter(|id| bulk_users.contains(id))
-        .collect();
-    assert_eq!(pending.len(), bulk_users.len(), "{page}");
+    let pending = pending_in_group(&client, &a.base, group, &manager).await;
+    assert!(
+        bulk_users.iter().all(|id| pending.contains(id)),
+        "{bulk_users:?} not all in {pending:?}"
+    );
     eprintln!(
         "pg faults: {} answers {seen:?}; outage 4 s with {during_outage} requests sent, slowest \
          answer {slowest:?}, served again {recovered:?} after PostgreSQL returned; \

@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 use crate::support::{
     community_manager_token, create_community_user, create_org_invitation, digest_header,
-    fresh_database, owner_api_key, postgres_url, serve, service_account_token,
+    fresh_database, invite_to_group, owner_api_key, pending_in_group, postgres_url, serve,
+    service_account_token,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,37 +118,8 @@ async fn two_replicas_over_one_postgres_database() {
         .map(|i| create_community_user(&db, &format!("bulk{i}@example.com")))
         .collect();
     let invite_path = format!("/api/v2/group/{group}/invite/");
-    let pending = |base: String| {
-        let client = client.clone();
-        let manager = manager.clone();
-        let invite_path = invite_path.clone();
-        async move {
-            let page: Value = client
-                .get(format!("{base}{invite_path}?limit=1000"))
-                .bearer_auth(manager)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            page["results"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|u| u["id"].as_i64().unwrap())
-                .collect::<BTreeSet<i64>>()
-        }
-    };
     for round in 0..10 {
-        let r = client
-            .post(format!("{}{invite_path}", a.base))
-            .bearer_auth(&manager)
-            .json(&json!({ "users": users }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
+        invite_to_group(&client, &a.base, group, &manager, &users).await;
         let first: Vec<i64> = users[..4].to_vec();
         let second: Vec<i64> = users[2..].to_vec();
         let remove = |base: String, ids: Vec<i64>| {
@@ -170,7 +142,7 @@ async fn two_replicas_over_one_postgres_database() {
             remove(a.base.clone(), first.clone()),
             remove(b.base.clone(), second.clone())
         );
-        let left: BTreeSet<i64> = pending(a.base.clone())
+        let left: BTreeSet<i64> = pending_in_group(&client, &a.base, group, &manager)
             .await
             .into_iter()
             .filter(|id| users.contains(id))

@@ -158,6 +158,50 @@ pub fn create_community_user(db: &str, username: &str) -> i64 {
     user["id"].as_i64().unwrap()
 }
 
+/// Invites `users` to the community group `group` through `base` with the manager's `token`
+/// (the answer must be 204).
+pub async fn invite_to_group(
+    client: &reqwest::Client,
+    base: &str,
+    group: i64,
+    token: &str,
+    users: &[i64],
+) {
+    let r = client
+        .post(format!("{base}/api/v2/group/{group}/invite/"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "users": users }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}
+
+/// The users with a pending invitation to the community group `group` (its first 1,000), read
+/// through `base` with the manager's `token`.
+pub async fn pending_in_group(
+    client: &reqwest::Client,
+    base: &str,
+    group: i64,
+    token: &str,
+) -> std::collections::BTreeSet<i64> {
+    let page: serde_json::Value = client
+        .get(format!("{base}/api/v2/group/{group}/invite/?limit=1000"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_i64().unwrap())
+        .collect()
+}
+
 /// Creates an invitation of `username` to `org` through `base` with `token`; its id (the answer
 /// must be 200).
 pub async fn create_org_invitation(
