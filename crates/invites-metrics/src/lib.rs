@@ -43,6 +43,17 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+fn batch_histogram() -> Histogram {
+    Histogram::new(BATCH_BUCKETS)
+}
+
+fn commit_histogram() -> Histogram {
+    Histogram::new(COMMIT_BUCKETS)
+}
+
+/// A family of histograms by removal queue (the `queue` label).
+type QueueHistograms = Family<PoolLabel, Histogram, fn() -> Histogram>;
+
 /// Why a request's credentials were not accepted (the `reason` label of
 /// `invites_auth_failures_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,18 +171,24 @@ pub struct StoreMetrics {
     pub pool_waits: Family<PoolLabel, Counter>,
     /// Time spent waiting for a connection, per pool, in seconds.
     pub pool_wait_seconds: Family<PoolLabel, Counter<f64, AtomicU64>>,
+    /// Removals per batch, by removal queue (see [`StoreMetrics::removal_batch_handles`]).
+    pub removal_batch_size: QueueHistograms,
+    /// Time of each removal batch, by removal queue, in seconds.
+    pub removal_batch_seconds: QueueHistograms,
 }
 
 impl Default for StoreMetrics {
     fn default() -> Self {
         StoreMetrics {
             writer_queue_depth: Gauge::default(),
-            writer_batch_size: Histogram::new(BATCH_BUCKETS),
-            writer_commit_seconds: Histogram::new(COMMIT_BUCKETS),
+            writer_batch_size: batch_histogram(),
+            writer_commit_seconds: commit_histogram(),
             pool_size: Family::default(),
             pool_idle: Family::default(),
             pool_waits: Family::default(),
             pool_wait_seconds: Family::default(),
+            removal_batch_size: Family::new_with_constructor(batch_histogram as fn() -> _),
+            removal_batch_seconds: Family::new_with_constructor(commit_histogram as fn() -> _),
         }
     }
 }
@@ -187,6 +204,20 @@ impl StoreMetrics {
             .set(idle as i64);
     }
 
+    /// The batch size and time histograms of the removal queue `queue` (`removals`: Atlas and
+    /// Ops Manager removals, both engines; `bulk_removals`: community bulk removals, PostgreSQL),
+    /// resolved once by the queue when it starts, so its series exist from then on.
+    pub fn removal_batch_handles(&self, queue: &'static str) -> BatchHandles {
+        BatchHandles {
+            size: self
+                .removal_batch_size
+                .get_or_create_owned(&[("queue", queue)]),
+            seconds: self
+                .removal_batch_seconds
+                .get_or_create_owned(&[("queue", queue)]),
+        }
+    }
+
     /// The wait counters of `pool`, resolved once by who records them.
     pub fn pool_wait_handles(&self, pool: &'static str) -> (Counter, Counter<f64, AtomicU64>) {
         (
@@ -194,6 +225,21 @@ impl StoreMetrics {
             self.pool_wait_seconds
                 .get_or_create_owned(&[("pool", pool)]),
         )
+    }
+}
+
+/// A removal queue's batch histograms ([`StoreMetrics::removal_batch_handles`]).
+#[derive(Clone, Debug)]
+pub struct BatchHandles {
+    size: Histogram,
+    seconds: Histogram,
+}
+
+impl BatchHandles {
+    /// Records a batch of `removals` that took `took`.
+    pub fn record(&self, removals: usize, took: Duration) {
+        self.size.observe(removals as f64);
+        self.seconds.observe(took.as_secs_f64());
     }
 }
 
@@ -276,6 +322,17 @@ impl Metrics {
             "invites_sqlite_writer_commit_duration_seconds",
             "Time of each SQLite writer batch, from its first statement to its commit",
             store.writer_commit_seconds.clone(),
+        );
+        registry.register(
+            "invites_removal_batch_size",
+            "Removals per batch of a removal queue: removals (Atlas and Ops Manager, one statement \
+             or writer job per batch) and bulk_removals (community bulk removals, PostgreSQL only)",
+            store.removal_batch_size.clone(),
+        );
+        registry.register(
+            "invites_removal_batch_duration_seconds",
+            "Time of each removal batch, from its start to its answers (retries one by one included)",
+            store.removal_batch_seconds.clone(),
         );
         registry.register(
             "invites_db_pool_connections",
@@ -384,6 +441,10 @@ mod tests {
         m.list_cache(false);
         store.writer_batch_size.observe(3.0);
         store.set_pool("sqlite_read", 4, 3);
+        let bulk = store.removal_batch_handles("bulk_removals");
+        bulk.record(3, Duration::from_millis(2));
+        bulk.record(16, Duration::from_millis(7));
+        let _removals = store.removal_batch_handles("removals");
         let text = m.encode();
         for line in [
             "invites_http_requests_total{operation=\"deleteOrgInvite\",family=\"atlas\",status_class=\"2xx\"} 1",
@@ -395,6 +456,12 @@ mod tests {
             "invites_list_cache_lookups_total{result=\"miss\"} 1",
             "invites_sqlite_writer_batch_size_count 1",
             "invites_db_pool_connections{pool=\"sqlite_read\"} 4",
+            "invites_removal_batch_size_sum{queue=\"bulk_removals\"} 19.0",
+            "invites_removal_batch_size_count{queue=\"bulk_removals\"} 2",
+            "invites_removal_batch_size_bucket{queue=\"bulk_removals\",le=\"4\"} 1",
+            "invites_removal_batch_size_bucket{queue=\"bulk_removals\",le=\"16\"} 2",
+            "invites_removal_batch_duration_seconds_count{queue=\"bulk_removals\"} 2",
+            "invites_removal_batch_size_count{queue=\"removals\"} 0",
             "invites_http_requests_in_flight 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in:\n{text}");

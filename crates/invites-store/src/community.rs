@@ -1313,6 +1313,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(audited, 30 + 5 + 3);
+        // What the bulk queue recorded (PostgreSQL): the twelve, each in one batch (one undone
+        // and run alone counts once). SQLite has no bulk queue, and no series of one.
+        let text = invites_metrics::Metrics::new(store.metrics()).encode();
+        let value = |series: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+                .map(|v| v.parse::<f64>().unwrap())
+        };
+        match store.backend() {
+            Backend::Postgres => {
+                let sum = value("invites_removal_batch_size_sum{queue=\"bulk_removals\"}");
+                assert_eq!(sum, Some(12.0), "{text}");
+                let count = value("invites_removal_batch_size_count{queue=\"bulk_removals\"}");
+                assert!((1.0..=12.0).contains(&count.unwrap()), "{text}");
+            }
+            Backend::Sqlite => assert!(!text.contains("queue=\"bulk_removals\""), "{text}"),
+        }
     }
 
     /// A batch of PostgreSQL bulk removals is one statement: all of its removals or none.

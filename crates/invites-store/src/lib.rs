@@ -157,17 +157,23 @@ impl Store {
                 Engine::Sqlite(sqlite::Sqlite::start(pool, sqlx_writer, path, &metrics)?)
             }
         };
-        let removals = removals::start(match &engine {
-            Engine::Sqlite(db) => removals::Executor::Writer(db.writer.clone()),
-            Engine::Postgres(db) => removals::Executor::Pool(db.clone()),
-        });
+        let removals = removals::start(
+            match &engine {
+                Engine::Sqlite(db) => removals::Executor::Writer(db.writer.clone()),
+                Engine::Postgres(db) => removals::Executor::Pool(db.clone()),
+            },
+            metrics.removal_batch_handles("removals"),
+        );
         let nonce_records = match &engine {
             Engine::Sqlite(_) => None,
             Engine::Postgres(db) => Some(nonce_counts::start(db.clone())),
         };
         let bulk_removals = match &engine {
             Engine::Sqlite(_) => None,
-            Engine::Postgres(db) => Some(postgres::bulk_removals::start(db.clone())),
+            Engine::Postgres(db) => Some(postgres::bulk_removals::start(
+                db.clone(),
+                metrics.removal_batch_handles("bulk_removals"),
+            )),
         };
         Ok(Store {
             engine,

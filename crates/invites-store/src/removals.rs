@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use invites_domain::ObjectId;
+use invites_metrics::BatchHandles;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::audit::{AuditEntry, AuditRow};
@@ -103,14 +104,15 @@ pub(crate) fn answer_stale<J>(
     fresh
 }
 
-/// Starts the batching task over `executor`; it ends when every sender is dropped.
-pub(crate) fn start(executor: Executor) -> mpsc::Sender<Job> {
+/// Starts the batching task over `executor`, recording its batches in `batches`; it ends when
+/// every sender is dropped.
+pub(crate) fn start(executor: Executor, batches: BatchHandles) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(executor, rx));
+    tokio::spawn(run(executor, rx, batches));
     tx
 }
 
-async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>) {
+async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>, batches: BatchHandles) {
     let in_flight = Arc::new(Semaphore::new(match executor {
         Executor::Writer(_) => 1,
         Executor::Pool(_) => POSTGRES_BATCHES,
@@ -156,8 +158,11 @@ async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>) {
             .partition(|job| ids.insert(job.request.id));
         carried = again;
         let (executor, unreachable) = (Arc::clone(&executor), Arc::clone(&unreachable));
+        let batches = batches.clone();
         tokio::spawn(async move {
+            let (started, removals) = (std::time::Instant::now(), unique.len());
             execute(&executor, unique, &unreachable).await;
+            batches.record(removals, started.elapsed());
             drop(permit);
         });
     }

@@ -116,6 +116,16 @@ async fn metrics_count_what_the_server_did() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
+    // The invitation read above removed, through the removal queue.
+    let r = s
+        .client
+        .delete(s.url(&invitation))
+        .bearer_auth(&token)
+        .header("Accept", VND)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     // Metrics are not served on the public port: a 404 like any unknown path.
     let r = s.anonymous(Method::GET, "/metrics").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -194,6 +204,18 @@ async fn metrics_count_what_the_server_did() {
     assert!(moved("invites_sqlite_writer_batch_size_count", &[]) >= 1.0);
     assert!(moved("invites_sqlite_writer_commit_duration_seconds_count", &[]) >= 1.0);
     assert!(value(&after, "invites_sqlite_writer_queue_depth", &[]) >= 0.0);
+    // The removal queue: the one removal, a batch of one. SQLite has no bulk removal queue.
+    let removals = [("queue", "removals")];
+    assert_eq!(moved("invites_removal_batch_size_count", &removals), 1.0);
+    assert_eq!(moved("invites_removal_batch_size_sum", &removals), 1.0);
+    assert_eq!(
+        moved("invites_removal_batch_duration_seconds_count", &removals),
+        1.0
+    );
+    assert!(!after
+        .samples
+        .iter()
+        .any(|s| s.labels.get("queue") == Some("bulk_removals")));
     // The pools, read when scraped.
     assert!(
         value(

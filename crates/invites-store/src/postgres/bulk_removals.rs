@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use invites_domain::community::CommunityTarget;
+use invites_metrics::BatchHandles;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::Postgres;
@@ -49,14 +50,15 @@ pub(crate) struct Job {
     pub(crate) queued: Instant,
 }
 
-/// Starts the batching task over `db`; it ends when every sender is dropped.
-pub(crate) fn start(db: Postgres) -> mpsc::Sender<Job> {
+/// Starts the batching task over `db`, recording its batches in `batches`; it ends when every
+/// sender is dropped.
+pub(crate) fn start(db: Postgres, batches: BatchHandles) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(db, rx));
+    tokio::spawn(run(db, rx, batches));
     tx
 }
 
-async fn run(db: Postgres, mut rx: mpsc::Receiver<Job>) {
+async fn run(db: Postgres, mut rx: mpsc::Receiver<Job>, batches: BatchHandles) {
     let in_flight = Arc::new(Semaphore::new(BATCHES));
     let unreachable: Unreachable = Arc::default();
     let mut queued: Vec<Job> = Vec::with_capacity(MAX_JOBS);
@@ -93,8 +95,11 @@ async fn run(db: Postgres, mut rx: mpsc::Receiver<Job>) {
         let (batch, later) = compatible(waiting);
         carried = later;
         let (db, unreachable) = (db.clone(), Arc::clone(&unreachable));
+        let batches = batches.clone();
         tokio::spawn(async move {
+            let (started, removals) = (Instant::now(), batch.len());
             execute(&db, batch, &unreachable).await;
+            batches.record(removals, started.elapsed());
             drop(permit);
         });
     }
