@@ -44,6 +44,10 @@ pub use error::{Result, StoreError};
 pub use invitations::InvitationScope;
 pub use limits::{LimitCount, LimitTotals};
 pub use migrations::{POSTGRES_MIGRATOR, SQLITE_MIGRATOR};
+pub use postgres::{
+    DEFAULT_CONNECTIONS as DEFAULT_POSTGRES_CONNECTIONS,
+    MIN_CONNECTIONS as MIN_POSTGRES_CONNECTIONS,
+};
 pub use removals::Removal;
 
 /// Which database a [`Store`] talks to.
@@ -121,6 +125,25 @@ struct AuthGeneration {
     seen_epoch: AtomicI64,
 }
 
+/// How [`Store::open_with`] opens a database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Connections of each of a PostgreSQL store's two main pools (the `Any` pool and the native
+    /// one; the Digest nonce counts' pool keeps its 2), at least [`MIN_POSTGRES_CONNECTIONS`]
+    /// (fewer are taken as that many). Several replicas on one server: a share each of what
+    /// the server is given, rather than each the whole of it (see the README's "Several
+    /// replicas").
+    pub postgres_connections: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            postgres_connections: DEFAULT_POSTGRES_CONNECTIONS,
+        }
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
@@ -128,26 +151,33 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the database at `url` and migrates it. A `postgres://` URL opens PostgreSQL (a pool
-    /// of 8); anything else is SQLite (`sqlite://path`, `sqlite:path` or a plain file path),
-    /// created if missing, in WAL mode with foreign keys on and a 5 s busy timeout (a pool of 4).
+    /// Opens the database at `url` and migrates it. A `postgres://` URL opens PostgreSQL (pools
+    /// of [`DEFAULT_POSTGRES_CONNECTIONS`]); anything else is SQLite (`sqlite://path`,
+    /// `sqlite:path` or a plain file path), created if missing, in WAL mode with foreign keys on
+    /// and a 5 s busy timeout (a pool of 4).
     ///
     /// A failure is a [`StoreError::Open`] that names the file or server, why and what to do
     /// (a missing directory, a file without permission, a PostgreSQL server that refuses the
     /// connection or the password, a database migrated by a newer version).
     pub async fn open(url: &str) -> Result<Store> {
+        Self::open_with(url, OpenOptions::default()).await
+    }
+
+    /// [`Store::open`] with `options` (what they change applies to PostgreSQL alone).
+    pub async fn open_with(url: &str, options: OpenOptions) -> Result<Store> {
         let target = open_error::Target::of_url(url);
-        Self::open_unexplained(url)
+        Self::open_unexplained(url, options)
             .await
             .map_err(|e| open_error::explain(&target, e))
     }
 
-    async fn open_unexplained(url: &str) -> Result<Store> {
+    async fn open_unexplained(url: &str, options: OpenOptions) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let metrics = invites_metrics::StoreMetrics::default();
         let engine = match Backend::of_url(url) {
             Backend::Postgres => {
-                let db = postgres::Postgres::connect(url, &metrics).await?;
+                let connections = options.postgres_connections.max(MIN_POSTGRES_CONNECTIONS);
+                let db = postgres::Postgres::connect(url, connections, &metrics).await?;
                 migrations::migrate(Backend::Postgres, &db.pool, &db.pool).await?;
                 Engine::Postgres(db)
             }
@@ -554,6 +584,37 @@ pub(crate) mod test_util {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pools of a PostgreSQL store take the connections it was opened with, never fewer than
+    /// the least (with no `INVITES_STORE_TEST_POSTGRES_URL`, nothing to open: SQLite has no
+    /// such pools).
+    #[tokio::test]
+    async fn a_postgres_store_sizes_its_pools_as_asked() {
+        let Ok(admin_url) = std::env::var("INVITES_STORE_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let url = test_util::fresh_postgres(&admin_url).await;
+        for (asked, taken) in [
+            (DEFAULT_POSTGRES_CONNECTIONS, 8),
+            (5, 5),
+            (1, MIN_POSTGRES_CONNECTIONS),
+        ] {
+            let options = OpenOptions {
+                postgres_connections: asked,
+            };
+            let store = Store::open_with(&url, options).await.unwrap();
+            let Engine::Postgres(db) = &store.engine else {
+                panic!("{url} opened as SQLite");
+            };
+            assert_eq!(db.pool.inner().options().get_max_connections(), taken);
+            assert_eq!(db.native.inner().options().get_max_connections(), taken);
+            assert_eq!(
+                db.relaxed.inner().options().get_max_connections(),
+                postgres::RELAXED_CONNECTIONS
+            );
+        }
+        assert_eq!(OpenOptions::default().postgres_connections, 8);
+    }
 
     #[tokio::test]
     async fn a_store_is_superseded_once_a_newer_version_migrates_its_database() {

@@ -157,6 +157,17 @@ struct ServeArgs {
         hide_env_values = true
     )]
     database_url: String,
+    /// PostgreSQL only: connections of each of this replica's two main pools (8 by default, at
+    /// least 4; the Digest nonce counts' pool keeps its 2). Replicas sharing one server: give
+    /// each its share of what the server should run at once, not each the whole (see the
+    /// README's "Several replicas").
+    #[arg(
+        long,
+        value_name = "N",
+        env = "INVITES_DATABASE_CONNECTIONS",
+        value_parser = clap::value_parser!(u32).range(i64::from(invites_store::MIN_POSTGRES_CONNECTIONS)..)
+    )]
+    database_connections: Option<u32>,
     /// Seed demo data (or rotate its credentials) and print the demo credentials (from the
     /// environment: `true` or `false`).
     #[arg(long, env = "INVITES_DEMO")]
@@ -259,6 +270,23 @@ struct ServeArgs {
     log_format: logging::LogFormat,
 }
 
+/// How `serve` opens its database: `--database-connections` applies to PostgreSQL alone, and
+/// is refused for SQLite rather than ignored.
+fn open_options(args: &ServeArgs) -> anyhow::Result<invites_store::OpenOptions> {
+    let mut options = invites_store::OpenOptions::default();
+    if let Some(n) = args.database_connections {
+        if invites_store::Backend::of_url(&args.database_url) != invites_store::Backend::Postgres {
+            anyhow::bail!(
+                "--database-connections (INVITES_DATABASE_CONNECTIONS) sizes PostgreSQL's pools; \
+                 {} is an SQLite database, whose pools are fixed: leave it out",
+                args.database_url
+            );
+        }
+        options.postgres_connections = n;
+    }
+    Ok(options)
+}
+
 /// An address or CIDR block; a bare address is a one-address block.
 fn parse_network(s: &str) -> anyhow::Result<ipnet::IpNet> {
     if let Ok(net) = s.parse::<ipnet::IpNet>() {
@@ -358,6 +386,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => tracing::warn!("built with bench-bounds, but no INVITES_BENCH_BOUND is set"),
     }
     // Flags first, then the socket: a start that fails on either changes nothing.
+    let open_options = open_options(&args)?;
     let config = ServiceConfig {
         nonce_lifetime: Duration::from_secs(args.nonce_lifetime_secs),
         challenge_algorithm: match args.digest_algorithm {
@@ -391,7 +420,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Answer at once: /health 200, /ready 503 until the database is open, migrated (and the demo
     // seeded), so probes see a starting server rather than a silent socket.
     let starting = listening.serve_starting(&config.connections);
-    let store = Store::open(&args.database_url).await?;
+    let store = Store::open_with(&args.database_url, open_options).await?;
     let demo = if args.demo {
         Some(
             invites_server::demo::seed(&store)

@@ -31,8 +31,12 @@ use crate::audit::{self, AuditRow};
 use crate::timed_pool::TimedPool;
 use crate::{Result, StoreError};
 
-/// Connections of each pool.
-const CONNECTIONS: u32 = 8;
+/// Connections of the `Any` pool and of the native pool, each, unless the store is opened with
+/// other ([`crate::OpenOptions::postgres_connections`]).
+pub const DEFAULT_CONNECTIONS: u32 = 8;
+/// The fewest connections a pool may be given: the removal queue's two batches in flight
+/// ([`crate::removals::POSTGRES_BATCHES`]) and room for the other requests beside them.
+pub const MIN_CONNECTIONS: u32 = 4;
 
 /// The `Any` pool's name in the pool metrics.
 const ANY_POOL: &str = "postgres";
@@ -46,7 +50,7 @@ pub(crate) const RELAXED_CONNECTIONS: u32 = 2;
 #[derive(Clone)]
 pub(crate) struct Postgres {
     /// Administration, authentication, settings, community lists: the texts shared with SQLite,
-    /// through sqlx's `Any` driver (8 connections).
+    /// through sqlx's `Any` driver (8 connections unless opened with other).
     pub(crate) pool: TimedPool<sqlx::Any>,
     /// The hot paths of `invitations`, `community` and `removals` (8 connections).
     pub(crate) native: TimedPool<sqlx::Postgres>,
@@ -70,22 +74,24 @@ pub(crate) struct Postgres {
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Postgres {
-    /// Connects the three pools to the server `url` names.
+    /// Connects the three pools to the server `url` names: the `Any` and the native pool of
+    /// `connections` each.
     pub(crate) async fn connect(
         url: &str,
+        connections: u32,
         metrics: &invites_metrics::StoreMetrics,
     ) -> Result<Postgres> {
         let pool = explained(
             url,
             AnyPoolOptions::new()
-                .max_connections(CONNECTIONS)
+                .max_connections(connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await,
         )
         .await?;
         let options = PgConnectOptions::from_str(url).map_err(StoreError::Database)?;
-        let native = native_pool(url, options.clone(), CONNECTIONS).await?;
+        let native = native_pool(url, options.clone(), connections).await?;
         let relaxed_options = options.options([("synchronous_commit", "off")]);
         let relaxed = native_pool(url, relaxed_options, RELAXED_CONNECTIONS).await?;
         Ok(Postgres {

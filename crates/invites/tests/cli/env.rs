@@ -65,6 +65,33 @@ fn serve_help_names_an_environment_variable_for_every_flag() {
     assert_eq!(names.len(), entries.len() - 1, "{help}");
 }
 
+/// `INVITES_DATABASE_CONNECTIONS` sizes PostgreSQL's pools: below 4 it is refused by name, and
+/// for an SQLite database it is refused rather than ignored; either way before the server
+/// listens or touches the file.
+#[test]
+fn database_connections_is_refused_below_four_and_for_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("never.db");
+    for (connections, expected) in [
+        ("3", "invalid value '3'"),
+        ("4", "sizes PostgreSQL's pools"),
+    ] {
+        let out = invites()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("INVITES_DATABASE_URL", &db)
+            .env("INVITES_DATABASE_CONNECTIONS", connections)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{connections}: {stderr}");
+        assert!(stderr.contains(expected), "{connections}: {stderr}");
+        assert!(stderr.contains("database-connections"), "{stderr}");
+        assert!(out.stdout.is_empty(), "it never listened: {out:?}");
+    }
+    assert!(!db.exists(), "no database created");
+}
+
 #[tokio::test]
 async fn serve_runs_configured_only_through_the_environment() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,7 +29,9 @@ async fn two_replicas_over_one_postgres_database() {
     let dir = tempfile::tempdir().unwrap();
     let creds_file = dir.path().join("demo.json");
     let a = serve(&db, &["--demo", "--demo-out", creds_file.to_str().unwrap()]);
-    let b = serve(&db, &[]);
+    // B with pools of 4 (`--database-connections`, a share for a replica beside another): it
+    // serves everything below as A, with 8, does.
+    let b = serve(&db, &["--database-connections", "4"]);
     let demo: Value = serde_json::from_str(&std::fs::read_to_string(&creds_file).unwrap()).unwrap();
     let client = reqwest::Client::new();
     let org = demo["org_id"].as_str().unwrap();
