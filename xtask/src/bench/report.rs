@@ -553,6 +553,22 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
             }
         ));
     }
+    md.push_str(
+        "  Where a second replica's cost goes on this machine (`perf record -a` over the rounds of \
+         `--only b`, both replicas with pools of 8; session 14): with one replica 11% of the machine's \
+         CPU was idle, with two 2%; per 1,000 removals PostgreSQL took 174 ms of CPU with one replica and \
+         261 with two, the servers 146 and 187 (the load generator 32 and 33). Each replica batches only \
+         its own removals, so two make smaller batches, more statements and more commits (*log flushes/s* \
+         above), and each statement's fixed cost (executor set-up, locks, the trigger on the version rows) \
+         is paid more often; the second process's threads wait for the same two cores. Pools of 4 each \
+         rather than 8 (`--database-connections 4`: as many PostgreSQL backends busy as one replica \
+         keeps): two replicas gave 89-91% of one in (b) and (c) in two `--only bc` runs, but 78% and 86% \
+         in a full run as the host grew busy (11% stolen); not conclusive here, so the benchmark keeps 8 \
+         each. One statement text bound with arrays for every batch size, instead of a text per size, \
+         cost PostgreSQL more CPU per removal (200 against 173 ms per 1,000 with one replica, /proc sampled), not less \
+         (tried, not kept). Where each replica has cores of its own, a second replica adds CPU, which one \
+         2-core machine cannot show.\n",
+    );
     md.push_str("\n### Writes to one scope and to many: the version rows\n\n");
     for replicas in REPLICAS {
         if let (Some(one_row), Some(many_row)) = (
