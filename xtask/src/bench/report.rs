@@ -562,9 +562,11 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          above), and each statement's fixed cost (executor set-up, locks, the trigger on the version rows) \
          is paid more often; the second process's threads wait for the same two cores. Pools of 4 each \
          rather than 8 (`--database-connections 4`: as many PostgreSQL backends busy as one replica \
-         keeps): two replicas gave 89-91% of one in (b) and (c) in two `--only bc` runs, but 78% and 86% \
-         in a full run as the host grew busy (11% stolen); not conclusive here, so the benchmark keeps 8 \
-         each. One statement text bound with arrays for every batch size, instead of a text per size, \
+         keeps): two replicas gave 89-91% of one in (b) and (c) in two `--only` runs (the second with one \
+         tokio worker thread per replica), but 78% and 86% in a full run as the host grew busy (11% \
+         stolen), and two of 4 against two of 8 in alternate rounds were each within the other's spread \
+         ((b) 1,839 against 2,206 req/s, (c) 1,575 against 1,519, (d) 1,016 against 961, 16-26% \
+         stolen); not conclusive here, so the benchmark keeps 8 each. One statement text bound with arrays for every batch size, instead of a text per size, \
          cost PostgreSQL more CPU per removal (200 against 173 ms per 1,000 with one replica, /proc sampled), not less \
          (tried, not kept). Where each replica has cores of its own, a second replica adds CPU, which one \
          2-core machine cannot show.\n",
