@@ -175,6 +175,8 @@ pub struct StoreMetrics {
     pub removal_batch_size: QueueHistograms,
     /// Time of each removal batch, by removal queue, in seconds.
     pub removal_batch_seconds: QueueHistograms,
+    /// Batches a removal queue may have in flight now, by removal queue.
+    pub removal_batches_allowed: Family<PoolLabel, Gauge>,
 }
 
 impl Default for StoreMetrics {
@@ -189,6 +191,7 @@ impl Default for StoreMetrics {
             pool_wait_seconds: Family::default(),
             removal_batch_size: Family::new_with_constructor(batch_histogram as fn() -> _),
             removal_batch_seconds: Family::new_with_constructor(commit_histogram as fn() -> _),
+            removal_batches_allowed: Family::default(),
         }
     }
 }
@@ -204,11 +207,15 @@ impl StoreMetrics {
             .set(idle as i64);
     }
 
-    /// The batch size and time histograms of the removal queue `queue` (`removals`: Atlas and
-    /// Ops Manager removals, both engines; `bulk_removals`: community bulk removals, PostgreSQL),
-    /// resolved once by the queue when it starts, so its series exist from then on.
+    /// The batch size and time histograms and the batches-allowed gauge of the removal queue
+    /// `queue` (`removals`: Atlas and Ops Manager removals, both engines; `bulk_removals`:
+    /// community bulk removals, PostgreSQL), resolved once by the queue when it starts, so its
+    /// series exist from then on.
     pub fn removal_batch_handles(&self, queue: &'static str) -> BatchHandles {
         BatchHandles {
+            allowed: self
+                .removal_batches_allowed
+                .get_or_create_owned(&[("queue", queue)]),
             size: self
                 .removal_batch_size
                 .get_or_create_owned(&[("queue", queue)]),
@@ -228,11 +235,12 @@ impl StoreMetrics {
     }
 }
 
-/// A removal queue's batch histograms ([`StoreMetrics::removal_batch_handles`]).
+/// A removal queue's batch histograms and gauge ([`StoreMetrics::removal_batch_handles`]).
 #[derive(Clone, Debug)]
 pub struct BatchHandles {
     size: Histogram,
     seconds: Histogram,
+    allowed: Gauge,
 }
 
 impl BatchHandles {
@@ -240,6 +248,11 @@ impl BatchHandles {
     pub fn record(&self, removals: usize, took: Duration) {
         self.size.observe(removals as f64);
         self.seconds.observe(took.as_secs_f64());
+    }
+
+    /// Sets how many batches the queue may have in flight now.
+    pub fn set_allowed(&self, batches: usize) {
+        self.allowed.set(batches as i64);
     }
 }
 
@@ -333,6 +346,12 @@ impl Metrics {
             "invites_removal_batch_duration_seconds",
             "Time of each removal batch, from its start to its answers (retries one by one included)",
             store.removal_batch_seconds.clone(),
+        );
+        registry.register(
+            "invites_removal_batches_allowed",
+            "Batches a removal queue may have in flight now: on PostgreSQL its share of the \
+             deployment's, split between the replicas removing at once",
+            store.removal_batches_allowed.clone(),
         );
         registry.register(
             "invites_db_pool_connections",
@@ -444,6 +463,7 @@ mod tests {
         let bulk = store.removal_batch_handles("bulk_removals");
         bulk.record(3, Duration::from_millis(2));
         bulk.record(16, Duration::from_millis(7));
+        bulk.set_allowed(1);
         let _removals = store.removal_batch_handles("removals");
         let text = m.encode();
         for line in [
@@ -462,6 +482,7 @@ mod tests {
             "invites_removal_batch_size_bucket{queue=\"bulk_removals\",le=\"16\"} 2",
             "invites_removal_batch_duration_seconds_count{queue=\"bulk_removals\"} 2",
             "invites_removal_batch_size_count{queue=\"removals\"} 0",
+            "invites_removal_batches_allowed{queue=\"bulk_removals\"} 1",
             "invites_http_requests_in_flight 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in:\n{text}");

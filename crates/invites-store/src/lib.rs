@@ -15,6 +15,7 @@
 mod admin;
 mod audit;
 mod auth;
+mod batch_slots;
 pub mod bench_bound;
 mod community;
 mod error;
@@ -187,23 +188,34 @@ impl Store {
                 Engine::Sqlite(sqlite::Sqlite::start(pool, sqlx_writer, path, &metrics)?)
             }
         };
-        let removals = removals::start(
-            match &engine {
-                Engine::Sqlite(db) => removals::Executor::Writer(db.writer.clone()),
-                Engine::Postgres(db) => removals::Executor::Pool(db.clone()),
-            },
-            metrics.removal_batch_handles("removals"),
-        );
+        let executor = match &engine {
+            Engine::Sqlite(db) => removals::Executor::Writer(db.writer.clone()),
+            Engine::Postgres(db) => removals::Executor::Pool(db.clone()),
+        };
+        let handles = metrics.removal_batch_handles("removals");
+        let removal_slots = removals::slots(&executor, handles.clone());
+        let removals = removals::start(executor, Arc::clone(&removal_slots), handles);
         let nonce_records = match &engine {
             Engine::Sqlite(_) => None,
             Engine::Postgres(db) => Some(nonce_counts::start(db.clone())),
         };
         let bulk_removals = match &engine {
             Engine::Sqlite(_) => None,
-            Engine::Postgres(db) => Some(postgres::bulk_removals::start(
-                db.clone(),
-                metrics.removal_batch_handles("bulk_removals"),
-            )),
+            Engine::Postgres(db) => {
+                let handles = metrics.removal_batch_handles("bulk_removals");
+                let slots =
+                    batch_slots::BatchSlots::new(postgres::bulk_removals::BATCHES, handles.clone());
+                // Both queues' batches in flight are the deployment's: shared with the other
+                // replicas removing at once.
+                postgres::removing_replicas::start(
+                    db.clone(),
+                    postgres::removing_replicas::Queues {
+                        removals: Arc::downgrade(&removal_slots),
+                        bulk_removals: Arc::downgrade(&slots),
+                    },
+                );
+                Some(postgres::bulk_removals::start(db.clone(), slots, handles))
+            }
         };
         Ok(Store {
             engine,

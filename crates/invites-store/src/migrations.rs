@@ -15,7 +15,7 @@ pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres")
 /// Migrations that exist for one engine only: (version, the engine, why). Every other version is
 /// in both folders under the same name; a test holds the folders to that.
 #[cfg(test)]
-const ENGINE_ONLY: [(i64, Backend, &str); 5] = [
+const ENGINE_ONLY: [(i64, Backend, &str); 6] = [
     (
         20261201000007,
         Backend::Postgres,
@@ -47,6 +47,12 @@ const ENGINE_ONLY: [(i64, Backend, &str); 5] = [
         "all_or_none: a function that undoes a bulk removal that found fewer invitations than \
          listed, in place of locking them first; SQLite's writer job decides in Rust between \
          its statements",
+    ),
+    (
+        20261203000014,
+        Backend::Postgres,
+        "removing_replicas: replicas removing at once share the removal batches in flight; one \
+         process serves an SQLite database and one batch at a time goes to its writer thread",
     ),
 ];
 

@@ -6,7 +6,9 @@
 //! carries many removals and when idle it carries one, with no waiting for a batch to fill. On
 //! SQLite one batch is in flight at a time (the writer thread runs one transaction at a time
 //! anyway); on PostgreSQL up to [`POSTGRES_BATCHES`], each on a connection of its own, so a
-//! replica's removals are not bounded by one transaction's round trips and commit flush. A batch is
+//! replica's removals are not bounded by one transaction's round trips and commit flush; those
+//! are the deployment's, split between the replicas removing at once
+//! (`postgres::removing_replicas`). A batch is
 //! one DELETE ... RETURNING of all its ids, one multi-row audit INSERT and one query for the
 //! organization-scope misses: on SQLite as one job of the writer thread (`sqlite::removals`), on
 //! PostgreSQL as one statement doing all three (`postgres::removals`); the texts and the outcomes
@@ -20,9 +22,10 @@ use std::sync::{Arc, OnceLock};
 
 use invites_domain::ObjectId;
 use invites_metrics::BatchHandles;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditEntry, AuditRow};
+use crate::batch_slots::BatchSlots;
 use crate::sqlite::writer::{Outcome, Writer};
 use crate::{postgres, sqlite, InvitationScope, Result, Store, StoreError};
 
@@ -31,8 +34,9 @@ use crate::{postgres, sqlite, InvitationScope, Result, Store, StoreError};
 pub(crate) const MAX_BATCH: usize = 64;
 /// Removals waiting for the writer at most; callers wait for room beyond that.
 const QUEUE: usize = 4096;
-/// Batches in flight at once on PostgreSQL: one runs its statement while another's commit waits
-/// for the log flush. One alone left the replica idle during each flush; four made smaller
+/// Batches in flight at once on PostgreSQL, for the deployment (each replica removing at once
+/// takes an equal share, at least one: `postgres::removing_replicas`): one runs its statement
+/// while another's commit waits for the log flush. One alone left the replica idle during each flush; four made smaller
 /// batches, more commits and more processes waiting for the machine's cores: against four, two
 /// gave 16-19% more removals in benchmarks (b) and (c) (alternate rounds of both builds, one
 /// replica each). A quarter of the native pool, which the other hot paths share. Two batches with the same id are safe: the second waits for the first's row lock and
@@ -104,29 +108,41 @@ pub(crate) fn answer_stale<J>(
     fresh
 }
 
-/// Starts the batching task over `executor`, recording its batches in `batches`; it ends when
-/// every sender is dropped.
-pub(crate) fn start(executor: Executor, batches: BatchHandles) -> mpsc::Sender<Job> {
+/// The batches the queue over `executor` may have in flight, at most: one on SQLite,
+/// [`POSTGRES_BATCHES`] on PostgreSQL.
+pub(crate) fn slots(executor: &Executor, batches: BatchHandles) -> Arc<BatchSlots> {
+    let most = match executor {
+        Executor::Writer(_) => 1,
+        Executor::Pool(_) => POSTGRES_BATCHES,
+    };
+    BatchSlots::new(most, batches)
+}
+
+/// Starts the batching task over `executor`, with `slots` batches in flight ([`slots`]),
+/// recording its batches in `batches`; it ends when every sender is dropped.
+pub(crate) fn start(
+    executor: Executor,
+    slots: Arc<BatchSlots>,
+    batches: BatchHandles,
+) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(executor, rx, batches));
+    tokio::spawn(run(executor, rx, slots, batches));
     tx
 }
 
-async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>, batches: BatchHandles) {
-    let in_flight = Arc::new(Semaphore::new(match executor {
-        Executor::Writer(_) => 1,
-        Executor::Pool(_) => POSTGRES_BATCHES,
-    }));
+async fn run(
+    executor: Executor,
+    mut rx: mpsc::Receiver<Job>,
+    slots: Arc<BatchSlots>,
+    batches: BatchHandles,
+) {
     let executor = Arc::new(executor);
     let unreachable: Unreachable = Arc::default();
     let mut queued: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut carried: Vec<Job> = Vec::new();
     loop {
         // Room for one more batch first: what queues meanwhile joins it.
-        let permit = Arc::clone(&in_flight)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+        let permit = slots.acquire().await;
         if carried.is_empty() && rx.recv_many(&mut queued, MAX_BATCH).await == 0 {
             return;
         }
@@ -150,6 +166,7 @@ async fn run(executor: Executor, mut rx: mpsc::Receiver<Job>, batches: BatchHand
         if batch.is_empty() {
             continue;
         }
+        slots.ran();
         // The same id twice in one batch would be removed once but reported twice: the later
         // requests wait for the next batch, where they find nothing, as they would have in turn.
         let mut ids = HashSet::with_capacity(batch.len());

@@ -212,6 +212,11 @@ async fn metrics_count_what_the_server_did() {
         moved("invites_removal_batch_duration_seconds_count", &removals),
         1.0
     );
+    // One writer thread: one batch at a time.
+    assert_eq!(
+        value(&after, "invites_removal_batches_allowed", &removals),
+        1.0
+    );
     assert!(!after
         .samples
         .iter()

@@ -4,7 +4,8 @@
 //! A bulk removal on its own is one statement (`postgres::community`); under load most of a
 //! request's cost around it is per statement and per commit (the page counts' triggers, a round
 //! trip, a log flush). Requests queue on a channel for one task, which, like the removal queue of
-//! `crate::removals`, takes whatever queued while [`BATCHES`] batches were in flight: a batch of
+//! `crate::removals`, takes whatever queued while [`BATCHES`] batches were in flight (the
+//! deployment's, split between the replicas removing at once: `removing_replicas`): a batch of
 //! one runs the statement of one removal; a batch of several runs [`batch_sql`], a DELETE and its
 //! audit INSERT per removal in one statement, which `all_or_none` (migration 13) undoes unless
 //! every listed user of every removal had a pending invitation. Then, and only then, each removal
@@ -19,10 +20,11 @@ use std::time::Instant;
 
 use invites_domain::community::CommunityTarget;
 use invites_metrics::BatchHandles;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::Postgres;
 use crate::audit::AuditEntry;
+use crate::batch_slots::BatchSlots;
 use crate::community::{invitation_column, REMOVED};
 use crate::error::PG_ALL_OR_NONE;
 use crate::removals::{answer_stale, Unreachable};
@@ -31,7 +33,7 @@ use crate::{Result, StoreError, IDS_PER_STATEMENT};
 /// Most removals per batch.
 pub(crate) const MAX_JOBS: usize = 16;
 /// Batches in flight at once (as `crate::removals::POSTGRES_BATCHES`, and for its reason).
-const BATCHES: usize = 2;
+pub(crate) const BATCHES: usize = 2;
 /// Removals waiting at most; callers wait for room beyond that.
 const QUEUE: usize = 1024;
 /// Parameters of one removal in [`batch_sql`]: the target, the users (an array), the audit
@@ -50,25 +52,30 @@ pub(crate) struct Job {
     pub(crate) queued: Instant,
 }
 
-/// Starts the batching task over `db`, recording its batches in `batches`; it ends when every
-/// sender is dropped.
-pub(crate) fn start(db: Postgres, batches: BatchHandles) -> mpsc::Sender<Job> {
+/// Starts the batching task over `db`, with `slots` batches in flight (at most [`BATCHES`]),
+/// recording its batches in `batches`; it ends when every sender is dropped.
+pub(crate) fn start(
+    db: Postgres,
+    slots: Arc<BatchSlots>,
+    batches: BatchHandles,
+) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(db, rx, batches));
+    tokio::spawn(run(db, rx, slots, batches));
     tx
 }
 
-async fn run(db: Postgres, mut rx: mpsc::Receiver<Job>, batches: BatchHandles) {
-    let in_flight = Arc::new(Semaphore::new(BATCHES));
+async fn run(
+    db: Postgres,
+    mut rx: mpsc::Receiver<Job>,
+    slots: Arc<BatchSlots>,
+    batches: BatchHandles,
+) {
     let unreachable: Unreachable = Arc::default();
     let mut queued: Vec<Job> = Vec::with_capacity(MAX_JOBS);
     let mut carried: Vec<Job> = Vec::new();
     loop {
         // Room for one more batch first: what queues meanwhile joins it.
-        let permit = Arc::clone(&in_flight)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+        let permit = slots.acquire().await;
         if carried.is_empty() && rx.recv_many(&mut queued, MAX_JOBS).await == 0 {
             return;
         }
@@ -92,6 +99,7 @@ async fn run(db: Postgres, mut rx: mpsc::Receiver<Job>, batches: BatchHandles) {
         if waiting.is_empty() {
             continue;
         }
+        slots.ran();
         let (batch, later) = compatible(waiting);
         carried = later;
         let (db, unreachable) = (db.clone(), Arc::clone(&unreachable));

@@ -16,6 +16,7 @@ pub(crate) mod bulk_removals;
 mod community;
 mod invitations;
 pub(crate) mod removals;
+pub(crate) mod removing_replicas;
 mod shared_reads;
 
 use std::str::FromStr;
@@ -60,7 +61,7 @@ pub(crate) struct Postgres {
     /// Digest request. What that risks: if PostgreSQL itself crashes, the counts of the last
     /// moment before it (at most three `wal_writer_delay`s, 600 ms by default) are lost, and a
     /// request captured then could be replayed once while its nonce is still valid. Nothing else
-    /// runs on it.
+    /// runs on it but the removal heartbeats (`removing_replicas`), which lose nothing if lost.
     pub(crate) relaxed: TimedPool<sqlx::Postgres>,
     /// The scopes' invitation versions, read once for the requests that ask at once (the list
     /// cache asks for one per list served).

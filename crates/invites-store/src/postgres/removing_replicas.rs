@@ -1,0 +1,235 @@
+//! How many replicas remove invitations at once, kept by heartbeats in PostgreSQL
+//! (`removing_replicas`, migration 14), and so each one's share of the removal batches in flight.
+//!
+//! A removal queue keeps up to two batches in flight ([`crate::removals::POSTGRES_BATCHES`]): one
+//! runs its statement while the other's commit waits for the log flush. Two replicas with two
+//! each made four, each gathered for half as long from half the load: batches a quarter of one
+//! replica's, four times as many statements and commits per removal, each paying PostgreSQL's
+//! fixed cost of a statement (benchmark (b): 261 against 174 ms of PostgreSQL's CPU per 1,000
+//! removals, docs/benchmarks.md). So the two batches are the deployment's, not each replica's:
+//! every [`TICK`] in which a queue ran a batch, the replica writes when (the database's clock)
+//! in its row, reads how many other replicas' rows say the same queue ran within [`RECENT`], and
+//! lets its queue have `POSTGRES_BATCHES / replicas` batches in flight, at least one. An idle
+//! replica writes nothing and does not count, so a replica alone keeps both batches however many
+//! idle replicas run beside it. A failed heartbeat changes nothing (the limits stay as they were).
+
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use invites_domain::ObjectId;
+
+use super::Postgres;
+use crate::batch_slots::BatchSlots;
+use crate::Result;
+
+/// How often a replica that removes says so and reads how many others do.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+/// How recent a replica's last removal must be for it to count as removing.
+pub(crate) const RECENT: Duration = Duration::from_millis(500);
+/// How long a replica's row stays after its last write.
+const FORGOTTEN: Duration = Duration::from_secs(3600);
+/// How often a replica deletes the forgotten rows (while it removes).
+const SWEEP: Duration = Duration::from_secs(60);
+
+/// Writes this replica's row (each queue's time now if it ran, else as it was) and reads, of the
+/// other replicas, how many each queue has removing within `$4` seconds.
+const HEARTBEAT: &str = "WITH mine AS (\
+     INSERT INTO removing_replicas (replica, removals_at, bulk_removals_at) \
+     VALUES ($1, CASE WHEN $2 THEN now() END, CASE WHEN $3 THEN now() END) \
+     ON CONFLICT (replica) DO UPDATE SET \
+     removals_at = COALESCE(EXCLUDED.removals_at, removing_replicas.removals_at), \
+     bulk_removals_at = COALESCE(EXCLUDED.bulk_removals_at, removing_replicas.bulk_removals_at)) \
+     SELECT count(*) FILTER (WHERE removals_at > now() - make_interval(secs => $4)), \
+     count(*) FILTER (WHERE bulk_removals_at > now() - make_interval(secs => $4)) \
+     FROM removing_replicas WHERE replica <> $1";
+
+const SWEEP_SQL: &str = "DELETE FROM removing_replicas \
+     WHERE GREATEST(removals_at, bulk_removals_at) < now() - make_interval(secs => $1)";
+
+/// The removal queues whose batches a replica shares with the others.
+pub(crate) struct Queues {
+    pub(crate) removals: Weak<BatchSlots>,
+    pub(crate) bulk_removals: Weak<BatchSlots>,
+}
+
+/// Starts the heartbeat of a new replica over `db`, on its relaxed pool; it ends once both
+/// queues have ended.
+pub(crate) fn start(db: Postgres, queues: Queues) {
+    let replica = ObjectId::generate(chrono::Utc::now().timestamp()).to_string();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut swept: Option<Instant> = None;
+        loop {
+            ticks.tick().await;
+            let (Some(removals), Some(bulk)) =
+                (queues.removals.upgrade(), queues.bulk_removals.upgrade())
+            else {
+                return;
+            };
+            let ran = (removals.take_ran(), bulk.take_ran());
+            if ran == (false, false) {
+                continue;
+            }
+            match heartbeat(&db, &replica, ran).await {
+                Ok((others_removing, others_bulk)) => {
+                    removals.limit(share(removals.most(), others_removing));
+                    bulk.limit(share(bulk.most(), others_bulk));
+                }
+                Err(e) => tracing::debug!(error = %e, "removal heartbeat failed"),
+            }
+            if swept.is_none_or(|at| at.elapsed() >= SWEEP) {
+                swept = Some(Instant::now());
+                if let Err(e) = sweep(&db).await {
+                    tracing::debug!(error = %e, "removal heartbeat rows not swept");
+                }
+            }
+        }
+    });
+}
+
+/// A replica's share of `most` batches in flight when `others` replicas remove too: an equal
+/// share, at least one.
+pub(crate) fn share(most: usize, others: i64) -> usize {
+    let replicas = usize::try_from(others).unwrap_or(0).saturating_add(1);
+    (most / replicas).max(1)
+}
+
+/// Writes `replica`'s row (what ran: removals, bulk removals) and returns how many other
+/// replicas each queue has removing.
+pub(crate) async fn heartbeat(
+    db: &Postgres,
+    replica: &str,
+    (removals, bulk): (bool, bool),
+) -> Result<(i64, i64)> {
+    let mut conn = db.relaxed.acquire().await?;
+    Ok(sqlx::query_as(HEARTBEAT)
+        .bind(replica)
+        .bind(removals)
+        .bind(bulk)
+        .bind(RECENT.as_secs_f64())
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+async fn sweep(db: &Postgres) -> Result<()> {
+    let mut conn = db.relaxed.acquire().await?;
+    sqlx::query(SWEEP_SQL)
+        .bind(FORGOTTEN.as_secs_f64())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::audit::AuditEntry;
+    use crate::test_util::fresh_postgres;
+    use crate::{InvitationScope, Store};
+
+    /// The removal queue's batches allowed in flight, as its gauge says.
+    fn allowed(store: &Store) -> i64 {
+        store
+            .metrics()
+            .removal_batches_allowed
+            .get_or_create(&[("queue", "removals")])
+            .get()
+    }
+
+    /// Polls `done` every 20 ms for at most 5 s; whether it came true.
+    async fn within_5s(mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        done()
+    }
+
+    /// Removes unknown invitations of `org` through `store` until `stop` (at most 20 s).
+    fn remove_until(
+        store: &Store,
+        org: ObjectId,
+        stop: &Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (store, stop) = (store.clone(), Arc::clone(stop));
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let id = ObjectId::generate(Utc::now().timestamp());
+                let audit = AuditEntry::operator(Utc::now());
+                store
+                    .remove_pending_invitation(InvitationScope::Org(org), id, &audit)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_removing_at_once_share_the_batches_and_one_alone_takes_them_back() {
+        let Ok(admin_url) = std::env::var("INVITES_STORE_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let url = fresh_postgres(&admin_url).await;
+        let (a, b) = (
+            Store::open(&url).await.unwrap(),
+            Store::open(&url).await.unwrap(),
+        );
+        let org = a.create_org("Acme", Utc::now()).await.unwrap().id;
+        assert_eq!((allowed(&a), allowed(&b)), (2, 2), "each alone at first");
+
+        let (stop_a, stop_b) = (Arc::default(), Arc::default());
+        let load_a = remove_until(&a, org, &stop_a);
+        let load_b = remove_until(&b, org, &stop_b);
+        assert!(
+            within_5s(|| allowed(&a) == 1 && allowed(&b) == 1).await,
+            "two replicas removing at once take one batch each: {} and {}",
+            allowed(&a),
+            allowed(&b)
+        );
+
+        // The second goes idle: the first takes both batches back, the second writes nothing.
+        stop_b.store(true, Ordering::Relaxed);
+        load_b.await.unwrap();
+        assert!(
+            within_5s(|| allowed(&a) == 2).await,
+            "a replica removing alone again takes both batches: {}",
+            allowed(&a)
+        );
+        let (rows, removing): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE removals_at > now() - interval '400 ms') \
+             FROM removing_replicas",
+        )
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            (rows, removing),
+            (2, 1),
+            "both replicas' rows, one removing"
+        );
+        stop_a.store(true, Ordering::Relaxed);
+        load_a.await.unwrap();
+    }
+
+    #[test]
+    fn a_replica_takes_an_equal_share_and_at_least_one() {
+        assert_eq!(share(2, 0), 2);
+        assert_eq!(share(2, 1), 1);
+        assert_eq!(share(2, 5), 1);
+        assert_eq!(share(4, 1), 2);
+        assert_eq!(share(4, 2), 1);
+        assert_eq!(share(2, -1), 2, "a count below zero is none");
+        assert_eq!(share(2, i64::MAX), 1);
+    }
+}
