@@ -427,7 +427,7 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool, waiting for connections to finish. On SQLite the write-ahead log is
+    /// Closes the pools, waiting for connections to finish. On SQLite the write-ahead log is
     /// first folded into the database and truncated, so the next process does not have to
     /// read a large log at start (a fixture or bulk load can leave hundreds of megabytes).
     pub async fn close(&self) {
@@ -450,6 +450,9 @@ impl Store {
         self.reads().inner().close().await;
         if let Engine::Postgres(db) = &self.engine {
             db.native.inner().close().await;
+            // The nonce counts' and the removal heartbeats' pool: what runs on it now ends with
+            // the pool closed.
+            db.relaxed.inner().close().await;
         }
     }
 
