@@ -554,13 +554,22 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
         ));
     }
     md.push_str(
-        "  Where a second replica's cost goes on this machine (`perf record -a` over the rounds of \
-         `--only b`, both replicas with pools of 8; session 14): with one replica 11% of the machine's \
-         CPU was idle, with two 2%; per 1,000 removals PostgreSQL took 174 ms of CPU with one replica and \
-         261 with two, the servers 146 and 187 (the load generator 32 and 33). Each replica batches only \
-         its own removals, so two make smaller batches, more statements and more commits (*log flushes/s* \
-         above), and each statement's fixed cost (executor set-up, locks, the trigger on the version rows) \
-         is paid more often; the second process's threads wait for the same two cores. Pools of 4 each \
+        "  Where a second replica's cost went (`perf record -a` over the rounds of `--only b`, session \
+         14): each replica kept two removal batches in flight, so two replicas kept four, each gathered \
+         from half the load for half as long; per 1,000 removals PostgreSQL took 261 ms of CPU with two \
+         replicas against 174 with one, the servers 187 against 146 (with one replica 11% of the \
+         machine's CPU was idle, with two 2%): smaller batches, more statements and commits, each \
+         statement's fixed cost (executor set-up, locks, the trigger on the version rows) paid more \
+         often. Since migration 14 the two batches are the deployment's: the replicas removing at once \
+         take an equal share, one each for two (`removing_replicas`, ARCHITECTURE.md). In `--only bcd` \
+         runs of the build before it and of this one (0-1.4% stolen), two replicas went from 87%, 79% \
+         and 80% of one in (b), (c) and (d) to 101%, 93% and 94%, with as many removals per statement \
+         in both configurations ((c): 7-8 a statement, `pg_stat_statements` by round). What remains is \
+         a second process on the same two cores, most where nothing is batched: in (e), per 1,000 \
+         requests (/proc sampled over the rounds), the servers took 337 ms of CPU with two replicas \
+         against 306 with one, the load generator 186 against 149, and PostgreSQL 78 against 52, as \
+         each replica shares a list's version read among its own requests only (3-4 requests a read \
+         with two, 6-8 with one). Pools of 4 each \
          rather than 8 (`--database-connections 4`: as many PostgreSQL backends busy as one replica \
          keeps): two replicas gave 89-91% of one in (b) and (c) in two `--only` runs (the second with one \
          tokio worker thread per replica), but 78% and 86% in a full run as the host grew busy (11% \
