@@ -563,8 +563,9 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          often. Since migration 14 the two batches are the deployment's: the replicas removing at once \
          take an equal share, one each for two (`removing_replicas`, ARCHITECTURE.md). In `--only bcd` \
          runs of the build before it and of this one (0-1.4% stolen), two replicas went from 87%, 79% \
-         and 80% of one in (b), (c) and (d) to 101%, 93% and 94%, with as many removals per statement \
-         in both configurations ((c): 7-8 a statement, `pg_stat_statements` by round). What remains is \
+         and 80% of one in (b), (c) and (d) to 101%, 93% and 94%, with nearly as many removals per \
+         statement in both configurations ((c): about 8 with one replica, 7.1-7.4 with two, \
+         `pg_stat_statements` by round, in the run of this table). What remains is \
          a second process on the same two cores, most where nothing is batched: in (e), per 1,000 \
          requests (/proc sampled over the rounds), the servers took 337 ms of CPU with two replicas \
          against 306 with one, the load generator 186 against 149, and PostgreSQL 78 against 52, as \
