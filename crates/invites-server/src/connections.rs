@@ -14,7 +14,7 @@
 //!   dropped.
 //! - `max_headers` and `max_header_bytes` bound a request head; beyond either hyper answers 431.
 //! - hyper answers a head it cannot parse (400), a target too long (414) and too many headers
-//!   (431) itself, with no body and no way to change that. [`ErrorBodies`], a thin wrapper on the
+//!   (431) itself, with no body and no way to change that. `ErrorBodies`, a thin wrapper on the
 //!   accepted socket, recognises those answers (the only bodiless 400, 414 and 431 written on a
 //!   connection: the application's errors always carry an `ApiError`) and writes an `ApiError`
 //!   answer in their place.

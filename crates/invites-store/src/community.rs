@@ -543,7 +543,7 @@ impl Store {
     /// Both come from what migration 8 keeps: the total is one row, and the page costs the count
     /// chunks up to its own (one per 256 invitation ids with any of the target's) and at most 256
     /// rows read by primary key per chunk it spans, not a count and a skip of every pending
-    /// invitation before it (see [`PagePlan`]).
+    /// invitation before it (see `PagePlan`).
     pub async fn invited_users(
         &self,
         target: CommunityTarget,

@@ -4,7 +4,7 @@
 //! run on, with the same SQL texts, binds, row type and decoding, so only the driver differs. Run by `invites-bench drivers` in
 //! `cargo xtask bench server --database postgres`; not used by the service.
 //!
-//! One body per path, written once in [`hot_paths!`] and expanded for each driver, mirrors the
+//! One body per path, written once in `hot_paths!` and expanded for each driver, mirrors the
 //! engine's (`postgres::invitations`, `postgres::removals`): a create is one transaction (the
 //! invitation and its audit row) and a read back by id; a delete one transaction (a one-removal
 //! DELETE ... RETURNING and its audit row). Eight tasks share each pool of eight, each writing to
@@ -291,7 +291,7 @@ macro_rules! round {
 }
 
 /// Migrates the PostgreSQL database `url` names, fills it (an organization per task and one
-/// with [`LISTED`] pending invitations) and measures each path through both drivers, `rounds`
+/// with `LISTED` pending invitations) and measures each path through both drivers, `rounds`
 /// times each, the drivers alternating; the median round of each path and driver.
 pub async fn compare(url: &str, operations: usize, rounds: usize) -> Result<Vec<PathFigures>> {
     let store = Store::open(url).await?;

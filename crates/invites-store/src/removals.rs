@@ -8,14 +8,14 @@
 //! anyway); on PostgreSQL up to [`POSTGRES_BATCHES`], each on a connection of its own, so a
 //! replica's removals are not bounded by one transaction's round trips and commit flush; those
 //! are the deployment's, split between the replicas removing at once
-//! (`postgres::removing_replicas`). A batch is
-//! one DELETE ... RETURNING of all its ids, one multi-row audit INSERT and one query for the
-//! organization-scope misses: on SQLite as one job of the writer thread (`sqlite::removals`), on
-//! PostgreSQL as one statement doing all three (`postgres::removals`); the texts and the outcomes
-//! are worked out here for both. A removal is answered only after its transaction
-//! committed. If a batch fails (a constraint, a trigger, a full disk), its removals are retried
-//! one transaction each, so one bad row fails only its own request; if it fails because the
-//! database is away or busy, every removal of it gets that answer at once.
+//! (`postgres::removing_replicas`). A batch is one DELETE ... RETURNING of all its ids, one
+//! multi-row audit INSERT and one query for the organization-scope misses: on SQLite as one job
+//! of the writer thread (`sqlite::removals`), on PostgreSQL as one statement doing all three
+//! (`postgres::removals`); the texts and the outcomes are worked out here for both. A removal is
+//! answered only after its transaction committed. If a batch fails (a constraint, a trigger, a
+//! full disk), its removals are retried one transaction each, so one bad row fails only its own
+//! request; if it fails because the database is away or busy, every removal of it gets that
+//! answer at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -36,10 +36,11 @@ pub(crate) const MAX_BATCH: usize = 64;
 const QUEUE: usize = 4096;
 /// Batches in flight at once on PostgreSQL, for the deployment (each replica removing at once
 /// takes an equal share, at least one: `postgres::removing_replicas`): one runs its statement
-/// while another's commit waits for the log flush. One alone left the replica idle during each flush; four made smaller
-/// batches, more commits and more processes waiting for the machine's cores: against four, two
-/// gave 16-19% more removals in benchmarks (b) and (c) (alternate rounds of both builds, one
-/// replica each). A quarter of the native pool, which the other hot paths share. Two batches with the same id are safe: the second waits for the first's row lock and
+/// while another's commit waits for the log flush. One alone left the replica idle during each
+/// flush; four made smaller batches, more commits and more processes waiting for the machine's
+/// cores: against four, two gave 16-19% more removals in benchmarks (b) and (c) (alternate rounds
+/// of both builds, one replica each). A quarter of the native pool, which the other hot paths
+/// share. Two batches with the same id are safe: the second waits for the first's row lock and
 /// then finds the invitation gone; two batches that lock rows in opposite orders deadlock, and
 /// the one PostgreSQL aborts is retried a removal at a time like any failed batch.
 pub(crate) const POSTGRES_BATCHES: usize = 2;

@@ -36,7 +36,7 @@ use crate::{Result, StoreError};
 /// other ([`crate::OpenOptions::postgres_connections`]).
 pub const DEFAULT_CONNECTIONS: u32 = 8;
 /// The fewest connections a pool may be given: the removal queue's two batches in flight
-/// ([`crate::removals::POSTGRES_BATCHES`]) and room for the other requests beside them.
+/// (`removals::POSTGRES_BATCHES`) and room for the other requests beside them.
 pub const MIN_CONNECTIONS: u32 = 4;
 
 /// The `Any` pool's name in the pool metrics.
