@@ -7,7 +7,8 @@
 //! removal). Records queue on a channel for one task, which takes what has queued (up to
 //! [`MAX_BATCH`]) while at most [`IN_FLIGHT`] batches run, as `removals` does: under load a
 //! statement carries many records, and when idle it carries one, with no waiting for a batch to
-//! fill. A record is answered once its batch committed.
+//! fill. A record is answered once its batch committed. While the database is away, a record
+//! queued before a batch failed to reach it gets that failure at once (as the removals do).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::postgres::Postgres;
+use crate::removals::{answer_stale, Unreachable};
 use crate::{placeholders, Result, StoreError};
 
 /// Most records per INSERT: three parameters each.
@@ -31,6 +33,8 @@ pub(crate) struct Record {
     pub(crate) nc: i64,
     pub(crate) expires_ms: i64,
     pub(crate) reply: oneshot::Sender<Result<bool>>,
+    /// When it was queued.
+    pub(crate) queued: std::time::Instant,
 }
 
 /// Starts the batching task over `db`'s relaxed pool; it ends when every sender is dropped.
@@ -42,6 +46,7 @@ pub(crate) fn start(db: Postgres) -> mpsc::Sender<Record> {
 
 async fn run(db: Arc<Postgres>, mut rx: mpsc::Receiver<Record>) {
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let unreachable: Unreachable = Arc::default();
     loop {
         // Room for one more batch first: what queues meanwhile joins it.
         let permit = Arc::clone(&in_flight)
@@ -52,9 +57,24 @@ async fn run(db: Arc<Postgres>, mut rx: mpsc::Receiver<Record>) {
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let db = Arc::clone(&db);
+        // A record that waited while a batch failed to reach the database gets that answer now:
+        // waiting for a database that is away once more would take its request past the 5 s in
+        // which a request must be answered during an outage (a pool's acquire timeout per batch;
+        // a CI run saw 6 s: two batches stuck, then the record's own).
+        let batch = answer_stale(
+            &unreachable,
+            batch,
+            |record| record.queued,
+            |record, e| {
+                let _ = record.reply.send(Err(e));
+            },
+        );
+        if batch.is_empty() {
+            continue;
+        }
+        let (db, unreachable) = (Arc::clone(&db), Arc::clone(&unreachable));
         tokio::spawn(async move {
-            execute(&db, batch).await;
+            execute(&db, batch, &unreachable).await;
             drop(permit);
         });
     }
@@ -65,8 +85,13 @@ async fn run(db: Arc<Postgres>, mut rx: mpsc::Receiver<Record>) {
 /// each would wait as long again (a pool's acquire timeout each, minutes for a batch, past the
 /// 5 s in which a request must be answered during an outage). If it fails otherwise, each record
 /// is tried alone, so that each gets its own outcome.
-async fn execute(db: &Postgres, batch: Vec<Record>) {
-    match insert(db, &batch).await {
+async fn execute(db: &Postgres, batch: Vec<Record>, unreachable: &Unreachable) {
+    let result = insert(db, &batch).await;
+    *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = match &result {
+        Err(e) if e.unreachable() => Some((std::time::Instant::now(), e.duplicate())),
+        _ => None,
+    };
+    match result {
         Ok(answers) => {
             for (record, answer) in batch.into_iter().zip(answers) {
                 let _ = record.reply.send(Ok(answer));
@@ -160,6 +185,7 @@ pub(crate) async fn record(
             nc,
             expires_ms,
             reply,
+            queued: std::time::Instant::now(),
         })
         .await
         .map_err(|_| closed())?;

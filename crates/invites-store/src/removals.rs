@@ -81,7 +81,8 @@ pub(crate) struct Job {
 }
 
 /// The last batch's failure to reach the database (away, or every connection busy), and when it
-/// ended; None once a batch got through. Shared with `postgres::bulk_removals`.
+/// ended; None once a batch got through. Shared with `postgres::bulk_removals` and
+/// `nonce_counts`.
 pub(crate) type Unreachable = Arc<std::sync::Mutex<Option<(std::time::Instant, StoreError)>>>;
 
 /// Answers the jobs of `waiting` queued (`queued`) before the last failure to reach the database
@@ -437,6 +438,27 @@ mod tests {
             ids.push(store.create_invitation(&new, &a).await.unwrap().id);
         }
         ids
+    }
+
+    #[test]
+    fn what_queued_before_the_database_was_found_away_gets_that_answer() {
+        let unreachable: Unreachable = Arc::default();
+        let start = std::time::Instant::now();
+        let at = |ms| start + std::time::Duration::from_millis(ms);
+        let failed = std::sync::Mutex::new(Vec::new());
+        let fail = |job: (u64, std::time::Instant), e: StoreError| {
+            assert!(e.unreachable());
+            failed.lock().unwrap().push(job.0);
+        };
+        // No failure yet: every job goes on.
+        let jobs = vec![(1, at(0)), (2, at(10))];
+        let kept = answer_stale(&unreachable, jobs.clone(), |j| j.1, fail);
+        assert_eq!(kept, jobs);
+        // A batch found the database away at 5 ms: what queued before is answered, not retried.
+        *unreachable.lock().unwrap() = Some((at(5), StoreError::Busy));
+        let kept = answer_stale(&unreachable, jobs, |j| j.1, fail);
+        assert_eq!(kept.iter().map(|j| j.0).collect::<Vec<_>>(), [2]);
+        assert_eq!(*failed.lock().unwrap(), [1]);
     }
 
     async fn audit_count(store: &Store, action: &str) -> i64 {
