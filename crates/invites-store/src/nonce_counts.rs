@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::postgres::Postgres;
-use crate::removals::{answer_stale, Unreachable};
+use crate::removals::{answer_stale, note_batch, Unreachable};
 use crate::{placeholders, Result, StoreError};
 
 /// Most records per INSERT: three parameters each.
@@ -87,10 +87,7 @@ async fn run(db: Arc<Postgres>, mut rx: mpsc::Receiver<Record>) {
 /// is tried alone, so that each gets its own outcome.
 async fn execute(db: &Postgres, batch: Vec<Record>, unreachable: &Unreachable) {
     let result = insert(db, &batch).await;
-    *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = match &result {
-        Err(e) if e.unreachable() => Some((std::time::Instant::now(), e.duplicate())),
-        _ => None,
-    };
+    note_batch(unreachable, result.as_ref().err());
     match result {
         Ok(answers) => {
             for (record, answer) in batch.into_iter().zip(answers) {

@@ -85,6 +85,14 @@ pub(crate) struct Job {
 /// `nonce_counts`.
 pub(crate) type Unreachable = Arc<std::sync::Mutex<Option<(std::time::Instant, StoreError)>>>;
 
+/// Records how a batch ended: `error`, if it failed to reach the database, with the time now;
+/// else nothing (the database was reached, or the failure was of another kind).
+pub(crate) fn note_batch(unreachable: &Unreachable, error: Option<&StoreError>) {
+    *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = error
+        .filter(|e| e.unreachable())
+        .map(|e| (std::time::Instant::now(), e.duplicate()));
+}
+
 /// Answers the jobs of `waiting` queued (`queued`) before the last failure to reach the database
 /// with that failure (`fail`), and returns the others: waiting for a database that is away once
 /// more would take them past the 5 s in which a request must be answered during an outage (a
@@ -192,10 +200,7 @@ async fn execute(executor: &Executor, jobs: Vec<Job>, unreachable: &Unreachable)
         jobs.into_iter().map(|job| (job.request, job.reply)).unzip();
     let requests: Arc<[Request]> = requests.into();
     let result = remove_batch(executor, Arc::clone(&requests)).await;
-    *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = match &result {
-        Err(e) if e.unreachable() => Some((std::time::Instant::now(), e.duplicate())),
-        _ => None,
-    };
+    note_batch(unreachable, result.as_ref().err());
     match result {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {

@@ -27,7 +27,7 @@ use crate::audit::AuditEntry;
 use crate::batch_slots::BatchSlots;
 use crate::community::{invitation_column, REMOVED};
 use crate::error::PG_ALL_OR_NONE;
-use crate::removals::{answer_stale, Unreachable};
+use crate::removals::{answer_stale, note_batch, Unreachable};
 use crate::{Result, StoreError, IDS_PER_STATEMENT};
 
 /// Most removals per batch.
@@ -145,16 +145,15 @@ async fn execute(db: &Postgres, jobs: Vec<Job>, unreachable: &Unreachable) {
     } else {
         None
     };
-    let failed = |e: &StoreError| Some((Instant::now(), e.duplicate()));
     match together {
         Some(Ok(())) => {
-            *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            note_batch(unreachable, None);
             for job in jobs {
                 let _ = job.reply.send(Ok(Vec::new()));
             }
         }
         Some(Err(e)) if e.unreachable() => {
-            *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = failed(&e);
+            note_batch(unreachable, Some(&e));
             for job in jobs {
                 let _ = job.reply.send(Err(e.duplicate()));
             }
@@ -169,10 +168,10 @@ async fn execute(db: &Postgres, jobs: Vec<Job>, unreachable: &Unreachable) {
                 (job.reply, result)
             });
             let answers = futures_util::future::join_all(alone).await;
-            *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = answers
+            let away = answers
                 .iter()
-                .find_map(|(_, result)| result.as_ref().err().filter(|e| e.unreachable()))
-                .and_then(failed);
+                .find_map(|(_, result)| result.as_ref().err().filter(|e| e.unreachable()));
+            note_batch(unreachable, away);
             for (reply, result) in answers {
                 let _ = reply.send(result);
             }
