@@ -24,15 +24,17 @@ pub(crate) struct BatchSlots {
     keep: AtomicUsize,
     /// Whether a batch started since [`BatchSlots::take_ran`] last asked.
     ran: AtomicBool,
-    /// The queue's metrics: the limit goes to its gauge.
-    handles: BatchHandles,
+    /// The queue's metrics, if it has them: the limit goes to its gauge.
+    handles: Option<BatchHandles>,
 }
 
 impl BatchSlots {
     /// Slots for `most` batches in flight (at least one), all of them usable.
-    pub(crate) fn new(most: usize, handles: BatchHandles) -> Arc<BatchSlots> {
+    pub(crate) fn new(most: usize, handles: Option<BatchHandles>) -> Arc<BatchSlots> {
         let most = most.max(1);
-        handles.set_allowed(most);
+        if let Some(handles) = &handles {
+            handles.set_allowed(most);
+        }
         Arc::new(BatchSlots {
             semaphore: Arc::new(Semaphore::new(most)),
             most,
@@ -90,7 +92,9 @@ impl BatchSlots {
                 Err(_) => break,
             }
         }
-        self.handles.set_allowed(batches);
+        if let Some(handles) = &self.handles {
+            handles.set_allowed(batches);
+        }
     }
 
     /// The limit now (what [`BatchSlots::limit`] last set).
@@ -109,7 +113,7 @@ mod tests {
     fn slots(most: usize) -> Arc<BatchSlots> {
         BatchSlots::new(
             most,
-            invites_metrics::StoreMetrics::default().removal_batch_handles("removals"),
+            Some(invites_metrics::StoreMetrics::default().removal_batch_handles("removals")),
         )
     }
 

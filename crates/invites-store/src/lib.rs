@@ -16,6 +16,7 @@ mod admin;
 mod audit;
 mod auth;
 mod batch_slots;
+mod batcher;
 pub mod bench_bound;
 mod community;
 mod error;
@@ -203,8 +204,10 @@ impl Store {
             Engine::Sqlite(_) => None,
             Engine::Postgres(db) => {
                 let handles = metrics.removal_batch_handles("bulk_removals");
-                let slots =
-                    batch_slots::BatchSlots::new(postgres::bulk_removals::BATCHES, handles.clone());
+                let slots = batch_slots::BatchSlots::new(
+                    postgres::bulk_removals::BATCHES,
+                    Some(handles.clone()),
+                );
                 // Both queues' batches in flight are the deployment's: shared with the other
                 // replicas removing at once.
                 postgres::removing_replicas::start(

@@ -4,19 +4,20 @@
 //! Every Digest request records its (nonce, count) before it is served, so that a replay reaching
 //! any replica is refused. One INSERT per request made the relaxed pool's two connections a queue
 //! under load (benchmark (b): a request waited for a connection, then a round trip, then its
-//! removal). Records queue on a channel for one task, which takes what has queued (up to
-//! [`MAX_BATCH`]) while at most [`IN_FLIGHT`] batches run, as `removals` does: under load a
-//! statement carries many records, and when idle it carries one, with no waiting for a batch to
-//! fill. A record is answered once its batch committed. While the database is away, a record
-//! queued before a batch failed to reach it gets that failure at once (as the removals do).
+//! removal). Records queue for one task (`batcher`, as the removals do), which takes what has
+//! queued (up to [`MAX_BATCH`]) while at most [`IN_FLIGHT`] batches run: under load a statement
+//! carries many records, and when idle it carries one, with no waiting for a batch to fill. A
+//! record is answered once its batch committed. While the database is away, a record queued
+//! before a batch failed to reach it gets that failure at once (a CI run saw 6 s without that:
+//! two batches stuck on the pool, then the record's own).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
+use crate::batch_slots::BatchSlots;
+use crate::batcher::{self, note_batch, Batching, Unreachable};
 use crate::postgres::Postgres;
-use crate::removals::{answer_stale, note_batch, Unreachable};
 use crate::{placeholders, Result, StoreError};
 
 /// Most records per INSERT: three parameters each.
@@ -39,44 +40,32 @@ pub(crate) struct Record {
 
 /// Starts the batching task over `db`'s relaxed pool; it ends when every sender is dropped.
 pub(crate) fn start(db: Postgres) -> mpsc::Sender<Record> {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(Arc::new(db), rx));
-    tx
+    batcher::start(
+        NonceCounts(db),
+        QUEUE,
+        BatchSlots::new(IN_FLIGHT, None),
+        None,
+    )
 }
 
-async fn run(db: Arc<Postgres>, mut rx: mpsc::Receiver<Record>) {
-    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
-    let unreachable: Unreachable = Arc::default();
-    loop {
-        // Room for one more batch first: what queues meanwhile joins it.
-        let permit = Arc::clone(&in_flight)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
-        }
-        // A record that waited while a batch failed to reach the database gets that answer now:
-        // waiting for a database that is away once more would take its request past the 5 s in
-        // which a request must be answered during an outage (a pool's acquire timeout per batch;
-        // a CI run saw 6 s: two batches stuck, then the record's own).
-        let batch = answer_stale(
-            &unreachable,
-            batch,
-            |record| record.queued,
-            |record, e| {
-                let _ = record.reply.send(Err(e));
-            },
-        );
-        if batch.is_empty() {
-            continue;
-        }
-        let (db, unreachable) = (Arc::clone(&db), Arc::clone(&unreachable));
-        tokio::spawn(async move {
-            execute(&db, batch, &unreachable).await;
-            drop(permit);
-        });
+/// The nonce counts' kind of batch (records of the same count in one batch are told apart by
+/// [`insert`]).
+struct NonceCounts(Postgres);
+
+impl Batching for NonceCounts {
+    type Job = Record;
+    const MOST: usize = MAX_BATCH;
+
+    fn queued(record: &Record) -> std::time::Instant {
+        record.queued
+    }
+
+    fn fail(record: Record, error: StoreError) {
+        let _ = record.reply.send(Err(error));
+    }
+
+    async fn execute(&self, batch: Vec<Record>, unreachable: &Unreachable) {
+        execute(&self.0, batch, unreachable).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! Removal of pending Atlas and Ops Manager invitations, batched: many removals share one
 //! transaction and one DELETE statement.
 //!
-//! Requests queue on a channel for one task; the task takes whatever has queued (up to
+//! Requests queue for one task (`batcher`), which takes whatever has queued (up to
 //! [`MAX_BATCH`]) while the batches in flight were committing, so under load a transaction
 //! carries many removals and when idle it carries one, with no waiting for a batch to fill. On
 //! SQLite one batch is in flight at a time (the writer thread runs one transaction at a time
@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditEntry, AuditRow};
 use crate::batch_slots::BatchSlots;
+use crate::batcher::{self, note_batch, Batching, Unreachable};
 use crate::sqlite::writer::{Outcome, Writer};
 use crate::{postgres, sqlite, InvitationScope, Result, Store, StoreError};
 
@@ -80,52 +81,14 @@ pub(crate) struct Job {
     queued: std::time::Instant,
 }
 
-/// The last batch's failure to reach the database (away, or every connection busy), and when it
-/// ended; None once a batch got through. Shared with `postgres::bulk_removals` and
-/// `nonce_counts`.
-pub(crate) type Unreachable = Arc<std::sync::Mutex<Option<(std::time::Instant, StoreError)>>>;
-
-/// Records how a batch ended: `error`, if it failed to reach the database, with the time now;
-/// else nothing (the database was reached, or the failure was of another kind).
-pub(crate) fn note_batch(unreachable: &Unreachable, error: Option<&StoreError>) {
-    *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = error
-        .filter(|e| e.unreachable())
-        .map(|e| (std::time::Instant::now(), e.duplicate()));
-}
-
-/// Answers the jobs of `waiting` queued (`queued`) before the last failure to reach the database
-/// with that failure (`fail`), and returns the others: waiting for a database that is away once
-/// more would take them past the 5 s in which a request must be answered during an outage (a
-/// pool's acquire timeout per batch).
-pub(crate) fn answer_stale<J>(
-    unreachable: &Unreachable,
-    waiting: Vec<J>,
-    queued: impl Fn(&J) -> std::time::Instant,
-    fail: impl Fn(J, StoreError),
-) -> Vec<J> {
-    let failed = unreachable
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|(at, e)| (*at, e.duplicate()));
-    let Some((at, e)) = failed else {
-        return waiting;
-    };
-    let (stale, fresh): (Vec<J>, Vec<J>) = waiting.into_iter().partition(|job| queued(job) < at);
-    for job in stale {
-        fail(job, e.duplicate());
-    }
-    fresh
-}
-
-/// The batches the queue over `executor` may have in flight, at most: one on SQLite,
+/// The batches in flight the queue over `executor` may have, at most: one on SQLite,
 /// [`POSTGRES_BATCHES`] on PostgreSQL.
 pub(crate) fn slots(executor: &Executor, batches: BatchHandles) -> Arc<BatchSlots> {
     let most = match executor {
         Executor::Writer(_) => 1,
         Executor::Pool(_) => POSTGRES_BATCHES,
     };
-    BatchSlots::new(most, batches)
+    BatchSlots::new(most, Some(batches))
 }
 
 /// Starts the batching task over `executor`, with `slots` batches in flight ([`slots`]),
@@ -135,63 +98,33 @@ pub(crate) fn start(
     slots: Arc<BatchSlots>,
     batches: BatchHandles,
 ) -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(executor, rx, slots, batches));
-    tx
+    batcher::start(Removals(executor), QUEUE, slots, Some(batches))
 }
 
-async fn run(
-    executor: Executor,
-    mut rx: mpsc::Receiver<Job>,
-    slots: Arc<BatchSlots>,
-    batches: BatchHandles,
-) {
-    let executor = Arc::new(executor);
-    let unreachable: Unreachable = Arc::default();
-    let mut queued: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut carried: Vec<Job> = Vec::new();
-    loop {
-        // Room for one more batch first: what queues meanwhile joins it.
-        let permit = slots.acquire().await;
-        if carried.is_empty() && rx.recv_many(&mut queued, MAX_BATCH).await == 0 {
-            return;
-        }
-        let mut batch = std::mem::take(&mut carried);
-        batch.append(&mut queued);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        // A removal that waited while a batch failed to reach the database gets that answer now.
-        batch = answer_stale(
-            &unreachable,
-            batch,
-            |job| job.queued,
-            |job, e| {
-                let _ = job.reply.send(Err(e));
-            },
-        );
-        if batch.is_empty() {
-            continue;
-        }
-        slots.ran();
-        // The same id twice in one batch would be removed once but reported twice: the later
-        // requests wait for the next batch, where they find nothing, as they would have in turn.
-        let mut ids = HashSet::with_capacity(batch.len());
-        let (unique, again): (Vec<Job>, Vec<Job>) = batch
-            .into_iter()
-            .partition(|job| ids.insert(job.request.id));
-        carried = again;
-        let (executor, unreachable) = (Arc::clone(&executor), Arc::clone(&unreachable));
-        let batches = batches.clone();
-        tokio::spawn(async move {
-            let (started, removals) = (std::time::Instant::now(), unique.len());
-            execute(&executor, unique, &unreachable).await;
-            batches.record(removals, started.elapsed());
-            drop(permit);
-        });
+/// The removals' kind of batch.
+struct Removals(Executor);
+
+impl Batching for Removals {
+    type Job = Job;
+    const MOST: usize = MAX_BATCH;
+
+    fn queued(job: &Job) -> std::time::Instant {
+        job.queued
+    }
+
+    fn fail(job: Job, error: StoreError) {
+        let _ = job.reply.send(Err(error));
+    }
+
+    /// The same id twice in one batch would be removed once but reported twice: the later
+    /// requests wait for the next batch, where they find nothing, as they would have in turn.
+    fn split(jobs: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
+        let mut ids = HashSet::with_capacity(jobs.len());
+        jobs.into_iter().partition(|job| ids.insert(job.request.id))
+    }
+
+    async fn execute(&self, jobs: Vec<Job>, unreachable: &Unreachable) {
+        execute(&self.0, jobs, unreachable).await
     }
 }
 
@@ -443,27 +376,6 @@ mod tests {
             ids.push(store.create_invitation(&new, &a).await.unwrap().id);
         }
         ids
-    }
-
-    #[test]
-    fn what_queued_before_the_database_was_found_away_gets_that_answer() {
-        let unreachable: Unreachable = Arc::default();
-        let start = std::time::Instant::now();
-        let at = |ms| start + std::time::Duration::from_millis(ms);
-        let failed = std::sync::Mutex::new(Vec::new());
-        let fail = |job: (u64, std::time::Instant), e: StoreError| {
-            assert!(e.unreachable());
-            failed.lock().unwrap().push(job.0);
-        };
-        // No failure yet: every job goes on.
-        let jobs = vec![(1, at(0)), (2, at(10))];
-        let kept = answer_stale(&unreachable, jobs.clone(), |j| j.1, fail);
-        assert_eq!(kept, jobs);
-        // A batch found the database away at 5 ms: what queued before is answered, not retried.
-        *unreachable.lock().unwrap() = Some((at(5), StoreError::Busy));
-        let kept = answer_stale(&unreachable, jobs, |j| j.1, fail);
-        assert_eq!(kept.iter().map(|j| j.0).collect::<Vec<_>>(), [2]);
-        assert_eq!(*failed.lock().unwrap(), [1]);
     }
 
     async fn audit_count(store: &Store, action: &str) -> i64 {

@@ -3,8 +3,8 @@
 //!
 //! A bulk removal on its own is one statement (`postgres::community`); under load most of a
 //! request's cost around it is per statement and per commit (the page counts' triggers, a round
-//! trip, a log flush). Requests queue on a channel for one task, which, like the removal queue of
-//! `crate::removals`, takes whatever queued while [`BATCHES`] batches were in flight (the
+//! trip, a log flush). Requests queue for one task (`crate::batcher`), which, as for the
+//! removals, takes whatever queued while [`BATCHES`] batches were in flight (the
 //! deployment's, split between the replicas removing at once: `removing_replicas`): a batch of
 //! one runs the statement of one removal; a batch of several runs [`batch_sql`], a DELETE and its
 //! audit INSERT per removal in one statement, which `all_or_none` (migration 13) undoes unless
@@ -25,9 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::Postgres;
 use crate::audit::AuditEntry;
 use crate::batch_slots::BatchSlots;
+use crate::batcher::{self, note_batch, Batching, Unreachable};
 use crate::community::{invitation_column, REMOVED};
 use crate::error::PG_ALL_OR_NONE;
-use crate::removals::{answer_stale, note_batch, Unreachable};
 use crate::{Result, StoreError, IDS_PER_STATEMENT};
 
 /// Most removals per batch.
@@ -59,57 +59,30 @@ pub(crate) fn start(
     slots: Arc<BatchSlots>,
     batches: BatchHandles,
 ) -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(db, rx, slots, batches));
-    tx
+    batcher::start(BulkRemovals(db), QUEUE, slots, Some(batches))
 }
 
-async fn run(
-    db: Postgres,
-    mut rx: mpsc::Receiver<Job>,
-    slots: Arc<BatchSlots>,
-    batches: BatchHandles,
-) {
-    let unreachable: Unreachable = Arc::default();
-    let mut queued: Vec<Job> = Vec::with_capacity(MAX_JOBS);
-    let mut carried: Vec<Job> = Vec::new();
-    loop {
-        // Room for one more batch first: what queues meanwhile joins it.
-        let permit = slots.acquire().await;
-        if carried.is_empty() && rx.recv_many(&mut queued, MAX_JOBS).await == 0 {
-            return;
-        }
-        let mut waiting = std::mem::take(&mut carried);
-        waiting.append(&mut queued);
-        while waiting.len() < MAX_JOBS {
-            match rx.try_recv() {
-                Ok(job) => waiting.push(job),
-                Err(_) => break,
-            }
-        }
-        // A removal that waited while a batch failed to reach the database gets that answer now.
-        waiting = answer_stale(
-            &unreachable,
-            waiting,
-            |job| job.queued,
-            |job, e| {
-                let _ = job.reply.send(Err(e));
-            },
-        );
-        if waiting.is_empty() {
-            continue;
-        }
-        slots.ran();
-        let (batch, later) = compatible(waiting);
-        carried = later;
-        let (db, unreachable) = (db.clone(), Arc::clone(&unreachable));
-        let batches = batches.clone();
-        tokio::spawn(async move {
-            let (started, removals) = (Instant::now(), batch.len());
-            execute(&db, batch, &unreachable).await;
-            batches.record(removals, started.elapsed());
-            drop(permit);
-        });
+/// The bulk removals' kind of batch.
+struct BulkRemovals(Postgres);
+
+impl Batching for BulkRemovals {
+    type Job = Job;
+    const MOST: usize = MAX_JOBS;
+
+    fn queued(job: &Job) -> Instant {
+        job.queued
+    }
+
+    fn fail(job: Job, error: StoreError) {
+        let _ = job.reply.send(Err(error));
+    }
+
+    fn split(jobs: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
+        compatible(jobs)
+    }
+
+    async fn execute(&self, jobs: Vec<Job>, unreachable: &Unreachable) {
+        execute(&self.0, jobs, unreachable).await
     }
 }
 
