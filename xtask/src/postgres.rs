@@ -62,6 +62,18 @@ impl Cluster {
         self.data.parent().unwrap_or(&self.data)
     }
 
+    /// The postmaster's process id (the first line of `postmaster.pid`), whose children are the
+    /// cluster's other processes.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// A program of the cluster's version, run as the cluster's owner.
     pub fn program(&self, program: &str) -> Command {
         self.command(program)

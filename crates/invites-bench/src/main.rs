@@ -271,6 +271,8 @@ fn digest_header(d: &mut DigestState, user: &str, method: &str, uri: &str) -> St
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u32>,
+    /// Every request answered, warm-up included (for a cost per request).
+    answered: u64,
     statuses: BTreeMap<u16, u64>,
     errors: u64,
 }
@@ -361,6 +363,7 @@ async fn connection(args: &LoadArgs, index: usize, start: Instant) -> Result<Tal
         let sent = Instant::now();
         match send(&mut sender, addr, method, &path, auth, body).await {
             Ok((status, challenge)) => {
+                tally.answered += 1;
                 if sent >= warmup {
                     tally
                         .latencies_us
@@ -445,6 +448,7 @@ async fn load(mut args: LoadArgs) -> Result<()> {
         let tally = t.await??;
         all.latencies_us.extend(tally.latencies_us);
         all.errors += tally.errors;
+        all.answered += tally.answered;
         for (s, n) in tally.statuses {
             *all.statuses.entry(s).or_default() += n;
         }
@@ -454,6 +458,7 @@ async fn load(mut args: LoadArgs) -> Result<()> {
     let out = serde_json::json!({
         "scenario": format!("{:?}", args.scenario).to_lowercase(),
         "requests": n,
+        "answered": all.answered,
         "rps": n as f64 / args.duration_secs as f64,
         "p50_ms": percentile(&all.latencies_us, 50.0),
         "p99_ms": percentile(&all.latencies_us, 99.0),

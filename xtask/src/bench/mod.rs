@@ -5,6 +5,7 @@
 //! What they share is here: the servers they start and stop, free loopback ports, peak memory,
 //! and the sections of `docs/benchmarks.md` each keeps.
 
+mod cpu;
 mod hostile;
 mod mock;
 mod postgres;

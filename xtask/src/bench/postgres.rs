@@ -13,6 +13,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use super::cpu::Cost;
 use super::report::{postgres_section, PostgresRow, PostgresRun, StatementTime};
 use super::scenario::Scenario;
 use super::server::{
@@ -40,6 +41,8 @@ fn spread_org(i: usize) -> String {
 #[derive(Default)]
 struct Measured {
     rounds: Vec<super::server::Figures>,
+    /// CPU time of the rounds (warm-ups included) and their requests.
+    cost: Cost,
     seconds: f64,
     syncs: u64,
     statements: StatementTime,
@@ -353,6 +356,8 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
         servers.push(start_server_from(&bin, OsStr::new(&url), port)?.0);
         addrs.push(format!("127.0.0.1:{port}"));
     }
+    let server_pids: Vec<u32> = servers.iter().map(|s| s.0.id()).collect();
+    let postmaster = cluster.postmaster_pid();
     // What each configuration of REPLICAS is called, and the servers its load goes to.
     let configurations: Vec<(String, String)> = REPLICAS
         .iter()
@@ -391,8 +396,12 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
                 cluster.run_in("bench", between)?;
                 let (syncs, statements) = (wal_syncs(&cluster)?, statement_time(&cluster)?);
                 let started = std::time::Instant::now();
+                let cpu_before = Cost::now(&server_pids, postmaster);
                 let round = load(*scenario, addr, extra, seconds)?;
+                let mut cost = Cost::now(&server_pids, postmaster).minus(cpu_before);
+                cost.requests = round.answered;
                 let m = &mut measured[i];
+                m.cost += cost;
                 m.seconds += started.elapsed().as_secs_f64();
                 m.syncs += wal_syncs(&cluster)? - syncs;
                 m.statements = m
@@ -413,9 +422,12 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
             let statements = m.statements.per_second(m.seconds);
             let mut f = median_round(m.rounds);
             f.rows = Some(TABLE);
+            let [servers_ms, postgres_ms, loadgen_ms, all_ms] = m.cost.per_thousand();
             println!(
                 "    {}: {:.0} req/s ({:.0}-{:.0}), p50 {:.2} ms, p99 {:.2} ms, \
-                 p99.9 {:.2} ms, {flushes_per_s:.0} log flushes/s",
+                 p99.9 {:.2} ms, {flushes_per_s:.0} log flushes/s; CPU per 1,000 requests: \
+                 servers {servers_ms:.0} ms, PostgreSQL {postgres_ms:.0}, load generator \
+                 {loadgen_ms:.0}, all {all_ms:.0}",
                 configurations[i].0, f.rps, f.rps_range.0, f.rps_range.1, f.p50, f.p99, f.p999
             );
             rows[i].push(PostgresRow {
@@ -423,6 +435,7 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
                 figures: f,
                 flushes_per_s,
                 statements,
+                cost: m.cost,
             });
         }
     }

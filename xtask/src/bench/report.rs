@@ -369,6 +369,8 @@ pub(super) struct PostgresRow {
     pub(super) flushes_per_s: f64,
     /// PostgreSQL's statement time per second over the same time.
     pub(super) statements: StatementTime,
+    /// CPU time of the scenario's rounds, warm-ups included, and their requests.
+    pub(super) cost: super::cpu::Cost,
 }
 
 /// Statement time in PostgreSQL (`pg_stat_statements`): totals since a reset, or per second.
@@ -504,6 +506,25 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          (`pg_stat_wal.wal_sync`, warm-ups included); *req per flush*: req/s over that, how many \
          requests' commits one flush carried (for (e), which writes nothing, meaningless).\n",
     );
+    md.push_str(
+        "\nCPU time per 1,000 requests, ms, over each configuration's rounds (warm-ups included): \
+         of the `invites serve` processes (both, as both run throughout), of the cluster's \
+         processes and of the load generator (`/proc`, `xtask/src/bench/cpu.rs`). Unlike req/s, \
+         it hardly moves with the machine's speed between rounds, so it says which configuration \
+         does more work for the same requests.\n\n\
+         | scenario | replicas | servers | PostgreSQL | load generator | all | all, of 1 replica's |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for row in &run.rows {
+        let [servers, postgres, loadgen, all] = row.cost.per_thousand();
+        let one = get(row.figures.scenario, 1).map_or(all, |one| one.cost.per_thousand()[3]);
+        md.push_str(&format!(
+            "| {} | {} | {servers:.0} | {postgres:.0} | {loadgen:.0} | {all:.0} | {:.0}% |\n",
+            row.figures.scenario.title(),
+            row.replicas,
+            100.0 * all / one.max(0.001),
+        ));
+    }
     md.push_str("\n### Targets on PostgreSQL\n\n");
     for replicas in REPLICAS {
         let Some(worst) = run
@@ -530,15 +551,17 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          machine gave PostgreSQL, the servers and the load generator.\n",
     );
     md.push_str("- Two replicas no slower than one in total req/s:\n");
-    for one in run.rows.iter().filter(|r| r.replicas == 1) {
-        let one = &one.figures;
-        let Some(two) = get(one.scenario, 2).map(|r| &r.figures) else {
+    for one_row in run.rows.iter().filter(|r| r.replicas == 1) {
+        let one = &one_row.figures;
+        let Some(two_row) = get(one.scenario, 2) else {
             continue;
         };
+        let two = &two_row.figures;
         let share = two.rps / one.rps.max(1.0);
         let within = two.rps_range.1 >= one.rps_range.0;
+        let cpu = two_row.cost.per_thousand()[3] / one_row.cost.per_thousand()[3].max(0.001);
         md.push_str(&format!(
-            "  - ({}) {}: {:.0} against {:.0} req/s, {:.0}%, {}.\n",
+            "  - ({}) {}: {:.0} against {:.0} req/s, {:.0}%, {}; CPU per request {:.0}% of one replica's.\n",
             one.scenario.letter(),
             one.scenario.name(),
             two.rps,
@@ -550,7 +573,8 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
                 "**not met**, within the rounds' spread".to_owned()
             } else {
                 "**not met**".to_owned()
-            }
+            },
+            100.0 * cpu,
         ));
     }
     md.push_str(

@@ -72,6 +72,8 @@ pub(super) struct Figures {
     pub(super) p50: f64,
     pub(super) p99: f64,
     pub(super) p999: f64,
+    /// Requests answered in the round, warm-up included (`invites-bench load`'s `answered`).
+    pub(super) answered: u64,
 }
 
 /// Rounds of every scenario: its figures are those of the round with the median req/s, so one
@@ -175,6 +177,7 @@ pub(super) fn load(
         p50: v["p50_ms"].as_f64().unwrap_or(0.0),
         p99: v["p99_ms"].as_f64().unwrap_or(0.0),
         p999: v["p999_ms"].as_f64().unwrap_or(0.0),
+        answered: v["answered"].as_u64().unwrap_or(0),
     })
 }
 
