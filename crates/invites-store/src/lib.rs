@@ -196,28 +196,29 @@ impl Store {
         let handles = metrics.removal_batch_handles("removals");
         let removal_slots = removals::slots(&executor, handles.clone());
         let removals = removals::start(executor, Arc::clone(&removal_slots), handles);
-        let nonce_records = match &engine {
-            Engine::Sqlite(_) => None,
-            Engine::Postgres(db) => Some(nonce_counts::start(db.clone())),
-        };
-        let bulk_removals = match &engine {
-            Engine::Sqlite(_) => None,
+        let (nonce_records, bulk_removals) = match &engine {
+            Engine::Sqlite(_) => (None, None),
             Engine::Postgres(db) => {
                 let handles = metrics.removal_batch_handles("bulk_removals");
                 let slots = batch_slots::BatchSlots::new(
                     postgres::bulk_removals::BATCHES,
                     Some(handles.clone()),
                 );
-                // Both queues' batches in flight are the deployment's: shared with the other
-                // replicas removing at once.
+                let nonce_slots = nonce_counts::slots();
+                // The three queues' batches in flight are the deployment's: shared with the other
+                // replicas running the same queue at once.
                 postgres::removing_replicas::start(
                     db.clone(),
                     postgres::removing_replicas::Queues {
                         removals: Arc::downgrade(&removal_slots),
                         bulk_removals: Arc::downgrade(&slots),
+                        nonce_counts: Arc::downgrade(&nonce_slots),
                     },
                 );
-                Some(postgres::bulk_removals::start(db.clone(), slots, handles))
+                (
+                    Some(nonce_counts::start(db.clone(), nonce_slots)),
+                    Some(postgres::bulk_removals::start(db.clone(), slots, handles)),
+                )
             }
         };
         Ok(Store {

@@ -15,7 +15,7 @@ pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres")
 /// Migrations that exist for one engine only: (version, the engine, why). Every other version is
 /// in both folders under the same name; a test holds the folders to that.
 #[cfg(test)]
-const ENGINE_ONLY: [(i64, Backend, &str); 6] = [
+const ENGINE_ONLY: [(i64, Backend, &str); 7] = [
     (
         20261201000007,
         Backend::Postgres,
@@ -53,6 +53,12 @@ const ENGINE_ONLY: [(i64, Backend, &str); 6] = [
         Backend::Postgres,
         "removing_replicas: replicas removing at once share the removal batches in flight; one \
          process serves an SQLite database and one batch at a time goes to its writer thread",
+    ),
+    (
+        20261203000015,
+        Backend::Postgres,
+        "removing_replicas.nonce_counts_at: the nonce-count queue's heartbeat beside the \
+         removal queues'; SQLite records no nonce counts and has no such table",
     ),
 ];
 

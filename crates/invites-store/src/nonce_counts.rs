@@ -12,6 +12,7 @@
 //! two batches stuck on the pool, then the record's own).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,7 +23,8 @@ use crate::{placeholders, Result, StoreError};
 
 /// Most records per INSERT: three parameters each.
 const MAX_BATCH: usize = 128;
-/// Batches in flight at once: the relaxed pool's connections.
+/// Batches in flight at once, for the deployment (each replica recording at once takes an equal
+/// share, at least one): the relaxed pool's connections.
 const IN_FLIGHT: usize = crate::postgres::RELAXED_CONNECTIONS as usize;
 /// Records waiting at most; callers wait for room beyond that.
 const QUEUE: usize = 4096;
@@ -38,14 +40,16 @@ pub(crate) struct Record {
     pub(crate) queued: std::time::Instant,
 }
 
-/// Starts the batching task over `db`'s relaxed pool; it ends when every sender is dropped.
-pub(crate) fn start(db: Postgres) -> mpsc::Sender<Record> {
-    batcher::start(
-        NonceCounts(db),
-        QUEUE,
-        BatchSlots::new(IN_FLIGHT, None),
-        None,
-    )
+/// The batches the queue may have in flight, at most [`IN_FLIGHT`]: the deployment's, shared
+/// with the other replicas recording at once (`postgres::removing_replicas`).
+pub(crate) fn slots() -> Arc<BatchSlots> {
+    BatchSlots::new(IN_FLIGHT, None)
+}
+
+/// Starts the batching task over `db`'s relaxed pool, with `slots` batches in flight
+/// ([`slots`]); it ends when every sender is dropped.
+pub(crate) fn start(db: Postgres, slots: Arc<BatchSlots>) -> mpsc::Sender<Record> {
+    batcher::start(NonceCounts(db), QUEUE, slots, None)
 }
 
 /// The nonce counts' kind of batch (records of the same count in one batch are told apart by

@@ -1,5 +1,5 @@
-//! How many replicas remove invitations at once, kept by heartbeats in PostgreSQL
-//! (`removing_replicas`, migration 14), and so each one's share of the removal batches in flight.
+//! How many replicas run each batching queue at once, kept by heartbeats in PostgreSQL
+//! (`removing_replicas`, migrations 14 and 15), and so each one's share of the batches in flight.
 //!
 //! A removal queue keeps up to two batches in flight ([`crate::removals::POSTGRES_BATCHES`]): one
 //! runs its statement while the other's commit waits for the log flush. Two replicas with two
@@ -9,9 +9,12 @@
 //! removals, docs/benchmarks.md). So the two batches are the deployment's, not each replica's:
 //! every [`TICK`] in which a queue ran a batch, the replica writes when (the database's clock)
 //! in its row, reads how many other replicas' rows say the same queue ran within [`RECENT`], and
-//! lets its queue have `POSTGRES_BATCHES / replicas` batches in flight, at least one. An idle
-//! replica writes nothing and does not count, so a replica alone keeps both batches however many
-//! idle replicas run beside it. A failed heartbeat changes nothing (the limits stay as they were).
+//! lets its queue have `most / replicas` batches in flight, at least one. An idle replica
+//! writes nothing and does not count, so a replica alone keeps both batches however many idle
+//! replicas run beside it. A failed heartbeat changes nothing (the limits stay as they were).
+//! The queues so shared: the removals, the community bulk removals and the Digest nonce counts
+//! (`crate::nonce_counts`, whose two batches per replica had made mostly single-record INSERTs
+//! with two replicas; migration 15).
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -22,37 +25,43 @@ use super::Postgres;
 use crate::batch_slots::BatchSlots;
 use crate::Result;
 
-/// How often a replica that removes says so and reads how many others do.
+/// How often a replica that runs batches says so and reads how many others do.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
-/// How recent a replica's last removal must be for it to count as removing.
+/// How recent a replica's last batch of a queue must be for it to count as running that queue.
 pub(crate) const RECENT: Duration = Duration::from_millis(500);
 /// How long a replica's row stays after its last write.
 const FORGOTTEN: Duration = Duration::from_secs(3600);
-/// How often a replica deletes the forgotten rows (while it removes).
+/// How often a replica deletes the forgotten rows (while it runs batches).
 const SWEEP: Duration = Duration::from_secs(60);
 
 /// Writes this replica's row (each queue's time now if it ran, else as it was) and reads, of the
-/// other replicas, how many each queue has removing within `$4` seconds.
+/// other replicas, how many ran each queue within `$5` seconds.
 const HEARTBEAT: &str = "WITH mine AS (\
-     INSERT INTO removing_replicas (replica, removals_at, bulk_removals_at) \
-     VALUES ($1, CASE WHEN $2 THEN now() END, CASE WHEN $3 THEN now() END) \
+     INSERT INTO removing_replicas (replica, removals_at, bulk_removals_at, nonce_counts_at) \
+     VALUES ($1, CASE WHEN $2 THEN now() END, CASE WHEN $3 THEN now() END, \
+     CASE WHEN $4 THEN now() END) \
      ON CONFLICT (replica) DO UPDATE SET \
      removals_at = COALESCE(EXCLUDED.removals_at, removing_replicas.removals_at), \
-     bulk_removals_at = COALESCE(EXCLUDED.bulk_removals_at, removing_replicas.bulk_removals_at)) \
-     SELECT count(*) FILTER (WHERE removals_at > now() - make_interval(secs => $4)), \
-     count(*) FILTER (WHERE bulk_removals_at > now() - make_interval(secs => $4)) \
+     bulk_removals_at = COALESCE(EXCLUDED.bulk_removals_at, removing_replicas.bulk_removals_at), \
+     nonce_counts_at = COALESCE(EXCLUDED.nonce_counts_at, removing_replicas.nonce_counts_at)) \
+     SELECT count(*) FILTER (WHERE removals_at > now() - make_interval(secs => $5)), \
+     count(*) FILTER (WHERE bulk_removals_at > now() - make_interval(secs => $5)), \
+     count(*) FILTER (WHERE nonce_counts_at > now() - make_interval(secs => $5)) \
      FROM removing_replicas WHERE replica <> $1";
 
+/// GREATEST skips NULLs: a row goes once every queue it ran is forgotten.
 const SWEEP_SQL: &str = "DELETE FROM removing_replicas \
-     WHERE GREATEST(removals_at, bulk_removals_at) < now() - make_interval(secs => $1)";
+     WHERE GREATEST(removals_at, bulk_removals_at, nonce_counts_at) \
+     < now() - make_interval(secs => $1)";
 
-/// The removal queues whose batches a replica shares with the others.
+/// The batching queues whose batches a replica shares with the others.
 pub(crate) struct Queues {
     pub(crate) removals: Weak<BatchSlots>,
     pub(crate) bulk_removals: Weak<BatchSlots>,
+    pub(crate) nonce_counts: Weak<BatchSlots>,
 }
 
-/// Starts the heartbeat of a new replica over `db`, on its relaxed pool; it ends once both
+/// Starts the heartbeat of a new replica over `db`, on its relaxed pool; it ends once the
 /// queues have ended.
 pub(crate) fn start(db: Postgres, queues: Queues) {
     let replica = ObjectId::generate(chrono::Utc::now().timestamp()).to_string();
@@ -62,54 +71,56 @@ pub(crate) fn start(db: Postgres, queues: Queues) {
         let mut swept: Option<Instant> = None;
         loop {
             ticks.tick().await;
-            let (Some(removals), Some(bulk)) =
-                (queues.removals.upgrade(), queues.bulk_removals.upgrade())
-            else {
+            let (Some(removals), Some(bulk), Some(nonces)) = (
+                queues.removals.upgrade(),
+                queues.bulk_removals.upgrade(),
+                queues.nonce_counts.upgrade(),
+            ) else {
                 return;
             };
-            let ran = (removals.take_ran(), bulk.take_ran());
-            if ran == (false, false) {
+            let slots = [removals, bulk, nonces];
+            let ran = slots.each_ref().map(|s| s.take_ran());
+            if ran == [false; 3] {
                 continue;
             }
             match heartbeat(&db, &replica, ran).await {
-                Ok((others_removing, others_bulk)) => {
-                    removals.limit(share(removals.most(), others_removing));
-                    bulk.limit(share(bulk.most(), others_bulk));
+                Ok(others) => {
+                    for (slots, others) in slots.iter().zip(others) {
+                        slots.limit(share(slots.most(), others));
+                    }
                 }
-                Err(e) => tracing::debug!(error = %e, "removal heartbeat failed"),
+                Err(e) => tracing::debug!(error = %e, "batching heartbeat failed"),
             }
             if swept.is_none_or(|at| at.elapsed() >= SWEEP) {
                 swept = Some(Instant::now());
                 if let Err(e) = sweep(&db).await {
-                    tracing::debug!(error = %e, "removal heartbeat rows not swept");
+                    tracing::debug!(error = %e, "batching heartbeat rows not swept");
                 }
             }
         }
     });
 }
 
-/// A replica's share of `most` batches in flight when `others` replicas remove too: an equal
-/// share, at least one.
+/// A replica's share of `most` batches in flight when `others` replicas run the queue too: an
+/// equal share, at least one.
 pub(crate) fn share(most: usize, others: i64) -> usize {
     let replicas = usize::try_from(others).unwrap_or(0).saturating_add(1);
     (most / replicas).max(1)
 }
 
-/// Writes `replica`'s row (what ran: removals, bulk removals) and returns how many other
-/// replicas each queue has removing.
-pub(crate) async fn heartbeat(
-    db: &Postgres,
-    replica: &str,
-    (removals, bulk): (bool, bool),
-) -> Result<(i64, i64)> {
+/// Writes `replica`'s row (which queues ran: removals, bulk removals, nonce counts) and returns
+/// how many other replicas ran each queue recently.
+pub(crate) async fn heartbeat(db: &Postgres, replica: &str, ran: [bool; 3]) -> Result<[i64; 3]> {
     let mut conn = db.relaxed.acquire().await?;
-    Ok(sqlx::query_as(HEARTBEAT)
+    let (removals, bulk, nonces): (i64, i64, i64) = sqlx::query_as(HEARTBEAT)
         .bind(replica)
-        .bind(removals)
-        .bind(bulk)
+        .bind(ran[0])
+        .bind(ran[1])
+        .bind(ran[2])
         .bind(RECENT.as_secs_f64())
         .fetch_one(&mut *conn)
-        .await?)
+        .await?;
+    Ok([removals, bulk, nonces])
 }
 
 async fn sweep(db: &Postgres) -> Result<()> {
@@ -220,6 +231,41 @@ mod tests {
         );
         stop_a.store(true, Ordering::Relaxed);
         load_a.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn each_queue_counts_the_other_replicas_that_ran_it_lately() {
+        let Ok(admin_url) = std::env::var("INVITES_STORE_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let store = Store::open(&fresh_postgres(&admin_url).await)
+            .await
+            .unwrap();
+        let crate::Engine::Postgres(db) = &store.engine else {
+            unreachable!("a PostgreSQL URL")
+        };
+        // Queues in order: removals, bulk removals, nonce counts. The store's own heartbeat
+        // writes nothing: it runs no batch here.
+        assert_eq!(
+            heartbeat(db, "a", [true, false, true]).await.unwrap(),
+            [0; 3]
+        );
+        assert_eq!(
+            heartbeat(db, "b", [false, true, true]).await.unwrap(),
+            [1, 0, 1],
+            "b sees a's removals and nonce counts"
+        );
+        assert_eq!(
+            heartbeat(db, "a", [false; 3]).await.unwrap(),
+            [0, 1, 1],
+            "a sees b's bulk removals and nonce counts, not its own"
+        );
+        tokio::time::sleep(RECENT + Duration::from_millis(100)).await;
+        assert_eq!(
+            heartbeat(db, "b", [false; 3]).await.unwrap(),
+            [0; 3],
+            "nothing recent"
+        );
     }
 
     #[test]
