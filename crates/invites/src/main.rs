@@ -268,6 +268,17 @@ struct ServeArgs {
     /// request id, method, path template, status, latency, principal kind) for a collector.
     #[arg(long, value_enum, default_value = "text", env = "INVITES_LOG_FORMAT")]
     log_format: logging::LogFormat,
+    /// Threads that run requests (default: the cores this process may use, cgroup quotas
+    /// included). Replicas sharing one host's cores: give each its share, so that they do not
+    /// contend for the same cores with more threads than there are (see the README's "Several
+    /// replicas").
+    #[arg(
+        long,
+        value_name = "N",
+        env = "INVITES_WORKER_THREADS",
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    worker_threads: Option<u16>,
 }
 
 /// How `serve` opens its database: `--database-connections` applies to PostgreSQL alone, and
@@ -347,14 +358,29 @@ pub(crate) fn redact_password(url: &str) -> String {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(match &cli.command {
         Command::Serve(args) => args.log_format,
         _ => logging::LogFormat::Text,
     });
-    match run(cli).await {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Command::Serve(ServeArgs {
+        worker_threads: Some(n),
+        ..
+    }) = &cli.command
+    {
+        runtime.worker_threads(usize::from(*n));
+    }
+    let runtime = match runtime.build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -434,9 +460,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .serve_with_metrics(store.clone(), &config, metrics)
         .await?;
     let base = format!("http://{}", running.addr);
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     println!(
-        "invites listening on {base} (database {})",
-        redact_password(&args.database_url)
+        "invites listening on {base} (database {}, {workers} worker thread{})",
+        redact_password(&args.database_url),
+        if workers == 1 { "" } else { "s" }
     );
     if let Some(addr) = running.metrics_addr() {
         println!("  metrics: http://{addr}/metrics");

@@ -31,6 +31,17 @@ pub(super) const SPREAD_ORGS: usize = 32;
 /// The configurations measured in alternate rounds: one server, and two over the same database.
 pub(super) const REPLICAS: [usize; 2] = [1, 2];
 
+/// The cores this process may use, as the server counts them for its default worker threads.
+pub(super) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The worker threads of each of `replicas` replicas: the server's default (one per core) for
+/// one, an equal share of the cores, at least one, for several.
+pub(super) fn replica_workers(replicas: usize) -> Option<usize> {
+    (replicas > 1).then(|| (cores() / replicas).max(1))
+}
+
 /// The id of (h)'s organization `i`.
 fn spread_org(i: usize) -> String {
     format!("ab{i:022x}")
@@ -343,33 +354,41 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
     let load_before = load_average();
     let ticks_before = cpu_ticks();
     let (a, _) = ceiling(seconds)?;
-    // Both replicas run throughout; a round loads the first alone (one replica) or both (two),
-    // in turn, so that the machine's drifts from minute to minute fall on both alike.
-    let mut servers = Vec::with_capacity(REPLICAS.len());
-    let mut addrs = Vec::with_capacity(REPLICAS.len());
-    for i in 0..REPLICAS[REPLICAS.len() - 1] {
+    // Every server runs throughout; a round loads one configuration's, in turn, so that the
+    // machine's drifts from minute to minute fall on each alike. One replica has the machine's
+    // cores (the server's default worker threads); several replicas each have their share of
+    // them (`--worker-threads`), as replicas sharing a host's cores are sized (README, "Several
+    // replicas"): with the default, two replicas ran twice as many worker threads as there are
+    // cores, beside PostgreSQL and the load generator.
+    let mut servers = Vec::new();
+    // What each configuration is called, and the servers its load goes to.
+    let mut configurations: Vec<(String, String)> = Vec::new();
+    let mut start = |bin: &Path, workers: Option<usize>| -> Result<String> {
         let port = free_port()?;
-        let bin = match baseline {
-            Some(bin) if i == 1 => bin.to_path_buf(),
-            _ => invites_bin(),
-        };
-        servers.push(start_server_from(&bin, OsStr::new(&url), port)?.0);
-        addrs.push(format!("127.0.0.1:{port}"));
+        servers.push(start_server_from(bin, OsStr::new(&url), port, workers)?.0);
+        Ok(format!("127.0.0.1:{port}"))
+    };
+    match baseline {
+        None => {
+            for replicas in REPLICAS {
+                let workers = replica_workers(replicas);
+                let addrs = (0..replicas)
+                    .map(|_| start(&invites_bin(), workers))
+                    .collect::<Result<Vec<_>>>()?;
+                configurations.push((format!("{replicas} replica(s)"), addrs.join(",")));
+            }
+        }
+        Some(bin) => {
+            for (name, bin) in [
+                ("this build", invites_bin()),
+                ("baseline", bin.to_path_buf()),
+            ] {
+                configurations.push((name.to_owned(), start(&bin, None)?));
+            }
+        }
     }
     let server_pids: Vec<u32> = servers.iter().map(|s| s.0.id()).collect();
     let postmaster = cluster.postmaster_pid();
-    // What each configuration of REPLICAS is called, and the servers its load goes to.
-    let configurations: Vec<(String, String)> = REPLICAS
-        .iter()
-        .enumerate()
-        .map(|(i, &replicas)| match baseline {
-            None => (
-                format!("{replicas} replica(s)"),
-                addrs[..replicas].join(","),
-            ),
-            Some(_) => (["this build", "baseline"][i].to_owned(), addrs[i].clone()),
-        })
-        .collect();
     match baseline {
         None => println!("\n== 1 and 2 replicas over {url}, in alternate rounds"),
         Some(bin) => println!(

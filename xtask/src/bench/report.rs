@@ -434,6 +434,8 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
             .find(|row| row.replicas == r && row.figures.scenario == s)
     };
     let begin = POSTGRES.begin;
+    let cores = super::postgres::cores();
+    let half = super::postgres::replica_workers(2).unwrap_or(cores);
     let mut md = format!(
         "{begin}\n\n## PostgreSQL\n\n\
          Produced by `cargo xtask bench server --database postgres --seconds {}`: the scenarios above on a \
@@ -450,13 +452,15 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          vacuumed. On PostgreSQL a re-insert cost more than the removal it followed: during (d) the \
          trigger's INSERT took 1.13 ms of the DELETE's 2.02 ms (`pg_stat_statements` with \
          `track=all`, which this cluster keeps: each scenario's costliest statements are printed with \
-         its figures). Each `invites serve` has its pool of 8 connections. *2 replicas*: two `invites serve` \
-         processes over the same database, the load generator's 32 connections alternating between them \
-         (`invites-bench load --addr A,B`); the replicas, PostgreSQL and the load generator share the \
-         machine's cores, so a second replica adds connections and queues, not CPU. Both replicas run \
-         throughout, and the rounds alternate: one with the load on the first replica alone (the second \
-         idle), the next with it over both, so that the machine's speed, which moves from minute to minute, \
-         weighs on both alike. The same load generator, warm-up and checks, {POSTGRES_ROUNDS} rounds per \
+         its figures). Each `invites serve` has its pool of 8 connections. *1 replica*: one `invites serve` \
+         with the server's default worker threads, one per core ({cores}). *2 replicas*: two other \
+         `invites serve` processes over the same database, each with its share of the cores \
+         (`--worker-threads {half}`, as replicas sharing a host are sized, README), the load generator's \
+         32 connections alternating between them (`invites-bench load --addr A,B`); the replicas, \
+         PostgreSQL and the load generator share the machine's cores, so a second replica adds \
+         connections and queues, not CPU. All three servers run throughout, and the rounds alternate: one \
+         with the load on the one replica (the other two idle), the next with it over the two, so that the \
+         machine's speed, which moves from minute to minute, weighs on both alike. The same load generator, warm-up and checks, {POSTGRES_ROUNDS} rounds per \
          scenario (the median round's figures), {} measured seconds each, each round started right after a \
          `CHECKPOINT` (one had cut a round by half). (h) is (g) with each connection creating in an organization of its \
          own (32), see below. Load average (1, 5, 15 min) when the measurements started: {}; when they \

@@ -461,12 +461,22 @@ pub(super) fn prepare(
 
 /// Time from spawning the server to its first answered `/ready`.
 pub(super) fn start_server(db: &OsStr, port: u16) -> Result<(Server, Duration)> {
-    start_server_from(&invites_bin(), db, port)
+    start_server_from(&invites_bin(), db, port, None)
 }
 
-/// [`start_server`] of the build `bin`.
-pub(super) fn start_server_from(bin: &Path, db: &OsStr, port: u16) -> Result<(Server, Duration)> {
-    start_server_with(bin, db, port, None, Stdio::null())
+/// [`start_server`] of the build `bin`, with `workers` worker threads (`--worker-threads`) if
+/// given.
+pub(super) fn start_server_from(
+    bin: &Path,
+    db: &OsStr,
+    port: u16,
+    workers: Option<usize>,
+) -> Result<(Server, Duration)> {
+    let mut command = Command::new(bin);
+    if let Some(n) = workers {
+        command.env("INVITES_WORKER_THREADS", n.to_string());
+    }
+    start_command(command, db, port, Stdio::null())
 }
 
 /// Starts `bin` serving `db`, with `INVITES_BENCH_BOUND` set to `bound` if given and its log
@@ -478,11 +488,22 @@ fn start_server_with(
     bound: Option<&str>,
     stderr: Stdio,
 ) -> Result<(Server, Duration)> {
-    let started = Instant::now();
     let mut command = Command::new(bin);
     if let Some(bound) = bound {
         command.env("INVITES_BENCH_BOUND", bound);
     }
+    start_command(command, db, port, stderr)
+}
+
+/// Starts `command` (`invites` and its environment) serving `db` on `port` with the benchmark's
+/// flags and its log (warnings and worse) to `stderr`; returns once `/ready` answers.
+fn start_command(
+    mut command: Command,
+    db: &OsStr,
+    port: u16,
+    stderr: Stdio,
+) -> Result<(Server, Duration)> {
+    let started = Instant::now();
     let child = command
         .args([
             "serve",

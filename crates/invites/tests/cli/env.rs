@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{community_manager_token, digest_header, wait_until_started};
+use crate::support::{community_manager_token, digest_header, wait_until_started_with_line};
 
 /// The `invites` binary with no `INVITES_...` variable of the caller's environment.
 fn invites() -> Command {
@@ -118,12 +118,15 @@ async fn serve_runs_configured_only_through_the_environment() {
         .env("INVITES_MAX_HEADER_BYTES", "16384")
         .env("INVITES_LOG_FORMAT", "json")
         .env("INVITES_LOG", "info")
+        .env("INVITES_WORKER_THREADS", "3")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    // INVITES_LISTEN: it prints where it listens.
-    let base = wait_until_started(&mut child, true);
+    // INVITES_LISTEN: it prints where it listens; INVITES_WORKER_THREADS: with how many worker
+    // threads, as its runtime counts them.
+    let (base, line) = wait_until_started_with_line(&mut child, true);
+    assert!(line.ends_with(", 3 worker threads)"), "{line}");
     // INVITES_DEMO and INVITES_DEMO_OUT.
     let demo: Value = serde_json::from_str(&std::fs::read_to_string(&demo_out).unwrap()).unwrap();
     let client = reqwest::Client::new();

@@ -37,6 +37,11 @@ pub fn serve(db: &str, extra: &[&str]) -> Served {
 /// listens and, with `demo`, written its demo credentials; keeps draining it afterwards so the
 /// server never blocks on a full pipe. Returns the base URL it printed.
 pub fn wait_until_started(child: &mut Child, demo: bool) -> String {
+    wait_until_started_with_line(child, demo).0
+}
+
+/// As [`wait_until_started`], with the line that said where it listens.
+pub fn wait_until_started_with_line(child: &mut Child, demo: bool) -> (String, String) {
     let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
     let mut base = None;
     for line in lines.by_ref().take(200) {
@@ -45,7 +50,7 @@ pub fn wait_until_started(child: &mut Child, demo: bool) -> String {
             base = line
                 .split_whitespace()
                 .find(|w| w.starts_with("http://127.0.0.1:"))
-                .map(str::to_owned);
+                .map(|w| (w.to_owned(), line.clone()));
         }
         let done = if demo {
             line.contains("demo credentials written")
