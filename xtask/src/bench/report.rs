@@ -512,7 +512,7 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
     );
     md.push_str(
         "\nCPU time per 1,000 requests, ms, over each configuration's rounds (warm-ups included): \
-         of the `invites serve` processes (both, as both run throughout), of the cluster's \
+         of the `invites serve` processes (all three, as all run throughout; an idle one costs next to nothing), of the cluster's \
          processes and of the load generator (`/proc`, `xtask/src/bench/cpu.rs`). Unlike req/s, \
          it hardly moves with the machine's speed between rounds, so it says which configuration \
          does more work for the same requests.\n\n\
@@ -593,12 +593,17 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          runs of the build before it and of this one (0-1.4% stolen), two replicas went from 87%, 79% \
          and 80% of one in (b), (c) and (d) to 101%, 93% and 94%, with nearly as many removals per \
          statement in both configurations ((c): about 8 with one replica, 7.1-7.4 with two, \
-         `pg_stat_statements` by round, in the run of this table). What remains is \
-         a second process on the same two cores, most where nothing is batched: in (e), per 1,000 \
-         requests (/proc sampled over the rounds), the servers took 337 ms of CPU with two replicas \
-         against 306 with one, the load generator 186 against 149, and PostgreSQL 78 against 52, as \
-         each replica shares a list's version read among its own requests only (3-4 requests a read \
-         with two, 6-8 with one). Pools of 4 each \
+         `pg_stat_statements` by round, in session 15's run). Since migration 15 the Digest nonce \
+         counts' two batches are shared the same way (single-record nonce INSERTs per request of (b), \
+         both configurations' rounds: 0.32 before, 0.25 after, `--only b`). Since the same session the \
+         two replicas run a worker thread each, their share of the cores, where each had run two (one \
+         per core, the default): at like conditions (0-3.4% stolen, `--only bcde`, one run of each) two \
+         replicas went from 94%, 93%, 93% and 92% of one in (b) to (e) to 89%, 101%, 107% and 97%, and \
+         their servers' CPU per 1,000 requests from 247, 151, 199 and 380 ms to 221, 124, 155 and 377. \
+         What remains is a second process on the same two cores, most where nothing is batched (see \
+         the CPU table above): in (e) PostgreSQL takes more per request with two replicas, as each \
+         replica shares a list's version read among its own requests only (3-4 requests a read with \
+         two, 6-8 with one, session 15). Pools of 4 each \
          rather than 8 (`--database-connections 4`: as many PostgreSQL backends busy as one replica \
          keeps): two replicas gave 89-91% of one in (b) and (c) in two `--only` runs (the second with one \
          tokio worker thread per replica), but 78% and 86% in a full run as the host grew busy (11% \
