@@ -70,8 +70,7 @@ impl Cost {
 /// User and system time of `stat` (a `/proc/<pid>/stat` line), with the times of its waited-for
 /// children if `children`, in ms; None if the line is not one.
 fn stat_ms(stat: &str, children: bool) -> Option<f64> {
-    // The command name may hold spaces and parentheses: fields are counted after its last ')'.
-    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    let fields = fields_after_name(stat)?;
     // utime and stime are fields 14 and 15 of the line, cutime and cstime 16 and 17: here 11-14.
     let wanted = if children { 13..15 } else { 11..13 };
     let mut ticks = 0u64;
@@ -83,11 +82,13 @@ fn stat_ms(stat: &str, children: bool) -> Option<f64> {
 
 /// The parent's process id of `stat`.
 fn stat_parent(stat: &str) -> Option<u32> {
-    stat.get(stat.rfind(')')? + 2..)?
-        .split(' ')
-        .nth(1)?
-        .parse()
-        .ok()
+    fields_after_name(stat)?.get(1)?.parse().ok()
+}
+
+/// The fields of `stat` after the command name, from the state (the line's third field) on: the
+/// name may hold spaces and parentheses, so they are counted after its last ')'.
+fn fields_after_name(stat: &str) -> Option<Vec<&str>> {
+    Some(stat.get(stat.rfind(')')? + 2..)?.split(' ').collect())
 }
 
 fn read_stat(pid: u32) -> Option<String> {
