@@ -59,14 +59,13 @@ struct Measured {
     statements: StatementTime,
 }
 
-/// Removals per second per connection the pools are sized for: about 16,000 removals ((b),
-/// (c)) and 8,000 bulk removals ((d)) a second over the 32 connections, twice what this machine
-/// has measured: half that stopped runs once bulk removals were batched (a connection's share
-/// used up in a round of (d) at about 3,000 req/s, connections served unevenly) and in a fast
-/// round of (c). A faster machine stops the run with `invites-bench`'s "pool is too small"
-/// rather than measure 404s.
-const REMOVALS_PER_CONNECTION_S: u64 = 500;
-const BULK_PER_CONNECTION_S: u64 = 250;
+/// Removals per second per connection the pools are sized for: about 32,000 removals ((b),
+/// (c)) and 16,000 bulk removals ((d)) a second over the 32 connections, about twice the most
+/// measured here, as connections are served unevenly: sized for half that, a round of (d) used
+/// up a connection's share at about 8,000 req/s (AMD EPYC, 2 cores). A faster machine stops the
+/// run with `invites-bench`'s "pool is too small" rather than measure 404s.
+const REMOVALS_PER_CONNECTION_S: u64 = 1000;
+const BULK_PER_CONNECTION_S: u64 = 500;
 /// Connections of the load generator (its default).
 const CONNECTIONS: u64 = 32;
 
@@ -181,7 +180,6 @@ SELECT {ab}, '{sa_principal}', 'ORG_OWNER' FROM generate_series(0, {last_spread}
     )
 }
 
-/// The load average (1, 5 and 15 minutes), as `/proc/loadavg` gives it.
 /// The machine's CPU time so far, in ticks: (all, stolen by the hypervisor), from the `cpu` line
 /// of /proc/stat (user nice system idle iowait irq softirq steal ...); (0, 0) where there is none.
 fn cpu_ticks() -> (u64, u64) {
@@ -213,6 +211,7 @@ fn stolen_percent(from: (u64, u64), to: (u64, u64)) -> f64 {
     100.0 * to.1.saturating_sub(from.1) as f64 / all as f64
 }
 
+/// The load average (1, 5 and 15 minutes), as `/proc/loadavg` gives it.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -561,7 +560,7 @@ mod tests {
     #[test]
     fn the_pools_hold_a_round_and_the_refill_puts_back_only_what_is_missing() {
         let p = pools(3);
-        assert_eq!((p.delete, p.bulk_users, p.once), (64_000, 320_000, true));
+        assert_eq!((p.delete, p.bulk_users, p.once), (128_000, 640_000, true));
         // A round of 3 s and its warm-up second at the rates the pools are sized for.
         assert!(p.delete >= CONNECTIONS * REMOVALS_PER_CONNECTION_S * 4);
         let sql = postgres_sql(&seed(), p);
