@@ -450,13 +450,13 @@ impl Store {
                 }
             }
         }
-        self.writes().inner().close().await;
-        self.reads().inner().close().await;
+        self.writes().close().await;
+        self.reads().close().await;
         if let Engine::Postgres(db) = &self.engine {
-            db.native.inner().close().await;
+            db.native.close().await;
             // The nonce counts' and the removal heartbeats' pool: what runs on it now ends with
             // the pool closed.
-            db.relaxed.inner().close().await;
+            db.relaxed.close().await;
         }
     }
 

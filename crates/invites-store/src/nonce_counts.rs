@@ -127,8 +127,9 @@ async fn insert(db: &Postgres, records: &[Record]) -> Result<Vec<bool>> {
     for r in &distinct {
         query = query.bind(&r.nonce).bind(r.nc).bind(r.expires_ms);
     }
-    let inserted: HashSet<(String, i64)> = query
-        .fetch_all(&mut *db.relaxed.acquire().await?)
+    let inserted: HashSet<(String, i64)> = db
+        .relaxed
+        .run(async |c| query.fetch_all(c).await)
         .await?
         .into_iter()
         .collect();

@@ -168,10 +168,8 @@ pub(crate) async fn remove_together(db: &Postgres, jobs: &[Job]) -> Result<()> {
             .bind(&entry.actor_display)
             .bind(&entry.remote_addr);
     }
-    let done = query
-        .bind(listed)
-        .fetch_one(&mut *db.connection().await?)
-        .await;
+    let query = query.bind(listed);
+    let done = db.native.run(async |c| query.fetch_one(c).await).await;
     match done {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(PG_ALL_OR_NONE) => {

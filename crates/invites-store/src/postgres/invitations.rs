@@ -73,8 +73,10 @@ impl Postgres {
             .bind(to_json(&new.group_role_assignments))
             .bind(now.timestamp_millis())
             .bind(expires_at(now).timestamp_millis());
-        let row: Option<InvitationRow> = bind_audit(query, &audit)
-            .fetch_optional(&mut *self.connection().await?)
+        let query = bind_audit(query, &audit);
+        let row: Option<InvitationRow> = self
+            .native
+            .run(async |c| query.fetch_optional(c).await)
             .await?
             .map(|r| InvitationRow::from_row(&r))
             .transpose()?;
@@ -83,9 +85,10 @@ impl Postgres {
 
     /// See [`crate::Store::invitation`].
     pub(crate) async fn invitation(&self, id: ObjectId) -> Result<Option<Invitation>> {
-        let row: Option<InvitationRow> = sqlx::query_as(by_id_sql())
-            .bind(id.to_string())
-            .fetch_optional(&mut *self.connection().await?)
+        let query = sqlx::query_as(by_id_sql()).bind(id.to_string());
+        let row: Option<InvitationRow> = self
+            .native
+            .run(async |c| query.fetch_optional(c).await)
             .await?;
         row.map(InvitationRow::decode).transpose()
     }
@@ -101,7 +104,7 @@ impl Postgres {
         if let Some(username) = username {
             query = query.bind(username);
         }
-        let rows: Vec<InvitationRow> = query.fetch_all(&mut *self.connection().await?).await?;
+        let rows: Vec<InvitationRow> = self.native.run(async |c| query.fetch_all(c).await).await?;
         rows.into_iter().map(InvitationRow::decode).collect()
     }
 
@@ -119,10 +122,8 @@ impl Postgres {
 
     /// The version of the scope `id` names, read now.
     async fn read_version(&self, id: String) -> Result<i64> {
-        let version: Option<i64> = sqlx::query_scalar(VERSION_SQL)
-            .bind(id)
-            .fetch_one(&mut *self.connection().await?)
-            .await?;
+        let query = sqlx::query_scalar(VERSION_SQL).bind(id);
+        let version: Option<i64> = self.native.run(async |c| query.fetch_one(c).await).await?;
         Ok(version.unwrap_or(0))
     }
 
@@ -156,8 +157,10 @@ impl Postgres {
             .bind(roles_json)
             .bind(teams_json)
             .bind(assignments_json);
-        let row = bind_audit(query, &audit)
-            .fetch_optional(&mut *self.connection().await?)
+        let query = bind_audit(query, &audit);
+        let row = self
+            .native
+            .run(async |c| query.fetch_optional(c).await)
             .await?;
         row.map(|r| InvitationRow::from_row(&r)?.decode())
             .transpose()
@@ -174,8 +177,10 @@ impl Postgres {
         let query = sqlx::query(&ACCEPT_AUDITED)
             .bind(id.to_string())
             .bind(audit_entry.at.timestamp_millis());
-        let accepted = bind_audit(query, &audit)
-            .fetch_optional(&mut *self.connection().await?)
+        let query = bind_audit(query, &audit);
+        let accepted = self
+            .native
+            .run(async |c| query.fetch_optional(c).await)
             .await?;
         Ok(accepted.is_some())
     }

@@ -80,7 +80,7 @@ pub(crate) async fn remove(db: &super::Postgres, requests: &[Request]) -> Result
             .bind(&entry.actor_display)
             .bind(&entry.remote_addr);
     }
-    let rows = query.fetch_all(&mut *db.connection().await?).await?;
+    let rows = db.native.run(async |c| query.fetch_all(c).await).await?;
     let mut removed = HashSet::new();
     let mut owners = HashMap::new();
     for (id, owner) in rows {
