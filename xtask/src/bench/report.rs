@@ -582,37 +582,39 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
         ));
     }
     md.push_str(
-        "  Where a second replica's cost went (`perf record -a` over the rounds of `--only b`, session \
-         14): each replica kept two removal batches in flight, so two replicas kept four, each gathered \
-         from half the load for half as long; per 1,000 removals PostgreSQL took 261 ms of CPU with two \
-         replicas against 174 with one, the servers 187 against 146 (with one replica 11% of the \
-         machine's CPU was idle, with two 2%): smaller batches, more statements and commits, each \
-         statement's fixed cost (executor set-up, locks, the trigger on the version rows) paid more \
-         often. Since migration 14 the two batches are the deployment's: the replicas removing at once \
-         take an equal share, one each for two (`removing_replicas`, ARCHITECTURE.md). In `--only bcd` \
-         runs of the build before it and of this one (0-1.4% stolen), two replicas went from 87%, 79% \
-         and 80% of one in (b), (c) and (d) to 101%, 93% and 94%, with nearly as many removals per \
-         statement in both configurations ((c): about 8 with one replica, 7.1-7.4 with two, \
-         `pg_stat_statements` by round, in session 15's run). Since migration 15 the Digest nonce \
-         counts' two batches are shared the same way (single-record nonce INSERTs per request of (b), \
-         both configurations' rounds: 0.32 before, 0.25 after, `--only b`). Since the same session the \
-         two replicas run a worker thread each, their share of the cores, where each had run two (one \
-         per core, the default): at like conditions (0-3.4% stolen, `--only bcde`, one run of each) two \
-         replicas went from 94%, 93%, 93% and 92% of one in (b) to (e) to 89%, 101%, 107% and 97%, and \
-         their servers' CPU per 1,000 requests from 247, 151, 199 and 380 ms to 221, 124, 155 and 377. \
-         What remains is a second process on the same two cores, most where nothing is batched (see \
-         the CPU table above): in (e) PostgreSQL takes more per request with two replicas, as each \
-         replica shares a list's version read among its own requests only (3-4 requests a read with \
-         two, 6-8 with one, session 15). Pools of 4 each \
-         rather than 8 (`--database-connections 4`: as many PostgreSQL backends busy as one replica \
-         keeps): two replicas gave 89-91% of one in (b) and (c) in two `--only` runs (the second with one \
-         tokio worker thread per replica), but 78% and 86% in a full run as the host grew busy (11% \
-         stolen), and two of 4 against two of 8 in alternate rounds were each within the other's spread \
-         ((b) 1,839 against 2,206 req/s, (c) 1,575 against 1,519, (d) 1,016 against 961, 16-26% \
-         stolen); not conclusive here, so the benchmark keeps 8 each. One statement text bound with arrays for every batch size, instead of a text per size, \
-         cost PostgreSQL more CPU per removal (200 against 173 ms per 1,000 with one replica, /proc sampled), not less \
-         (tried, not kept). Where each replica has cores of its own, a second replica adds CPU, which one \
-         2-core machine cannot show.\n",
+        "  Where a second replica's cost goes: the replicas, PostgreSQL and the load generator share one \
+         machine's cores, so a second replica adds processes, connections and queues, not CPU, and two \
+         replicas keep up with one only where they do no more work per request (the CPU table's last \
+         column). What was found, and what was done about it:\n\
+         \x20 - Batches. Each replica kept two removal batches in flight, so two replicas kept four, each \
+         gathered from half the load for half as long: PostgreSQL took 261 ms of CPU per 1,000 removals \
+         of (b) with two replicas against 174 with one (`perf record -a`, session 14). Since migrations 14 \
+         and 15 the two batches of each queue (removals, bulk removals, Digest nonce counts) are the \
+         deployment's, shared by the replicas using it at once, one each for two (`removing_replicas`, \
+         ARCHITECTURE.md): two replicas went from 87%, 79% and 80% of one in (b), (c) and (d) to 101%, \
+         93% and 94% (`--only bcd`, Intel Xeon). With the sharing turned off in this build (`--only \
+         cd`, AMD EPYC), two replicas gave 79% and 85% of one, spending 42% and 38% more CPU per request.\n\
+         \x20 - Worker threads. Two replicas of one tokio worker thread each, their share of the cores, \
+         against the default two each: 89%, 101%, 107% and 97% of one replica in (b) to (e) against 94%, \
+         93%, 93% and 92% (Intel Xeon, session 16); on this build, two threads each gave 82%, 96% and 88% \
+         in (c) to (e) (`--only cde`, AMD EPYC).\n\
+         \x20 - Round trips. sqlx pings every connection put back in its pool, a round trip more per \
+         statement; the hot paths keep theirs warm instead (`TimedPool::run`, ARCHITECTURE.md). One \
+         replica of this build against one of the build before, alternate rounds (`--baseline`, \
+         `--only bcde`, 0% stolen): 10,838 against 9,599 req/s in (b), 19,589 against 16,702 in (c), \
+         8,264 against 7,485 in (d), 7,442 against 7,040 in (e); PostgreSQL's CPU per (b) request \
+         halved (the nonce counts paid it too). Both configurations gained: two replicas went from 94%, \
+         96%, 93% and 92% of one in (b) to (e) (a full run of the build before, AMD EPYC) to the figures \
+         above.\n\
+         \x20 - What remains is most where the work per request is least batched: in (e) each replica \
+         shares a list's version read only among its own requests (3-4 requests a read with two \
+         replicas, 6-8 with one, session 15), so PostgreSQL answers about twice as many reads. Pools of 4 \
+         connections each rather than 8 (`--database-connections 4`) were within the rounds' spread of \
+         8 in alternate rounds (session 15, not conclusive; the benchmark keeps 8). One statement text \
+         bound with arrays for every batch size, instead of a text per size, cost PostgreSQL more CPU \
+         per removal (200 against 173 ms per 1,000 with one replica), not less (tried, not kept). Where \
+         each replica has cores of its own, a second replica adds CPU, which one 2-core machine cannot \
+         show.\n",
     );
     md.push_str("\n### Writes to one scope and to many: the version rows\n\n");
     for replicas in REPLICAS {
