@@ -14,16 +14,20 @@
 //! on PostgreSQL, one round trip more per statement, and a turn of a backend, for every batch
 //! of removals (7-19% of (b) to (d)'s throughput in `cargo xtask bench server --database
 //! postgres`, sqlx patched without it). A caller whose statement has just ended well, outside a
-//! transaction, hands the connection back with [`TimedPool::keep`] instead: it waits in this
-//! pool's own stack of warm connections, which [`TimedPool::acquire`] takes first (the most
-//! recent first), for at most [`WARM_FOR`]; one kept longer goes back to sqlx the usual way (and
-//! is pinged then) when the pool is next used. A connection that failed, or whose statement was
-//! abandoned (a request that went away mid-statement), is dropped as before, so sqlx tests it.
+//! transaction, hands the connection back with [`TimedPool::keep`] instead: it goes to the
+//! oldest acquisition waiting, else onto this pool's own stack of warm connections, which
+//! [`TimedPool::acquire`] takes first (the most recent first). One kept longer than [`WARM_FOR`]
+//! ago is tested before use, as sqlx tests an idle connection, and the others that old go back to
+//! sqlx the usual way (pinged then). A connection that failed, or whose statement was abandoned
+//! (a request that went away mid-statement), is dropped as before, so sqlx tests it.
+//! Every [`THROUGH_SQLX`]th connection handed back goes to sqlx anyway, so that its
+//! `max_lifetime` (30 minutes) still retires connections that never idle for [`WARM_FOR`].
 //! What is lost: a warm connection whose server went away since its last statement fails its
 //! next statement instead of being replaced unseen; a connection taken idle from sqlx
 //! (`try_acquire`) never was tested either.
 
-use std::sync::atomic::AtomicU64;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,10 +35,13 @@ use invites_metrics::StoreMetrics;
 use prometheus_client::metrics::counter::Counter;
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 
 /// How long a kept connection waits in the warm stack before it goes back to sqlx.
 pub(crate) const WARM_FOR: Duration = Duration::from_millis(250);
+/// One connection of this many handed back to [`TimedPool::keep`] goes to sqlx instead (its
+/// release checks the connection's age): one ping per 1,024 statements.
+pub(crate) const THROUGH_SQLX: u64 = 1024;
 
 /// A sqlx pool, its name in the pool metrics, its wait counters and its warm connections.
 pub(crate) struct TimedPool<DB: Database> {
@@ -46,11 +53,39 @@ pub(crate) struct TimedPool<DB: Database> {
     warm: Arc<Warm<DB>>,
 }
 
-/// Connections kept by [`TimedPool::keep`], the oldest first, with when each was kept; and the
-/// signal to acquisitions waiting in sqlx that one was kept.
+/// The connections [`TimedPool::keep`] was handed, and the acquisitions waiting for one.
 struct Warm<DB: Database> {
-    stack: Mutex<Vec<(PoolConnection<DB>, Instant)>>,
-    kept: Notify,
+    state: Mutex<WarmState<DB>>,
+    /// Connections handed to [`TimedPool::keep`] so far.
+    handed_back: AtomicU64,
+}
+
+struct WarmState<DB: Database> {
+    /// Kept connections, the oldest first, with when each was kept.
+    stack: Vec<(PoolConnection<DB>, Instant)>,
+    /// Acquisitions waiting for a connection, the oldest first: a kept connection goes to the
+    /// oldest still waiting, before any newcomer can take it off the stack (sqlx's own queue is
+    /// first come, first served too).
+    waiters: VecDeque<oneshot::Sender<PoolConnection<DB>>>,
+}
+
+impl<DB: Database> Warm<DB> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WarmState<DB>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<DB: Database> Drop for Warm<DB> {
+    /// A pool dropped unclosed outside a runtime: its warm connections are closed where they
+    /// are, since giving them back to sqlx spawns a task (which needs a runtime).
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+            for (conn, _) in state.stack.drain(..) {
+                drop(conn.detach());
+            }
+        }
+    }
 }
 
 // Not derived: that would ask `DB: Clone`, which the driver types are not.
@@ -66,6 +101,13 @@ impl<DB: Database> Clone for TimedPool<DB> {
     }
 }
 
+/// What [`pop_warm`] found on the stack.
+enum Popped<C> {
+    Fresh(C),
+    /// Kept longer than [`WARM_FOR`] ago: to be tested before use.
+    Stale(C),
+}
+
 impl<DB: Database> TimedPool<DB> {
     /// `pool`, whose waits are counted in `metrics` under `name` (the name of its connection
     /// gauges too, see [`TimedPool::set_gauges`]).
@@ -77,8 +119,11 @@ impl<DB: Database> TimedPool<DB> {
             waits,
             wait_seconds,
             warm: Arc::new(Warm {
-                stack: Mutex::new(Vec::new()),
-                kept: Notify::new(),
+                state: Mutex::new(WarmState {
+                    stack: Vec::new(),
+                    waiters: VecDeque::new(),
+                }),
+                handed_back: AtomicU64::new(0),
             }),
         }
     }
@@ -86,26 +131,41 @@ impl<DB: Database> TimedPool<DB> {
     /// A connection of the pool: a warm one, else an idle one of sqlx's; when there is neither,
     /// the wait (for sqlx, or for a connection kept meanwhile, whichever comes first) is counted.
     pub(crate) async fn acquire(&self) -> sqlx::Result<PoolConnection<DB>> {
-        if let Some(conn) = self.take_warm() {
+        if let Some(conn) = self.take_warm().await {
             return Ok(conn);
         }
         if let Some(conn) = self.pool.try_acquire() {
             return Ok(conn);
         }
         let started = Instant::now();
-        let from_sqlx = self.pool.acquire();
-        tokio::pin!(from_sqlx);
-        let conn = loop {
-            let kept = self.warm.kept.notified();
-            tokio::pin!(kept);
-            // Registered before looking, so that a connection kept after the look wakes it.
-            kept.as_mut().enable();
-            if let Some(conn) = self.take_warm() {
-                break conn;
+        let (waiter, mut handed) = oneshot::channel();
+        let kept_meanwhile = {
+            let mut state = self.warm.lock();
+            match state.stack.pop() {
+                Some((conn, _)) => Some(conn),
+                None => {
+                    // Senders whose acquisition ended (through sqlx) go first: the queue only
+                    // holds acquisitions still waiting.
+                    state.waiters.retain(|w| !w.is_closed());
+                    state.waiters.push_back(waiter);
+                    None
+                }
             }
-            tokio::select! {
-                conn = &mut from_sqlx => break conn?,
-                () = &mut kept => {}
+        };
+        let conn = match kept_meanwhile {
+            Some(conn) => conn,
+            None => {
+                let mut from_sqlx = Box::pin(self.pool.acquire());
+                tokio::select! {
+                    conn = &mut from_sqlx => conn?,
+                    Ok(conn) = &mut handed => {
+                        // sqlx may be opening or testing a connection for this acquisition:
+                        // cut off, it would close that connection; it ends on its own and its
+                        // connection goes back idle.
+                        tokio::spawn(async move { drop(from_sqlx.await) });
+                        conn
+                    }
+                }
             }
         };
         self.waits.inc();
@@ -127,47 +187,59 @@ impl<DB: Database> TimedPool<DB> {
     }
 
     /// Hands `conn` back without sqlx's ping: only right after a statement of its own (not in a
-    /// transaction) ended well, its answer read.
+    /// transaction) ended well, its answer read. It goes to the oldest acquisition waiting, else
+    /// on the warm stack.
     pub(crate) fn keep(&self, conn: PoolConnection<DB>) {
+        let handed_back = self.warm.handed_back.fetch_add(1, Ordering::Relaxed);
+        if handed_back % THROUGH_SQLX == THROUGH_SQLX - 1 {
+            drop(conn);
+            return;
+        }
         let now = Instant::now();
+        let mut conn = conn;
         let stale = {
-            let mut stack = self.warm.stack.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.warm.lock();
             // Looked at under the lock: `close` marks the pool closed before it empties the
             // stack under it, so nothing kept stays behind once it has.
             if self.pool.is_closed() {
-                drop(stack);
+                drop(state);
                 drop(conn);
                 return;
             }
-            let stale = take_stale(&mut stack, now);
-            stack.push((conn, now));
+            while let Some(waiter) = state.waiters.pop_front() {
+                match waiter.send(conn) {
+                    Ok(()) => return,
+                    // That acquisition ended meanwhile.
+                    Err(back) => conn = back,
+                }
+            }
+            let stale = take_stale(&mut state.stack, now);
+            state.stack.push((conn, now));
             stale
         };
-        self.warm.kept.notify_one();
         // Back to sqlx, outside the lock (each drop spawns sqlx's ping).
         drop(stale);
     }
 
-    /// The most recently kept connection, unless it waited longer than [`WARM_FOR`]; those that
-    /// did go back to sqlx.
-    fn take_warm(&self) -> Option<PoolConnection<DB>> {
-        let now = Instant::now();
-        let (taken, stale) = {
-            let mut stack = self.warm.stack.lock().unwrap_or_else(|e| e.into_inner());
-            let stale = take_stale(&mut stack, now);
-            (stack.pop().map(|(conn, _)| conn), stale)
-        };
-        drop(stale);
-        taken
+    /// The most recently kept connection; one kept longer than [`WARM_FOR`] ago is tested first,
+    /// as sqlx tests an idle connection before handing it out, and the others that old go back to
+    /// sqlx.
+    async fn take_warm(&self) -> Option<PoolConnection<DB>> {
+        let (popped, older) = pop_warm(&mut self.warm.lock().stack, Instant::now());
+        drop(older);
+        match popped? {
+            Popped::Fresh(conn) => Some(conn),
+            Popped::Stale(mut conn) => {
+                use sqlx::Connection;
+                // A connection that fails its test goes to sqlx, which closes it.
+                conn.ping().await.ok().map(|()| conn)
+            }
+        }
     }
 
     /// How many connections wait in the warm stack.
     pub(crate) fn warm(&self) -> usize {
-        self.warm
-            .stack
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.warm.lock().stack.len()
     }
 
     /// Sets the pool's gauges of open and idle connections in `metrics` (warm ones are idle).
@@ -177,12 +249,18 @@ impl<DB: Database> TimedPool<DB> {
     }
 
     /// Closes the pool: the warm connections go back to sqlx first, which waits for every
-    /// connection to come back.
+    /// connection to come back; acquisitions waiting end with sqlx's.
     pub(crate) async fn close(&self) {
         // sqlx marks the pool closed when `close` is called, before its future runs.
         let closing = self.pool.close();
-        let warm = std::mem::take(&mut *self.warm.stack.lock().unwrap_or_else(|e| e.into_inner()));
-        drop(warm);
+        let (warm, waiters) = {
+            let mut state = self.warm.lock();
+            (
+                std::mem::take(&mut state.stack),
+                std::mem::take(&mut state.waiters),
+            )
+        };
+        drop((warm, waiters));
         closing.await;
     }
 
@@ -198,6 +276,22 @@ impl<DB: Database> TimedPool<DB> {
 fn take_stale<C>(stack: &mut Vec<(C, Instant)>, now: Instant) -> Vec<(C, Instant)> {
     let fresh = stack.partition_point(|(_, at)| now.saturating_duration_since(*at) > WARM_FOR);
     stack.drain(..fresh).collect()
+}
+
+/// The newest connection of `stack`, if any, and the others kept longer than [`WARM_FOR`] before
+/// `now`, all taken off it.
+fn pop_warm<C>(
+    stack: &mut Vec<(C, Instant)>,
+    now: Instant,
+) -> (Option<Popped<C>>, Vec<(C, Instant)>) {
+    let newest = stack.pop().map(|(conn, at)| {
+        if now.saturating_duration_since(at) > WARM_FOR {
+            Popped::Stale(conn)
+        } else {
+            Popped::Fresh(conn)
+        }
+    });
+    (newest, take_stale(stack, now))
 }
 
 #[cfg(test)]
@@ -316,6 +410,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_connection_in_so_many_goes_back_to_sqlx_to_have_its_age_checked() {
+        let metrics = StoreMetrics::default();
+        let timed = memory_pool(1, &metrics).await;
+        until_idle(&timed).await;
+        let mut through_sqlx = Vec::new();
+        for i in 0..2 * THROUGH_SQLX {
+            timed
+                .run(async |c| sqlx::query("SELECT 1").execute(c).await)
+                .await
+                .unwrap();
+            if timed.warm() == 0 {
+                through_sqlx.push(i);
+            }
+        }
+        assert_eq!(through_sqlx, [THROUGH_SQLX - 1, 2 * THROUGH_SQLX - 1]);
+    }
+
+    #[tokio::test]
     async fn a_failed_statement_gives_its_connection_back_to_sqlx() {
         let metrics = StoreMetrics::default();
         let timed = memory_pool(1, &metrics).await;
@@ -329,18 +441,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_kept_too_long_goes_back_to_sqlx() {
+    async fn a_connection_kept_too_long_is_tested_and_the_older_go_back_to_sqlx() {
+        let metrics = StoreMetrics::default();
+        let timed = memory_pool(2, &metrics).await;
+        let older = timed.acquire().await.unwrap();
+        let mut newest = timed.acquire().await.unwrap();
+        mark(&mut newest).await.unwrap();
+        timed.keep(older);
+        timed.keep(newest);
+        assert_eq!(timed.warm(), 2);
+        tokio::time::sleep(WARM_FOR + Duration::from_millis(50)).await;
+        let mut conn = timed.acquire().await.unwrap();
+        assert!(marked(&mut conn).await, "not the newest");
+        assert_eq!(timed.warm(), 0);
+        // The older one is back in sqlx's pool.
+        until_idle(&timed).await;
+    }
+
+    #[tokio::test]
+    async fn kept_connections_go_to_the_acquisitions_waiting_oldest_first() {
         let metrics = StoreMetrics::default();
         let timed = memory_pool(1, &metrics).await;
-        until_idle(&timed).await;
-        timed.run(async |c| mark(c).await).await.unwrap();
-        assert_eq!(timed.warm(), 1);
-        tokio::time::sleep(WARM_FOR + Duration::from_millis(50)).await;
-        // Taken from sqlx (the same connection: the pool has one), after the warm stack gave it
-        // back.
-        let mut conn = timed.acquire().await.unwrap();
-        assert!(marked(&mut conn).await);
-        assert_eq!(timed.warm(), 0);
+        let only = timed.acquire().await.unwrap();
+        let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let mut waiting = Vec::new();
+        for who in 0..3 {
+            let (timed, order_tx) = (timed.clone(), order_tx.clone());
+            waiting.push(tokio::spawn(async move {
+                let conn = timed.acquire().await.unwrap();
+                order_tx.send(who).unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                timed.keep(conn);
+            }));
+            // Each asks after the one before.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        timed.keep(only);
+        for task in waiting {
+            task.await.unwrap();
+        }
+        let served: Vec<i32> = std::iter::from_fn(|| order.try_recv().ok()).collect();
+        assert_eq!(served, [0, 1, 2]);
     }
 
     #[tokio::test]
