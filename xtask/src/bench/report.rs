@@ -596,8 +596,10 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          cd`, AMD EPYC), two replicas gave 79% and 85% of one, spending 42% and 38% more CPU per request.\n\
          \x20 - Worker threads. Two replicas of one tokio worker thread each, their share of the cores, \
          against the default two each: 89%, 101%, 107% and 97% of one replica in (b) to (e) against 94%, \
-         93%, 93% and 92% (Intel Xeon, session 16); on this build, two threads each gave 82%, 96% and 88% \
-         in (c) to (e) (`--only cde`, AMD EPYC).\n\
+         93%, 93% and 92%, the servers' CPU per 1,000 requests 221, 124, 155 and 377 ms against 247, 151, \
+         199 and 380 (Intel Xeon, session 16); on this build, two threads each gave 82%, 96% and 88% in \
+         (c) to (e), the servers' CPU per request 37%, 20% and 5% above one replica's (`--only cde`, AMD \
+         EPYC).\n\
          \x20 - Round trips. sqlx pings every connection put back in its pool, a round trip more per \
          statement; the hot paths keep theirs warm instead (`TimedPool::run`, ARCHITECTURE.md). One \
          replica of this build against one of the build before, alternate rounds (`--baseline`, \
