@@ -101,13 +101,6 @@ impl<DB: Database> Clone for TimedPool<DB> {
     }
 }
 
-/// What [`pop_warm`] found on the stack.
-enum Popped<C> {
-    Fresh(C),
-    /// Kept longer than [`WARM_FOR`] ago: to be tested before use.
-    Stale(C),
-}
-
 impl<DB: Database> TimedPool<DB> {
     /// `pool`, whose waits are counted in `metrics` under `name` (the name of its connection
     /// gauges too, see [`TimedPool::set_gauges`]).
@@ -189,14 +182,13 @@ impl<DB: Database> TimedPool<DB> {
     /// Hands `conn` back without sqlx's ping: only right after a statement of its own (not in a
     /// transaction) ended well, its answer read. It goes to the oldest acquisition waiting, else
     /// on the warm stack.
-    pub(crate) fn keep(&self, conn: PoolConnection<DB>) {
+    pub(crate) fn keep(&self, mut conn: PoolConnection<DB>) {
         let handed_back = self.warm.handed_back.fetch_add(1, Ordering::Relaxed);
         if handed_back % THROUGH_SQLX == THROUGH_SQLX - 1 {
             drop(conn);
             return;
         }
         let now = Instant::now();
-        let mut conn = conn;
         let stale = {
             let mut state = self.warm.lock();
             // Looked at under the lock: `close` marks the pool closed before it empties the
@@ -225,16 +217,20 @@ impl<DB: Database> TimedPool<DB> {
     /// as sqlx tests an idle connection before handing it out, and the others that old go back to
     /// sqlx.
     async fn take_warm(&self) -> Option<PoolConnection<DB>> {
-        let (popped, older) = pop_warm(&mut self.warm.lock().stack, Instant::now());
+        let now = Instant::now();
+        let (newest, older) = {
+            let mut state = self.warm.lock();
+            let newest = state.stack.pop();
+            (newest, take_stale(&mut state.stack, now))
+        };
         drop(older);
-        match popped? {
-            Popped::Fresh(conn) => Some(conn),
-            Popped::Stale(mut conn) => {
-                use sqlx::Connection;
-                // A connection that fails its test goes to sqlx, which closes it.
-                conn.ping().await.ok().map(|()| conn)
-            }
+        let (mut conn, kept_at) = newest?;
+        if now.saturating_duration_since(kept_at) <= WARM_FOR {
+            return Some(conn);
         }
+        use sqlx::Connection;
+        // A connection that fails its test goes to sqlx, which closes it.
+        conn.ping().await.ok().map(|()| conn)
     }
 
     /// How many connections wait in the warm stack.
@@ -278,22 +274,6 @@ fn take_stale<C>(stack: &mut Vec<(C, Instant)>, now: Instant) -> Vec<(C, Instant
     stack.drain(..fresh).collect()
 }
 
-/// The newest connection of `stack`, if any, and the others kept longer than [`WARM_FOR`] before
-/// `now`, all taken off it.
-fn pop_warm<C>(
-    stack: &mut Vec<(C, Instant)>,
-    now: Instant,
-) -> (Option<Popped<C>>, Vec<(C, Instant)>) {
-    let newest = stack.pop().map(|(conn, at)| {
-        if now.saturating_duration_since(at) > WARM_FOR {
-            Popped::Stale(conn)
-        } else {
-            Popped::Fresh(conn)
-        }
-    });
-    (newest, take_stale(stack, now))
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -317,14 +297,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_for_a_busy_connection_is_counted_and_an_idle_one_is_not() {
-        sqlx::any::install_default_drivers();
         let metrics = StoreMetrics::default();
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .unwrap();
-        let timed = TimedPool::new(pool, "test", &metrics);
+        let timed = memory_pool(1, &metrics).await;
         let (waits, wait_seconds) = metrics.pool_wait_handles("test");
         until_idle(&timed).await;
 
