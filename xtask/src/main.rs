@@ -149,6 +149,16 @@ enum BenchWhat {
         /// in place of one replica against two. Both must know the same schema.
         #[arg(long, value_name = "INVITES_BINARY", requires = "only")]
         baseline: Option<PathBuf>,
+        /// With --baseline: the replicas each build runs, 1 or 2 (two with their share of the
+        /// cores each, as in the two-replica rounds), to compare builds as replicas too.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 1,
+            requires = "baseline",
+            value_parser = clap::value_parser!(u8).range(1..=2)
+        )]
+        baseline_replicas: u8,
     },
 }
 
@@ -662,8 +672,16 @@ fn command(cli: Cli) -> Result<()> {
                     database,
                     only,
                     baseline,
+                    baseline_replicas,
                 },
-        } => bench::server(seconds, database, only.as_deref(), baseline.as_deref()),
+        } => bench::server(
+            seconds,
+            database,
+            only.as_deref(),
+            baseline
+                .as_deref()
+                .map(|bin| (bin, usize::from(baseline_replicas))),
+        ),
         Cmd::Bench {
             what: BenchWhat::Hostile { seconds },
         } => bench::hostile(seconds),
@@ -713,5 +731,47 @@ fn command(cli: Cli) -> Result<()> {
             tools::test_build()?;
             schemathesis(&tools::python_env()?, max_examples, seed)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{BenchWhat, Cli, Cmd};
+
+    fn bench_server(args: &[&str]) -> Result<Cmd, clap::Error> {
+        let argv = ["xtask", "bench", "server"].iter().chain(args);
+        Cli::try_parse_from(argv).map(|cli| cli.command)
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn baseline_replicas_need_a_baseline_and_are_one_or_two() {
+        let two = ["--database", "postgres", "--only", "c", "--baseline", "old"];
+        match bench_server(&[&two[..], &["--baseline-replicas", "2"]].concat()) {
+            Ok(Cmd::Bench {
+                what:
+                    BenchWhat::Server {
+                        baseline_replicas, ..
+                    },
+            }) => assert_eq!(baseline_replicas, 2),
+            _ => panic!("--baseline-replicas 2 with --baseline is taken"),
+        }
+        match bench_server(&two) {
+            Ok(Cmd::Bench {
+                what:
+                    BenchWhat::Server {
+                        baseline_replicas, ..
+                    },
+            }) => assert_eq!(baseline_replicas, 1, "one replica each by default"),
+            _ => panic!("--baseline alone is taken"),
+        }
+        assert!(bench_server(&[&two[..], &["--baseline-replicas", "3"]].concat()).is_err());
+        assert!(bench_server(&["--only", "c", "--baseline-replicas", "2"]).is_err());
     }
 }

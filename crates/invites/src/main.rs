@@ -269,9 +269,9 @@ struct ServeArgs {
     #[arg(long, value_enum, default_value = "text", env = "INVITES_LOG_FORMAT")]
     log_format: logging::LogFormat,
     /// Threads that run requests (default: the cores this process may use, cgroup quotas
-    /// included). Replicas sharing one host's cores: give each its share, so that they do not
-    /// contend for the same cores with more threads than there are (see the README's "Several
-    /// replicas").
+    /// included; 1 runs everything on one thread, tokio's current-thread scheduler). Replicas
+    /// sharing one host's cores: give each its share, so that they do not contend for the same
+    /// cores with more threads than there are (see the README's "Several replicas").
     #[arg(
         long,
         value_name = "N",
@@ -364,14 +364,21 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => args.log_format,
         _ => logging::LogFormat::Text,
     });
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    let workers = match &cli.command {
+        Command::Serve(ServeArgs { worker_threads, .. }) => *worker_threads,
+        _ => None,
+    };
+    // One worker thread: tokio's current-thread scheduler, everything on the thread that starts
+    // it. Two replicas of one thread each served 8-14% more of (c) and 21% more of (b) on it
+    // than on the multi-thread scheduler with one worker (docs/benchmarks.md, "Worker threads").
+    let mut runtime = if workers == Some(1) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     runtime.enable_all();
-    if let Command::Serve(ServeArgs {
-        worker_threads: Some(n),
-        ..
-    }) = &cli.command
-    {
-        runtime.worker_threads(usize::from(*n));
+    if let Some(n) = workers.filter(|&n| n > 1) {
+        runtime.worker_threads(usize::from(n));
     }
     let runtime = match runtime.build() {
         Ok(runtime) => runtime,

@@ -291,10 +291,10 @@ fn fdatasync_per_s(cluster: &crate::postgres::Cluster) -> Result<f64> {
         .with_context(|| format!("no fdatasync figure in pg_test_fsync's output: {text}"))
 }
 
-/// With `baseline` (and `only`), the second server is that build instead, and the alternate rounds
-/// compare the two builds, one replica each, instead of one replica and two.
-pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Result<()> {
-    if let Some(bin) = baseline {
+/// With `baseline` (and `only`), a build and how many replicas of it to run: the alternate rounds
+/// compare this build with that one, the same replicas each, instead of one replica and two.
+pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<(&Path, usize)>) -> Result<()> {
+    if let Some((bin, _)) = baseline {
         if only.is_none() {
             bail!("--baseline compares builds on some scenarios: it needs --only");
         }
@@ -377,12 +377,16 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
                 configurations.push((format!("{replicas} replica(s)"), addrs.join(",")));
             }
         }
-        Some(bin) => {
+        Some((bin, replicas)) => {
+            let workers = replica_workers(replicas);
             for (name, bin) in [
                 ("this build", invites_bin()),
                 ("baseline", bin.to_path_buf()),
             ] {
-                configurations.push((name.to_owned(), start(&bin, None)?));
+                let addrs = (0..replicas)
+                    .map(|_| start(&bin, workers))
+                    .collect::<Result<Vec<_>>>()?;
+                configurations.push((name.to_owned(), addrs.join(",")));
             }
         }
     }
@@ -390,8 +394,9 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<&Path>) -> Re
     let postmaster = cluster.postmaster_pid();
     match baseline {
         None => println!("\n== 1 and 2 replicas over {url}, in alternate rounds"),
-        Some(bin) => println!(
-            "\n== this build against {} over {url}, one replica each, in alternate rounds",
+        Some((bin, replicas)) => println!(
+            "\n== this build against {} over {url}, {replicas} replica(s) each, in alternate \
+             rounds",
             bin.display()
         ),
     }

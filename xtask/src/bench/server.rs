@@ -535,7 +535,7 @@ pub fn server(
     seconds: u64,
     database: Database,
     only: Option<&str>,
-    baseline: Option<&Path>,
+    baseline: Option<(&Path, usize)>,
 ) -> Result<()> {
     match database {
         Database::Sqlite if only.is_some() || baseline.is_some() => {

@@ -171,10 +171,14 @@ async fn serve_demo_prints_credentials_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("serve.db");
     let creds_file = dir.path().join("demo.json");
+    // On one worker thread (the current-thread scheduler); the second start below has the
+    // default, a thread per core.
     let mut child = Command::new(env!("CARGO_BIN_EXE_invites"))
         .args([
             "serve",
             "--demo",
+            "--worker-threads",
+            "1",
             "--listen",
             "127.0.0.1:0",
             "--database-url",
@@ -207,6 +211,10 @@ async fn serve_demo_prints_credentials_answers_and_stops_on_sigterm() {
         "the credentials are printed:\n{printed}"
     );
     assert!(printed.contains(creds["api_keys"][0]["private_key"].as_str().unwrap()));
+    assert!(
+        printed.contains(", 1 worker thread)"),
+        "says it runs one worker thread:\n{printed}"
+    );
 
     let r = reqwest::get(format!(
         "{base}/api/atlas/v2/orgs/{}/invites",
@@ -295,14 +303,20 @@ async fn serve_demo_prints_credentials_answers_and_stops_on_sigterm() {
     child.wait().unwrap();
 }
 
-/// `invites serve --demo` on `db` at `listen`, with `--demo-out out`: the process and every line
-/// it printed up to the credentials file (the "Try" commands among them).
-fn start_demo(db: &std::path::Path, listen: &str, out: &std::path::Path) -> (Child, Vec<String>) {
+/// `invites serve --demo` on `db` at `listen`, with `--demo-out out` and `extra`: the process and
+/// every line it printed up to the credentials file (the "Try" commands among them).
+fn start_demo(
+    db: &std::path::Path,
+    listen: &str,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> (Child, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_invites"))
         .args(["serve", "--demo", "--listen", listen, "--database-url"])
         .arg(db)
         .arg("--demo-out")
         .arg(out)
+        .args(extra)
         .env("INVITES_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -363,7 +377,7 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::Exit
 fn a_start_that_cannot_listen_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let (mut first, printed) = start_demo(&db, "127.0.0.1:0", &dir.path().join("a.json"));
+    let (mut first, printed) = start_demo(&db, "127.0.0.1:0", &dir.path().join("a.json"), &[]);
     let listen = printed
         .iter()
         .flat_map(|l| l.split_whitespace())
@@ -410,8 +424,13 @@ fn the_printed_demo_examples_work_on_every_start() {
     // Atlas list, Atlas delete, Ops Manager list, token, community list, community delete.
     let expected = [200, 204, 200, 200, 200, 204];
     let mut removed = Vec::new();
-    for start in 0..2 {
-        let (mut server, printed) = start_demo(&db, "127.0.0.1:0", &out);
+    // The second start on one worker thread (the current-thread scheduler), the first with the
+    // default, a thread per core.
+    for (start, extra) in [&[][..], &["--worker-threads", "1"]]
+        .into_iter()
+        .enumerate()
+    {
+        let (mut server, printed) = start_demo(&db, "127.0.0.1:0", &out, extra);
         let lines = examples(&printed);
         assert_eq!(lines.len(), expected.len(), "{printed:#?}");
         let demo: serde_json::Value =

@@ -388,11 +388,14 @@ async fn replicas_ride_out_postgresql_faults_and_lose_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("demo.json");
     let limits = ["--rate-limit-per-minute", "100000000"];
+    // A on one worker thread (the current-thread scheduler), B with the default (a thread per
+    // core): both ride out (a) and (b); A is the one left serving in (c).
     let a = serve(
         &db,
         &[
             &limits[..],
             &["--demo", "--demo-out", creds.to_str().unwrap()],
+            &["--worker-threads", "1"],
         ]
         .concat(),
     );

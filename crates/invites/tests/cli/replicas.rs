@@ -29,9 +29,13 @@ async fn two_replicas_over_one_postgres_database() {
     let dir = tempfile::tempdir().unwrap();
     let creds_file = dir.path().join("demo.json");
     let a = serve(&db, &["--demo", "--demo-out", creds_file.to_str().unwrap()]);
-    // B with pools of 4 (`--database-connections`, a share for a replica beside another): it
-    // serves everything below as A, with 8, does.
-    let b = serve(&db, &["--database-connections", "4"]);
+    // B with pools of 4 (`--database-connections`) and one worker thread (`--worker-threads`,
+    // the current-thread scheduler), a replica's share beside another: it serves everything
+    // below as A, with 8 and a thread per core, does.
+    let b = serve(
+        &db,
+        &["--database-connections", "4", "--worker-threads", "1"],
+    );
     let demo: Value = serde_json::from_str(&std::fs::read_to_string(&creds_file).unwrap()).unwrap();
     let client = reqwest::Client::new();
     let org = demo["org_id"].as_str().unwrap();
@@ -204,7 +208,8 @@ async fn limits_hold_across_two_replicas() {
     let mut first = vec!["--demo", "--demo-out", creds_file.to_str().unwrap()];
     first.extend(limits);
     let a = serve(&db, &first);
-    let b = serve(&db, &limits);
+    // B on one worker thread, as replicas sharing a host's cores are sized.
+    let b = serve(&db, &[&limits[..], &["--worker-threads", "1"]].concat());
     let demo: Value = serde_json::from_str(&std::fs::read_to_string(&creds_file).unwrap()).unwrap();
     let client = reqwest::Client::new();
     let org = demo["org_id"].as_str().unwrap();
