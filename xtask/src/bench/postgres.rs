@@ -14,7 +14,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use super::cpu::Cost;
-use super::report::{postgres_section, PostgresRow, PostgresRun, StatementTime};
+use super::report::{paired_ratio, postgres_section, PostgresRow, PostgresRun, StatementTime};
 use super::scenario::Scenario;
 use super::server::{
     bench_bin, build_release, ceiling, invites_bin, load, median_round, prepare, settle,
@@ -440,7 +440,23 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<(&Path, usize
         for line in top_statements(&cluster)?.lines() {
             println!("      {line}");
         }
-        for ((i, &replicas), m) in REPLICAS.iter().enumerate().zip(measured) {
+        let rounds_rps: Vec<Vec<f64>> = measured
+            .iter()
+            .map(|m| m.rounds.iter().map(|r| r.rps).collect())
+            .collect();
+        if let Some((median, low, high)) = paired_ratio(&rounds_rps[0], &rounds_rps[1]) {
+            println!(
+                "    round by round, {} against {}: {:.0}% ({:.0}-{:.0}%)",
+                configurations[1].0,
+                configurations[0].0,
+                100.0 * median,
+                100.0 * low,
+                100.0 * high
+            );
+        }
+        for (((i, &replicas), m), rounds_rps) in
+            REPLICAS.iter().enumerate().zip(measured).zip(rounds_rps)
+        {
             let flushes_per_s = m.syncs as f64 / m.seconds;
             let statements = m.statements.per_second(m.seconds);
             let mut f = median_round(m.rounds);
@@ -459,6 +475,7 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<(&Path, usize
                 flushes_per_s,
                 statements,
                 cost: m.cost,
+                rounds_rps,
             });
         }
     }
@@ -529,6 +546,29 @@ mod tests {
         if std::path::Path::new("/proc/stat").exists() {
             assert!(all > 0 && stolen <= all);
         }
+    }
+
+    #[test]
+    fn paired_ratios_compare_each_round_with_the_one_before() {
+        // The machine's speed moves from round to round and a slow spell hits the second's
+        // last round: 10% faster in two pairs of three, where the medians taken apart (1,900
+        // against 1,100) make it 58%.
+        let first = [1000.0, 1900.0, 3000.0];
+        let second = [1100.0, 2090.0, 1000.0];
+        let (median, low, high) = paired_ratio(&first, &second).unwrap();
+        assert!((median - 1.1).abs() < 1e-9, "{median}");
+        assert!((low - 1.0 / 3.0).abs() < 1e-9 && (high - 1.1).abs() < 1e-9);
+        let (median, ..) = paired_ratio(&[100.0, 200.0], &[110.0, 180.0]).unwrap();
+        assert!(
+            (median - 1.0).abs() < 1e-9,
+            "an even count averages the middle two"
+        );
+        assert_eq!(paired_ratio(&[], &[]), None);
+        assert_eq!(
+            paired_ratio(&[0.0], &[5.0]),
+            None,
+            "a round of nothing is no pair"
+        );
     }
 
     #[test]

@@ -371,6 +371,32 @@ pub(super) struct PostgresRow {
     pub(super) statements: StatementTime,
     /// CPU time of the scenario's rounds, warm-ups included, and their requests.
     pub(super) cost: super::cpu::Cost,
+    /// Each round's req/s, in the order the rounds ran.
+    pub(super) rounds_rps: Vec<f64>,
+}
+
+/// Round by round, the second configuration's req/s over the first's, each round of the second
+/// against the round of the first just before it (the rounds alternate): the median ratio and
+/// the lowest and highest, or `None` without a pair. Seconds apart, a pair shares the machine's
+/// speed of that minute, which the medians of each configuration's rounds taken apart do not.
+pub(super) fn paired_ratio(first: &[f64], second: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut ratios: Vec<f64> = first
+        .iter()
+        .zip(second)
+        .filter(|(a, _)| **a > 0.0)
+        .map(|(a, b)| b / a)
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    let median = if n % 2 == 1 {
+        ratios[n / 2]
+    } else {
+        (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
+    };
+    Some((median, ratios[0], ratios[n - 1]))
 }
 
 /// Statement time in PostgreSQL (`pg_stat_statements`): totals since a reset, or per second.
@@ -554,7 +580,11 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          a p99 under 20 ms asks for well over 1,600 req/s, so the p99 follows from the throughput this \
          machine gave PostgreSQL, the servers and the load generator.\n",
     );
-    md.push_str("- Two replicas no slower than one in total req/s:\n");
+    md.push_str(
+        "- Two replicas no slower than one in total req/s (the medians' ratio; round by round: the \
+         median and range of each two-replica round's req/s over the one-replica round's just \
+         before it):\n",
+    );
     for one_row in run.rows.iter().filter(|r| r.replicas == 1) {
         let one = &one_row.figures;
         let Some(two_row) = get(one.scenario, 2) else {
@@ -564,8 +594,18 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
         let share = two.rps / one.rps.max(1.0);
         let within = two.rps_range.1 >= one.rps_range.0;
         let cpu = two_row.cost.per_thousand()[3] / one_row.cost.per_thousand()[3].max(0.001);
+        let paired = paired_ratio(&one_row.rounds_rps, &two_row.rounds_rps)
+            .map(|(median, low, high)| {
+                format!(
+                    "; round by round {:.0}% ({:.0}-{:.0}%)",
+                    100.0 * median,
+                    100.0 * low,
+                    100.0 * high
+                )
+            })
+            .unwrap_or_default();
         md.push_str(&format!(
-            "  - ({}) {}: {:.0} against {:.0} req/s, {:.0}%, {}; CPU per request {:.0}% of one replica's.\n",
+            "  - ({}) {}: {:.0} against {:.0} req/s, {:.0}%, {}{paired}; CPU per request {:.0}% of one replica's.\n",
             one.scenario.letter(),
             one.scenario.name(),
             two.rps,
@@ -599,15 +639,21 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          93%, 93% and 92%, the servers' CPU per 1,000 requests 221, 124, 155 and 377 ms against 247, 151, \
          199 and 380 (Intel Xeon, session 16); on this build, two threads each gave 82%, 96% and 88% in \
          (c) to (e), the servers' CPU per request 37%, 20% and 5% above one replica's (`--only cde`, AMD \
-         EPYC).\n\
+         EPYC). A replica of one worker thread now runs tokio's current-thread scheduler, not the \
+         multi-thread one with one worker: two replicas of each, alternate rounds (`--baseline` with \
+         `--baseline-replicas 2`, `--only bc`, AMD EPYC, 0% stolen), 13,301 against 10,965 req/s in \
+         (b) and 18,790-20,564 against 16,489-19,029 in (c) over four runs (+7% to +14%). perf gave \
+         both the same CPU time, under 1% of it in the scheduler; what differs is the work per \
+         request: PostgreSQL's CPU per (b) request 64 against 86 ms per 1,000, more requests per \
+         log flush in (c) (11.7 against 10.6), so more requests join each removal batch.\n\
          \x20 - Round trips. sqlx pings every connection put back in its pool, a round trip more per \
          statement; the hot paths keep theirs warm instead (`TimedPool::run`, ARCHITECTURE.md). One \
          replica of this build against one of the build before, alternate rounds (`--baseline`, \
          `--only bcde`, 0% stolen): 10,838 against 9,599 req/s in (b), 19,589 against 16,702 in (c), \
          8,264 against 7,485 in (d), 7,442 against 7,040 in (e); PostgreSQL's CPU per (b) request \
          halved (the nonce counts paid it too). Both configurations gained: two replicas went from 94%, \
-         96%, 93% and 92% of one in (b) to (e) (a full run of the build before, AMD EPYC) to the figures \
-         above.\n\
+         96%, 93% and 92% of one in (b) to (e) (a full run of the build before, AMD EPYC) to 97%, 93%, \
+         112% and 100% (a full run of commit 92ae4af, before the current-thread scheduler).\n\
          \x20 - What remains is most where the work per request is least batched: in (e) each replica \
          shares a list's version read only among its own requests (3-4 requests a read with two \
          replicas, 6-8 with one, session 15), so PostgreSQL answers about twice as many reads. Pools of 4 \
