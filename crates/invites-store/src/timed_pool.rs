@@ -20,6 +20,10 @@
 //! ago is tested before use, as sqlx tests an idle connection, and the others that old go back to
 //! sqlx the usual way (pinged then). A connection that failed, or whose statement was abandoned
 //! (a request that went away mid-statement), is dropped as before, so sqlx tests it.
+//! An acquisition that finds no connection waits for one kept and for sqlx at once, while
+//! fewer acquisitions than the pool has connections wait in sqlx's queue (each connection sqlx
+//! frees goes to one of them, and one whose waiter was served meanwhile keeps it for the next
+//! waiter); beyond that it waits for a kept one alone, as long as sqlx's acquire timeout.
 //! Every [`THROUGH_SQLX`]th connection handed back goes to sqlx anyway, so that its
 //! `max_lifetime` (30 minutes) still retires connections that never idle for [`WARM_FOR`].
 //! What is lost: a warm connection whose server went away since its last statement fails its
@@ -58,6 +62,13 @@ struct Warm<DB: Database> {
     state: Mutex<WarmState<DB>>,
     /// Connections handed to [`TimedPool::keep`] so far.
     handed_back: AtomicU64,
+    /// Places in sqlx's queue for acquisitions that wait ([`TimedPool::acquire`]), as many as
+    /// the pool's connections; an acquisition served by a kept connection leaves its sqlx
+    /// acquisition to end on its own, holding its place until then. Without a bound each waiter
+    /// so served left one behind: under load (benchmark (g), 32 requests over 8 connections)
+    /// thousands waited out sqlx's acquire timeout, and a connection sqlx freed went from one to
+    /// the next with a ping each.
+    racing: Arc<tokio::sync::Semaphore>,
 }
 
 struct WarmState<DB: Database> {
@@ -106,6 +117,7 @@ impl<DB: Database> TimedPool<DB> {
     /// gauges too, see [`TimedPool::set_gauges`]).
     pub(crate) fn new(pool: Pool<DB>, name: &'static str, metrics: &StoreMetrics) -> Self {
         let (waits, wait_seconds) = metrics.pool_wait_handles(name);
+        let places = pool.options().get_max_connections() as usize;
         TimedPool {
             pool,
             name,
@@ -117,6 +129,7 @@ impl<DB: Database> TimedPool<DB> {
                     waiters: VecDeque::new(),
                 }),
                 handed_back: AtomicU64::new(0),
+                racing: Arc::new(tokio::sync::Semaphore::new(places)),
             }),
         }
     }
@@ -131,7 +144,7 @@ impl<DB: Database> TimedPool<DB> {
             return Ok(conn);
         }
         let started = Instant::now();
-        let (waiter, mut handed) = oneshot::channel();
+        let (waiter, handed) = oneshot::channel();
         let kept_meanwhile = {
             let mut state = self.warm.lock();
             match state.stack.pop() {
@@ -148,22 +161,56 @@ impl<DB: Database> TimedPool<DB> {
         let conn = match kept_meanwhile {
             Some(conn) => conn,
             None => {
-                let mut from_sqlx = Box::pin(self.pool.acquire());
-                tokio::select! {
-                    conn = &mut from_sqlx => conn?,
-                    Ok(conn) = &mut handed => {
-                        // sqlx may be opening or testing a connection for this acquisition:
-                        // cut off, it would close that connection; it ends on its own and its
-                        // connection goes back idle.
-                        tokio::spawn(async move { drop(from_sqlx.await) });
-                        conn
-                    }
-                }
+                let timeout = self.pool.options().get_acquire_timeout();
+                tokio::time::timeout(timeout, self.wait_for_one(handed))
+                    .await
+                    .unwrap_or(Err(sqlx::Error::PoolTimedOut))?
             }
         };
         self.waits.inc();
         self.wait_seconds.inc_by(started.elapsed().as_secs_f64());
         Ok(conn)
+    }
+
+    /// The wait of an acquisition registered as a waiter (`handed`): for a kept connection, and
+    /// once it has a place in sqlx's queue ([`Warm::racing`]) for sqlx's too, whichever comes
+    /// first. The places are as many as the pool's connections: each connection sqlx frees goes
+    /// to one of them, and from one whose waiter was served meanwhile to the oldest waiter.
+    async fn wait_for_one(
+        &self,
+        mut handed: oneshot::Receiver<PoolConnection<DB>>,
+    ) -> sqlx::Result<PoolConnection<DB>> {
+        let place = tokio::select! {
+            biased;
+            conn = &mut handed => return conn.map_err(|_| sqlx::Error::PoolClosed),
+            place = Arc::clone(&self.warm.racing).acquire_owned() => {
+                place.map_err(|_| sqlx::Error::PoolClosed)?
+            }
+        };
+        let pool = self.pool.clone();
+        let mut from_sqlx = Box::pin(async move {
+            let conn = pool.acquire().await;
+            drop(place);
+            conn
+        });
+        tokio::select! {
+            conn = &mut from_sqlx => conn,
+            Ok(conn) = &mut handed => {
+                // sqlx may be opening or testing a connection for this acquisition: cut off,
+                // it would close that connection. It ends on its own, and the connection it
+                // brings is kept, as one fresh from a statement: dropped, sqlx would ping it
+                // and hand it to the next acquisition in its queue, as often as not one like
+                // this, whose waiter was served meanwhile; so under load connections went
+                // round those with a ping each.
+                let pool = self.clone();
+                tokio::spawn(async move {
+                    if let Ok(conn) = from_sqlx.await {
+                        pool.keep(conn);
+                    }
+                });
+                Ok(conn)
+            }
+        }
     }
 
     /// Runs `statement`, one statement and not a transaction, on a connection of the pool
@@ -180,8 +227,8 @@ impl<DB: Database> TimedPool<DB> {
     }
 
     /// Hands `conn` back without sqlx's ping: only right after a statement of its own (not in a
-    /// transaction) ended well, its answer read. It goes to the oldest acquisition waiting, else
-    /// on the warm stack.
+    /// transaction) ended well, its answer read, or as sqlx handed it out. It goes to the oldest
+    /// acquisition waiting, else on the warm stack.
     pub(crate) fn keep(&self, mut conn: PoolConnection<DB>) {
         let handed_back = self.warm.handed_back.fetch_add(1, Ordering::Relaxed);
         if handed_back % THROUGH_SQLX == THROUGH_SQLX - 1 {
@@ -343,10 +390,19 @@ mod tests {
 
     /// A pool of `max` connections to one in-memory SQLite database each.
     async fn memory_pool(max: u32, metrics: &StoreMetrics) -> TimedPool<sqlx::Any> {
+        memory_pool_waiting(max, Duration::from_secs(5), metrics).await
+    }
+
+    /// [`memory_pool`] whose acquisitions give up after `timeout`.
+    async fn memory_pool_waiting(
+        max: u32,
+        timeout: Duration,
+        metrics: &StoreMetrics,
+    ) -> TimedPool<sqlx::Any> {
         sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(timeout)
             .connect("sqlite::memory:")
             .await
             .unwrap();
@@ -456,6 +512,109 @@ mod tests {
         }
         let served: Vec<i32> = std::iter::from_fn(|| order.try_recv().ok()).collect();
         assert_eq!(served, [0, 1, 2]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn acquisitions_left_in_sqlx_are_no_more_than_its_connections() {
+        let metrics = StoreMetrics::default();
+        let timed = memory_pool(2, &metrics).await;
+        // sqlx's own tasks, if any.
+        let before = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        let tasks = |n| {
+            (0..n)
+                .map(|_| {
+                    let timed = timed.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..100 {
+                            let select = async |c: &mut sqlx::AnyConnection| {
+                                sqlx::query("SELECT 1").execute(c).await.map(|_| ())
+                            };
+                            timed.run(select).await.unwrap();
+                        }
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        for task in tasks(16) {
+            task.await.unwrap();
+        }
+        // 1,600 statements of 16 tasks over 2 connections: most waited (1,200-1,600 in
+        // runs), most of those served by a connection kept meanwhile. What they left in sqlx's queue (a task each,
+        // waiting out the 5 s acquire timeout) is at most the pool's 2, not one per wait.
+        let (waits, _) = metrics.pool_wait_handles("test");
+        assert!(waits.get() > 100, "{} waits", waits.get());
+        let racing = 2 - timed.warm.racing.available_permits();
+        assert!(racing <= 2, "{racing} acquisitions in sqlx's queue");
+        let alive = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        assert!(alive <= before + 2, "{alive} tasks left, {before} before");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_beyond_them_gives_up_in_sqlx_time() {
+        let metrics = StoreMetrics::default();
+        let timed = memory_pool_waiting(1, Duration::from_millis(200), &metrics).await;
+        let only = timed.acquire().await.unwrap();
+        let wait = |timed: TimedPool<sqlx::Any>| {
+            tokio::spawn(async move {
+                let started = Instant::now();
+                (timed.acquire().await.map(drop), started.elapsed())
+            })
+        };
+        // The first waits in sqlx's queue too, the second for a kept connection alone.
+        let first = wait(timed.clone());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            timed.warm.racing.available_permits(),
+            0,
+            "the one place taken"
+        );
+        let second = wait(timed.clone());
+        for waiter in [first, second] {
+            let (got, waited) = waiter.await.unwrap();
+            assert!(matches!(got, Err(sqlx::Error::PoolTimedOut)), "{got:?}");
+            assert!(
+                waited >= Duration::from_millis(190) && waited < Duration::from_secs(2),
+                "{waited:?}"
+            );
+        }
+        assert_eq!(
+            timed.warm.racing.available_permits(),
+            1,
+            "its place given back"
+        );
+        drop(only);
+    }
+
+    #[tokio::test]
+    async fn connections_given_back_to_sqlx_reach_every_waiter() {
+        let metrics = StoreMetrics::default();
+        let timed = memory_pool(1, &metrics).await;
+        let only = timed.acquire().await.unwrap();
+        // Three wait for the one connection; the pool's one place in sqlx's queue goes to the
+        // first. Each drops what it gets (as after a failed statement or a transaction), so it
+        // goes back through sqlx, never kept: the others must still get it in turn, long before
+        // the 5 s acquire timeout.
+        let waiting: Vec<_> = (0..3)
+            .map(|_| {
+                let timed = timed.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let conn = timed.acquire().await;
+                    (conn.map(drop), started.elapsed())
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(only);
+        for waiter in waiting {
+            let (got, waited) = waiter.await.unwrap();
+            assert!(got.is_ok(), "{got:?}");
+            assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+        }
     }
 
     #[tokio::test]
