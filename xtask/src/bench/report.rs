@@ -654,11 +654,28 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          halved (the nonce counts paid it too). Both configurations gained: two replicas went from 94%, \
          96%, 93% and 92% of one in (b) to (e) (a full run of the build before, AMD EPYC) to 97%, 93%, \
          112% and 100% (a full run of commit 92ae4af, before the current-thread scheduler).\n\
-         \x20 - What remains is most where the work per request is least batched: in (e) each replica \
+         \x20 - Waits for a connection. Where every request runs its own statements ((f) to (h): 32 \
+         requests over a pool of 8), nearly every acquisition waits; each waiter served by a \
+         connection another request handed back had left an acquisition behind in sqlx's queue, \
+         thousands of them, and connections sqlx freed went round those with a ping each. Bounded \
+         to as many as the pool's connections (`timed_pool.rs`), one replica against the build \
+         before, alternate rounds (`--baseline`, `--only cegh`): (g) 3,102 against 2,593 req/s, \
+         (h) 3,021 against 2,785, the servers' CPU per request a quarter less; (c) and (e), whose \
+         statements rarely wait, the same. One replica gains most (32 requests on its 8 \
+         connections, against 16 on each replica's 8). A replica's pool of 16 connections \
+         instead of 8 (`--database-connections 16`) cost PostgreSQL 14% and 6% more CPU per \
+         request of (g) and (h) (one replica each, `--baseline`): more statements at once on 2 \
+         cores, as with two replicas of 8.\n\
+         \x20 - What remains is most where the work per request is least batched. In (e) each replica \
          shares a list's version read only among its own requests (3-4 requests a read with two \
-         replicas, 6-8 with one, session 15), so PostgreSQL answers about twice as many reads. Pools of 4 \
-         connections each rather than 8 (`--database-connections 4`) were within the rounds' spread of \
-         8 in alternate rounds (session 15, not conclusive; the benchmark keeps 8). One statement text \
+         replicas, 6-8 with one, session 15), so PostgreSQL answers about twice as many reads; its \
+         CPU per request is about the same with one replica and two, and so is the throughput, \
+         either side of 100% from run to run. In (f) to (h) two replicas run up to 16 statements \
+         at once against one replica's 8, which costs PostgreSQL more CPU per request (see the pool \
+         of 16 above); pools of 4 each, the one replica's 8 in all, gave two replicas 8% more of \
+         (c) but 14% less of (g), whose creates then queued for a connection (`--baseline-replicas \
+         2`, alternate rounds; session 15 had found 4 and 8 within the rounds' spread); the \
+         benchmark keeps 8. One statement text \
          bound with arrays for every batch size, instead of a text per size, cost PostgreSQL more CPU \
          per removal (200 against 173 ms per 1,000 with one replica), not less (tried, not kept). Where \
          each replica has cores of its own, a second replica adds CPU, which one 2-core machine cannot \
