@@ -20,10 +20,10 @@
 //! ago is tested before use, as sqlx tests an idle connection, and the others that old go back to
 //! sqlx the usual way (pinged then). A connection that failed, or whose statement was abandoned
 //! (a request that went away mid-statement), is dropped as before, so sqlx tests it.
-//! An acquisition that finds no connection waits for one kept and for sqlx at once, while
-//! fewer acquisitions than the pool has connections wait in sqlx's queue (each connection sqlx
+//! An acquisition that finds no connection waits for one kept and, once it holds one of as many
+//! places in sqlx's queue as the pool has connections, for sqlx's too (each connection sqlx
 //! frees goes to one of them, and one whose waiter was served meanwhile keeps it for the next
-//! waiter); beyond that it waits for a kept one alone, as long as sqlx's acquire timeout.
+//! waiter), whichever comes first, within sqlx's acquire timeout.
 //! Every [`THROUGH_SQLX`]th connection handed back goes to sqlx anyway, so that its
 //! `max_lifetime` (30 minutes) still retires connections that never idle for [`WARM_FOR`].
 //! What is lost: a warm connection whose server went away since its last statement fails its
