@@ -1065,6 +1065,44 @@ mod tests {
         assert_eq!(store.invited_users(t, 100, 0).await.unwrap(), (0, vec![]));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pending_counts_hold_when_a_batch_undoes_some_of_its_removals() {
+        let (store, _dir, t, a, ids) = group_with_users(100).await;
+        store.invite_users(t, &ids[..90], None, &a).await.unwrap();
+        let never_invited = ids[95];
+        let store = std::sync::Arc::new(store);
+        // Three waves of fifteen bulk removals at once, sharing writer batches: the even ones
+        // remove two invited users each; the odd ones name a user never invited too, so each is
+        // refused and undone whole. A batch with one refused makes the writer run it again, each
+        // job in a savepoint: the count changes of the first run must not stay.
+        for wave in 0..3 {
+            let tasks: Vec<_> = (0..15)
+                .map(|i| {
+                    let (store, a) = (std::sync::Arc::clone(&store), a.clone());
+                    let first = 30 * wave + 2 * i;
+                    let users = if i % 2 == 0 {
+                        vec![ids[first], ids[first + 1]]
+                    } else {
+                        vec![ids[first], never_invited]
+                    };
+                    tokio::spawn(async move { store.remove_invitations(t, &users, &a).await })
+                })
+                .collect();
+            for (i, task) in tasks.into_iter().enumerate() {
+                let offending = task.await.unwrap().unwrap();
+                assert_eq!(
+                    offending.is_empty(),
+                    i % 2 == 0,
+                    "removal {i}: {offending:?}"
+                );
+            }
+            let (kept, recount) = counts_and_recount(&store).await;
+            assert_eq!(kept, recount, "wave {wave}");
+        }
+        // 90 invited, 3 waves of 8 removals of two kept.
+        assert_eq!(store.invited_users(t, 100, 0).await.unwrap().0, 42);
+    }
+
     #[tokio::test]
     async fn pages_at_any_offset_follow_the_invitation_order_across_chunks() {
         let (store, _dir, t, a, ids) = group_with_users(700).await;

@@ -10,9 +10,8 @@ use super::{write_audit, Sqlite};
 use crate::audit::AuditEntry;
 use crate::community::{
     accepted_audit, audit_rows, invite_sql, invited_page_sql, invited_user, join_sql, offending,
-    pending_changes, removal_sql, target_kind, InvitedUserRow, PageSeek, ADD_PENDING_CHUNK_SQL,
-    ADD_PENDING_TOTAL_SQL, CREATED, PENDING_CHUNKS_SQL, PENDING_TOTAL_SQL, REMOVED,
-    USER_EXISTS_SQL,
+    pending_changes, removal_sql, target_kind, InvitedUserRow, PageSeek, CREATED,
+    PENDING_CHUNKS_SQL, PENDING_TOTAL_SQL, REMOVED, USER_EXISTS_SQL,
 };
 use crate::{Result, IDS_PER_STATEMENT};
 
@@ -107,7 +106,7 @@ impl Sqlite {
                     }
                 }
                 let new: Vec<i64> = created.iter().map(|&(inv, _)| inv).collect();
-                count_pending(conn, target, &new, 1)?;
+                count_pending(target, &new, 1);
                 write_audit(conn, &audit_rows(CREATED, target, &created, &audit_entry))?;
                 Ok(Outcome::Keep(Vec::new()))
             })
@@ -139,7 +138,7 @@ impl Sqlite {
                     return Ok(Outcome::Undo(offending));
                 }
                 let gone: Vec<i64> = removed.iter().map(|&(inv, _)| inv).collect();
-                count_pending(conn, target, &gone, -1)?;
+                count_pending(target, &gone, -1);
                 write_audit(conn, &audit_rows(REMOVED, target, &removed, &audit_entry))?;
                 Ok(Outcome::Keep(offending))
             })
@@ -172,7 +171,7 @@ impl Sqlite {
                 };
                 conn.prepare_cached(member)?
                     .execute(rusqlite::params![target.id(), user_id])?;
-                count_pending(conn, target, &[inv], -1)?;
+                count_pending(target, &[inv], -1);
                 write_audit(conn, &[accepted_audit(&audit_entry, target, user_id, inv)])?;
                 Ok(Outcome::Keep(true))
             })
@@ -180,30 +179,23 @@ impl Sqlite {
     }
 }
 
-/// Adds to the page counts of migration 8 what a write did to the pending invitations `ids` of
-/// `target`: they became pending (`sign` 1) or stopped being pending (-1). One statement for the
-/// total and one per chunk touched, in the write's transaction: on SQLite the store keeps the
-/// counts, not triggers (see the migration for why).
-fn count_pending(
-    conn: &rusqlite::Connection,
-    target: CommunityTarget,
-    ids: &[i64],
-    sign: i64,
-) -> Result<()> {
+/// Adds to the page counts of migration 8 what a writer job did to the pending invitations `ids`
+/// of `target`: they became pending (`sign` 1) or stopped being pending (-1). On SQLite the store
+/// keeps the counts, not triggers (see the migration for why); the changes of a batch's kept jobs
+/// are summed and written in its transaction just before it commits (`batch_counts`).
+fn count_pending(target: CommunityTarget, ids: &[i64], sign: i64) {
+    debug_assert_eq!(
+        std::thread::current().name(),
+        Some(super::writer::THREAD),
+        "only the writer thread writes what batch_counts holds"
+    );
     #[cfg(feature = "bench-bounds")]
     if crate::bench_bound::current() == Some(crate::bench_bound::Bound::Uncounted) {
-        return Ok(());
+        return;
     }
     if ids.is_empty() {
-        return Ok(());
+        return;
     }
-    let kind = target_kind(target);
     let (total, chunks) = pending_changes(ids, sign);
-    conn.prepare_cached(ADD_PENDING_TOTAL_SQL)?
-        .execute(rusqlite::params![kind, target.id(), total])?;
-    let mut add = conn.prepare_cached(ADD_PENDING_CHUNK_SQL)?;
-    for (chunk, change) in chunks {
-        add.execute(rusqlite::params![kind, target.id(), chunk, change])?;
-    }
-    Ok(())
+    super::batch_counts::add(target_kind(target), target.id(), total, &chunks);
 }

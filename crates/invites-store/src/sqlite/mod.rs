@@ -5,6 +5,7 @@
 //! whose PostgreSQL twins are in `crate::postgres`; both share the SQL texts, row type and
 //! audit-row builders of `crate::invitations`, `crate::community` and `crate::removals`.
 
+mod batch_counts;
 pub(crate) mod checkpoint;
 mod community;
 mod invitations;

@@ -30,10 +30,13 @@ use invites_metrics::StoreMetrics;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::batch_counts;
 use crate::{Result, StoreError};
 
 /// Most jobs per transaction.
 const MAX_BATCH: usize = 128;
+/// The writer thread's name.
+pub(crate) const THREAD: &str = "invites-writer";
 /// How long the writer naps between tries of a locked database, and how many tries it makes.
 const BUSY_NAP: std::time::Duration = std::time::Duration::from_micros(200);
 const BUSY_TRIES: i32 = 25_000;
@@ -119,7 +122,7 @@ impl Writer {
     ) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
-            .name("invites-writer".into())
+            .name(THREAD.into())
             .spawn(move || serve(&path, rx, &restart_wanted, &metrics))?;
         Ok(Writer { jobs })
     }
@@ -219,23 +222,42 @@ fn restart_log(conn: &Connection) {
     tracing::debug!(?result, took = ?started.elapsed(), "write-ahead log restarted by the writer");
 }
 
+/// Runs the batch's jobs in one transaction and commits it, with the page-count changes of the
+/// jobs kept (`batch_counts`) written just before the commit; should that write fail, every job
+/// gets the failure, as when the commit fails.
 fn commit_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    batch_counts::clear();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if batch.iter_mut().all(|job| job.run(&tx) == Ran::Kept) {
+    if batch
+        .iter_mut()
+        .all(|job| counted(job.run(&tx)) == Ran::Kept)
+    {
+        batch_counts::write(&tx)?;
         return tx.commit();
     }
     // Some job failed or undid its changes, which may be mixed with the others': start over,
     // each job in its own savepoint.
     tx.rollback()?;
+    batch_counts::clear();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for job in batch.iter_mut() {
         step(&tx, "SAVEPOINT job")?;
-        if job.run(&tx) == Ran::Discarded {
+        if counted(job.run(&tx)) == Ran::Discarded {
             step(&tx, "ROLLBACK TO job")?;
         }
         step(&tx, "RELEASE job")?;
     }
+    batch_counts::write(&tx)?;
     tx.commit()
+}
+
+/// Keeps or drops the page-count changes of the job that just `ran`.
+fn counted(ran: Ran) -> Ran {
+    match ran {
+        Ran::Kept => batch_counts::job_kept(),
+        Ran::Discarded => batch_counts::job_discarded(),
+    }
+    ran
 }
 
 /// Runs a statement without parameters or rows, prepared once.
