@@ -362,31 +362,32 @@ pub fn postgres(seconds: u64, only: Option<&str>, baseline: Option<(&Path, usize
     let mut servers = Vec::new();
     // What each configuration is called, and the servers its load goes to.
     let mut configurations: Vec<(String, String)> = Vec::new();
-    let mut start = |bin: &Path, workers: Option<usize>| -> Result<String> {
-        let port = free_port()?;
-        servers.push(start_server_from(bin, OsStr::new(&url), port, workers)?.0);
-        Ok(format!("127.0.0.1:{port}"))
+    // Starts `replicas` servers of `bin`, each with its share of the cores; their addresses,
+    // comma-separated, as the load generator takes them.
+    let mut start = |bin: &Path, replicas: usize| -> Result<String> {
+        let workers = replica_workers(replicas);
+        let addrs = (0..replicas)
+            .map(|_| {
+                let port = free_port()?;
+                servers.push(start_server_from(bin, OsStr::new(&url), port, workers)?.0);
+                Ok(format!("127.0.0.1:{port}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(addrs.join(","))
     };
     match baseline {
         None => {
             for replicas in REPLICAS {
-                let workers = replica_workers(replicas);
-                let addrs = (0..replicas)
-                    .map(|_| start(&invites_bin(), workers))
-                    .collect::<Result<Vec<_>>>()?;
-                configurations.push((format!("{replicas} replica(s)"), addrs.join(",")));
+                let addrs = start(&invites_bin(), replicas)?;
+                configurations.push((format!("{replicas} replica(s)"), addrs));
             }
         }
         Some((bin, replicas)) => {
-            let workers = replica_workers(replicas);
             for (name, bin) in [
                 ("this build", invites_bin()),
                 ("baseline", bin.to_path_buf()),
             ] {
-                let addrs = (0..replicas)
-                    .map(|_| start(&bin, workers))
-                    .collect::<Result<Vec<_>>>()?;
-                configurations.push((name.to_owned(), addrs.join(",")));
+                configurations.push((name.to_owned(), start(&bin, replicas)?));
             }
         }
     }
