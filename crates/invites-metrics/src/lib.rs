@@ -177,6 +177,12 @@ pub struct StoreMetrics {
     pub removal_batch_seconds: QueueHistograms,
     /// Batches a removal queue may have in flight now, by removal queue.
     pub removal_batches_allowed: Family<PoolLabel, Gauge>,
+    /// Creates per batch of PostgreSQL's create queue (see [`StoreMetrics::create_batch_handles`]).
+    pub create_batch_size: QueueHistograms,
+    /// Time of each create batch, in seconds.
+    pub create_batch_seconds: QueueHistograms,
+    /// Batches the create queue may have in flight.
+    pub create_batches_allowed: Family<PoolLabel, Gauge>,
 }
 
 impl Default for StoreMetrics {
@@ -192,6 +198,9 @@ impl Default for StoreMetrics {
             removal_batch_size: Family::new_with_constructor(batch_histogram as fn() -> _),
             removal_batch_seconds: Family::new_with_constructor(commit_histogram as fn() -> _),
             removal_batches_allowed: Family::default(),
+            create_batch_size: Family::new_with_constructor(batch_histogram as fn() -> _),
+            create_batch_seconds: Family::new_with_constructor(commit_histogram as fn() -> _),
+            create_batches_allowed: Family::default(),
         }
     }
 }
@@ -225,6 +234,17 @@ impl StoreMetrics {
         }
     }
 
+    /// The handles of PostgreSQL's create queue (`queue="creates"`), as
+    /// [`StoreMetrics::removal_batch_handles`]'s of a removal queue.
+    pub fn create_batch_handles(&self) -> BatchHandles {
+        let queue = [("queue", "creates")];
+        BatchHandles {
+            allowed: self.create_batches_allowed.get_or_create_owned(&queue),
+            size: self.create_batch_size.get_or_create_owned(&queue),
+            seconds: self.create_batch_seconds.get_or_create_owned(&queue),
+        }
+    }
+
     /// The wait counters of `pool`, resolved once by who records them.
     pub fn pool_wait_handles(&self, pool: &'static str) -> (Counter, Counter<f64, AtomicU64>) {
         (
@@ -235,7 +255,8 @@ impl StoreMetrics {
     }
 }
 
-/// A removal queue's batch histograms and gauge ([`StoreMetrics::removal_batch_handles`]).
+/// A batching queue's batch histograms and gauge ([`StoreMetrics::removal_batch_handles`],
+/// [`StoreMetrics::create_batch_handles`]).
 #[derive(Clone, Debug)]
 pub struct BatchHandles {
     size: Histogram,
@@ -244,9 +265,9 @@ pub struct BatchHandles {
 }
 
 impl BatchHandles {
-    /// Records a batch of `removals` that took `took`.
-    pub fn record(&self, removals: usize, took: Duration) {
-        self.size.observe(removals as f64);
+    /// Records a batch of `requests` that took `took`.
+    pub fn record(&self, requests: usize, took: Duration) {
+        self.size.observe(requests as f64);
         self.seconds.observe(took.as_secs_f64());
     }
 
@@ -352,6 +373,23 @@ impl Metrics {
             "Batches a removal queue may have in flight now: on PostgreSQL its share of the \
              deployment's, split between the replicas removing at once",
             store.removal_batches_allowed.clone(),
+        );
+        registry.register(
+            "invites_create_batch_size",
+            "Creates per batch of the create queue (Atlas and Ops Manager invitation creates, \
+             PostgreSQL only: one statement per batch)",
+            store.create_batch_size.clone(),
+        );
+        registry.register(
+            "invites_create_batch_duration_seconds",
+            "Time of each create batch, from its start to its answers (retries one by one included)",
+            store.create_batch_seconds.clone(),
+        );
+        registry.register(
+            "invites_create_batches_allowed",
+            "Batches the create queue may have in flight now (PostgreSQL): its share of the \
+             deployment's, split between the replicas creating at once",
+            store.create_batches_allowed.clone(),
         );
         registry.register(
             "invites_db_pool_connections",
@@ -465,6 +503,9 @@ mod tests {
         bulk.record(16, Duration::from_millis(7));
         bulk.set_allowed(1);
         let _removals = store.removal_batch_handles("removals");
+        store
+            .create_batch_handles()
+            .record(5, Duration::from_millis(3));
         let text = m.encode();
         for line in [
             "invites_http_requests_total{operation=\"deleteOrgInvite\",family=\"atlas\",status_class=\"2xx\"} 1",
@@ -483,6 +524,8 @@ mod tests {
             "invites_removal_batch_duration_seconds_count{queue=\"bulk_removals\"} 2",
             "invites_removal_batch_size_count{queue=\"removals\"} 0",
             "invites_removal_batches_allowed{queue=\"bulk_removals\"} 1",
+            "invites_create_batch_size_sum{queue=\"creates\"} 5.0",
+            "invites_create_batch_duration_seconds_count{queue=\"creates\"} 1",
             "invites_http_requests_in_flight 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in:\n{text}");

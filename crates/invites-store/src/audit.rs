@@ -65,8 +65,12 @@ pub(crate) const COLUMNS: usize = 9;
 /// Audit rows per INSERT: 900 parameters, far below either engine's limit.
 pub(crate) const ROWS_PER_STATEMENT: usize = 100;
 
+/// The audit rows' columns, in bind order (`postgres::bind_audit`, [`COLUMNS`] of them).
+pub(crate) const COLUMN_NAMES: &str =
+    "at, actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, detail";
 /// The audit INSERT's columns, in bind order.
-const INSERT: &str = "INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) VALUES ";
+static INSERT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("INSERT INTO audit_log ({COLUMN_NAMES}) VALUES "));
 
 /// The INSERT of `rows` audit rows (`$N` placeholders, which SQLite reads by position too), built
 /// once per number of rows; each engine binds a row's values in [`INSERT`]'s column order
@@ -79,7 +83,7 @@ pub(crate) fn insert_sql(rows: usize) -> &'static str {
                 let values: Vec<String> = (0..rows)
                     .map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)))
                     .collect();
-                format!("{INSERT}{}", values.join(", "))
+                format!("{}{}", *INSERT, values.join(", "))
             })
             .collect()
     });

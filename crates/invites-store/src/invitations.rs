@@ -188,7 +188,8 @@ pub(crate) fn audit_row<'a>(
 }
 
 impl Store {
-    /// Creates a pending invitation and its audit row in one transaction.
+    /// Creates a pending invitation and its audit row in one transaction (on PostgreSQL shared
+    /// with the creates queued meanwhile, `postgres::creates`).
     pub async fn create_invitation(
         &self,
         new: &NewInvitation,
@@ -196,9 +197,26 @@ impl Store {
     ) -> Result<Invitation> {
         let id = ObjectId::generate(audit_entry.at.timestamp());
         let detail = serde_json::json!({"username": new.username, "roles": new.roles});
-        match &self.engine {
-            Engine::Sqlite(db) => db.create_invitation(id, new, audit_entry, detail).await,
-            Engine::Postgres(db) => db.create_invitation(id, new, audit_entry, &detail).await,
+        match (&self.engine, &self.creates) {
+            (Engine::Sqlite(db), _) => db.create_invitation(id, new, audit_entry, detail).await,
+            (Engine::Postgres(_), Some(queue)) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let job = crate::postgres::creates::Job {
+                    id,
+                    new: new.clone(),
+                    audit: audit_entry.clone(),
+                    detail,
+                    reply,
+                    queued: std::time::Instant::now(),
+                };
+                // The queue stops only with the store: as a pool that was closed.
+                let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+                queue.send(job).await.map_err(|_| closed())?;
+                answer.await.map_err(|_| closed())?
+            }
+            (Engine::Postgres(db), None) => {
+                db.create_invitation(id, new, audit_entry, &detail).await
+            }
         }
     }
 
@@ -414,6 +432,85 @@ mod tests {
         // A list comes with the version it is as of.
         let (at, list) = store.pending_invitations_versioned(o, None).await.unwrap();
         assert_eq!((at, list.len()), (Some(v5.0), 0));
+    }
+
+    /// Creates sent at once (on PostgreSQL batched, `postgres::creates`): each answers for
+    /// itself, twins sent together make one invitation and one conflict, and every invitation
+    /// created has its audit row.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn creates_at_once_each_answer_for_themselves() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let a = AuditEntry::operator(now);
+        let org = store.create_org("Acme", now).await.unwrap();
+        let project = store.create_project(org.id, "web", now).await.unwrap();
+        let mut asked: Vec<NewInvitation> = (0..40)
+            .map(|i| {
+                let project = (i % 4 == 0).then_some(project.id);
+                new(org.id, project, &format!("u{i}@example.com"))
+            })
+            .collect();
+        asked.push(new(org.id, None, "u1@example.com"));
+        asked.push(new(org.id, Some(project.id), "u0@example.com"));
+        let answers = futures_util::future::join_all(asked.iter().map(|n| {
+            let (store, a) = (store.clone(), a.clone());
+            async move { store.create_invitation(n, &a).await }
+        }))
+        .await;
+        for (n, answer) in asked.iter().zip(&answers) {
+            if let Ok(created) = answer {
+                assert_eq!(
+                    (
+                        &created.username,
+                        created.project_id,
+                        created.org_name.as_str()
+                    ),
+                    (&n.username, n.project_id, "Acme")
+                );
+            }
+        }
+        for twins in [(1, 40), (0, 41)] {
+            let (first, second) = (&answers[twins.0], &answers[twins.1]);
+            assert!(
+                first.is_ok() != second.is_ok(),
+                "one of the twins {twins:?} is created: {first:?} {second:?}"
+            );
+            let refused = if first.is_ok() { second } else { first };
+            assert!(
+                matches!(refused, Err(StoreError::Conflict(_))),
+                "{refused:?}"
+            );
+        }
+        let created: Vec<String> = answers
+            .iter()
+            .filter_map(|a| a.as_ref().ok().map(|i| i.id.to_string()))
+            .collect();
+        assert_eq!(created.len(), 40);
+        let mut audited: Vec<String> =
+            sqlx::query_scalar("SELECT target_id FROM audit_log WHERE action = $1")
+                .bind(CREATED)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        audited.sort();
+        let mut expected = created.clone();
+        expected.sort();
+        assert_eq!(audited, expected);
+        let listed = |scope| {
+            let store = store.clone();
+            async move { store.pending_invitations(scope, None).await.unwrap().len() }
+        };
+        assert_eq!(listed(InvitationScope::Org(org.id)).await, 30);
+        assert_eq!(listed(InvitationScope::Project(project.id)).await, 10);
+        // PostgreSQL's create queue counted each of the 42 in one batch.
+        let text = invites_metrics::Metrics::new(store.metrics()).encode();
+        let sum = text
+            .lines()
+            .find_map(|l| l.strip_prefix("invites_create_batch_size_sum{queue=\"creates\"} "));
+        match store.backend() {
+            crate::Backend::Postgres => assert_eq!(sum, Some("42.0"), "{text}"),
+            crate::Backend::Sqlite => assert_eq!(sum, None, "{text}"),
+        }
     }
 
     #[tokio::test]

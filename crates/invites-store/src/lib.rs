@@ -97,6 +97,9 @@ pub struct Store {
     /// PostgreSQL: the queue of the task that runs community bulk removals in batches
     /// (`postgres::bulk_removals`).
     bulk_removals: Option<tokio::sync::mpsc::Sender<postgres::bulk_removals::Job>>,
+    /// PostgreSQL: the queue of the task that runs invitation creates in batches
+    /// (`postgres::creates`).
+    creates: Option<tokio::sync::mpsc::Sender<postgres::creates::Job>>,
     /// PostgreSQL: the window of the last [`Store::merge_limit_counts`] (see `limits`).
     limit_window: Arc<AtomicI64>,
     /// The schema version a newer program migrated the database to while this one ran (0:
@@ -196,8 +199,8 @@ impl Store {
         let handles = metrics.removal_batch_handles("removals");
         let removal_slots = removals::slots(&executor, handles.clone());
         let removals = removals::start(executor, Arc::clone(&removal_slots), handles);
-        let (nonce_records, bulk_removals) = match &engine {
-            Engine::Sqlite(_) => (None, None),
+        let (nonce_records, bulk_removals, creates) = match &engine {
+            Engine::Sqlite(_) => (None, None, None),
             Engine::Postgres(db) => {
                 let handles = metrics.removal_batch_handles("bulk_removals");
                 let slots = batch_slots::BatchSlots::new(
@@ -205,7 +208,12 @@ impl Store {
                     Some(handles.clone()),
                 );
                 let nonce_slots = nonce_counts::slots();
-                // The three queues' batches in flight are the deployment's: shared with the other
+                let create_handles = metrics.create_batch_handles();
+                let create_slots = batch_slots::BatchSlots::new(
+                    postgres::creates::BATCHES,
+                    Some(create_handles.clone()),
+                );
+                // The four queues' batches in flight are the deployment's: shared with the other
                 // replicas running the same queue at once.
                 postgres::removing_replicas::start(
                     db.clone(),
@@ -213,11 +221,17 @@ impl Store {
                         removals: Arc::downgrade(&removal_slots),
                         bulk_removals: Arc::downgrade(&slots),
                         nonce_counts: Arc::downgrade(&nonce_slots),
+                        creates: Arc::downgrade(&create_slots),
                     },
                 );
                 (
                     Some(nonce_counts::start(db.clone(), nonce_slots)),
                     Some(postgres::bulk_removals::start(db.clone(), slots, handles)),
+                    Some(postgres::creates::start(
+                        db.clone(),
+                        create_slots,
+                        create_handles,
+                    )),
                 )
             }
         };
@@ -231,6 +245,7 @@ impl Store {
             nonce_counts: Arc::new(AtomicU64::new(0)),
             nonce_records,
             bulk_removals,
+            creates,
             limit_window: Arc::new(AtomicI64::new(i64::MIN)),
             superseded: Arc::new(AtomicI64::new(0)),
             metrics,

@@ -15,7 +15,7 @@ pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres")
 /// Migrations that exist for one engine only: (version, the engine, why). Every other version is
 /// in both folders under the same name; a test holds the folders to that.
 #[cfg(test)]
-const ENGINE_ONLY: [(i64, Backend, &str); 7] = [
+const ENGINE_ONLY: [(i64, Backend, &str); 8] = [
     (
         20261201000007,
         Backend::Postgres,
@@ -59,6 +59,12 @@ const ENGINE_ONLY: [(i64, Backend, &str); 7] = [
         Backend::Postgres,
         "removing_replicas.nonce_counts_at: the nonce-count queue's heartbeat beside the \
          removal queues'; SQLite records no nonce counts and has no such table",
+    ),
+    (
+        20261204000016,
+        Backend::Postgres,
+        "removing_replicas.creates_at: the create queue's heartbeat beside the others'; SQLite's \
+         creates go to its writer thread, with no create queue and no such table",
     ),
 ];
 

@@ -50,6 +50,27 @@ static UPDATE_AUDITED: std::sync::LazyLock<String> =
 static ACCEPT_AUDITED: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| audited_sql(ACCEPT_SQL, 2));
 
+/// `query` with the ten values of a new invitation's row bound, as [`INSERT_SQL`] numbers them:
+/// `id`, what `new` says, created `now`.
+pub(crate) fn bind_new<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    id: ObjectId,
+    new: &'q NewInvitation,
+    now: chrono::DateTime<chrono::Utc>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(id.to_string())
+        .bind(new.org_id.to_string())
+        .bind(new.project_id.map(|p| p.to_string()))
+        .bind(&new.username)
+        .bind(&new.inviter_username)
+        .bind(to_json(&new.roles))
+        .bind(to_json(&new.team_ids))
+        .bind(to_json(&new.group_role_assignments))
+        .bind(now.timestamp_millis())
+        .bind(expires_at(now).timestamp_millis())
+}
+
 impl Postgres {
     /// See [`crate::Store::create_invitation`]: `id` is the new invitation's, `detail` its audit
     /// row's.
@@ -60,19 +81,8 @@ impl Postgres {
         audit_entry: &AuditEntry,
         detail: &serde_json::Value,
     ) -> Result<Invitation> {
-        let now = audit_entry.at;
         let audit = audit_row(audit_entry, CREATED, id, detail);
-        let query = sqlx::query(&CREATE_AUDITED)
-            .bind(id.to_string())
-            .bind(new.org_id.to_string())
-            .bind(new.project_id.map(|p| p.to_string()))
-            .bind(&new.username)
-            .bind(&new.inviter_username)
-            .bind(to_json(&new.roles))
-            .bind(to_json(&new.team_ids))
-            .bind(to_json(&new.group_role_assignments))
-            .bind(now.timestamp_millis())
-            .bind(expires_at(now).timestamp_millis());
+        let query = bind_new(sqlx::query(&CREATE_AUDITED), id, new, audit_entry.at);
         let query = bind_audit(query, &audit);
         let row: Option<InvitationRow> = self
             .native

@@ -14,7 +14,8 @@
 
 pub(crate) mod bulk_removals;
 mod community;
-mod invitations;
+pub(crate) mod creates;
+pub(crate) mod invitations;
 pub(crate) mod removals;
 pub(crate) mod removing_replicas;
 mod shared_reads;
@@ -183,18 +184,25 @@ pub(crate) fn audited_sql(write: &str, n: usize) -> String {
     let audit: Vec<String> = (n + 1..=n + audit::COLUMNS)
         .map(|p| format!("${p}"))
         .collect();
+    format!(
+        "WITH written AS ({write} RETURNING *), audited AS (INSERT INTO audit_log ({}) \
+         SELECT {} FROM written) {}",
+        audit::COLUMN_NAMES,
+        audit.join(", "),
+        select_written()
+    )
+}
+
+/// [`crate::invitations::SELECT`] over a statement's `written` rows (a CTE of the invitations
+/// it wrote) instead of the table: what the write returns, with the names of each
+/// invitation's organization and project joined.
+pub(crate) fn select_written() -> String {
     let from = "FROM invitations i";
     assert!(
         crate::invitations::SELECT.contains(from),
         "SELECT reads {from}"
     );
-    format!(
-        "WITH written AS ({write} RETURNING *), audited AS (INSERT INTO audit_log (at, \
-         actor_kind, actor_id, actor_display, action, target_kind, target_id, remote_addr, \
-         detail) SELECT {} FROM written) {}",
-        audit.join(", "),
-        crate::invitations::SELECT.replacen(from, "FROM written i", 1)
-    )
+    crate::invitations::SELECT.replacen(from, "FROM written i", 1)
 }
 
 #[cfg(test)]

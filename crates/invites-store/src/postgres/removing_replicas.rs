@@ -12,9 +12,10 @@
 //! lets its queue have `most / replicas` batches in flight, at least one. An idle replica
 //! writes nothing and does not count, so a replica alone keeps both batches however many idle
 //! replicas run beside it. A failed heartbeat changes nothing (the limits stay as they were).
-//! The queues so shared: the removals, the community bulk removals and the Digest nonce counts
+//! The queues so shared: the removals, the community bulk removals, the Digest nonce counts
 //! (`crate::nonce_counts`, whose two batches per replica had made mostly single-record INSERTs
-//! with two replicas; migration 15).
+//! with two replicas; migration 15) and the invitation creates (`postgres::creates`, migration
+//! 16).
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -37,21 +38,24 @@ const SWEEP: Duration = Duration::from_secs(60);
 /// Writes this replica's row (each queue's time now if it ran, else as it was) and reads, of the
 /// other replicas, how many ran each queue within `$5` seconds.
 const HEARTBEAT: &str = "WITH mine AS (\
-     INSERT INTO removing_replicas (replica, removals_at, bulk_removals_at, nonce_counts_at) \
+     INSERT INTO removing_replicas (replica, removals_at, bulk_removals_at, nonce_counts_at, \
+     creates_at) \
      VALUES ($1, CASE WHEN $2 THEN now() END, CASE WHEN $3 THEN now() END, \
-     CASE WHEN $4 THEN now() END) \
+     CASE WHEN $4 THEN now() END, CASE WHEN $5 THEN now() END) \
      ON CONFLICT (replica) DO UPDATE SET \
      removals_at = COALESCE(EXCLUDED.removals_at, removing_replicas.removals_at), \
      bulk_removals_at = COALESCE(EXCLUDED.bulk_removals_at, removing_replicas.bulk_removals_at), \
-     nonce_counts_at = COALESCE(EXCLUDED.nonce_counts_at, removing_replicas.nonce_counts_at)) \
-     SELECT count(*) FILTER (WHERE removals_at > now() - make_interval(secs => $5)), \
-     count(*) FILTER (WHERE bulk_removals_at > now() - make_interval(secs => $5)), \
-     count(*) FILTER (WHERE nonce_counts_at > now() - make_interval(secs => $5)) \
+     nonce_counts_at = COALESCE(EXCLUDED.nonce_counts_at, removing_replicas.nonce_counts_at), \
+     creates_at = COALESCE(EXCLUDED.creates_at, removing_replicas.creates_at)) \
+     SELECT count(*) FILTER (WHERE removals_at > now() - make_interval(secs => $6)), \
+     count(*) FILTER (WHERE bulk_removals_at > now() - make_interval(secs => $6)), \
+     count(*) FILTER (WHERE nonce_counts_at > now() - make_interval(secs => $6)), \
+     count(*) FILTER (WHERE creates_at > now() - make_interval(secs => $6)) \
      FROM removing_replicas WHERE replica <> $1";
 
 /// GREATEST skips NULLs: a row goes once every queue it ran is forgotten.
 const SWEEP_SQL: &str = "DELETE FROM removing_replicas \
-     WHERE GREATEST(removals_at, bulk_removals_at, nonce_counts_at) \
+     WHERE GREATEST(removals_at, bulk_removals_at, nonce_counts_at, creates_at) \
      < now() - make_interval(secs => $1)";
 
 /// The batching queues whose batches a replica shares with the others.
@@ -59,6 +63,7 @@ pub(crate) struct Queues {
     pub(crate) removals: Weak<BatchSlots>,
     pub(crate) bulk_removals: Weak<BatchSlots>,
     pub(crate) nonce_counts: Weak<BatchSlots>,
+    pub(crate) creates: Weak<BatchSlots>,
 }
 
 /// Starts the heartbeat of a new replica over `db`, on its relaxed pool; it ends once the
@@ -71,16 +76,17 @@ pub(crate) fn start(db: Postgres, queues: Queues) {
         let mut swept: Option<Instant> = None;
         loop {
             ticks.tick().await;
-            let (Some(removals), Some(bulk), Some(nonces)) = (
+            let (Some(removals), Some(bulk), Some(nonces), Some(creates)) = (
                 queues.removals.upgrade(),
                 queues.bulk_removals.upgrade(),
                 queues.nonce_counts.upgrade(),
+                queues.creates.upgrade(),
             ) else {
                 return;
             };
-            let slots = [removals, bulk, nonces];
+            let slots = [removals, bulk, nonces, creates];
             let ran = slots.each_ref().map(|s| s.take_ran());
-            if ran == [false; 3] {
+            if ran == [false; QUEUES] {
                 continue;
             }
             match heartbeat(&db, &replica, ran).await {
@@ -108,19 +114,27 @@ pub(crate) fn share(most: usize, others: i64) -> usize {
     (most / replicas).max(1)
 }
 
-/// Writes `replica`'s row (which queues ran: removals, bulk removals, nonce counts) and returns
-/// how many other replicas ran each queue recently.
-pub(crate) async fn heartbeat(db: &Postgres, replica: &str, ran: [bool; 3]) -> Result<[i64; 3]> {
+/// The queues shared, in the order of [`heartbeat`]'s arrays.
+const QUEUES: usize = 4;
+
+/// Writes `replica`'s row (which queues ran: removals, bulk removals, nonce counts, creates) and
+/// returns how many other replicas ran each queue recently.
+pub(crate) async fn heartbeat(
+    db: &Postgres,
+    replica: &str,
+    ran: [bool; QUEUES],
+) -> Result<[i64; QUEUES]> {
     let mut conn = db.relaxed.acquire().await?;
-    let (removals, bulk, nonces): (i64, i64, i64) = sqlx::query_as(HEARTBEAT)
+    let (removals, bulk, nonces, creates): (i64, i64, i64, i64) = sqlx::query_as(HEARTBEAT)
         .bind(replica)
         .bind(ran[0])
         .bind(ran[1])
         .bind(ran[2])
+        .bind(ran[3])
         .bind(RECENT.as_secs_f64())
         .fetch_one(&mut *conn)
         .await?;
-    Ok([removals, bulk, nonces])
+    Ok([removals, bulk, nonces, creates])
 }
 
 async fn sweep(db: &Postgres) -> Result<()> {
@@ -233,6 +247,79 @@ mod tests {
         load_a.await.unwrap();
     }
 
+    /// The create queue's batches allowed in flight, as its gauge says.
+    fn creates_allowed(store: &Store) -> i64 {
+        store
+            .metrics()
+            .create_batches_allowed
+            .get_or_create(&[("queue", "creates")])
+            .get()
+    }
+
+    /// Creates invitations of `org` through `store`, `tag` naming the users, until `stop` (at
+    /// most 20 s).
+    fn create_until(
+        store: &Store,
+        org: ObjectId,
+        tag: &'static str,
+        stop: &Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (store, stop) = (store.clone(), Arc::clone(stop));
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                n += 1;
+                let new = invites_domain::NewInvitation {
+                    org_id: org,
+                    project_id: None,
+                    username: format!("{tag}{n}@example.com"),
+                    inviter_username: "owner@example.com".into(),
+                    roles: vec!["ORG_MEMBER".into()],
+                    team_ids: vec![],
+                    group_role_assignments: vec![],
+                };
+                let audit = AuditEntry::operator(Utc::now());
+                store.create_invitation(&new, &audit).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_creating_at_once_share_the_create_batches() {
+        let Ok(admin_url) = std::env::var("INVITES_STORE_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let url = fresh_postgres(&admin_url).await;
+        let (a, b) = (
+            Store::open(&url).await.unwrap(),
+            Store::open(&url).await.unwrap(),
+        );
+        let org = a.create_org("Acme", Utc::now()).await.unwrap().id;
+        assert_eq!((creates_allowed(&a), creates_allowed(&b)), (2, 2));
+        let (stop_a, stop_b) = (Arc::default(), Arc::default());
+        let load_a = create_until(&a, org, "a", &stop_a);
+        let load_b = create_until(&b, org, "b", &stop_b);
+        assert!(
+            within_5s(|| creates_allowed(&a) == 1 && creates_allowed(&b) == 1).await,
+            "two replicas creating at once take one batch each: {} and {}",
+            creates_allowed(&a),
+            creates_allowed(&b)
+        );
+        stop_b.store(true, Ordering::Relaxed);
+        load_b.await.unwrap();
+        assert!(
+            within_5s(|| creates_allowed(&a) == 2).await,
+            "a replica creating alone again takes both batches: {}",
+            creates_allowed(&a)
+        );
+        // Removals are another queue: neither replica removed, so neither shares its batches.
+        assert_eq!((allowed(&a), allowed(&b)), (2, 2));
+        stop_a.store(true, Ordering::Relaxed);
+        load_a.await.unwrap();
+    }
+
     #[tokio::test]
     async fn each_queue_counts_the_other_replicas_that_ran_it_lately() {
         let Ok(admin_url) = std::env::var("INVITES_STORE_TEST_POSTGRES_URL") else {
@@ -244,26 +331,28 @@ mod tests {
         let crate::Engine::Postgres(db) = &store.engine else {
             unreachable!("a PostgreSQL URL")
         };
-        // Queues in order: removals, bulk removals, nonce counts. The store's own heartbeat
-        // writes nothing: it runs no batch here.
+        // Queues in order: removals, bulk removals, nonce counts, creates. The store's own
+        // heartbeat writes nothing: it runs no batch here.
         assert_eq!(
-            heartbeat(db, "a", [true, false, true]).await.unwrap(),
-            [0; 3]
+            heartbeat(db, "a", [true, false, true, false])
+                .await
+                .unwrap(),
+            [0; QUEUES]
         );
         assert_eq!(
-            heartbeat(db, "b", [false, true, true]).await.unwrap(),
-            [1, 0, 1],
+            heartbeat(db, "b", [false, true, true, true]).await.unwrap(),
+            [1, 0, 1, 0],
             "b sees a's removals and nonce counts"
         );
         assert_eq!(
-            heartbeat(db, "a", [false; 3]).await.unwrap(),
-            [0, 1, 1],
-            "a sees b's bulk removals and nonce counts, not its own"
+            heartbeat(db, "a", [false; QUEUES]).await.unwrap(),
+            [0, 1, 1, 1],
+            "a sees b's bulk removals, nonce counts and creates, not its own"
         );
         tokio::time::sleep(RECENT + Duration::from_millis(100)).await;
         assert_eq!(
-            heartbeat(db, "b", [false; 3]).await.unwrap(),
-            [0; 3],
+            heartbeat(db, "b", [false; QUEUES]).await.unwrap(),
+            [0; QUEUES],
             "nothing recent"
         );
     }
