@@ -146,7 +146,10 @@ enum BenchWhat {
         only: Option<String>,
         /// PostgreSQL with --only: compare this build with another `invites` binary (e.g. one
         /// built from the commit before, copied aside), one replica each in alternate rounds,
-        /// in place of one replica against two. Both must know the same schema.
+        /// in place of one replica against two. The baseline must know this build's migrations
+        /// (the database is migrated by this build, and an older build refuses it and says so):
+        /// to compare across a new migration, build the baseline with the new migration files
+        /// added to its `crates/invites-store/migrations/`.
         #[arg(long, value_name = "INVITES_BINARY", requires = "only")]
         baseline: Option<PathBuf>,
         /// With --baseline: the replicas each build runs, 1 or 2 (two with their share of the

@@ -14,6 +14,7 @@ mod scenario;
 mod server;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -103,10 +104,52 @@ pub(super) fn wait_listening(port: u16, limit: Duration) -> Result<Duration> {
 
 /// Waits until the server on the loopback `port` answers `GET /ready` 200; how long it took.
 pub(super) fn wait_ready(port: u16, limit: Duration) -> Result<Duration> {
+    wait_ready_while(port, limit, || Ok(()))
+}
+
+/// [`wait_ready`] of the server `child` runs, which gives up as soon as it has exited, with its
+/// exit status and the end of its log (`log`, where its standard error goes): a server that
+/// refuses to start (a database migrated by a newer build, a flag it does not know) says why at
+/// once instead of after the wait.
+pub(super) fn wait_ready_of(
+    child: &mut Child,
+    log: &Path,
+    port: u16,
+    limit: Duration,
+) -> Result<Duration> {
+    let mut exited = None;
+    let waited = wait_ready_while(port, limit, || {
+        if let Some(status) = child.try_wait()? {
+            exited = Some(status);
+            bail!("exited");
+        }
+        Ok(())
+    });
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+    match (waited, exited) {
+        (Ok(took), _) => Ok(took),
+        (Err(_), Some(status)) => bail!(
+            "the server for port {port} exited ({status}) before answering /ready; the end of \
+             its log, {}:\n{tail}",
+            log.display()
+        ),
+        (Err(e), None) => bail!("{e}; the end of its log, {}:\n{tail}", log.display()),
+    }
+}
+
+/// [`wait_ready`], calling `running` before each try, which ends the wait with its error.
+fn wait_ready_while(
+    port: u16,
+    limit: Duration,
+    mut running: impl FnMut() -> Result<()>,
+) -> Result<Duration> {
     use std::io::{Read, Write};
     let started = Instant::now();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     while started.elapsed() < limit {
+        running()?;
         if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
             let _ = s.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let mut head = [0u8; 16];
@@ -138,6 +181,29 @@ pub(super) fn peak_rss_mib(pid: u32) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that exits before it answers is reported at once, with its status and log.
+    #[test]
+    fn a_server_that_exits_is_reported_with_the_end_of_its_log() {
+        let log = std::env::temp_dir().join(format!("xtask-wait-ready-{}.log", std::process::id()));
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "echo 'error: the database was migrated by a newer version' >&2; exit 3",
+            ])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let port = free_port().unwrap();
+        let started = Instant::now();
+        let err = wait_ready_of(&mut child, &log, port, Duration::from_secs(20))
+            .unwrap_err()
+            .to_string();
+        assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+        assert!(err.contains("exited (exit status: 3)"), "{err}");
+        assert!(err.contains("migrated by a newer version"), "{err}");
+        let _ = std::fs::remove_file(&log);
+    }
 
     #[test]
     fn sections_are_replaced_and_kept() {

@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 use super::report::{bench_report, latency_svg};
 use super::scenario::Scenario;
 use super::{
-    free_port, keeping_sections, peak_rss_mib, wait_listening, wait_ready, Server, HOSTILE, MOCK,
-    POSTGRES,
+    free_port, keeping_sections, peak_rss_mib, wait_listening, wait_ready_of, Server, HOSTILE,
+    MOCK, POSTGRES,
 };
 use crate::{root, run};
 
@@ -476,32 +476,35 @@ pub(super) fn start_server_from(
     if let Some(n) = workers {
         command.env("INVITES_WORKER_THREADS", n.to_string());
     }
-    start_command(command, db, port, Stdio::null())
+    let logs = root().join("target/bench-logs");
+    std::fs::create_dir_all(&logs)?;
+    start_command(command, db, port, &logs.join(format!("invites-{port}.log")))
 }
 
 /// Starts `bin` serving `db`, with `INVITES_BENCH_BOUND` set to `bound` if given and its log
-/// (warnings and worse) to `stderr`; returns once `/ready` answers.
+/// (warnings and worse) to the file `log`; returns once `/ready` answers.
 fn start_server_with(
     bin: &Path,
     db: &OsStr,
     port: u16,
     bound: Option<&str>,
-    stderr: Stdio,
+    log: &Path,
 ) -> Result<(Server, Duration)> {
     let mut command = Command::new(bin);
     if let Some(bound) = bound {
         command.env("INVITES_BENCH_BOUND", bound);
     }
-    start_command(command, db, port, stderr)
+    start_command(command, db, port, log)
 }
 
 /// Starts `command` (`invites` and its environment) serving `db` on `port` with the benchmark's
-/// flags and its log (warnings and worse) to `stderr`; returns once `/ready` answers.
+/// flags and its log (warnings and worse) to the file `log`; returns once `/ready` answers, or
+/// fails with the end of the log if it exits first or does not answer within 30 s.
 fn start_command(
     mut command: Command,
     db: &OsStr,
     port: u16,
-    stderr: Stdio,
+    log: &Path,
 ) -> Result<(Server, Duration)> {
     let started = Instant::now();
     let child = command
@@ -522,10 +525,10 @@ fn start_command(
         ])
         .env("INVITES_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(stderr)
+        .stderr(std::fs::File::create(log)?)
         .spawn()?;
-    let server = Server(child);
-    wait_ready(port, Duration::from_secs(30))?;
+    let mut server = Server(child);
+    wait_ready_of(&mut server.0, log, port, Duration::from_secs(30))?;
     Ok((server, started.elapsed()))
 }
 
@@ -720,13 +723,7 @@ fn bulk_with_and_without_page_counts(
                 None => invites_bin(),
                 Some(_) => root().join("target/bench-bounds/release/invites"),
             };
-            let (server, _) = start_server_with(
-                &bin,
-                db.as_os_str(),
-                port,
-                bound,
-                std::fs::File::create(&log)?.into(),
-            )?;
+            let (server, _) = start_server_with(&bin, db.as_os_str(), port, bound, &log)?;
             if bound.is_some()
                 && !std::fs::read_to_string(&log)?.contains("benchmark bound in force")
             {
@@ -786,13 +783,7 @@ fn bounds(
     for bound in BOUNDS {
         let log = dir.join(format!("bound-{bound}.log"));
         let port = free_port()?;
-        let (server, _) = start_server_with(
-            &bin,
-            db,
-            port,
-            Some(bound),
-            std::fs::File::create(&log)?.into(),
-        )?;
+        let (server, _) = start_server_with(&bin, db, port, Some(bound), &log)?;
         // Without the bound in force these rows would be the ordinary figures under another name.
         let said = std::fs::read_to_string(&log)?;
         if !said.contains("benchmark bound in force") {
