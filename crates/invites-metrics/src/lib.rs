@@ -177,12 +177,12 @@ pub struct StoreMetrics {
     pub removal_batch_seconds: QueueHistograms,
     /// Batches a removal queue may have in flight now, by removal queue.
     pub removal_batches_allowed: Family<PoolLabel, Gauge>,
-    /// Creates per batch of PostgreSQL's create queue (see [`StoreMetrics::create_batch_handles`]).
-    pub create_batch_size: QueueHistograms,
-    /// Time of each create batch, in seconds.
-    pub create_batch_seconds: QueueHistograms,
-    /// Batches the create queue may have in flight.
-    pub create_batches_allowed: Family<PoolLabel, Gauge>,
+    /// Writes per batch, by PostgreSQL write queue (see [`StoreMetrics::write_batch_handles`]).
+    pub write_batch_size: QueueHistograms,
+    /// Time of each write batch, by write queue, in seconds.
+    pub write_batch_seconds: QueueHistograms,
+    /// Batches a write queue may have in flight now, by write queue.
+    pub write_batches_allowed: Family<PoolLabel, Gauge>,
 }
 
 impl Default for StoreMetrics {
@@ -198,9 +198,9 @@ impl Default for StoreMetrics {
             removal_batch_size: Family::new_with_constructor(batch_histogram as fn() -> _),
             removal_batch_seconds: Family::new_with_constructor(commit_histogram as fn() -> _),
             removal_batches_allowed: Family::default(),
-            create_batch_size: Family::new_with_constructor(batch_histogram as fn() -> _),
-            create_batch_seconds: Family::new_with_constructor(commit_histogram as fn() -> _),
-            create_batches_allowed: Family::default(),
+            write_batch_size: Family::new_with_constructor(batch_histogram as fn() -> _),
+            write_batch_seconds: Family::new_with_constructor(commit_histogram as fn() -> _),
+            write_batches_allowed: Family::default(),
         }
     }
 }
@@ -234,14 +234,15 @@ impl StoreMetrics {
         }
     }
 
-    /// The handles of PostgreSQL's create queue (`queue="creates"`), as
-    /// [`StoreMetrics::removal_batch_handles`]'s of a removal queue.
-    pub fn create_batch_handles(&self) -> BatchHandles {
-        let queue = [("queue", "creates")];
+    /// The handles of a PostgreSQL write queue (`creates`: Atlas and Ops Manager invitation
+    /// creates; `updates`: their updates), as [`StoreMetrics::removal_batch_handles`]'s of a
+    /// removal queue.
+    pub fn write_batch_handles(&self, queue: &'static str) -> BatchHandles {
+        let queue = [("queue", queue)];
         BatchHandles {
-            allowed: self.create_batches_allowed.get_or_create_owned(&queue),
-            size: self.create_batch_size.get_or_create_owned(&queue),
-            seconds: self.create_batch_seconds.get_or_create_owned(&queue),
+            allowed: self.write_batches_allowed.get_or_create_owned(&queue),
+            size: self.write_batch_size.get_or_create_owned(&queue),
+            seconds: self.write_batch_seconds.get_or_create_owned(&queue),
         }
     }
 
@@ -256,7 +257,7 @@ impl StoreMetrics {
 }
 
 /// A batching queue's batch histograms and gauge ([`StoreMetrics::removal_batch_handles`],
-/// [`StoreMetrics::create_batch_handles`]).
+/// [`StoreMetrics::write_batch_handles`]).
 #[derive(Clone, Debug)]
 pub struct BatchHandles {
     size: Histogram,
@@ -375,21 +376,21 @@ impl Metrics {
             store.removal_batches_allowed.clone(),
         );
         registry.register(
-            "invites_create_batch_size",
-            "Creates per batch of the create queue (Atlas and Ops Manager invitation creates, \
-             PostgreSQL only: one statement per batch)",
-            store.create_batch_size.clone(),
+            "invites_write_batch_size",
+            "Writes per batch of a write queue, PostgreSQL only (one statement per batch): \
+             creates and updates (of Atlas and Ops Manager invitations)",
+            store.write_batch_size.clone(),
         );
         registry.register(
-            "invites_create_batch_duration_seconds",
-            "Time of each create batch, from its start to its answers (retries one by one included)",
-            store.create_batch_seconds.clone(),
+            "invites_write_batch_duration_seconds",
+            "Time of each write batch, from its start to its answers (runs one by one included)",
+            store.write_batch_seconds.clone(),
         );
         registry.register(
-            "invites_create_batches_allowed",
-            "Batches the create queue may have in flight now (PostgreSQL): its share of the \
-             deployment's, split between the replicas creating at once",
-            store.create_batches_allowed.clone(),
+            "invites_write_batches_allowed",
+            "Batches a write queue may have in flight now: its share of the deployment's, split \
+             between the replicas running the queue at once",
+            store.write_batches_allowed.clone(),
         );
         registry.register(
             "invites_db_pool_connections",
@@ -504,7 +505,7 @@ mod tests {
         bulk.set_allowed(1);
         let _removals = store.removal_batch_handles("removals");
         store
-            .create_batch_handles()
+            .write_batch_handles("creates")
             .record(5, Duration::from_millis(3));
         let text = m.encode();
         for line in [
@@ -524,8 +525,8 @@ mod tests {
             "invites_removal_batch_duration_seconds_count{queue=\"bulk_removals\"} 2",
             "invites_removal_batch_size_count{queue=\"removals\"} 0",
             "invites_removal_batches_allowed{queue=\"bulk_removals\"} 1",
-            "invites_create_batch_size_sum{queue=\"creates\"} 5.0",
-            "invites_create_batch_duration_seconds_count{queue=\"creates\"} 1",
+            "invites_write_batch_size_sum{queue=\"creates\"} 5.0",
+            "invites_write_batch_duration_seconds_count{queue=\"creates\"} 1",
             "invites_http_requests_in_flight 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in:\n{text}");

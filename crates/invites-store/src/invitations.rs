@@ -189,7 +189,7 @@ pub(crate) fn audit_row<'a>(
 
 impl Store {
     /// Creates a pending invitation and its audit row in one transaction (on PostgreSQL shared
-    /// with the creates queued meanwhile, `postgres::creates`).
+    /// with the creates queued meanwhile, `postgres::write_batches`).
     pub async fn create_invitation(
         &self,
         new: &NewInvitation,
@@ -200,19 +200,13 @@ impl Store {
         match (&self.engine, &self.creates) {
             (Engine::Sqlite(db), _) => db.create_invitation(id, new, audit_entry, detail).await,
             (Engine::Postgres(_), Some(queue)) => {
-                let (reply, answer) = tokio::sync::oneshot::channel();
-                let job = crate::postgres::creates::Job {
+                let create = crate::postgres::creates::Create {
                     id,
                     new: new.clone(),
                     audit: audit_entry.clone(),
                     detail,
-                    reply,
-                    queued: std::time::Instant::now(),
                 };
-                // The queue stops only with the store: as a pool that was closed.
-                let closed = || StoreError::Database(sqlx::Error::PoolClosed);
-                queue.send(job).await.map_err(|_| closed())?;
-                answer.await.map_err(|_| closed())?
+                crate::postgres::write_batches::send(queue, create).await
             }
             (Engine::Postgres(db), None) => {
                 db.create_invitation(id, new, audit_entry, &detail).await
@@ -264,7 +258,9 @@ impl Store {
     }
 
     /// Replaces the roles (and, for organization invitations, teams and project assignments) of a
-    /// pending invitation. Returns None when no pending invitation has that id.
+    /// pending invitation, with its audit row in one transaction (on PostgreSQL shared with the
+    /// updates queued meanwhile, `postgres::write_batches`). Returns None when no pending
+    /// invitation has that id.
     pub async fn update_invitation(
         &self,
         id: ObjectId,
@@ -279,9 +275,20 @@ impl Store {
             group_role_assignments.map(to_json),
         );
         let detail = serde_json::json!({"roles": roles, "teamIds": team_ids});
-        match &self.engine {
-            Engine::Sqlite(db) => db.update_invitation(id, r, t, a, audit_entry, detail).await,
-            Engine::Postgres(db) => {
+        match (&self.engine, &self.updates) {
+            (Engine::Sqlite(db), _) => db.update_invitation(id, r, t, a, audit_entry, detail).await,
+            (Engine::Postgres(_), Some(queue)) => {
+                let update = crate::postgres::updates::Update {
+                    id,
+                    roles: r,
+                    team_ids: t,
+                    group_role_assignments: a,
+                    audit: audit_entry.clone(),
+                    detail,
+                };
+                crate::postgres::write_batches::send(queue, update).await
+            }
+            (Engine::Postgres(db), None) => {
                 db.update_invitation(id, r, t, a, audit_entry, &detail)
                     .await
             }
@@ -506,9 +513,81 @@ mod tests {
         let text = invites_metrics::Metrics::new(store.metrics()).encode();
         let sum = text
             .lines()
-            .find_map(|l| l.strip_prefix("invites_create_batch_size_sum{queue=\"creates\"} "));
+            .find_map(|l| l.strip_prefix("invites_write_batch_size_sum{queue=\"creates\"} "));
         match store.backend() {
             crate::Backend::Postgres => assert_eq!(sum, Some("42.0"), "{text}"),
+            crate::Backend::Sqlite => assert_eq!(sum, None, "{text}"),
+        }
+    }
+
+    /// Updates sent at once (on PostgreSQL batched, `postgres::write_batches`), several of one
+    /// invitation among them: each answers for itself, each invitation ends with one of the
+    /// roles it was given, and every update has its audit row.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn updates_at_once_each_answer_for_themselves() {
+        let (store, _d) = fresh().await;
+        let now = Utc::now();
+        let a = AuditEntry::operator(now);
+        let org = store.create_org("Acme", now).await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            let created = store
+                .create_invitation(&new(org.id, None, &format!("u{i}@example.com")), &a)
+                .await
+                .unwrap();
+            ids.push(created.id);
+        }
+        store.accept_invitation(ids[9], &a).await.unwrap();
+        // Three rounds over the ten, the first invitation in each round twice.
+        let asked: Vec<(ObjectId, String)> = (0..3)
+            .flat_map(|round| {
+                let mut ids: Vec<ObjectId> = ids.clone();
+                ids.push(ids[0]);
+                ids.into_iter().map(move |id| (id, format!("ROLE_{round}")))
+            })
+            .collect();
+        let answers = futures_util::future::join_all(asked.iter().map(|(id, role)| {
+            let (store, a) = (store.clone(), a.clone());
+            async move {
+                let roles = [role.clone()];
+                store
+                    .update_invitation(*id, Some(&roles), None, None, &a)
+                    .await
+            }
+        }))
+        .await;
+        for ((id, role), answer) in asked.iter().zip(&answers) {
+            match answer.as_ref().unwrap() {
+                Some(updated) => {
+                    assert_eq!((updated.id, &updated.roles[..]), (*id, &[role.clone()][..]));
+                    assert_eq!(updated.org_name, "Acme");
+                }
+                None => assert_eq!(*id, ids[9], "only the accepted one is not pending"),
+            }
+        }
+        for id in &ids[..9] {
+            let roles = store.invitation(*id).await.unwrap().unwrap().roles;
+            assert!(
+                roles.len() == 1 && roles[0].starts_with("ROLE_"),
+                "{roles:?}"
+            );
+        }
+        let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+            .bind(UPDATED)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            audited,
+            3 * 10,
+            "ten updates of the nine pending a round, one audit row each"
+        );
+        let text = invites_metrics::Metrics::new(store.metrics()).encode();
+        let sum = text
+            .lines()
+            .find_map(|l| l.strip_prefix("invites_write_batch_size_sum{queue=\"updates\"} "));
+        match store.backend() {
+            crate::Backend::Postgres => assert_eq!(sum, Some("33.0"), "{text}"),
             crate::Backend::Sqlite => assert_eq!(sum, None, "{text}"),
         }
     }

@@ -99,7 +99,10 @@ pub struct Store {
     bulk_removals: Option<tokio::sync::mpsc::Sender<postgres::bulk_removals::Job>>,
     /// PostgreSQL: the queue of the task that runs invitation creates in batches
     /// (`postgres::creates`).
-    creates: Option<tokio::sync::mpsc::Sender<postgres::creates::Job>>,
+    creates: Option<WriteQueue<postgres::creates::Create>>,
+    /// PostgreSQL: the queue of the task that runs invitation updates in batches
+    /// (`postgres::updates`).
+    updates: Option<WriteQueue<postgres::updates::Update>>,
     /// PostgreSQL: the window of the last [`Store::merge_limit_counts`] (see `limits`).
     limit_window: Arc<AtomicI64>,
     /// The schema version a newer program migrated the database to while this one ran (0:
@@ -120,6 +123,9 @@ pub(crate) enum Engine {
     Sqlite(sqlite::Sqlite),
     Postgres(postgres::Postgres),
 }
+
+/// The queue of a PostgreSQL batching task of invitation writes (`postgres::write_batches`).
+type WriteQueue<W> = tokio::sync::mpsc::Sender<postgres::write_batches::Job<W>>;
 
 /// The in-process side of the `auth_epoch` counter.
 #[derive(Debug)]
@@ -199,8 +205,8 @@ impl Store {
         let handles = metrics.removal_batch_handles("removals");
         let removal_slots = removals::slots(&executor, handles.clone());
         let removals = removals::start(executor, Arc::clone(&removal_slots), handles);
-        let (nonce_records, bulk_removals, creates) = match &engine {
-            Engine::Sqlite(_) => (None, None, None),
+        let (nonce_records, bulk_removals, creates, updates) = match &engine {
+            Engine::Sqlite(_) => (None, None, None, None),
             Engine::Postgres(db) => {
                 let handles = metrics.removal_batch_handles("bulk_removals");
                 let slots = batch_slots::BatchSlots::new(
@@ -208,12 +214,17 @@ impl Store {
                     Some(handles.clone()),
                 );
                 let nonce_slots = nonce_counts::slots();
-                let create_handles = metrics.create_batch_handles();
-                let create_slots = batch_slots::BatchSlots::new(
-                    postgres::creates::BATCHES,
-                    Some(create_handles.clone()),
-                );
-                // The four queues' batches in flight are the deployment's: shared with the other
+                let write_slots = |queue| {
+                    let handles = metrics.write_batch_handles(queue);
+                    let slots = batch_slots::BatchSlots::new(
+                        postgres::write_batches::BATCHES,
+                        Some(handles.clone()),
+                    );
+                    (slots, handles)
+                };
+                let (create_slots, create_handles) = write_slots("creates");
+                let (update_slots, update_handles) = write_slots("updates");
+                // The five queues' batches in flight are the deployment's: shared with the other
                 // replicas running the same queue at once.
                 postgres::removing_replicas::start(
                     db.clone(),
@@ -222,15 +233,21 @@ impl Store {
                         bulk_removals: Arc::downgrade(&slots),
                         nonce_counts: Arc::downgrade(&nonce_slots),
                         creates: Arc::downgrade(&create_slots),
+                        updates: Arc::downgrade(&update_slots),
                     },
                 );
                 (
                     Some(nonce_counts::start(db.clone(), nonce_slots)),
                     Some(postgres::bulk_removals::start(db.clone(), slots, handles)),
-                    Some(postgres::creates::start(
+                    Some(postgres::write_batches::start(
                         db.clone(),
                         create_slots,
                         create_handles,
+                    )),
+                    Some(postgres::write_batches::start(
+                        db.clone(),
+                        update_slots,
+                        update_handles,
                     )),
                 )
             }
@@ -246,6 +263,7 @@ impl Store {
             nonce_records,
             bulk_removals,
             creates,
+            updates,
             limit_window: Arc::new(AtomicI64::new(i64::MIN)),
             superseded: Arc::new(AtomicI64::new(0)),
             metrics,

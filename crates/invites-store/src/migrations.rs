@@ -63,8 +63,9 @@ const ENGINE_ONLY: [(i64, Backend, &str); 8] = [
     (
         20261204000016,
         Backend::Postgres,
-        "removing_replicas.creates_at: the create queue's heartbeat beside the others'; SQLite's \
-         creates go to its writer thread, with no create queue and no such table",
+        "removing_replicas.creates_at and updates_at: the write queues' heartbeats beside the \
+         others'; SQLite's creates and updates go to its writer thread, with no such queues and \
+         no such table",
     ),
 ];
 

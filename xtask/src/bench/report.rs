@@ -654,8 +654,8 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          halved (the nonce counts paid it too). Both configurations gained: two replicas went from 94%, \
          96%, 93% and 92% of one in (b) to (e) (a full run of the build before, AMD EPYC) to 97%, 93%, \
          112% and 100% (a full run of commit 92ae4af, before the current-thread scheduler).\n\
-         \x20 - Waits for a connection. Where every request runs its own statements ((f), and (g) and \
-         (h) before creates were batched: 32 requests over a pool of 8), nearly every acquisition waits; each waiter served by a \
+         \x20 - Waits for a connection. Where every request ran its own statements ((f) to (h) before \
+         their writes were batched: 32 requests over a pool of 8), nearly every acquisition waited; each waiter served by a \
          connection another request handed back had left an acquisition behind in sqlx's queue, \
          thousands of them, and connections sqlx freed went round those with a ping each. Bounded \
          to as many as the pool's connections (`timed_pool.rs`), one replica against the build \
@@ -666,9 +666,10 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          instead of 8 (`--database-connections 16`) cost PostgreSQL 14% and 6% more CPU per \
          request of (g) and (h) (one replica each, `--baseline`): more statements at once on 2 \
          cores, as with two replicas of 8.\n\
-         \x20 - Creates batched. A create was one statement and one commit of its own; the creates \
-         that queue while others run now share one statement (`postgres::creates`, ARCHITECTURE.md: \
-         up to 32, two batches in flight, a failed batch run again one create at a time). One \
+         \x20 - Writes batched. A create or update was one statement and one commit of its own; the \
+         creates, and the updates, that queue while others run now share one statement \
+         (`postgres::write_batches`, ARCHITECTURE.md: up to 32, two batches in flight, a failed \
+         batch run again one write at a time). Creates first: One \
          replica against the build before, alternate rounds (`--baseline`, `--only gh`, AMD EPYC, \
          0.1% stolen): (g) 5,237 against 3,168 req/s, (h) 5,129 against 2,911, p99 11.69 against \
          17.02 ms and 12.01 against 19.61; PostgreSQL's CPU per 1,000 creates 176 against 356 ms and \
@@ -677,14 +678,17 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          gave 92% and 97% of one replica in (g) and (h), PostgreSQL spending 23% and 14% more CPU \
          per create; the create queue's batches are now the deployment's like the other queues' \
          (migration 16), and the same run gave 104% and 106% round by round, PostgreSQL 5% and 9% \
-         more per create (`--only fgh`).\n\
+         more per create (`--only fgh`). Then updates, the same way: one replica's (f) 4,920 req/s \
+         (p99 13.51 ms, PostgreSQL 190 ms of CPU per 1,000 updates) against 2,808-3,350 req/s \
+         (p99 17-21 ms, 336-382 ms) in three runs of the build before that day (`--only fgh`; \
+         the two builds' migrations differ, so no `--baseline` run).\n\
          \x20 - What remains is most where the work per request is least batched. In (e) each replica \
          shares a list's version read only among its own requests (3-4 requests a read with two \
          replicas, 6-8 with one, session 15), so PostgreSQL answers about twice as many reads; its \
          CPU per request is about the same with one replica and two, and so is the throughput, \
-         either side of 100% from run to run. In (f) two replicas run up to 16 statements \
-         at once against one replica's 8, which costs PostgreSQL more CPU per request (see the pool \
-         of 16 above); pools of 4 each, the one replica's 8 in all, gave two replicas 8% more of \
+         either side of 100% from run to run. Before writes were batched, in (f) to (h) two \
+         replicas ran up to 16 statements at once against one replica's 8, which cost PostgreSQL \
+         more CPU per request (see the pool of 16 above); pools of 4 each, the one replica's 8 in all, gave two replicas 8% more of \
          (c) but 14% less of (g), whose creates then queued for a connection (`--baseline-replicas \
          2`, alternate rounds; session 15 had found 4 and 8 within the rounds' spread); the \
          benchmark keeps 8. One statement text \
@@ -730,7 +734,8 @@ pub(super) fn postgres_section(run: &PostgresRun) -> String {
          community page counts, whose per-group rows serialized the bulk removals of (d). Removals ((b), \
          (c)) also put up to 64 of a replica's removals in one transaction (the removal queue, \
          ARCHITECTURE.md, `removals`), bulk removals ((d)) up to 16 in one statement \
-         (`postgres::bulk_removals`) and creates ((g), (h)) up to 32 (`postgres::creates`); (b) also records the Digest nonce counts (`digest_nonce_counts`, in \
+         (`postgres::bulk_removals`) and updates and creates ((f) to (h)) up to 32 \
+         (`postgres::write_batches`); (b) also records the Digest nonce counts (`digest_nonce_counts`, in \
          batches whose commits do not wait for the disk).\n",
     );
     md.push_str("\n### Limits shared by replicas: their cost on (c)\n\n");

@@ -19,6 +19,8 @@ pub(crate) mod invitations;
 pub(crate) mod removals;
 pub(crate) mod removing_replicas;
 mod shared_reads;
+pub(crate) mod updates;
+pub(crate) mod write_batches;
 
 use std::str::FromStr;
 use std::sync::Arc;

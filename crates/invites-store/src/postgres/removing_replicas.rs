@@ -14,8 +14,8 @@
 //! replicas run beside it. A failed heartbeat changes nothing (the limits stay as they were).
 //! The queues so shared: the removals, the community bulk removals, the Digest nonce counts
 //! (`crate::nonce_counts`, whose two batches per replica had made mostly single-record INSERTs
-//! with two replicas; migration 15) and the invitation creates (`postgres::creates`, migration
-//! 16).
+//! with two replicas; migration 15) and the invitation creates and updates
+//! (`postgres::write_batches`, migration 16).
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -39,23 +39,25 @@ const SWEEP: Duration = Duration::from_secs(60);
 /// other replicas, how many ran each queue within `$5` seconds.
 const HEARTBEAT: &str = "WITH mine AS (\
      INSERT INTO removing_replicas (replica, removals_at, bulk_removals_at, nonce_counts_at, \
-     creates_at) \
+     creates_at, updates_at) \
      VALUES ($1, CASE WHEN $2 THEN now() END, CASE WHEN $3 THEN now() END, \
-     CASE WHEN $4 THEN now() END, CASE WHEN $5 THEN now() END) \
+     CASE WHEN $4 THEN now() END, CASE WHEN $5 THEN now() END, CASE WHEN $6 THEN now() END) \
      ON CONFLICT (replica) DO UPDATE SET \
      removals_at = COALESCE(EXCLUDED.removals_at, removing_replicas.removals_at), \
      bulk_removals_at = COALESCE(EXCLUDED.bulk_removals_at, removing_replicas.bulk_removals_at), \
      nonce_counts_at = COALESCE(EXCLUDED.nonce_counts_at, removing_replicas.nonce_counts_at), \
-     creates_at = COALESCE(EXCLUDED.creates_at, removing_replicas.creates_at)) \
-     SELECT count(*) FILTER (WHERE removals_at > now() - make_interval(secs => $6)), \
-     count(*) FILTER (WHERE bulk_removals_at > now() - make_interval(secs => $6)), \
-     count(*) FILTER (WHERE nonce_counts_at > now() - make_interval(secs => $6)), \
-     count(*) FILTER (WHERE creates_at > now() - make_interval(secs => $6)) \
+     creates_at = COALESCE(EXCLUDED.creates_at, removing_replicas.creates_at), \
+     updates_at = COALESCE(EXCLUDED.updates_at, removing_replicas.updates_at)) \
+     SELECT count(*) FILTER (WHERE removals_at > now() - make_interval(secs => $7)), \
+     count(*) FILTER (WHERE bulk_removals_at > now() - make_interval(secs => $7)), \
+     count(*) FILTER (WHERE nonce_counts_at > now() - make_interval(secs => $7)), \
+     count(*) FILTER (WHERE creates_at > now() - make_interval(secs => $7)), \
+     count(*) FILTER (WHERE updates_at > now() - make_interval(secs => $7)) \
      FROM removing_replicas WHERE replica <> $1";
 
 /// GREATEST skips NULLs: a row goes once every queue it ran is forgotten.
 const SWEEP_SQL: &str = "DELETE FROM removing_replicas \
-     WHERE GREATEST(removals_at, bulk_removals_at, nonce_counts_at, creates_at) \
+     WHERE GREATEST(removals_at, bulk_removals_at, nonce_counts_at, creates_at, updates_at) \
      < now() - make_interval(secs => $1)";
 
 /// The batching queues whose batches a replica shares with the others.
@@ -64,6 +66,7 @@ pub(crate) struct Queues {
     pub(crate) bulk_removals: Weak<BatchSlots>,
     pub(crate) nonce_counts: Weak<BatchSlots>,
     pub(crate) creates: Weak<BatchSlots>,
+    pub(crate) updates: Weak<BatchSlots>,
 }
 
 /// Starts the heartbeat of a new replica over `db`, on its relaxed pool; it ends once the
@@ -76,15 +79,16 @@ pub(crate) fn start(db: Postgres, queues: Queues) {
         let mut swept: Option<Instant> = None;
         loop {
             ticks.tick().await;
-            let (Some(removals), Some(bulk), Some(nonces), Some(creates)) = (
+            let (Some(removals), Some(bulk), Some(nonces), Some(creates), Some(updates)) = (
                 queues.removals.upgrade(),
                 queues.bulk_removals.upgrade(),
                 queues.nonce_counts.upgrade(),
                 queues.creates.upgrade(),
+                queues.updates.upgrade(),
             ) else {
                 return;
             };
-            let slots = [removals, bulk, nonces, creates];
+            let slots = [removals, bulk, nonces, creates, updates];
             let ran = slots.each_ref().map(|s| s.take_ran());
             if ran == [false; QUEUES] {
                 continue;
@@ -115,26 +119,25 @@ pub(crate) fn share(most: usize, others: i64) -> usize {
 }
 
 /// The queues shared, in the order of [`heartbeat`]'s arrays.
-const QUEUES: usize = 4;
+const QUEUES: usize = 5;
 
-/// Writes `replica`'s row (which queues ran: removals, bulk removals, nonce counts, creates) and
-/// returns how many other replicas ran each queue recently.
+/// Writes `replica`'s row (which queues ran: removals, bulk removals, nonce counts, creates,
+/// updates) and returns how many other replicas ran each queue recently.
 pub(crate) async fn heartbeat(
     db: &Postgres,
     replica: &str,
     ran: [bool; QUEUES],
 ) -> Result<[i64; QUEUES]> {
     let mut conn = db.relaxed.acquire().await?;
-    let (removals, bulk, nonces, creates): (i64, i64, i64, i64) = sqlx::query_as(HEARTBEAT)
-        .bind(replica)
-        .bind(ran[0])
-        .bind(ran[1])
-        .bind(ran[2])
-        .bind(ran[3])
+    let mut query = sqlx::query_as::<_, (i64, i64, i64, i64, i64)>(HEARTBEAT).bind(replica);
+    for ran in ran {
+        query = query.bind(ran);
+    }
+    let (removals, bulk, nonces, creates, updates) = query
         .bind(RECENT.as_secs_f64())
         .fetch_one(&mut *conn)
         .await?;
-    Ok([removals, bulk, nonces, creates])
+    Ok([removals, bulk, nonces, creates, updates])
 }
 
 async fn sweep(db: &Postgres) -> Result<()> {
@@ -251,7 +254,7 @@ mod tests {
     fn creates_allowed(store: &Store) -> i64 {
         store
             .metrics()
-            .create_batches_allowed
+            .write_batches_allowed
             .get_or_create(&[("queue", "creates")])
             .get()
     }
@@ -331,22 +334,24 @@ mod tests {
         let crate::Engine::Postgres(db) = &store.engine else {
             unreachable!("a PostgreSQL URL")
         };
-        // Queues in order: removals, bulk removals, nonce counts, creates. The store's own
-        // heartbeat writes nothing: it runs no batch here.
+        // Queues in order: removals, bulk removals, nonce counts, creates, updates. The store's
+        // own heartbeat writes nothing: it runs no batch here.
         assert_eq!(
-            heartbeat(db, "a", [true, false, true, false])
+            heartbeat(db, "a", [true, false, true, false, true])
                 .await
                 .unwrap(),
             [0; QUEUES]
         );
         assert_eq!(
-            heartbeat(db, "b", [false, true, true, true]).await.unwrap(),
-            [1, 0, 1, 0],
-            "b sees a's removals and nonce counts"
+            heartbeat(db, "b", [false, true, true, true, false])
+                .await
+                .unwrap(),
+            [1, 0, 1, 0, 1],
+            "b sees a's removals, nonce counts and updates"
         );
         assert_eq!(
             heartbeat(db, "a", [false; QUEUES]).await.unwrap(),
-            [0, 1, 1, 1],
+            [0, 1, 1, 1, 0],
             "a sees b's bulk removals, nonce counts and creates, not its own"
         );
         tokio::time::sleep(RECENT + Duration::from_millis(100)).await;
