@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use invites_metrics::BatchHandles;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::batch_slots::BatchSlots;
-use crate::StoreError;
+use crate::{Result, StoreError};
 
 /// A kind of batch: its jobs, how many of them one batch takes, and how a batch runs.
 pub(crate) trait Batching: Send + Sync + 'static {
@@ -112,6 +112,23 @@ pub(crate) fn note_batch(unreachable: &Unreachable, error: Option<&StoreError>) 
     *unreachable.lock().unwrap_or_else(|e| e.into_inner()) = error
         .filter(|e| e.unreachable())
         .map(|e| (Instant::now(), e.duplicate()));
+}
+
+/// Runs the jobs of a batch each on its own, at once (`alone`: each job's run, ending with where
+/// its answer goes and the answer), notes in `unreachable` whether any found the database away,
+/// and answers each.
+pub(crate) async fn each_alone<T>(
+    unreachable: &Unreachable,
+    alone: impl IntoIterator<Item = impl Future<Output = (oneshot::Sender<Result<T>>, Result<T>)>>,
+) {
+    let answers = futures_util::future::join_all(alone).await;
+    let away = answers
+        .iter()
+        .find_map(|(_, result)| result.as_ref().err().filter(|e| e.unreachable()));
+    note_batch(unreachable, away);
+    for (reply, result) in answers {
+        let _ = reply.send(result);
+    }
 }
 
 /// Answers the jobs of `waiting` queued (`queued`) before the last failure to reach the database

@@ -140,14 +140,7 @@ async fn execute(db: &Postgres, jobs: Vec<Job>, unreachable: &Unreachable) {
                     .await;
                 (job.reply, result)
             });
-            let answers = futures_util::future::join_all(alone).await;
-            let away = answers
-                .iter()
-                .find_map(|(_, result)| result.as_ref().err().filter(|e| e.unreachable()));
-            note_batch(unreachable, away);
-            for (reply, result) in answers {
-                let _ = reply.send(result);
-            }
+            batcher::each_alone(unreachable, alone).await;
         }
     }
 }

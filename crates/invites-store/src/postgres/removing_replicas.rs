@@ -203,17 +203,24 @@ mod tests {
         })
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn replicas_removing_at_once_share_the_batches_and_one_alone_takes_them_back() {
-        let Ok(admin_url) = std::env::var("INVITES_STORE_TEST_POSTGRES_URL") else {
-            return;
-        };
+    /// Two stores over one fresh PostgreSQL database, as two replicas, and an organization; none
+    /// without a server to test on.
+    async fn two_replicas() -> Option<(Store, Store, ObjectId)> {
+        let admin_url = std::env::var("INVITES_STORE_TEST_POSTGRES_URL").ok()?;
         let url = fresh_postgres(&admin_url).await;
         let (a, b) = (
             Store::open(&url).await.unwrap(),
             Store::open(&url).await.unwrap(),
         );
         let org = a.create_org("Acme", Utc::now()).await.unwrap().id;
+        Some((a, b, org))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_removing_at_once_share_the_batches_and_one_alone_takes_them_back() {
+        let Some((a, b, org)) = two_replicas().await else {
+            return;
+        };
         assert_eq!((allowed(&a), allowed(&b)), (2, 2), "each alone at first");
 
         let (stop_a, stop_b) = (Arc::default(), Arc::default());
@@ -291,15 +298,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn replicas_creating_at_once_share_the_create_batches() {
-        let Ok(admin_url) = std::env::var("INVITES_STORE_TEST_POSTGRES_URL") else {
+        let Some((a, b, org)) = two_replicas().await else {
             return;
         };
-        let url = fresh_postgres(&admin_url).await;
-        let (a, b) = (
-            Store::open(&url).await.unwrap(),
-            Store::open(&url).await.unwrap(),
-        );
-        let org = a.create_org("Acme", Utc::now()).await.unwrap().id;
         assert_eq!((creates_allowed(&a), creates_allowed(&b)), (2, 2));
         let (stop_a, stop_b) = (Arc::default(), Arc::default());
         let load_a = create_until(&a, org, "a", &stop_a);

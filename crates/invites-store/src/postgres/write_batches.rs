@@ -179,14 +179,7 @@ pub(crate) async fn execute<W: Write>(
         let result = job.write.alone(db).await;
         (job.reply, result)
     });
-    let answers = futures_util::future::join_all(alone).await;
-    let away = answers
-        .iter()
-        .find_map(|(_, result)| result.as_ref().err().filter(|e| e.unreachable()));
-    note_batch(unreachable, away);
-    for (reply, result) in answers {
-        let _ = reply.send(result);
-    }
+    batcher::each_alone(unreachable, alone).await;
 }
 
 /// Runs `W`'s statement for `jobs` (two or more, no key twice); the rows written, by id.
