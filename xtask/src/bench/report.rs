@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::scenario::Scenario;
-use super::server::{Figures, ROUNDS, TABLE_SIZES};
+use super::server::{Figures, COUNT_ROUNDS, TABLE_SIZES};
 
 /// The lowest and highest req/s of a scenario's rounds.
 fn range(f: &Figures) -> String {
@@ -136,7 +136,8 @@ pub(super) fn bench_report(
         md.push_str(&format!(
             "- (d) with the page counts at most 10% slower than without them (measured after the rest on \
              the {}-row database, alternating a round of the served build and a round of the bench-bounds \
-             build keeping no counts, each started afresh, {ROUNDS} rounds each; medians): {:.0} against {:.0} \
+             build keeping no counts, which goes first alternating too, each started afresh, {COUNT_ROUNDS} \
+             rounds each; medians): {:.0} against {:.0} \
              req/s (rounds {:.0}-{:.0} against {:.0}-{:.0}; p99 {:.2} against {:.2} ms), {change}, {}.\n",
             TABLE_SIZES[0],
             d.rps,
