@@ -171,18 +171,10 @@ pub struct StoreMetrics {
     pub pool_waits: Family<PoolLabel, Counter>,
     /// Time spent waiting for a connection, per pool, in seconds.
     pub pool_wait_seconds: Family<PoolLabel, Counter<f64, AtomicU64>>,
-    /// Removals per batch, by removal queue (see [`StoreMetrics::removal_batch_handles`]).
-    pub removal_batch_size: QueueHistograms,
-    /// Time of each removal batch, by removal queue, in seconds.
-    pub removal_batch_seconds: QueueHistograms,
-    /// Batches a removal queue may have in flight now, by removal queue.
-    pub removal_batches_allowed: Family<PoolLabel, Gauge>,
-    /// Writes per batch, by PostgreSQL write queue (see [`StoreMetrics::write_batch_handles`]).
-    pub write_batch_size: QueueHistograms,
-    /// Time of each write batch, by write queue, in seconds.
-    pub write_batch_seconds: QueueHistograms,
-    /// Batches a write queue may have in flight now, by write queue.
-    pub write_batches_allowed: Family<PoolLabel, Gauge>,
+    /// The removal queues' batches (see [`StoreMetrics::removal_batch_handles`]).
+    pub removal_batches: BatchFamilies,
+    /// The PostgreSQL write queues' batches (see [`StoreMetrics::write_batch_handles`]).
+    pub write_batches: BatchFamilies,
 }
 
 impl Default for StoreMetrics {
@@ -195,12 +187,8 @@ impl Default for StoreMetrics {
             pool_idle: Family::default(),
             pool_waits: Family::default(),
             pool_wait_seconds: Family::default(),
-            removal_batch_size: Family::new_with_constructor(batch_histogram as fn() -> _),
-            removal_batch_seconds: Family::new_with_constructor(commit_histogram as fn() -> _),
-            removal_batches_allowed: Family::default(),
-            write_batch_size: Family::new_with_constructor(batch_histogram as fn() -> _),
-            write_batch_seconds: Family::new_with_constructor(commit_histogram as fn() -> _),
-            write_batches_allowed: Family::default(),
+            removal_batches: BatchFamilies::default(),
+            write_batches: BatchFamilies::default(),
         }
     }
 }
@@ -221,29 +209,14 @@ impl StoreMetrics {
     /// community bulk removals, PostgreSQL), resolved once by the queue when it starts, so its
     /// series exist from then on.
     pub fn removal_batch_handles(&self, queue: &'static str) -> BatchHandles {
-        BatchHandles {
-            allowed: self
-                .removal_batches_allowed
-                .get_or_create_owned(&[("queue", queue)]),
-            size: self
-                .removal_batch_size
-                .get_or_create_owned(&[("queue", queue)]),
-            seconds: self
-                .removal_batch_seconds
-                .get_or_create_owned(&[("queue", queue)]),
-        }
+        self.removal_batches.handles(queue)
     }
 
     /// The handles of a PostgreSQL write queue (`creates`: Atlas and Ops Manager invitation
     /// creates; `updates`: their updates), as [`StoreMetrics::removal_batch_handles`]'s of a
     /// removal queue.
     pub fn write_batch_handles(&self, queue: &'static str) -> BatchHandles {
-        let queue = [("queue", queue)];
-        BatchHandles {
-            allowed: self.write_batches_allowed.get_or_create_owned(&queue),
-            size: self.write_batch_size.get_or_create_owned(&queue),
-            seconds: self.write_batch_seconds.get_or_create_owned(&queue),
-        }
+        self.write_batches.handles(queue)
     }
 
     /// The wait counters of `pool`, resolved once by who records them.
@@ -253,6 +226,40 @@ impl StoreMetrics {
             self.pool_wait_seconds
                 .get_or_create_owned(&[("pool", pool)]),
         )
+    }
+}
+
+/// The series of one kind of batching queue, by queue: batch sizes and times, and the batches
+/// each may have in flight. A clone shares the series, as the families' clones do.
+#[derive(Clone, Debug)]
+pub struct BatchFamilies {
+    /// Requests per batch.
+    pub size: QueueHistograms,
+    /// Time of each batch, in seconds.
+    pub seconds: QueueHistograms,
+    /// Batches the queue may have in flight now.
+    pub allowed: Family<PoolLabel, Gauge>,
+}
+
+impl Default for BatchFamilies {
+    fn default() -> Self {
+        BatchFamilies {
+            size: Family::new_with_constructor(batch_histogram as fn() -> _),
+            seconds: Family::new_with_constructor(commit_histogram as fn() -> _),
+            allowed: Family::default(),
+        }
+    }
+}
+
+impl BatchFamilies {
+    /// `queue`'s series, resolved once by the queue when it starts, so they exist from then on.
+    fn handles(&self, queue: &'static str) -> BatchHandles {
+        let queue = [("queue", queue)];
+        BatchHandles {
+            allowed: self.allowed.get_or_create_owned(&queue),
+            size: self.size.get_or_create_owned(&queue),
+            seconds: self.seconds.get_or_create_owned(&queue),
+        }
     }
 }
 
@@ -362,35 +369,35 @@ impl Metrics {
             "invites_removal_batch_size",
             "Removals per batch of a removal queue: removals (Atlas and Ops Manager, one statement \
              or writer job per batch) and bulk_removals (community bulk removals, PostgreSQL only)",
-            store.removal_batch_size.clone(),
+            store.removal_batches.size.clone(),
         );
         registry.register(
             "invites_removal_batch_duration_seconds",
             "Time of each removal batch, from its start to its answers (retries one by one included)",
-            store.removal_batch_seconds.clone(),
+            store.removal_batches.seconds.clone(),
         );
         registry.register(
             "invites_removal_batches_allowed",
             "Batches a removal queue may have in flight now: on PostgreSQL its share of the \
              deployment's, split between the replicas removing at once",
-            store.removal_batches_allowed.clone(),
+            store.removal_batches.allowed.clone(),
         );
         registry.register(
             "invites_write_batch_size",
             "Writes per batch of a write queue, PostgreSQL only (one statement per batch): \
              creates and updates (of Atlas and Ops Manager invitations)",
-            store.write_batch_size.clone(),
+            store.write_batches.size.clone(),
         );
         registry.register(
             "invites_write_batch_duration_seconds",
             "Time of each write batch, from its start to its answers (runs one by one included)",
-            store.write_batch_seconds.clone(),
+            store.write_batches.seconds.clone(),
         );
         registry.register(
             "invites_write_batches_allowed",
             "Batches a write queue may have in flight now: its share of the deployment's, split \
              between the replicas running the queue at once",
-            store.write_batches_allowed.clone(),
+            store.write_batches.allowed.clone(),
         );
         registry.register(
             "invites_db_pool_connections",

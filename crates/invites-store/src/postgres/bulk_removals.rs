@@ -200,8 +200,7 @@ fn build_batch_sql(kind: CommunityTarget, n: usize) -> String {
             format!(
                 "r{i} AS (DELETE FROM community_invitations WHERE {col} = ${} \
                  AND status = 'PENDING' AND user_id = ANY(${}) RETURNING id, user_id), \
-                 a{i} AS (INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, \
-                 target_kind, target_id, remote_addr, detail) \
+                 a{i} AS (INSERT INTO audit_log ({names}) \
                  SELECT ${}, ${}, ${}, ${}, '{REMOVED}', 'community_invitation', \
                  CAST(r{i}.id AS TEXT), ${}, \
                  '{{\"{}\":' || CAST(${} AS TEXT) || ',\"user\":' || CAST(r{i}.user_id AS TEXT) \
@@ -215,6 +214,7 @@ fn build_batch_sql(kind: CommunityTarget, n: usize) -> String {
                 p + 7,
                 kind.kind(),
                 p + 1,
+                names = crate::audit::COLUMN_NAMES,
             )
         })
         .collect();

@@ -43,8 +43,7 @@ fn removal_audited_sql(target: CommunityTarget, n: usize) -> String {
     let p = n + 2;
     format!(
         "WITH removed AS ({}), \
-         audited AS (INSERT INTO audit_log (at, actor_kind, actor_id, actor_display, action, \
-         target_kind, target_id, remote_addr, detail) \
+         audited AS (INSERT INTO audit_log ({names}) \
          SELECT ${}, ${}, ${}, ${}, '{REMOVED}', 'community_invitation', CAST(id AS TEXT), ${}, \
          '{{\"{}\":' || CAST($1 AS TEXT) || ',\"user\":' || CAST(user_id AS TEXT) || '}}' \
          FROM removed ORDER BY removed.id) \
@@ -57,6 +56,7 @@ fn removal_audited_sql(target: CommunityTarget, n: usize) -> String {
         p + 4,
         p + 5,
         target.kind(),
+        names = crate::audit::COLUMN_NAMES,
     )
 }
 

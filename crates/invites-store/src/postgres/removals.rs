@@ -45,8 +45,7 @@ pub(crate) fn remove_sql(n: usize) -> &'static str {
                     .collect();
                 let ids: Vec<String> = (0..n).map(|i| format!("${}", 3 * i + 1)).collect();
                 format!(
-                    "WITH removed AS ({}), audited AS (INSERT INTO audit_log (at, actor_kind, \
-                     actor_id, actor_display, action, target_kind, target_id, remote_addr, detail) \
+                    "WITH removed AS ({}), audited AS (INSERT INTO audit_log ({names}) \
                      SELECT a.at, a.actor_kind, a.actor_id, a.actor_display, 'invitation.removed', \
                      'invitation', a.id, a.remote_addr, '{{}}' \
                      FROM (VALUES {}) AS a (n, id, at, actor_kind, actor_id, actor_display, \
@@ -56,7 +55,8 @@ pub(crate) fn remove_sql(n: usize) -> &'static str {
                      AND project_id IS NOT NULL AND id IN ({})",
                     delete_sql(n),
                     audited.join(", "),
-                    ids.join(", ")
+                    ids.join(", "),
+                    names = crate::audit::COLUMN_NAMES,
                 )
             })
             .collect()

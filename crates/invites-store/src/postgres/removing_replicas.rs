@@ -165,7 +165,8 @@ mod tests {
     fn allowed(store: &Store) -> i64 {
         store
             .metrics()
-            .removal_batches_allowed
+            .removal_batches
+            .allowed
             .get_or_create(&[("queue", "removals")])
             .get()
     }
@@ -261,7 +262,8 @@ mod tests {
     fn creates_allowed(store: &Store) -> i64 {
         store
             .metrics()
-            .write_batches_allowed
+            .write_batches
+            .allowed
             .get_or_create(&[("queue", "creates")])
             .get()
     }
