@@ -510,12 +510,19 @@ mod tests {
         assert_eq!(listed(InvitationScope::Org(org.id)).await, 30);
         assert_eq!(listed(InvitationScope::Project(project.id)).await, 10);
         // PostgreSQL's create queue counted each of the 42 in one batch.
+        assert_write_batches_counted(&store, "creates", 42);
+    }
+
+    /// On PostgreSQL, that the write queue `queue`'s batches held `writes` in all; on SQLite,
+    /// which has no write queues, that there is no such series.
+    fn assert_write_batches_counted(store: &Store, queue: &str, writes: u32) {
         let text = invites_metrics::Metrics::new(store.metrics()).encode();
-        let sum = text
-            .lines()
-            .find_map(|l| l.strip_prefix("invites_write_batch_size_sum{queue=\"creates\"} "));
+        let series = format!("invites_write_batch_size_sum{{queue=\"{queue}\"}} ");
+        let sum = text.lines().find_map(|l| l.strip_prefix(series.as_str()));
         match store.backend() {
-            crate::Backend::Postgres => assert_eq!(sum, Some("42.0"), "{text}"),
+            crate::Backend::Postgres => {
+                assert_eq!(sum, Some(format!("{writes}.0").as_str()), "{text}")
+            }
             crate::Backend::Sqlite => assert_eq!(sum, None, "{text}"),
         }
     }
@@ -582,14 +589,7 @@ mod tests {
             3 * 10,
             "ten updates of the nine pending a round, one audit row each"
         );
-        let text = invites_metrics::Metrics::new(store.metrics()).encode();
-        let sum = text
-            .lines()
-            .find_map(|l| l.strip_prefix("invites_write_batch_size_sum{queue=\"updates\"} "));
-        match store.backend() {
-            crate::Backend::Postgres => assert_eq!(sum, Some("33.0"), "{text}"),
-            crate::Backend::Sqlite => assert_eq!(sum, None, "{text}"),
-        }
+        assert_write_batches_counted(&store, "updates", 33);
     }
 
     #[tokio::test]
